@@ -1,0 +1,1 @@
+"""Many files at once: the per-file worker, the process pool and the run report."""

@@ -1,0 +1,157 @@
+"""Run the per-file step over many inputs: in-process for one job, a process pool for several.
+
+Each worker builds its :class:`~dicomcloak.api.Deidentifier` once (the key
+arrives through the pool's ``initargs``, never argv or the environment), reads
+and writes its files itself, and returns a small :class:`FileResult`. Outputs
+do not depend on the job count: the engine is deterministic and a shared claim
+directory decides duplicates, so ordering never changes content.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from dicomcloak.batch.report import ReportBuilder, RunSummary, encode_report, report_path
+from dicomcloak.batch.worker import FileResult, WorkerContext, WorkerSettings, build_context, process_item
+from dicomcloak.errors import OutputError
+from dicomcloak.io.inputs import InputItem
+from dicomcloak.io.writer import write_atomic
+
+__all__ = ["Observer", "RunSettings", "default_jobs", "run_batch"]
+
+_CONTEXT: WorkerContext | None = None  # one per worker process, set by the pool initializer
+
+
+class Observer(Protocol):
+    """Progress hooks (the CLI draws a progress bar with them)."""
+
+    def start(self, total: int) -> None:
+        """Called once, when the work is about to begin."""
+
+    def advance(self, result: FileResult) -> None:
+        """Called once per finished input, in completion order."""
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """One batch run: what each worker does, where reports go, how many processes."""
+
+    worker: WorkerSettings
+    run_dir: Path
+    jobs: int = 1
+
+
+def default_jobs() -> int:
+    """All local cores (DESIGN.md decision 8)."""
+    return os.cpu_count() or 1
+
+
+def run_batch(
+    inputs: Iterable[InputItem], settings: RunSettings, observer: Observer | None = None
+) -> RunSummary:
+    """De-identify every input, write ``report.json`` in the run directory, return the summary."""
+    items = list(inputs)
+    started = time.perf_counter()
+    _prepare_dir(settings.worker.out_dir, "output")
+    _prepare_dir(settings.run_dir, "run")
+    jobs = max(1, min(settings.jobs, len(items)))
+    builder = ReportBuilder()
+    try:
+        for result in _results(items, settings, jobs, observer):
+            builder.add(result)
+            if observer is not None:
+                observer.advance(result)
+    except OSError as error:
+        raise OutputError(
+            f"cannot write: {error.strerror or type(error).__name__}",
+            hint="check free space and permissions of the output and run directories",
+        ) from None
+    summary = builder.summary(time.perf_counter() - started, _run_facts(settings, jobs))
+    write_atomic(report_path(settings.run_dir), encode_report(builder.report(summary)))
+    return summary
+
+
+def _prepare_dir(path: Path, what: str) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(
+            f"cannot create the {what} directory {path}: {error.strerror}", hint="choose a writable location"
+        ) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OutputError(f"the {what} directory {path} is not writable", hint="choose a writable location")
+
+
+def _results(
+    items: Sequence[InputItem], settings: RunSettings, jobs: int, observer: Observer | None
+) -> Iterator[FileResult]:
+    if jobs == 1:
+        ctx = build_context(settings.worker)
+        if observer is not None:
+            observer.start(len(items))
+        for index, item in enumerate(items):
+            yield process_item(item, ctx, index)
+        return
+    yield from _pooled(items, settings, jobs, observer)
+
+
+def _pooled(
+    items: Sequence[InputItem], settings: RunSettings, jobs: int, observer: Observer | None
+) -> Iterator[FileResult]:
+    claims = Path(tempfile.mkdtemp(prefix=".claims-", dir=settings.run_dir))
+    worker = replace(settings.worker, claims_dir=claims)
+    # Small chunks: few IPC round trips, yet no long tail when one worker gets the big files.
+    chunksize = max(1, min(8, len(items) // (jobs * 16)))
+    try:
+        # The pool is created before the observer starts its own threads (fork safety).
+        with _mp_context().Pool(jobs, initializer=_init_worker, initargs=(worker,)) as pool:
+            if observer is not None:
+                observer.start(len(items))
+            yield from pool.imap_unordered(_run_task, enumerate(items), chunksize)
+    finally:
+        shutil.rmtree(claims, ignore_errors=True)
+
+
+def _mp_context() -> multiprocessing.context.BaseContext:
+    # fork is fastest (workers inherit imported modules) but unsafe once threads exist.
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+def _init_worker(settings: WorkerSettings) -> None:
+    global _CONTEXT
+    _CONTEXT = build_context(settings)
+
+
+def _run_task(task: tuple[int, InputItem]) -> FileResult:
+    if _CONTEXT is None:  # pragma: no cover - the initializer always runs first
+        raise RuntimeError("worker used before its initializer ran")
+    index, item = task
+    return process_item(item, _CONTEXT, index)
+
+
+def _run_facts(settings: RunSettings, jobs: int) -> dict[str, Any]:
+    worker = settings.worker
+    return {
+        "jobs": jobs,
+        "layout": worker.layout.value,
+        "domain": worker.domain,
+        "options": sorted(option.value for option in worker.policy.options),
+        "key_id": worker.key.key_id,
+        "ephemeral_key": worker.key.ephemeral,
+        "output": str(worker.out_dir),
+        "run_dir": str(settings.run_dir),
+        "quarantine": str(worker.quarantine_dir),
+        "report": str(report_path(settings.run_dir)),
+    }

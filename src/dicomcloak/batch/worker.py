@@ -1,0 +1,201 @@
+"""The per-file step of a batch: read, de-identify, write atomically or quarantine.
+
+Workers read and write files themselves, so no dataset ever crosses a process
+boundary: a task is an :class:`~dicomcloak.io.inputs.InputItem` (a few paths)
+and its result a :class:`FileResult` (counts and codes, never PHI).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+from dicomcloak.api import Deidentifier
+from dicomcloak.engine.outcome import format_path
+from dicomcloak.errors import DicomcloakError, InputError, ProcessingError
+from dicomcloak.io.inputs import InputItem
+from dicomcloak.io.layout import mirror_relpath, pseudonymous_relpath
+from dicomcloak.io.quarantine import quarantine
+from dicomcloak.io.reader import ReadLimits, read_dataset
+from dicomcloak.io.writer import encode_dataset, write_atomic
+from dicomcloak.keys import ProjectKey
+from dicomcloak.policy.model import Policy
+
+__all__ = [
+    "ChangeKey",
+    "Claims",
+    "DirClaims",
+    "FileResult",
+    "Layout",
+    "MemoryClaims",
+    "Status",
+    "WorkerContext",
+    "WorkerSettings",
+    "build_context",
+    "process_item",
+]
+
+#: One aggregated change: (tag path, action, rule source).
+ChangeKey = tuple[str, str, str]
+
+
+class Layout(StrEnum):
+    """How output paths are chosen."""
+
+    PSEUDONYMOUS = "pseudonymous"  # <patient>/<study>/<series>/<sop>.dcm from pseudonyms only
+    MIRROR = "mirror"  # the input's relative path, copied verbatim
+
+
+class Status(StrEnum):
+    """What happened to one input."""
+
+    WRITTEN = "written"
+    DUPLICATE = "duplicate"  # the same instance was already written in this run
+    QUARANTINED = "quarantined"
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Everything a worker needs, fixed for the run; picklable (sent once per worker)."""
+
+    policy: Policy
+    key: ProjectKey
+    domain: str
+    out_dir: Path
+    quarantine_dir: Path
+    layout: Layout = Layout.PSEUDONYMOUS
+    several_roots: bool = False
+    limits: ReadLimits = field(default_factory=ReadLimits)
+    claims_dir: Path | None = None  # shared claim directory when several processes write
+
+
+@dataclass(frozen=True, slots=True)
+class FileResult:
+    """The outcome of one input, small and picklable; carries no PHI.
+
+    ``out_relpath`` is set only in the pseudonymous layout (where it is built from
+    pseudonyms); ``changes`` counts applied rules by (tag path, action, source).
+    """
+
+    index: int
+    status: Status
+    reason: str = ""
+    n_changes: int = 0
+    out_relpath: str = ""
+    bytes_in: int = 0
+    bytes_out: int = 0
+    changes: tuple[tuple[ChangeKey, int], ...] = ()
+
+
+class Claims(Protocol):
+    """Who writes an output path first: later inputs with the same path are duplicates."""
+
+    def claim(self, relpath: str) -> bool:
+        """Return True if ``relpath`` was free and is now ours."""
+
+
+class MemoryClaims:
+    """Claims for a single process: a set."""
+
+    def __init__(self) -> None:
+        self._taken: set[str] = set()
+
+    def claim(self, relpath: str) -> bool:
+        """Return True the first time ``relpath`` is seen."""
+        if relpath in self._taken:
+            return False
+        self._taken.add(relpath)
+        return True
+
+
+class DirClaims:
+    """Claims shared by worker processes: one ``O_EXCL`` marker file per output path."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def claim(self, relpath: str) -> bool:
+        """Atomically create the marker for ``relpath``; False if another worker did."""
+        name = hashlib.sha256(relpath.encode("utf-8", "surrogateescape")).hexdigest()[:40]
+        try:
+            os.close(os.open(self.directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            return False
+        return True
+
+
+@dataclass
+class WorkerContext:
+    """A worker's long-lived state: the settings and the Deidentifier built once from them."""
+
+    settings: WorkerSettings
+    deidentifier: Deidentifier
+    claims: Claims
+
+
+def build_context(settings: WorkerSettings) -> WorkerContext:
+    """Build the Deidentifier once; the policy and key are never re-read per file."""
+    deidentifier = Deidentifier(settings.policy, settings.key, settings.domain)
+    claims: Claims = MemoryClaims() if settings.claims_dir is None else DirClaims(settings.claims_dir)
+    return WorkerContext(settings, deidentifier, claims)
+
+
+def process_item(item: InputItem, ctx: WorkerContext, index: int = 0) -> FileResult:
+    """De-identify one input and write it, or quarantine it with its reason code.
+
+    Only :class:`~dicomcloak.errors.InputError` is about the input. Any other
+    :class:`~dicomcloak.errors.DicomcloakError` and any ``OSError`` (an
+    unwritable output, a full disk) stop the run. Other exceptions are bugs
+    triggered by one input: that input is quarantined as ``internal-error``
+    (hostile input never crashes a run, DESIGN.md decision 5).
+    """
+    try:
+        return _deidentify_one(index, item, ctx)
+    except InputError as error:
+        return _quarantined(index, item, error, ctx)
+    except (DicomcloakError, OSError):
+        raise
+    except Exception as error:
+        # The type name is safe to record; the message may hold values and is dropped.
+        wrapped = ProcessingError(f"unexpected {type(error).__name__}", reference="internal-error")
+        return _quarantined(index, item, wrapped, ctx)
+
+
+def _deidentify_one(index: int, item: InputItem, ctx: WorkerContext) -> FileResult:
+    settings = ctx.settings
+    data = item.read_bytes(settings.limits.max_file_bytes)
+    outcome = ctx.deidentifier.deidentify(read_dataset(data, settings.limits))
+    if settings.layout is Layout.PSEUDONYMOUS:
+        relpath = pseudonymous_relpath(
+            outcome.patient_pseudonym, outcome.study_uid, outcome.series_uid, outcome.sop_instance_uid
+        )
+        shown = relpath
+    else:
+        relpath, shown = mirror_relpath(item, settings.several_roots), ""
+    payload = encode_dataset(outcome.dataset)
+    if not ctx.claims.claim(relpath):
+        if settings.layout is Layout.MIRROR:
+            raise InputError("another input already wrote this output path", reference="output-collision")
+        return FileResult(index, Status.DUPLICATE, "duplicate-instance", 0, shown, len(data))
+    write_atomic(settings.out_dir / relpath, payload)
+    counts = Counter((format_path(c.path), c.action, c.source) for c in outcome.changes)
+    return FileResult(
+        index,
+        Status.WRITTEN,
+        "",
+        len(outcome.changes),
+        shown,
+        len(data),
+        len(payload),
+        tuple(counts.items()),
+    )
+
+
+def _quarantined(index: int, item: InputItem, error: InputError, ctx: WorkerContext) -> FileResult:
+    quarantine(item, error, ctx.settings.quarantine_dir)
+    return FileResult(index, Status.QUARANTINED, error.reference)

@@ -1,0 +1,1 @@
+"""The ``dicomcloak`` command line (Typer); entry point :func:`dicomcloak.cli.app.main`."""

@@ -1,0 +1,143 @@
+"""What every command shares: exit codes, the one error-to-exit-code map, key and policy loading.
+
+Heavy modules (pydicom, the engine, cryptography) are imported inside the
+functions that need them, so ``dicomcloak --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterable
+from enum import IntEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn, ParamSpec, TypeVar
+
+import typer
+
+from dicomcloak.errors import ConfigError, DicomcloakError, InputError, UsageError
+from dicomcloak.standard.table import Option
+
+if TYPE_CHECKING:
+    from dicomcloak.keys import ProjectKey
+    from dicomcloak.policy.model import Policy
+
+__all__ = [
+    "ExitCode",
+    "JsonFlag",
+    "OptionsArg",
+    "PolicyFileArg",
+    "exit_code_for",
+    "fail",
+    "handles_errors",
+    "load_key",
+    "load_optional_key",
+    "load_policy",
+    "warn",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class ExitCode(IntEnum):
+    """The process exit codes (README.md, "Exit codes")."""
+
+    OK = 0
+    QUARANTINED = 1  # finished, some inputs quarantined (verify: leaks found)
+    USAGE = 2  # bad command line, options, paths or policy file
+    FATAL = 3  # no usable key, output not writable, nothing could run
+    INTERRUPTED = 130
+
+
+#: The one place our errors become exit codes (STYLE.md habit 4). Most specific first.
+_EXIT_CODES: tuple[tuple[type[DicomcloakError], ExitCode], ...] = (
+    (UsageError, ExitCode.USAGE),
+    (ConfigError, ExitCode.USAGE),
+    (InputError, ExitCode.FATAL),  # an input error that escaped a run stopped it
+    (DicomcloakError, ExitCode.FATAL),  # KeyError_, OutputError and anything new
+)
+
+OptionsArg = Annotated[
+    list[Option] | None,
+    typer.Option("--option", "-o", help="A PS3.15 option (repeatable); see 'dicomcloak policy explain'."),
+]
+PolicyFileArg = Annotated[
+    Path | None, typer.Option("--policy", help="Site policy TOML file (overrides win over the table).")
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+
+
+def exit_code_for(error: DicomcloakError) -> ExitCode:
+    """Map one of our errors to the process exit code."""
+    return next(code for kind, code in _EXIT_CODES if isinstance(error, kind))
+
+
+def warn(message: str) -> None:
+    """Print a warning on stderr."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def fail(error: DicomcloakError) -> NoReturn:
+    """Print ``error[reference]: message`` and its hint on stderr, then exit with its code."""
+    print(f"error[{error.reference}]: {error.message}", file=sys.stderr)
+    if error.hint:
+        print(f"  hint: {error.hint}", file=sys.stderr)
+    raise typer.Exit(int(exit_code_for(error)))
+
+
+def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Decorate a command so our errors print as one line and exit with their code, no traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except DicomcloakError as error:
+            fail(error)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+
+    return wrapper
+
+
+def load_policy(options: Iterable[Option] | None, policy_file: Path | None) -> Policy:
+    """Build the frozen Policy from ``--option`` and ``--policy`` once, at the edge."""
+    from dicomcloak.policy import build_policy
+
+    return build_policy(list(options or ()), policy_file)
+
+
+def load_optional_key(key_file: Path | None) -> ProjectKey | None:
+    """The key from ``--key``, else from ``DICOMCLOAK_KEY_FILE``, else None."""
+    from dicomcloak.keys import load_key_file, resolve_key_path
+
+    path = resolve_key_path(key_file, os.environ)
+    return None if path is None else load_key_file(path)
+
+
+def load_key(key_file: Path | None, *, ephemeral: bool = False) -> ProjectKey:
+    """Resolve ``--key`` over ``DICOMCLOAK_KEY_FILE``; a fresh in-memory key if ``ephemeral``."""
+    from dicomcloak.errors import KeyError_
+    from dicomcloak.keys import KEY_ENV, ProjectKey
+
+    if ephemeral:
+        if key_file is not None:
+            raise UsageError(
+                "--key and --ephemeral-key exclude each other",
+                reference="key-conflict",
+                hint="drop one of them",
+            )
+        warn("using an ephemeral key: pseudonyms and UIDs will not be linkable with any other run")
+        return ProjectKey.generate(ephemeral=True)
+    key = load_optional_key(key_file)
+    if key is None:
+        raise KeyError_(
+            "no project key: pass --key FILE or set " + KEY_ENV,
+            reference="key-required",
+            hint="create one with 'dicomcloak keys init --out FILE' (and back it up), "
+            "or use --ephemeral-key for a throwaway run",
+        )
+    return key

@@ -1,0 +1,45 @@
+"""The ``dicomcloak`` command: a Typer app with one module per command, imported lightly."""
+
+from __future__ import annotations
+
+import typer
+
+from dicomcloak.cli import deid, keys, policy, verify
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="dicomcloak",
+    help="De-identify DICOM per PS3.15 Annex E with keyed pseudonyms.",
+    no_args_is_help=True,
+    add_completion=False,
+    # Tracebacks with local variables could print element values (PHI): never.
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+)
+app.command("deid")(deid.deid)
+app.command("verify")(verify.verify)
+app.add_typer(keys.app, name="keys")
+app.add_typer(policy.app, name="policy")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"dicomcloak {version('dicomcloak')}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
+    ),
+) -> None:
+    """De-identify DICOM per PS3.15 Annex E with keyed pseudonyms."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

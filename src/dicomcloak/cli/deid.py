@@ -1,0 +1,209 @@
+"""``dicomcloak deid``: de-identify files, directories and zip archives into a pseudonymous tree."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from dicomcloak.cli._common import (
+    ExitCode,
+    JsonFlag,
+    OptionsArg,
+    PolicyFileArg,
+    handles_errors,
+    load_key,
+    load_policy,
+    warn,
+)
+from dicomcloak.errors import UsageError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from dicomcloak.batch.report import RunSummary
+    from dicomcloak.batch.worker import FileResult
+    from dicomcloak.keys import ProjectKey
+    from dicomcloak.policy.model import Policy
+
+__all__ = ["LayoutChoice", "check_paths", "default_run_dir", "deid"]
+
+
+class LayoutChoice(StrEnum):
+    """``--layout`` values (mirrors :class:`dicomcloak.batch.worker.Layout`, without importing it)."""
+
+    PSEUDONYMOUS = "pseudonymous"
+    MIRROR = "mirror"
+
+
+@handles_errors
+def deid(
+    inputs: Annotated[
+        list[Path], typer.Argument(metavar="INPUT...", help="DICOM files, directories or .zip archives.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Output directory (de-identified DICOM only).")],
+    key: Annotated[
+        Path | None, typer.Option("--key", help="Project key file (else $DICOMCLOAK_KEY_FILE).")
+    ] = None,
+    ephemeral_key: Annotated[
+        bool, typer.Option("--ephemeral-key", help="Use a throwaway key: outputs not linkable across runs.")
+    ] = False,
+    domain: Annotated[str, typer.Option("--domain", help="Pseudonym domain, one per recipient.")] = "default",
+    option: OptionsArg = None,
+    policy: PolicyFileArg = None,
+    layout: Annotated[
+        LayoutChoice, typer.Option("--layout", help="Output paths.")
+    ] = LayoutChoice.PSEUDONYMOUS,
+    run_dir: Annotated[
+        Path | None, typer.Option("--run-dir", help="Reports and quarantine (default: OUT.run beside OUT).")
+    ] = None,
+    quarantine: Annotated[
+        Path | None, typer.Option("--quarantine", help="Quarantine directory (default: RUN_DIR/quarantine).")
+    ] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """De-identify INPUT... into OUT per PS3.15 Annex E; reports and quarantine go to the run dir."""
+    out = out.resolve()
+    run = (run_dir or default_run_dir(out)).resolve()
+    qdir = (quarantine or run / "quarantine").resolve()
+    check_paths([path.resolve() for path in inputs], out, run, qdir)
+    the_policy = load_policy(option, policy)
+    the_key = load_key(key, ephemeral=ephemeral_key)
+    summary = _run(inputs, out, run, qdir, the_policy, the_key, domain, layout, jobs, as_json)
+    if as_json:
+        print(json.dumps(summary.to_dict(), indent=2, sort_keys=True))
+    else:
+        print(render_summary(summary))
+    if summary.quarantined:
+        raise typer.Exit(int(ExitCode.QUARANTINED))
+
+
+def default_run_dir(out: Path) -> Path:
+    """``OUT.run`` beside OUT: reports never go inside the output tree."""
+    return out.with_name(out.name + ".run")
+
+
+def _within(path: Path, parent: Path) -> bool:
+    return path == parent or parent in path.parents
+
+
+def check_paths(inputs: list[Path], out: Path, run_dir: Path, quarantine: Path) -> None:
+    """Refuse layouts that would mix outputs, reports and inputs (all paths resolved)."""
+    for path in inputs:
+        if _within(out, path):
+            raise UsageError(
+                f"the output {out} is inside the input {path}",
+                reference="output-inside-input",
+                hint="choose an --out outside every input",
+            )
+        if _within(path, out):
+            raise UsageError(
+                f"the input {path} is inside the output {out}",
+                reference="input-inside-output",
+                hint="choose an --out outside every input",
+            )
+        for name, where in (("run directory", run_dir), ("quarantine", quarantine)):
+            if _within(where, path):
+                raise UsageError(
+                    f"the {name} {where} is inside the input {path}",
+                    reference="run-dir-inside-input",
+                    hint="inputs are never modified",
+                )
+    for name, where in (("run directory", run_dir), ("quarantine", quarantine)):
+        if _within(where, out) or _within(out, where):
+            raise UsageError(
+                f"the {name} {where} and the output {out} overlap",
+                reference="run-dir-inside-output",
+                hint="the output holds de-identified DICOM only",
+            )
+
+
+def _run(
+    inputs: list[Path],
+    out: Path,
+    run: Path,
+    qdir: Path,
+    policy: Policy,
+    key: ProjectKey,
+    domain: str,
+    layout: LayoutChoice,
+    jobs: int | None,
+    as_json: bool,
+) -> RunSummary:
+    from dicomcloak.batch.run import RunSettings, default_jobs, run_batch
+    from dicomcloak.batch.worker import Layout, WorkerSettings
+    from dicomcloak.io.inputs import iter_inputs
+
+    items = list(iter_inputs(inputs))
+    if layout is LayoutChoice.MIRROR:
+        warn("--layout mirror copies input paths verbatim; they may hold names or IDs")
+    worker = WorkerSettings(
+        policy, key, domain, out, qdir, Layout(layout.value), several_roots=len(inputs) > 1
+    )
+    settings = RunSettings(worker, run, jobs or default_jobs())
+    progress = ProgressBar(enabled=not as_json and sys.stderr.isatty())
+    try:
+        return run_batch(items, settings, progress)
+    finally:
+        progress.close()
+
+
+class ProgressBar:
+    """A rich progress bar on stderr, drawn only for people (a TTY, no --json)."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+
+    def start(self, total: int) -> None:
+        """Draw the bar (called after the worker pool exists: rich starts a thread)."""
+        if not self.enabled:
+            return
+        from rich.console import Console
+        from rich.progress import Progress
+
+        self._bar = Progress(
+            *Progress.get_default_columns(),
+            "{task.completed}/{task.total} files",
+            console=Console(stderr=True),
+        )
+        self._task = self._bar.add_task("de-identifying", total=total)
+        self._bar.start()
+
+    def advance(self, result: FileResult) -> None:
+        """One more input done."""
+        if self._bar is not None and self._task is not None:
+            self._bar.advance(self._task)
+
+    def close(self) -> None:
+        """Stop drawing."""
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def render_summary(summary: RunSummary) -> str:
+    """The human summary printed at the end of a run."""
+    facts = summary.run
+    reasons = ", ".join(
+        f"{code}: {count}" for code, count in sorted(summary.reasons.items()) if code != "duplicate-instance"
+    )
+    lines = [
+        f"{summary.files} files in {summary.seconds:.1f} s ({summary.files_per_second:.1f} files/s)",
+        f"  written             {summary.written}",
+        f"  duplicates          {summary.duplicates}",
+        f"  quarantined         {summary.quarantined}" + (f"  ({reasons})" if reasons else ""),
+        f"  changed attributes  {summary.changed_attributes}",
+        f"  output              {facts.get('output', '')}",
+        f"  report              {facts.get('report', '')}",
+    ]
+    if summary.quarantined:
+        lines.append(f"  quarantine          {facts.get('quarantine', '')}")
+    return "\n".join(lines)

@@ -1,0 +1,44 @@
+"""``dicomcloak verify``: check a de-identified tree against its original for leaks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dicomcloak.cli._common import (
+    ExitCode,
+    JsonFlag,
+    OptionsArg,
+    PolicyFileArg,
+    handles_errors,
+    load_optional_key,
+    load_policy,
+)
+
+__all__ = ["verify"]
+
+
+@handles_errors
+def verify(
+    original: Annotated[Path, typer.Argument(metavar="ORIGINAL", help="The original (identified) tree.")],
+    output: Annotated[Path, typer.Argument(metavar="OUTPUT", help="The de-identified tree made from it.")],
+    key: Annotated[
+        Path | None, typer.Option("--key", help="Project key file (else $DICOMCLOAK_KEY_FILE).")
+    ] = None,
+    option: OptionsArg = None,
+    policy: PolicyFileArg = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Exit 0 when OUTPUT leaks nothing from ORIGINAL under the policy, 1 when it does."""
+    from dicomcloak.verify import verify_trees
+
+    report = verify_trees(original, output, load_policy(option, policy), load_optional_key(key))
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True))
+    else:
+        typer.echo(report.render_text().rstrip("\n"))
+    if not report.ok:
+        raise typer.Exit(int(ExitCode.QUARANTINED))

@@ -1,0 +1,1 @@
+"""dicomcloak.engine."""

@@ -1,0 +1,126 @@
+"""The whole dicomcloak exception tree, with stable reference codes and hints.
+
+Every error the project raises derives from :class:`DicomcloakError`. Each
+carries a kebab-case ``reference`` (stable, documented, safe to log), a
+message and a hint. Messages name tags, paths chosen by the operator, and
+reason codes; they never contain element values, because an element value
+may be PHI (DESIGN.md decision 7).
+
+::
+
+    DicomcloakError
+     +-- UsageError                 bad command line or API call        (exit 2)
+     +-- ConfigError                bad policy file or settings         (exit 2)
+     +-- KeyError_                  key missing, unreadable, malformed  (exit 3)
+     +-- OutputError                output not writable                 (exit 3)
+     +-- InputError                 one input cannot be processed       (quarantined)
+          +-- NotDicomError         not a DICOM file at all
+          +-- ReadLimitError        a reading limit was exceeded
+          +-- MalformedError        DICOM that cannot be parsed or is inconsistent
+          +-- ProcessingError       de-identification of a parsed file failed
+
+An :class:`InputError` never stops a run: the file is quarantined with its
+``reference`` as reason code and the run goes on.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DicomcloakError",
+    "InputError",
+    "KeyError_",
+    "MalformedError",
+    "NotDicomError",
+    "OutputError",
+    "ProcessingError",
+    "ReadLimitError",
+    "UsageError",
+]
+
+
+class DicomcloakError(Exception):
+    """Root of all dicomcloak errors.
+
+    Parameters
+    ----------
+    reference:
+        Stable kebab-case code, e.g. ``"key-file-missing"``; used as the
+        quarantine reason code, in JSON output and in the docs.
+    message:
+        What went wrong. Must not contain element values.
+    hint:
+        What the user can do about it.
+    """
+
+    default_reference = "dicomcloak-error"
+
+    def __init__(self, message: str, *, reference: str | None = None, hint: str = "") -> None:
+        self.reference = reference or self.default_reference
+        self.message = message
+        self.hint = hint
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        text = f"[{self.reference}] {self.message}"
+        if self.hint:
+            text += f" (hint: {self.hint})"
+        return text
+
+    def to_dict(self) -> dict[str, str]:
+        """Return a JSON-ready description (reference, message, hint)."""
+        return {"reference": self.reference, "message": self.message, "hint": self.hint}
+
+
+class UsageError(DicomcloakError):
+    """The command line or API call is wrong."""
+
+    default_reference = "usage"
+
+
+class ConfigError(DicomcloakError):
+    """A policy file or setting is invalid."""
+
+    default_reference = "config-invalid"
+
+
+class KeyError_(DicomcloakError):  # noqa: N801 - avoid shadowing builtins.KeyError
+    """The project key is missing, unreadable or malformed."""
+
+    default_reference = "key-invalid"
+
+
+class OutputError(DicomcloakError):
+    """The output location cannot be written."""
+
+    default_reference = "output-unwritable"
+
+
+class InputError(DicomcloakError):
+    """One input cannot be processed; it is quarantined and the run goes on."""
+
+    default_reference = "input-error"
+
+
+class NotDicomError(InputError):
+    """The input is not a DICOM file."""
+
+    default_reference = "not-dicom"
+
+
+class ReadLimitError(InputError):
+    """A reading limit (size, depth, element count, ...) was exceeded."""
+
+    default_reference = "read-limit"
+
+
+class MalformedError(InputError):
+    """The input looks like DICOM but cannot be parsed consistently."""
+
+    default_reference = "malformed"
+
+
+class ProcessingError(InputError):
+    """De-identifying a parsed instance failed."""
+
+    default_reference = "processing-failed"

@@ -1,0 +1,76 @@
+"""Set aside an input that cannot be processed, with the reason beside it.
+
+Nothing is lost (DESIGN.md decision 6): a refused input is copied byte for
+byte, never modified, to the run's quarantine directory, under the same
+relative path it had in its input, with a ``.reason.json`` that says why in
+reason codes, not values. Quarantine lives in the run directory, never in
+the output tree, because its content is identifying.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dicomcloak.errors import InputError
+from dicomcloak.io.inputs import InputItem
+from dicomcloak.io.layout import safe_relpath
+from dicomcloak.io.writer import copy_atomic, write_atomic
+
+__all__ = ["quarantine", "reason_path"]
+
+
+def quarantine(item: InputItem, error: InputError, qdir: Path) -> Path:
+    """Copy `item`'s original bytes into `qdir` and record why.
+
+    The copy goes to ``qdir/<root_name>/<relpath>`` (for a zip member, the
+    member's path inside the archive) and the reason to that path plus
+    ``.reason.json``. Both are written atomically. If the original cannot be
+    copied (unreadable, vanished, damaged archive) the reason is still
+    written, so the operator always learns what happened.
+
+    Returns
+    -------
+    Path
+        Where the original was (or would have been) copied.
+
+    Raises
+    ------
+    OutputError
+        ``output-unwritable``: the reason file could not be written; the
+        run cannot account for this input and should stop.
+    """
+    target = qdir / safe_relpath(item.label)
+    _copy_original(item, target)
+    write_atomic(reason_path(target), _reason(item, error))
+    return target
+
+
+def reason_path(quarantined: Path) -> Path:
+    """Return the ``.reason.json`` path that belongs to a quarantined file."""
+    return quarantined.with_name(quarantined.name + ".reason.json")
+
+
+def _copy_original(item: InputItem, target: Path) -> bool:
+    """Stream the original to `target`; report failure instead of raising.
+
+    Streaming, not reading whole: the input may have been refused precisely
+    for being too large to hold in memory.
+    """
+    try:
+        with item.open() as source:
+            copy_atomic(target, source)
+    except Exception:  # a failed copy must not hide the reason
+        return False
+    return True
+
+
+def _reason(item: InputItem, error: InputError) -> bytes:
+    """The reason record: codes and the error's value-free message only."""
+    record = {
+        "reason": error.reference,
+        "message": error.message,
+        "hint": error.hint,
+        "input": item.label,
+    }
+    return json.dumps(record, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"

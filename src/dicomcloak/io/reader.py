@@ -1,0 +1,432 @@
+"""Parse DICOM bytes into a raw pydicom Dataset, within explicit limits.
+
+The reader is the border of the pipeline: whatever arrives (a PACS export,
+a truncated transfer, a hostile file) leaves here either as a
+:class:`pydicom.Dataset` whose elements are still *raw* (no value converted,
+so nothing is decoded that the policy may remove anyway) or as an
+:class:`~dicomcloak.errors.InputError` with a reason code. No other exception
+escapes, and no message quotes an element value or a pydicom message (which
+may quote one), because both end up in logs and quarantine reports.
+
+Reason codes
+------------
+``file-too-large``, ``inflated-too-large``, ``sequence-too-deep``,
+``memory-exhausted`` (:class:`ReadLimitError`); ``not-dicom``
+(:class:`NotDicomError`); ``truncated``, ``missing-sop-instance-uid``,
+``deflate-invalid``, ``unparseable``,
+``unreadable`` (:class:`MalformedError`).
+
+We drive pydicom's element generator ourselves instead of calling
+``dcmread``: ``dcmread`` swallows ``EOFError`` into a warning (its default
+validation mode is a process-global setting we must not flip), silently
+returns a partial dataset when the last value is cut short, and inflates a
+deflated data set without any bound.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.filereader import data_element_generator
+from pydicom.filereader import read_dataset as _pydicom_read_dataset
+from pydicom.tag import BaseTag
+from pydicom.uid import (
+    UID,
+    AllTransferSyntaxes,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
+
+from dicomcloak.errors import InputError, MalformedError, NotDicomError, ReadLimitError
+
+__all__ = ["ReadLimits", "read_dataset", "read_path"]
+
+_PREAMBLE = 128
+_PREFIX = b"DICM"
+_UNDEFINED = 0xFFFFFFFF
+_SOP_INSTANCE_UID = 0x00080018
+_SOP_CLASS_UID = 0x00080016
+_CHARSET = 0x00080005
+# The first group of a bare data set (no preamble): File Meta (written without
+# preamble by some tools) or the low public groups an instance starts with.
+_PLAUSIBLE_FIRST_GROUPS = frozenset({0x0002, 0x0008, 0x0010, 0x0018, 0x0020, 0x0028})
+_VRS = frozenset(vr.value.encode("ascii") for vr in VR)
+_LONG_VRS = frozenset(vr.encode("ascii") for vr in EXPLICIT_VR_LENGTH_32)
+_NATIVE_TS = frozenset({ImplicitVRLittleEndian, ExplicitVRLittleEndian})
+_HINT_MALFORMED = "the file is damaged or incomplete; re-export it from the source system"
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """Bounds on what one input may cost to read.
+
+    Parameters
+    ----------
+    max_file_bytes:
+        Largest accepted input (and largest inflated data set), so one
+        hostile or mistaken input cannot exhaust a worker's memory.
+    max_sequence_depth:
+        Deepest accepted nesting of sequences; deeper nesting serves no
+        clinical purpose and is a classic parser attack.
+    """
+
+    max_file_bytes: int = 4 * 2**30
+    max_sequence_depth: int = 64
+
+
+@dataclass(frozen=True)
+class _Encoding:
+    implicit: bool
+    little: bool
+
+
+def read_path(path: Path, limits: ReadLimits = ReadLimits()) -> Dataset:
+    """Read and parse the DICOM file at `path`.
+
+    The size is checked with ``stat`` before a byte is read, so an oversized
+    file is refused without loading it.
+
+    Raises
+    ------
+    ReadLimitError
+        ``file-too-large``, or any limit :func:`read_dataset` enforces.
+    MalformedError
+        ``unreadable`` when the file cannot be opened or read.
+    NotDicomError, MalformedError
+        As :func:`read_dataset`.
+    """
+    try:
+        with path.open("rb") as handle:
+            _check_size(_fstat_size(handle.fileno()), limits)
+            data = handle.read(limits.max_file_bytes + 1)
+    except OSError:
+        raise MalformedError(
+            f"cannot read {path}", reference="unreadable", hint="check the file's permissions"
+        ) from None
+    return read_dataset(data, limits)
+
+
+def read_dataset(data: bytes, limits: ReadLimits = ReadLimits()) -> Dataset:
+    """Parse DICOM Part 10 bytes (or a bare data set) into a raw Dataset.
+
+    Elements stay raw: later stages decide what to decode, and a value that
+    is removed is never decoded at all. The result always carries
+    ``file_meta.TransferSyntaxUID`` matching how its elements are encoded,
+    so the writer can copy raw elements unchanged.
+
+    Parameters
+    ----------
+    data:
+        The whole file: preamble, ``DICM``, File Meta, data set; or a data
+        set without them in Implicit/Explicit VR Little Endian or Explicit
+        VR Big Endian.
+    limits:
+        Size and nesting bounds.
+
+    Raises
+    ------
+    NotDicomError
+        ``not-dicom``: neither a Part 10 file nor a plausible bare data set.
+    ReadLimitError
+        A limit in `limits` was exceeded.
+    MalformedError
+        Truncated, inconsistent or unparseable, or without SOP Instance UID.
+    """
+    _check_size(len(data), limits)
+    try:
+        return _parse(data, limits)
+    except InputError:
+        raise
+    except RecursionError:
+        raise _too_deep() from None
+    except MemoryError:
+        raise ReadLimitError("reading the file exhausted memory", reference="memory-exhausted") from None
+    except (EOFError, OSError, struct.error):  # OSError: pydicom's "No tag to read"
+        raise _truncated() from None
+    except Exception as exc:  # the border: nothing else may escape
+        raise MalformedError(
+            f"pydicom could not parse the file ({type(exc).__name__})",
+            reference="unparseable",
+            hint=_HINT_MALFORMED,
+        ) from None
+
+
+def _parse(data: bytes, limits: ReadLimits) -> FileDataset:
+    """Parse header, then data set, then check the result is complete."""
+    fp = BytesIO(data)
+    preamble = _read_preamble(data, fp)
+    bare = None if preamble is not None else _sniff_bare(data)
+    meta = _read_meta(data, fp)
+    ts = _declared_syntax(meta)
+    if ts == DeflatedExplicitVRLittleEndian:
+        data = _inflate(data[fp.tell() :], limits)
+        fp = BytesIO(data)
+    enc = bare if bare is not None and not meta else _dataset_encoding(data, fp.tell(), ts)
+    ds = FileDataset(fp, _read_elements(data, fp, enc), preamble, meta, enc.implicit, enc.little)
+    ds.buffer = None  # do not keep the input bytes alive with the dataset
+    ds.set_original_encoding(enc.implicit, enc.little, _charset(ds))
+    _check_depth(ds, limits.max_sequence_depth, 0)
+    _require_sop_instance_uid(ds)
+    _complete_meta(meta, ds, ts, enc)
+    return ds
+
+
+def _check_size(size: int, limits: ReadLimits) -> None:
+    if size > limits.max_file_bytes:
+        raise ReadLimitError(
+            f"the file has {size} bytes, more than the limit of {limits.max_file_bytes}",
+            reference="file-too-large",
+            hint="raise max_file_bytes if such files are expected",
+        )
+
+
+def _fstat_size(fd: int) -> int:
+    return os.fstat(fd).st_size
+
+
+def _read_preamble(data: bytes, fp: BytesIO) -> bytes | None:
+    """Return the preamble and skip past ``DICM``, or None for a bare data set."""
+    if data[_PREAMBLE : _PREAMBLE + 4] == _PREFIX:
+        fp.seek(_PREAMBLE + 4)
+        return data[:_PREAMBLE]
+    return None
+
+
+def _read_meta(data: bytes, fp: BytesIO) -> FileMetaDataset:
+    """Read group 0002 at the current position (PS3.10 7.1), if there is one."""
+    start = fp.tell()
+    if data[start : start + 2] != b"\x02\x00":
+        return FileMetaDataset()
+    # Always Explicit VR Little Endian by the standard; some writers used
+    # implicit VR (pydicom issue #503), which the VR bytes reveal.
+    implicit = not _looks_explicit(data, start)
+    meta = _pydicom_read_dataset(fp, implicit, True, stop_when=_not_group_0002)
+    _require_complete(meta)
+    return FileMetaDataset(meta)
+
+
+def _not_group_0002(tag: BaseTag, vr: str | None, length: int) -> bool:
+    return tag >> 16 != 0x0002
+
+
+def _declared_syntax(meta: FileMetaDataset) -> UID | None:
+    """Return the Transfer Syntax UID of the File Meta, if any."""
+    value = meta.get("TransferSyntaxUID")
+    return UID(str(value)) if value else None
+
+
+def _inflate(deflated: bytes, limits: ReadLimits) -> bytes:
+    """Inflate a Deflated Explicit VR Little Endian data set (PS3.5 A.5), bounded."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(deflated, limits.max_file_bytes + 1)
+    except zlib.error:
+        raise MalformedError(
+            "the deflated data set is not valid deflate data",
+            reference="deflate-invalid",
+            hint=_HINT_MALFORMED,
+        ) from None
+    if len(data) > limits.max_file_bytes:
+        raise ReadLimitError(
+            f"the deflated data set inflates beyond {limits.max_file_bytes} bytes",
+            reference="inflated-too-large",
+            hint="this is the signature of a decompression bomb",
+        )
+    if not inflater.eof:
+        raise _truncated()
+    return data
+
+
+def _dataset_encoding(data: bytes, start: int, ts: UID | None) -> _Encoding:
+    """Decide how the data set after a File Meta group is encoded.
+
+    The first element's bytes show whether VRs are explicit; writers that
+    label an implicit VR data set with an explicit transfer syntax exist in
+    the wild. The data set is read as it is really encoded (the writer then
+    re-encodes it to the declared syntax, or :func:`_complete_meta` corrects
+    a native syntax so the raw elements can be copied as they are).
+    """
+    found_implicit = not _looks_explicit(data, start)
+    if ts is None:
+        little = found_implicit or _u16(data, start, little=True) < 0x0400
+        return _Encoding(found_implicit, little)
+    declared = _declared_encoding(ts)
+    if len(data) - start < 8 or found_implicit == declared.implicit:
+        return declared
+    return _Encoding(found_implicit, True if found_implicit else declared.little)
+
+
+def _declared_encoding(ts: UID) -> _Encoding:
+    """Encoding of a transfer syntax; unknown ones are Explicit VR LE (PS3.5 A.4)."""
+    if ts in AllTransferSyntaxes:
+        return _Encoding(ts.is_implicit_VR, ts.is_little_endian)
+    return _Encoding(False, True)
+
+
+def _sniff_bare(data: bytes) -> _Encoding:
+    """Recognise a data set without preamble from its first element, or refuse.
+
+    Conservative on purpose: guessing on arbitrary bytes is how a PNG becomes
+    a "dataset", so the first tag must be in a low public group and its
+    length must fit in the data.
+    """
+    if len(data) >= 8:
+        if _looks_explicit(data, 0):
+            for little in (True, False):
+                if _u16(data, 0, little=little) in _PLAUSIBLE_FIRST_GROUPS and _explicit_fits(
+                    data, little=little
+                ):
+                    return _Encoding(False, little)
+        elif _u16(data, 0, little=True) in _PLAUSIBLE_FIRST_GROUPS and _implicit_fits(data):
+            return _Encoding(True, True)
+    raise _not_dicom(data)
+
+
+def _looks_explicit(data: bytes, pos: int) -> bool:
+    """True if the element at `pos` carries an explicit VR (pydicom's heuristic)."""
+    return data[pos + 4 : pos + 6] in _VRS
+
+
+def _explicit_fits(data: bytes, *, little: bool) -> bool:
+    vr = data[4:6]
+    if vr in _LONG_VRS:
+        length = _u32(data, 8, little=little) if len(data) >= 12 else _UNDEFINED - 1
+        return data[6:8] == b"\x00\x00" and (length == _UNDEFINED or length <= len(data) - 12)
+    return _u16(data, 6, little=little) <= len(data) - 8
+
+
+def _implicit_fits(data: bytes) -> bool:
+    length = _u32(data, 4, little=True)
+    return length == _UNDEFINED or length <= len(data) - 8
+
+
+def _u16(data: bytes, pos: int, *, little: bool) -> int:
+    return int.from_bytes(data[pos : pos + 2], "little" if little else "big")
+
+
+def _u32(data: bytes, pos: int, *, little: bool) -> int:
+    return int.from_bytes(data[pos : pos + 4], "little" if little else "big")
+
+
+def _read_elements(data: bytes, fp: BytesIO, enc: _Encoding) -> dict[BaseTag, RawDataElement | DataElement]:
+    """Read every top-level element to the end of `data`, raw.
+
+    pydicom's generator stops quietly when fewer than 8 bytes remain and
+    returns a short value when a length points past the end; both mean the
+    file was cut, so the last element must end exactly where the data ends.
+    The generator has consumed an element when it yields it, so the
+    position at each yield is that element's end.
+    """
+    elements: dict[BaseTag, RawDataElement | DataElement] = {}
+    last: RawDataElement | DataElement | None = None
+    end = fp.tell()
+    for last in data_element_generator(fp, enc.implicit, enc.little):
+        elements[last.tag] = last
+        end = fp.tell()
+    if end != len(data) or (last is not None and _is_short(last)):
+        raise _truncated()
+    return elements
+
+
+def _is_short(elem: RawDataElement | DataElement) -> bool:
+    """True if a raw element's value is shorter than its declared length."""
+    if not isinstance(elem, RawDataElement) or elem.length == _UNDEFINED:
+        return False
+    return elem.value is not None and len(elem.value) < elem.length
+
+
+def _require_complete(ds: Dataset) -> None:
+    """Refuse a group with a raw value that runs past the end of the data."""
+    if any(_is_short(elem) for elem in ds.values()):
+        raise _truncated()
+
+
+def _charset(ds: Dataset) -> str | list[str]:
+    """The data set's character set, decoding (0008,0005) only."""
+    return ds._character_set if _CHARSET in ds else "iso8859"
+
+
+def _check_depth(ds: Dataset, limit: int, depth: int) -> None:
+    """Refuse sequences nested deeper than `limit`.
+
+    Only sequences pydicom already parsed (undefined length) are visited;
+    defined-length ones stay raw bytes until a later stage opens them.
+    ``values()`` neither sorts nor converts, unlike ``elements()``.
+    """
+    for elem in ds.values():
+        if isinstance(elem, DataElement) and elem.VR == VR.SQ:
+            if depth >= limit:
+                raise _too_deep()
+            for item in elem.value:
+                _check_depth(item, limit, depth + 1)
+
+
+def _require_sop_instance_uid(ds: Dataset) -> None:
+    """An instance without SOP Instance UID cannot be pseudonymised or tracked."""
+    if not _raw_uid(ds, _SOP_INSTANCE_UID):
+        raise MalformedError(
+            "the data set has no SOP Instance UID (0008,0018)",
+            reference="missing-sop-instance-uid",
+            hint="only composite instances can be de-identified; DICOMDIR files are not",
+        )
+
+
+def _raw_uid(ds: Dataset, tag: int) -> str:
+    """Return a UID element's text without converting the element in place."""
+    if tag not in ds:
+        return ""
+    value = ds.get_item(tag).value
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace").rstrip("\x00 ")
+    return str(value or "").rstrip("\x00 ")
+
+
+def _complete_meta(meta: FileMetaDataset, ds: Dataset, ts: UID | None, enc: _Encoding) -> None:
+    """Give the File Meta the transfer syntax and SOP references a writer needs."""
+    if ts is None or (ts in _NATIVE_TS and _declared_encoding(ts) != enc):
+        meta.TransferSyntaxUID = _syntax_for(enc)
+    if "MediaStorageSOPClassUID" not in meta and (sop_class := _raw_uid(ds, _SOP_CLASS_UID)):
+        meta.MediaStorageSOPClassUID = UID(sop_class)
+    if "MediaStorageSOPInstanceUID" not in meta:
+        meta.MediaStorageSOPInstanceUID = UID(_raw_uid(ds, _SOP_INSTANCE_UID))
+
+
+def _syntax_for(enc: _Encoding) -> UID:
+    if enc.implicit:
+        return ImplicitVRLittleEndian
+    return ExplicitVRLittleEndian if enc.little else ExplicitVRBigEndian
+
+
+def _truncated() -> MalformedError:
+    return MalformedError(
+        "the file ends before its last element does", reference="truncated", hint=_HINT_MALFORMED
+    )
+
+
+def _too_deep() -> ReadLimitError:
+    return ReadLimitError(
+        "sequences are nested deeper than the limit",
+        reference="sequence-too-deep",
+        hint="raise max_sequence_depth if such files are expected",
+    )
+
+
+def _not_dicom(data: bytes) -> NotDicomError:
+    hint = "check that the input is a DICOM file"
+    if data.startswith(b"PK\x03\x04"):
+        hint = "this looks like a zip archive: pass it as an input or name it *.zip"
+    return NotDicomError(
+        "neither a DICOM Part 10 file nor a recognisable DICOM data set",
+        reference="not-dicom",
+        hint=hint,
+    )

@@ -1,0 +1,170 @@
+"""Write files atomically: an output appears under its final name only when complete.
+
+A crash, a full disk or a killed worker must never leave a half-written
+DICOM file that a downstream archive would ingest (DESIGN.md decision 6).
+Every write goes to a hidden temporary file in the target directory, is
+flushed to disk, renamed over the target with :func:`os.replace` (atomic on
+POSIX within one file system) and the directory entry itself is synced.
+Temporary names start with ``.`` and end with ``.tmp`` so input walkers can
+skip the debris of a crashed run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from io import BytesIO
+from pathlib import Path
+from typing import IO, BinaryIO
+
+from pydicom import dcmwrite
+from pydicom.dataset import Dataset
+
+from dicomcloak.errors import OutputError, ProcessingError
+
+__all__ = ["copy_atomic", "encode_dataset", "write_atomic", "write_dataset_atomic"]
+
+_COPY_CHUNK = 1 << 20
+
+
+def write_atomic(path: Path, payload: bytes) -> None:
+    """Write `payload` to `path` atomically, creating parent directories.
+
+    Raises
+    ------
+    OutputError
+        ``output-unwritable``; the temporary file is removed first.
+    """
+    with atomic_file(path) as handle:
+        handle.write(payload)
+
+
+def write_dataset_atomic(path: Path, ds: Dataset) -> None:
+    """Encode `ds` as a DICOM Part 10 file and write it to `path` atomically.
+
+    Encoding happens before anything touches the disk, so an encoding
+    failure leaves no file at all.
+
+    Raises
+    ------
+    ProcessingError
+        ``encode-failed`` when pydicom cannot encode the data set.
+    OutputError
+        ``output-unwritable``.
+    """
+    write_atomic(path, encode_dataset(ds))
+
+
+def encode_dataset(ds: Dataset) -> bytes:
+    """Return `ds` encoded as a DICOM Part 10 file (preamble, File Meta, data set).
+
+    The data set keeps its own transfer syntax; raw elements read in that
+    same encoding are copied byte for byte by pydicom, which is what makes
+    writing cheaper than decoding.
+
+    Raises
+    ------
+    ProcessingError
+        ``encode-failed``. The message names the exception type only:
+        pydicom's messages may quote element values.
+    """
+    buffer = BytesIO()
+    try:
+        dcmwrite(buffer, ds, enforce_file_format=True)
+    except RecursionError:
+        raise _encode_failed("RecursionError") from None
+    except Exception as exc:  # any pydicom failure is this file's problem
+        raise _encode_failed(type(exc).__name__) from None
+    return buffer.getvalue()
+
+
+def copy_atomic(path: Path, source: IO[bytes]) -> None:
+    """Stream `source` to `path` atomically, without holding it in memory.
+
+    Used to quarantine originals that may be too large to read whole.
+
+    Raises
+    ------
+    OutputError
+        ``output-unwritable``, also when reading `source` fails with an
+        ``OSError``; other errors from `source` propagate unchanged. The
+        temporary file is removed either way.
+    """
+    with atomic_file(path) as handle:
+        shutil.copyfileobj(source, handle, _COPY_CHUNK)
+
+
+@contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """Yield a binary file that replaces `path` only if the block completes.
+
+    Raises
+    ------
+    OutputError
+        ``output-unwritable`` for any ``OSError`` raised while creating,
+        writing (in the block too: a full disk shows up there), syncing or
+        renaming. Other exceptions from the block propagate unchanged. The
+        temporary file never survives a failure.
+    """
+    handle, tmp = _open_temp(path)
+    try:
+        with handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        _remove_quietly(tmp)
+        raise _unwritable(path) from None
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _open_temp(path: Path) -> tuple[BinaryIO, Path]:
+    """Create the hidden temporary file beside `path` (same file system)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError:
+        raise _unwritable(path) from None
+    return os.fdopen(fd, "wb"), Path(name)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Persist the rename itself; without this a power cut may undo it."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return  # the rename has happened; only its durability is best effort here
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot sync a directory; the rename stands
+    finally:
+        os.close(fd)
+
+
+def _remove_quietly(tmp: Path) -> None:
+    with suppress(OSError):
+        tmp.unlink(missing_ok=True)
+
+
+def _unwritable(path: Path) -> OutputError:
+    return OutputError(
+        f"cannot write {path}",
+        reference="output-unwritable",
+        hint="check that the output directory exists, is writable and has free space",
+    )
+
+
+def _encode_failed(kind: str) -> ProcessingError:
+    return ProcessingError(
+        f"pydicom could not encode the data set ({kind})",
+        reference="encode-failed",
+        hint="the data set holds an element pydicom cannot write; see the policy's VR rules",
+    )

@@ -1,0 +1,202 @@
+"""The frozen de-identification Policy: Table E.1-1 + options + site overrides -> one Rule per tag.
+
+Precedence (most specific first), documented in docs/policy.md:
+
+1. site override by tag (or keyword, resolved to its tag when the file is loaded);
+2. site override by private creator + element (private tags only);
+3. site override by VR;
+4. Table E.1-1: the Basic Profile action, replaced by an option's action when that
+   option is in force (when two options in force disagree, K wins over C: a
+   "retain" option is the user's explicit wish to keep);
+5. rules for attributes the table does not list (PS3.15 E.1.1): private
+   elements removed unless Retain Safe Private keeps a safe-listed one; curves
+   (50xx) removed; group lengths removed (they are recomputed on write);
+   public attributes known to the data dictionary kept; unknown public
+   attributes removed (configurable with ``unknown_public``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache, cached_property
+from types import MappingProxyType
+
+from pydicom.datadict import keyword_for_tag
+
+from dicomcloak.errors import ConfigError
+from dicomcloak.standard.safe_private import normalize_creator as normalize_creator  # re-exported
+from dicomcloak.standard.safe_private import safe_private_entries
+from dicomcloak.standard.table import Action, Option, TableRow, table_rows
+
+__all__ = ["Policy", "PrivateKey", "Rule", "SiteOverrides", "default_safe_private"]
+
+#: A private element's identity: (group, private creator, element low byte).
+PrivateKey = tuple[int, str, int]
+
+_EMPTY: Mapping[int, Action] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """The action for one attribute and where it came from (for reports and explain)."""
+
+    action: Action
+    source: str
+
+
+@dataclass(frozen=True)
+class SiteOverrides:
+    """Site policy overrides; they win over the table (DESIGN.md decision 1)."""
+
+    tags: Mapping[int, Action] = field(default_factory=lambda: _EMPTY)
+    private: Mapping[PrivateKey, Action] = field(default_factory=lambda: MappingProxyType({}))
+    vrs: Mapping[str, Action] = field(default_factory=lambda: MappingProxyType({}))
+
+
+def default_safe_private() -> frozenset[PrivateKey]:
+    """Return the packaged starting safe-private list (PS3.15 Table E.3.10-1 style)."""
+    return safe_private_entries()
+
+
+_CURVE = 0x5000
+_OVERLAY = 0x6000
+
+
+def _is_repeating(group: int, base: int) -> bool:
+    # PS3.5 7.6: repeating groups 50xx/60xx use even xx from 00 to 1E.
+    return group & 0xFF00 == base and group & 0x00FF <= 0x1E and group % 2 == 0
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Everything that decides what happens to each attribute; immutable, picklable.
+
+    Parameters
+    ----------
+    options:
+        The PS3.15 options in force.
+    overrides:
+        Site overrides (they win over the table).
+    safe_private:
+        Private elements that Retain Safe Private keeps.
+    unknown_public:
+        Action for public attributes unknown to the data dictionary.
+    keep_reference_sequences:
+        Resolve X/Z/U* by keeping reference sequences with their UIDs replaced
+        (referential integrity, the default) instead of X/Z.
+    """
+
+    options: frozenset[Option] = frozenset()
+    overrides: SiteOverrides = field(default_factory=SiteOverrides)
+    safe_private: frozenset[PrivateKey] = field(default_factory=default_safe_private)
+    unknown_public: Action = Action.X
+    keep_reference_sequences: bool = True
+
+    def __post_init__(self) -> None:
+        if {Option.RETAIN_LONG_FULL_DATES, Option.RETAIN_LONG_MODIFIED_DATES} <= self.options:
+            raise ConfigError(
+                "the two Retain Longitudinal Temporal Information options exclude each other",
+                reference="options-conflict",
+                hint="choose retain-long-full-dates or retain-long-modified-dates, not both",
+            )
+
+    @cached_property
+    def _table(self) -> Mapping[int, Rule]:
+        rules: dict[int, Rule] = {}
+        for row in table_rows():
+            tag = _concrete_tag(row.tag)
+            if tag is not None:
+                rules[tag] = self.table_rule(row)
+        return rules
+
+    @cached_property
+    def _repeating(self) -> Mapping[str, Rule]:
+        return {row.tag: self.table_rule(row) for row in table_rows() if "xx" in row.tag}
+
+    def table_rule(self, row: TableRow) -> Rule:
+        """The action the table gives ``row`` under this policy's options."""
+        chosen = [(opt, row.options[opt]) for opt in Option if opt in self.options and opt in row.options]
+        for wanted in (Action.K, Action.C):
+            for opt, action in chosen:
+                if action is wanted:
+                    return Rule(action, f"table:{opt.value}")
+        if chosen:
+            opt, action = chosen[0]
+            return Rule(action, f"table:{opt.value}")
+        return Rule(row.basic, "table:basic")
+
+    @cached_property
+    def _memo(self) -> dict[tuple[int, str | None, str | None], Rule]:
+        return {}
+
+    def rule(self, tag: int, vr: str | None = None, creator: str | None = None) -> Rule:
+        """Return the rule for one element (``creator`` only for private elements); memoized."""
+        key = (tag, vr, creator)
+        found = self._memo.get(key)
+        if found is None:
+            found = self._memo[key] = self._rule(tag, vr, creator)
+        return found
+
+    def _rule(self, tag: int, vr: str | None, creator: str | None) -> Rule:
+        site = self.overrides.tags.get(tag)
+        if site is not None:
+            return Rule(site, "site:tag")
+        group = tag >> 16
+        if group % 2:
+            return self._private_rule(tag, vr, creator)
+        if vr is not None and vr in self.overrides.vrs:
+            return Rule(self.overrides.vrs[vr], "site:vr")
+        found = self._table.get(tag)
+        if found is not None:
+            return found
+        return self._untabled_rule(tag)
+
+    def _private_rule(self, tag: int, vr: str | None, creator: str | None) -> Rule:
+        element = tag & 0xFFFF
+        if element < 0x0100:
+            # PS3.5 7.8.1: private creator data elements travel with their block.
+            return Rule(Action.X, "default:private-creator")
+        group = tag >> 16
+        key = (group, normalize_creator(creator or ""), element & 0xFF)
+        if creator is not None and key in self.overrides.private:
+            return Rule(self.overrides.private[key], "site:private")
+        if vr is not None and vr in self.overrides.vrs:
+            return Rule(self.overrides.vrs[vr], "site:vr")
+        if Option.RETAIN_SAFE_PRIVATE in self.options and creator is not None and key in self.safe_private:
+            return Rule(Action.C, "table:retain-safe-private")
+        return Rule(_private_row().basic, "table:basic")
+
+    def _untabled_rule(self, tag: int) -> Rule:
+        group, element = tag >> 16, tag & 0xFFFF
+        if _is_repeating(group, _CURVE):
+            return self._repeating["(50xx,xxxx)"]
+        if _is_repeating(group, _OVERLAY) and element in (0x3000, 0x4000):
+            return self._repeating[f"(60xx,{element:04x})"]
+        if element == 0x0000:
+            return Rule(Action.X, "default:group-length")
+        if keyword_for_tag(tag):
+            return Rule(Action.K, "default:dictionary")
+        return Rule(self.unknown_public, "default:unknown-public")
+
+    def with_options(self, options: Iterable[Option]) -> Policy:
+        """Return a copy with ``options`` in force instead of this policy's."""
+        return Policy(
+            frozenset(options), self.overrides, self.safe_private,
+            self.unknown_public, self.keep_reference_sequences,
+        )
+
+
+@cache
+def _private_row() -> TableRow:
+    return next(row for row in table_rows() if row.tag.startswith("(gggg,eeee)"))
+
+_TAG_RE = re.compile(r"^\(([0-9A-F]{4}),([0-9A-F]{4})\)$")
+
+
+def _concrete_tag(text: str) -> int | None:
+    match = _TAG_RE.match(text)
+    if match is None:
+        return None
+    return int(match.group(1), 16) << 16 | int(match.group(2), 16)

@@ -1,0 +1,1 @@
+"""DICOM PS3.15 Annex E tables as packaged data, with typed accessors."""

@@ -1,0 +1,107 @@
+"""The batch layer in-process: per-file results, claims, the report, job-count independence."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+
+from dicomcloak.batch.report import ReportBuilder
+from dicomcloak.batch.run import RunSettings, run_batch
+from dicomcloak.batch.worker import (
+    DirClaims,
+    FileResult,
+    Layout,
+    MemoryClaims,
+    Status,
+    WorkerSettings,
+    build_context,
+    process_item,
+)
+from dicomcloak.errors import OutputError
+from dicomcloak.io.inputs import iter_inputs
+from dicomcloak.keys import ProjectKey
+from dicomcloak.policy import build_policy
+
+
+def _settings(
+    tmp_path: Path, jobs: int = 1, out: str = "out", layout: Layout = Layout.PSEUDONYMOUS
+) -> RunSettings:
+    key = ProjectKey(b"k" * 32)
+    worker = WorkerSettings(
+        build_policy([]), key, "default", tmp_path / out, tmp_path / f"{out}.run" / "q", layout
+    )
+    return RunSettings(worker, tmp_path / f"{out}.run", jobs)
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_run_batch_writes_outputs_and_report(dicom_tree: Path, tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    summary = run_batch(iter_inputs([dicom_tree]), settings)
+    assert (summary.files, summary.written, summary.quarantined) == (6, 6, 0)
+    assert len(_tree(tmp_path / "out")) == 6
+    report = json.loads((tmp_path / "out.run" / "report.json").read_text())
+    assert report["summary"]["written"] == 6
+    assert sum(change["count"] for change in report["changes"]) == summary.changed_attributes
+    assert not list((tmp_path / "out.run").glob(".claims-*"))
+
+
+def test_job_count_changes_neither_outputs_nor_report_counts(dicom_tree: Path, tmp_path: Path) -> None:
+    one = run_batch(iter_inputs([dicom_tree]), _settings(tmp_path, 1, "one"))
+    two = run_batch(iter_inputs([dicom_tree]), _settings(tmp_path, 2, "two"))
+    assert _tree(tmp_path / "one") == _tree(tmp_path / "two")
+    report_one = json.loads((tmp_path / "one.run" / "report.json").read_text())
+    report_two = json.loads((tmp_path / "two.run" / "report.json").read_text())
+    assert report_one["changes"] == report_two["changes"]
+    assert (one.written, one.changed_attributes) == (two.written, two.changed_attributes)
+
+
+def test_non_dicom_is_quarantined_with_a_small_phi_free_result(tmp_path: Path) -> None:
+    source = tmp_path / "in" / "Smithers_Waylon.txt"
+    source.parent.mkdir()
+    source.write_text("Smithers^Waylon")
+    settings = _settings(tmp_path)
+    (item,) = iter_inputs([source.parent])
+    result = process_item(item, build_context(settings.worker), 7)
+    assert (result.index, result.status, result.reason) == (7, Status.QUARANTINED, "not-dicom")
+    assert b"Smithers" not in pickle.dumps(result)
+    assert list(settings.worker.quarantine_dir.rglob("*.reason.json"))
+
+
+def test_file_result_round_trips_through_pickle() -> None:
+    result = FileResult(
+        3, Status.WRITTEN, "", 2, "P1/S/R/I.dcm", 10, 12, ((("(0010,0010)", "Z", "table:basic"), 1),)
+    )
+    assert pickle.loads(pickle.dumps(result)) == result
+
+
+def test_claims_first_wins(tmp_path: Path) -> None:
+    for claims in (MemoryClaims(), DirClaims(tmp_path)):
+        assert claims.claim("a/b.dcm")
+        assert not claims.claim("a/b.dcm")
+        assert claims.claim("a/c.dcm")
+
+
+def test_report_is_independent_of_result_order() -> None:
+    results = [
+        FileResult(i, Status.WRITTEN, "", 1, f"p{i}", 1, 1, ((("(0010,0010)", "Z", "table:basic"), 1),))
+        for i in range(5)
+    ] + [FileResult(9, Status.QUARANTINED, "not-dicom")]
+    forward, backward = ReportBuilder(), ReportBuilder()
+    for result in results:
+        forward.add(result)
+    for result in reversed(results):
+        backward.add(result)
+    summary = forward.summary(1.0, {})
+    assert forward.report(summary) == backward.report(summary)
+
+
+def test_unwritable_output_raises_output_error(dicom_tree: Path, tmp_path: Path) -> None:
+    (tmp_path / "out").write_text("a file where the output directory should be")
+    with pytest.raises(OutputError):
+        run_batch(iter_inputs([dicom_tree]), _settings(tmp_path))

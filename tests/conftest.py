@@ -1,0 +1,106 @@
+"""Shared fixtures: small real DICOM trees built from pydicom's bundled test files, a key, a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from pydicom import dcmread
+from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
+
+#: PHI planted in every generated file (and in its file name): it must never reach OUT or a report.
+PATIENT_NAME = "Smithers^Waylon"
+PATIENT_ID = "MRN-4471-XQ"
+
+RunCli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def make_instance(path: Path, index: int, *, source: str = "CT_small.dcm", study_uid: str = "") -> Path:
+    """Write one CT with planted PHI and fresh UIDs (a deterministic function of ``index``)."""
+    ds = dcmread(str(get_testdata_file(source)))
+    ds.PatientName = PATIENT_NAME
+    ds.PatientID = PATIENT_ID
+    ds.StudyInstanceUID = study_uid or generate_uid(entropy_srcs=["study", str(index // 4)])
+    ds.SeriesInstanceUID = generate_uid(entropy_srcs=["series", str(index // 2)])
+    ds.SOPInstanceUID = generate_uid(entropy_srcs=["sop", str(index)])
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.InstanceNumber = index + 1
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def make_tree(root: Path, n: int) -> Path:
+    """``n`` instances under ``root``, named after the patient (as real exports often are)."""
+    for index in range(n):
+        make_instance(root / "Smithers_Waylon" / f"series{index // 2}" / f"img{index:03d}.dcm", index)
+    return root
+
+
+@pytest.fixture
+def instance_factory() -> Callable[..., Path]:
+    """:func:`make_instance`, for tests that build their own inputs."""
+    return make_instance
+
+
+@pytest.fixture
+def dicom_tree(tmp_path: Path) -> Path:
+    """A directory of 6 DICOM instances with planted PHI."""
+    return make_tree(tmp_path / "in", 6)
+
+
+@pytest.fixture
+def dicom_zip(tmp_path: Path) -> Path:
+    """A zip archive with 3 DICOM members (distinct from ``dicom_tree``'s instances)."""
+    staging = make_tree(tmp_path / "zip-staging", 9)
+    archive = tmp_path / "archive" / "export.zip"
+    archive.parent.mkdir()
+    with zipfile.ZipFile(archive, "w") as handle:
+        for path in sorted(staging.rglob("*.dcm"))[6:]:
+            handle.write(path, path.relative_to(staging).as_posix())
+    shutil.rmtree(staging)
+    return archive
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> Path:
+    """A project key file written with the real key writer."""
+    from dicomcloak.keys import ProjectKey, write_key_file
+
+    path = tmp_path / "keys" / "project.key"
+    write_key_file(path, ProjectKey.generate())
+    return path
+
+
+def _cli_command() -> list[str]:
+    script = Path(sys.executable).with_name("dicomcloak")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from dicomcloak.cli.app import main; main()"]
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path) -> RunCli:
+    """Run the real ``dicomcloak`` console script in a subprocess; no key in the environment."""
+
+    def run(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        environ = {k: v for k, v in os.environ.items() if k != "DICOMCLOAK_KEY_FILE"}
+        environ.update(env or {})
+        return subprocess.run(
+            [*_cli_command(), *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=environ,
+            cwd=tmp_path,
+            timeout=300,
+            check=False,
+        )
+
+    return run

@@ -1,0 +1,183 @@
+"""iter_inputs over files, trees and zip archives; InputItem.read_bytes limits."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from dicomcloak.errors import MalformedError, ReadLimitError, UsageError
+from dicomcloak.io import InputItem, count_inputs, iter_inputs
+
+
+def _tree(root: Path, mr_bytes: bytes) -> Path:
+    for relpath in ["b/2.dcm", "b/10.dcm", "a.dcm", "c/d/e/deep.dcm", "IMG0001"]:
+        path = root / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(mr_bytes)
+    (root / ".a.dcm.x8f2k.tmp").write_bytes(b"debris of a crashed write")
+    (root / "b" / "empty-dir").mkdir()
+    return root
+
+
+def _zip(path: Path, members: dict[str, bytes], *, directories: tuple[str, ...] = ()) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as handle:
+        for name in directories:
+            handle.writestr(zipfile.ZipInfo(name), b"")
+        for name, data in members.items():
+            handle.writestr(name, data)
+    return path
+
+
+def test_directory_walk_is_sorted_recursive_and_skips_temp_files(tmp_path: Path, mr_bytes: bytes) -> None:
+    root = _tree(tmp_path / "in", mr_bytes)
+    items = list(iter_inputs([root]))
+    assert [item.relpath for item in items] == ["IMG0001", "a.dcm", "b/10.dcm", "b/2.dcm", "c/d/e/deep.dcm"]
+    assert {item.root_name for item in items} == {"in"}
+    assert all(item.member is None and item.root == root for item in items)
+    assert items[2].source == root / "b" / "10.dcm"
+    assert items[2].read_bytes(len(mr_bytes)) == mr_bytes
+    assert count_inputs([root]) == 5
+
+
+def test_symlinked_directories_are_not_followed_but_symlinked_files_are(tmp_path: Path, mr_bytes: bytes) -> None:
+    root = _tree(tmp_path / "in", mr_bytes)
+    outside = _tree(tmp_path / "outside", mr_bytes)
+    (root / "link-to-outside").symlink_to(outside, target_is_directory=True)
+    (root / "loop").symlink_to(root, target_is_directory=True)
+    (root / "linked.dcm").symlink_to(outside / "a.dcm")
+    (root / "dangling").symlink_to(tmp_path / "nowhere")
+    relpaths = [item.relpath for item in iter_inputs([root])]
+    assert "linked.dcm" in relpaths
+    assert not any(rel.startswith(("link-to-outside", "loop", "dangling")) for rel in relpaths)
+
+
+def test_fifo_is_skipped(tmp_path: Path) -> None:
+    root = tmp_path / "in"
+    root.mkdir()
+    os.mkfifo(root / "pipe")
+    assert list(iter_inputs([root])) == []
+
+
+def test_single_file_argument(tmp_path: Path, mr_bytes: bytes) -> None:
+    path = tmp_path / "x" / "one.dcm"
+    path.parent.mkdir()
+    path.write_bytes(mr_bytes)
+    (item,) = iter_inputs([path])
+    assert item == InputItem(path, "one.dcm", "one.dcm", None, path)
+    assert item.label == "one.dcm/one.dcm"
+
+
+def test_dot_argument_is_named_after_the_directory(
+    tmp_path: Path, mr_bytes: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _tree(tmp_path / "study", mr_bytes)
+    monkeypatch.chdir(root / "b")
+    assert {item.root_name for item in iter_inputs([Path("."), Path("..")])} == {"b", "study"}
+
+
+def test_missing_input_fails_before_anything_is_yielded(tmp_path: Path, mr_bytes: bytes) -> None:
+    root = _tree(tmp_path / "in", mr_bytes)
+    with pytest.raises(UsageError) as info:
+        iter_inputs([root, tmp_path / "typo"])
+    assert info.value.reference == "input-missing"
+
+
+def test_zip_members_sorted_nested_and_unsafe_members_skipped(tmp_path: Path, mr_bytes: bytes) -> None:
+    archive = _zip(
+        tmp_path / "export.zip",
+        {
+            "series2/img1.dcm": mr_bytes,
+            "series1/sub/img2.dcm": mr_bytes[:-1],
+            "./series1/img1.dcm": mr_bytes,
+            "../evil.dcm": b"zip slip",
+            "series1/../../evil2.dcm": b"zip slip",
+            "/etc/evil3.dcm": b"absolute",
+            "C:/evil4.dcm": b"drive",
+        },
+        directories=("series1/", "series3/"),
+    )
+    items = list(iter_inputs([archive]))
+    assert [item.relpath for item in items] == ["series1/img1.dcm", "series1/sub/img2.dcm", "series2/img1.dcm"]
+    assert [item.member for item in items] == ["./series1/img1.dcm", "series1/sub/img2.dcm", "series2/img1.dcm"]
+    assert all(item.source == archive and item.root_name == "export.zip" for item in items)
+    assert items[1].read_bytes(10**6) == mr_bytes[:-1]
+
+
+def test_zip_detected_by_content_when_given_as_argument(tmp_path: Path, mr_bytes: bytes) -> None:
+    archive = _zip(tmp_path / "export.bin", {"a.dcm": mr_bytes})
+    (item,) = iter_inputs([archive])
+    assert item.member == "a.dcm"
+
+
+def test_dicom_file_named_zip_is_a_file(tmp_path: Path, mr_bytes: bytes) -> None:
+    path = tmp_path / "scan.zip"
+    path.write_bytes(mr_bytes)
+    (item,) = iter_inputs([path])
+    assert item.member is None
+
+
+def test_zip_inside_a_directory_is_expanded_under_its_own_path(tmp_path: Path, mr_bytes: bytes) -> None:
+    root = tmp_path / "in"
+    _zip(root / "sub" / "part.ZIP", {"x/1.dcm": mr_bytes})
+    (root / "sub" / "broken.zip").write_bytes(b"PK\x03\x04 not really a zip")
+    items = list(iter_inputs([root]))
+    assert [(item.relpath, item.member) for item in items] == [
+        ("sub/broken.zip", None),
+        ("sub/part.ZIP/x/1.dcm", "x/1.dcm"),
+    ]
+    assert items[1].source == root / "sub" / "part.ZIP"
+    assert items[1].read_bytes(10**6) == mr_bytes
+
+
+def test_read_bytes_limits(tmp_path: Path, mr_bytes: bytes) -> None:
+    path = tmp_path / "a.dcm"
+    path.write_bytes(mr_bytes)
+    (item,) = iter_inputs([path])
+    with pytest.raises(ReadLimitError) as info:
+        item.read_bytes(len(mr_bytes) - 1)
+    assert info.value.reference == "file-too-large"
+
+
+def test_zip_bomb_member_is_refused_without_inflating(tmp_path: Path) -> None:
+    archive = _zip(tmp_path / "bomb.zip", {"bomb.dcm": bytes(50_000_000)})
+    assert archive.stat().st_size < 100_000
+    (item,) = iter_inputs([archive])
+    with pytest.raises(ReadLimitError) as info:
+        item.read_bytes(1_000_000)
+    assert info.value.reference == "file-too-large"
+
+
+def test_unreadable_inputs(tmp_path: Path, mr_bytes: bytes) -> None:
+    path = tmp_path / "gone.dcm"
+    path.write_bytes(mr_bytes)
+    (item,) = iter_inputs([path])
+    path.unlink()
+    with pytest.raises(MalformedError) as info:
+        item.read_bytes(10**6)
+    assert info.value.reference == "unreadable"
+
+    archive = _zip(tmp_path / "z.zip", {"a.dcm": mr_bytes})
+    (member,) = iter_inputs([archive])
+    archive.write_bytes(b"truncated archive")
+    with pytest.raises(MalformedError) as info:
+        member.read_bytes(10**6)
+    assert info.value.reference == "unreadable"
+
+
+def test_replaced_archive_is_reopened(tmp_path: Path) -> None:
+    archive = _zip(tmp_path / "z.zip", {"a.dcm": b"first"})
+    (item,) = iter_inputs([archive])
+    assert item.read_bytes(100) == b"first"
+    _zip(archive, {"a.dcm": b"second version"})
+    assert item.read_bytes(100) == b"second version"
+
+
+def test_input_items_pickle(tmp_path: Path, mr_bytes: bytes) -> None:
+    archive = _zip(tmp_path / "z.zip", {"a.dcm": mr_bytes})
+    (item,) = iter_inputs([archive])
+    assert pickle.loads(pickle.dumps(item)) == item
