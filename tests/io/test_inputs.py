@@ -44,7 +44,9 @@ def test_directory_walk_is_sorted_recursive_and_skips_temp_files(tmp_path: Path,
     assert count_inputs([root]) == 5
 
 
-def test_symlinked_directories_are_not_followed_but_symlinked_files_are(tmp_path: Path, mr_bytes: bytes) -> None:
+def test_symlinked_directories_are_not_followed_but_symlinked_files_are(
+    tmp_path: Path, mr_bytes: bytes
+) -> None:
     root = _tree(tmp_path / "in", mr_bytes)
     outside = _tree(tmp_path / "outside", mr_bytes)
     (root / "link-to-outside").symlink_to(outside, target_is_directory=True)
@@ -102,8 +104,16 @@ def test_zip_members_sorted_nested_and_unsafe_members_skipped(tmp_path: Path, mr
         directories=("series1/", "series3/"),
     )
     items = list(iter_inputs([archive]))
-    assert [item.relpath for item in items] == ["series1/img1.dcm", "series1/sub/img2.dcm", "series2/img1.dcm"]
-    assert [item.member for item in items] == ["./series1/img1.dcm", "series1/sub/img2.dcm", "series2/img1.dcm"]
+    assert [item.relpath for item in items] == [
+        "series1/img1.dcm",
+        "series1/sub/img2.dcm",
+        "series2/img1.dcm",
+    ]
+    assert [item.member for item in items] == [
+        "./series1/img1.dcm",
+        "series1/sub/img2.dcm",
+        "series2/img1.dcm",
+    ]
     assert all(item.source == archive and item.root_name == "export.zip" for item in items)
     assert items[1].read_bytes(10**6) == mr_bytes[:-1]
 

@@ -21,7 +21,7 @@ def test_pseudonymous_layout() -> None:
 
 def test_pseudonymous_layout_replaces_empty_and_unsafe_parts() -> None:
     relpath = pseudonymous_relpath("", "../..", "a/b\\c", "\x00.hidden")
-    assert relpath == "unknown/_./a_b_c/__hidden.dcm"
+    assert relpath == "unknown/_._../a_b_c/_.hidden.dcm"
     assert _inside(relpath)
 
 
@@ -43,7 +43,10 @@ def test_safe_relpath_never_escapes(relpath: str) -> None:
 @given(st.text())
 def test_safe_part_is_one_visible_component(part: str) -> None:
     safe = safe_part(part)
-    assert safe and "/" not in safe and "\\" not in safe and not safe.startswith(".")
+    assert safe
+    assert "/" not in safe
+    assert "\\" not in safe
+    assert not safe.startswith(".")
 
 
 def _item(root: str, relpath: str, member: str | None = None, source: str | None = None) -> InputItem:

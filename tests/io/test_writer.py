@@ -62,9 +62,12 @@ def test_copy_failing_midway_leaves_neither_temp_nor_target(tmp_path: Path) -> N
     raw[2_000_000] ^= 0xFF  # the CRC check fails only at the end of the member
     archive.write_bytes(bytes(raw))
     out = tmp_path / "out"
-    with zipfile.ZipFile(archive) as handle, handle.open("member.dcm") as source:
-        with pytest.raises(zipfile.BadZipFile):
-            copy_atomic(out / "member.dcm", source)
+    with (
+        zipfile.ZipFile(archive) as handle,
+        handle.open("member.dcm") as source,
+        pytest.raises(zipfile.BadZipFile),
+    ):
+        copy_atomic(out / "member.dcm", source)
     assert not (out / "member.dcm").exists()
     assert _temp_files(tmp_path) == []
 

@@ -7,6 +7,7 @@ remove it, appending a :class:`Change` for anything it alters.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 from dicomcloak.engine import dates, values
+from dicomcloak.engine.identifying import is_single_byte
 from dicomcloak.engine.outcome import Change, TagPath
 from dicomcloak.policy.model import Rule
 from dicomcloak.standard.iod import attribute_type, resolve_combined
@@ -54,9 +56,7 @@ class ElementContext:
 
     def value(self) -> Any:
         """The decoded value (not cached in the input dataset)."""
-        if isinstance(self.elem, RawDataElement):
-            return convert_raw_data_element(self.elem, encoding=self.walk.charset, ds=self.source).value
-        return self.elem.value
+        return decode(self.elem, self.vr, self.source, self.walk.charset)
 
     def record(self, action: str, source: str | None = None) -> None:
         """Log that ``action`` was applied (tag path and rule source, never the value)."""
@@ -66,6 +66,29 @@ class ElementContext:
         """A new element with this element's tag and VR."""
         # Values made here are valid for their VR by construction; skip pydicom's re-validation.
         return DataElement(self.tag, self.vr, value, validation_mode=config.IGNORE)
+
+
+_FAST_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI",
+                       "UR", "UT"})
+
+
+def decode(elem: Element, vr: str, source: Dataset, charset: Any) -> Any:
+    """Decode a value without caching it in the input; text in single-byte sets decoded directly.
+
+    Single-byte character sets (default repertoire, ISO_IR 100) are Latin-1
+    (PS3.5 6.1.2.3): decoding them here skips pydicom's per-element machinery.
+    Multi-valued text comes back as a list.
+    """
+    if not isinstance(elem, RawDataElement):
+        return elem.value
+    raw = elem.value
+    if vr in _FAST_VRS and isinstance(raw, bytes) and is_single_byte(charset):
+        text = raw.decode("latin-1").rstrip(" \x00")
+        if vr in ("LT", "ST", "UT", "UR"):
+            return text  # no multiplicity, backslash allowed (PS3.5 6.2)
+        parts = [part.strip(" \x00") for part in text.split("\\")]
+        return parts if len(parts) > 1 else parts[0]
+    return convert_raw_data_element(elem, encoding=charset, ds=source).value
 
 
 def _keyword_path(ctx: ElementContext) -> tuple[str, ...]:
@@ -131,9 +154,19 @@ def _clean(ctx: ElementContext) -> Element | None:
         # An opaque value (e.g. Frame Origin Timestamp) cannot be cleaned or shifted: dummy it.
         ctx.record("D", "default:opaque-clean")
         return ctx.new(values.dummy_value(vr))
-    if vr not in _TEXT_VRS or ctx.tag in _C_KEEP:
-        return ctx.elem  # numbers, codes, ages (see identity.apply_age_rules), offsets
+    if ctx.tag in _C_KEEP:
+        return _clean_offset(ctx)
+    if vr not in _TEXT_VRS:
+        return ctx.elem  # numbers, codes, ages (see identity.apply_age_rules)
     return _clean_text(ctx)
+
+
+def _clean_offset(ctx: ElementContext) -> Element | None:
+    """A UTC offset (PS3.3 C.12.1.1.8, "&ZZXX") identifies no one; anything else is emptied."""
+    if re.fullmatch(r"[+-]\d{4}", str(ctx.value() or "").strip()):
+        return ctx.elem
+    ctx.record("Z", "default:invalid-utc-offset")
+    return ctx.new(None)
 
 
 def _wants_pseudonym(ctx: ElementContext) -> bool:
@@ -150,7 +183,7 @@ def _pseudonym(ctx: ElementContext) -> Element:
         value = walk.identity.patient_pseudonym
     else:
         raw = ctx.value()
-        items = list(raw) if isinstance(raw, MultiValue) else [raw]
+        items = list(raw) if isinstance(raw, MultiValue | list) else [raw]
         limit = values.max_length(ctx.vr)
         value = "\\".join(walk.pseudonymizer.identifier(str(item), limit) for item in items)
     ctx.record("P")
@@ -165,7 +198,7 @@ def _uids(ctx: ElementContext, *, replace_all: bool) -> Element | None:
     if not replace_all and keyword_for_tag(ctx.tag) in values.DEFINITION_UID_KEYWORDS:
         return ctx.elem
     raw = ctx.value()
-    items = [str(v) for v in (raw if isinstance(raw, MultiValue) else [raw]) if v is not None]
+    items = [str(v) for v in (raw if isinstance(raw, MultiValue | list) else [raw]) if v is not None]
     uid = ctx.walk.pseudonymizer.uid
     new = [v if (not v or values.is_well_known_uid(v)) else uid(v) for v in items]
     if new == items:
@@ -177,7 +210,7 @@ def _uids(ctx: ElementContext, *, replace_all: bool) -> Element | None:
 def _shift(ctx: ElementContext) -> Element | None:
     """Shift DA/TM/DT by the patient's keyed offset; remove what does not parse."""
     raw = ctx.value()
-    items = [str(v) for v in (raw if isinstance(raw, MultiValue) else [raw]) if v not in (None, "")]
+    items = [str(v) for v in (raw if isinstance(raw, MultiValue | list) else [raw]) if v not in (None, "")]
     if not items:
         return ctx.elem
     shift = ctx.walk.identity.shift
@@ -193,9 +226,7 @@ def _paired_text(ctx: ElementContext) -> str | None:
     other = dates.paired_tag(ctx.tag)
     if other is None or other not in ctx.source:
         return None
-    value = ctx.source[other].value if not isinstance(ctx.source.get_item(other), RawDataElement) else (
-        convert_raw_data_element(ctx.source.get_item(other), encoding=ctx.walk.charset, ds=ctx.source).value
-    )
+    value = decode(ctx.source.get_item(other), "TM" if ctx.vr == "DA" else "DA", ctx.source, ctx.walk.charset)
     text = str(value or "").strip()
     return text or None
 
@@ -214,7 +245,7 @@ def _clean_text(ctx: ElementContext) -> Element | None:
     if raw in (None, ""):
         return ctx.elem
     cleaner = ctx.walk.cleaner()
-    items = list(raw) if isinstance(raw, MultiValue) else [raw]
+    items = list(raw) if isinstance(raw, MultiValue | list) else [raw]
     cleaned = [cleaner.clean(str(item)) for item in items]
     if cleaned == [str(item) for item in items]:
         return ctx.elem

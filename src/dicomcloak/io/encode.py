@@ -32,6 +32,11 @@ unchanged:
   item ``Dataset`` — gets an explicit, computed length.
 * The top-level (7FE0,0010) *Pixel Data* gets undefined length exactly when
   the transfer syntax is compressed (encapsulated), as in ``dcmwrite``.
+* Side effects of ``dcmwrite`` reading elements are mirrored, so that the
+  bytes match: it converts (and so re-encodes) the top-level *Pixel Data*
+  (odd length padded, VR UN replaced), *SOP Class/Instance UID* (read for the
+  File Meta: canonical NUL padding, VR UN replaced by UI) and every empty raw
+  element whose raw value is ``None`` (explicit VR UN gets its dictionary VR).
 * The preamble is always 128 zero bytes (a preamble may carry anything,
   e.g. a TIFF header with identifying data); the File Meta Information is
   completed the way pydicom's ``enforce_file_format=True`` does
@@ -60,7 +65,7 @@ from __future__ import annotations
 
 import copy
 import zlib
-from collections.abc import MutableSequence
+from collections.abc import Mapping, MutableSequence
 from io import BytesIO
 from struct import Struct
 from typing import Any, cast
@@ -85,9 +90,15 @@ _UNDEFINED = 0xFFFFFFFF
 _PIXEL_DATA = 0x7FE00010
 _CHARSET_TAG = BaseTag(0x00080005)
 _SQ = "SQ"
+_SOP_CLASS = 0x00080016
+_SOP_INSTANCE = 0x00080018
+#: marks a raw element (copy) that must be converted; no real element has this length
+_SLOW_PATH = -1
 _LONG_VRS = frozenset(vr.value for vr in EXPLICIT_VR_LENGTH_32)
 _AMBIGUOUS_VRS = frozenset(vr.value for vr in AMBIGUOUS_VR)
 _PREAMBLE = b"\x00" * 128 + b"DICM"
+#: VRs pydicom writes with ``write_string`` (no character set), and their padding
+_ASCII_STRING_VRS = {"AE": " ", "AS": " ", "CS": " ", "UI": "\0"}
 #: File Meta elements pydicom decodes (and so re-encodes) when writing with enforce_file_format
 _CANONICAL_META = tuple(BaseTag(t) for t in (0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012))
 
@@ -219,13 +230,14 @@ def _encode_items(
     parent_charset: Charset,
     ancestors: list[Dataset],
     pixel_undefined: bool | None,
+    elements: Mapping[BaseTag, DataElement | RawDataElement] | None = None,
 ) -> None:
-    """Append the encoding of the elements of `ds` to `out`.
+    """Append the encoding of the elements of `ds` (or of `elements`, on behalf of `ds`) to `out`.
 
     `pixel_undefined` is the length rule for a top-level (7FE0,0010)
     (``None`` inside sequence items and for plain data sets).
     """
-    d = ds._dict
+    d = ds._dict if elements is None else elements
     implicit = codec.implicit
     little = codec.little
     tag_length = codec.tag_length.pack
@@ -238,25 +250,30 @@ def _encode_items(
     raw_ok = not _charset_changed(ds)
     context: _Context | None = None
 
-    for tag in sorted(d):
+    # plain ints: BaseTag compares in Python, ~10x slower; keys are unique so values are never compared
+    for tag, elem in sorted(zip(map(int, d), d.values(), strict=True)):
         if not tag & 0xFFFF and tag >> 16 > 6:
             continue  # retired group length, not written (PS3.5 7.2)
-        elem = d[tag]
         try:
             if isinstance(elem, RawDataElement):
+                if pixel_undefined is not None and tag in (_SOP_CLASS, _SOP_INSTANCE):
+                    elem = _as_dcmwrite_reads_it(elem)
                 value = elem.value
                 if (
                     raw_ok
                     and elem.is_implicit_VR == implicit
                     and elem.is_little_endian == little
-                    and (value is not None or elem.length == 0)
+                    # empty DS/IS/binary/UN values are None: pydicom's writer converts those,
+                    # which only changes the bytes of an explicit UN (to the dictionary VR)
+                    and (value is not None or (elem.length == 0 and (implicit or elem.VR != "UN")))
                 ):
                     value = value or b""
                     length = len(value)
                     undefined = elem.length == _UNDEFINED
                     if tag == _PIXEL_DATA and pixel_undefined is not None:
-                        # pydicom converts the top-level Pixel Data: odd values get padded
-                        fast = undefined is pixel_undefined and not length & 1
+                        # dcmwrite converts the top-level Pixel Data: odd values get padded,
+                        # VR UN becomes OB/OW
+                        fast = undefined is pixel_undefined and not length & 1 and elem.VR != "UN"
                         if fast and undefined and not value.startswith(codec.item_tag_prefix):
                             raise ValueError("not encapsulated")  # as pydicom's writer
                     elif tag == _PIXEL_DATA and undefined:
@@ -275,7 +292,7 @@ def _encode_items(
                             append(sequence_delimiter)
                         continue
                     elif isinstance(vr, str) and len(vr) == 2:
-                        vrb = vr.encode()
+                        vrb = vr.encode("latin-1")  # as pydicom: bytes(vr, default_encoding)
                         if undefined:
                             if vr in long_vrs:
                                 append(long_header(tag >> 16, tag & 0xFFFF, vrb, _UNDEFINED))
@@ -295,10 +312,11 @@ def _encode_items(
                 # slow path: convert without touching `ds`
                 if context is None:
                     context = _Context(ds, parent_charset, ancestors)
-                if value is None and elem.length != 0:
+                original = cast(RawDataElement, d[BaseTag(tag)]) if elem.length == _SLOW_PATH else elem
+                if original.value is None and original.length != 0:
                     converted = ds[tag]  # deferred read: pydicom reads and converts it in place
                 else:
-                    converted = convert_raw_data_element(elem, encoding=context.decode_charset, ds=ds)
+                    converted = convert_raw_data_element(original, encoding=context.decode_charset, ds=ds)
                 _encode_element(ds, converted, codec, out, context, pixel_undefined, fresh=True)
             else:
                 if context is None:
@@ -309,6 +327,25 @@ def _encode_items(
             raise
         except Exception:
             raise _EncodeError(tag) from None
+
+
+def _as_dcmwrite_reads_it(elem: RawDataElement) -> RawDataElement:
+    """(0008,0016) / (0008,0018) as ``dcmwrite`` writes them after reading them for the File Meta.
+
+    A plain UI value gets the canonical padding (the fast path still applies); anything
+    else (VR UN, multiple values, ...) is marked for conversion (value None, nonzero length).
+    """
+    value = elem.value
+    if value is not None and elem.VR in (None, "UI") and b"\\" not in value:
+        canonical = _canonical_uid(value)
+        return elem if canonical == value else elem._replace(value=canonical, length=len(canonical))
+    return elem._replace(value=None, length=_SLOW_PATH)
+
+
+def _canonical_uid(value: bytes) -> bytes:
+    """A raw UI value decoded and re-encoded by pydicom: stripped, padded with NUL to even length."""
+    value = value.rstrip(b"\0 ").strip()
+    return value + b"\0" if len(value) & 1 else value
 
 
 def _encode_element(
@@ -322,10 +359,22 @@ def _encode_element(
     fresh: bool,
 ) -> None:
     """Encode a ``DataElement`` of `ds`; `fresh` if it is a private copy we may modify."""
-    if elem.VR == _SQ:
+    vr = elem.VR
+    if vr == _SQ:
         _encode_sequence(elem, codec, out, context)
         return
-    if elem.VR in _AMBIGUOUS_VRS:
+    padding = _ASCII_STRING_VRS.get(vr)
+    if padding is not None and not elem.is_undefined_length:
+        data = _ascii_string(elem, padding)
+        if data is not None and (codec.implicit or len(data) <= 0xFFFF):
+            tag = elem.tag
+            if codec.implicit:
+                out.append(codec.tag_length.pack(tag >> 16, tag & 0xFFFF, len(data)))
+            else:
+                out.append(codec.short_header.pack(tag >> 16, tag & 0xFFFF, vr.encode(), len(data)))
+            out.append(data)
+            return
+    if vr in _AMBIGUOUS_VRS:
         if not fresh:
             elem = copy.copy(elem)
             fresh = True
@@ -347,6 +396,22 @@ def _encode_element(
     fp.is_little_endian = codec.little
     write_data_element(fp, elem, cast("str | list[str] | None", context.write_charset))
     out.append(fp.getvalue())
+
+
+def _ascii_string(elem: DataElement, padding: str) -> bytes | None:
+    """The bytes pydicom's ``write_string`` writes for `elem`, or None if its value is unusual."""
+    value = elem.value
+    if value is None:
+        return b""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, list | tuple | MutableSequence) and all(isinstance(v, str) for v in value):
+        text = "\\".join(value)
+    else:
+        return None
+    if len(text) & 1:
+        text += padding
+    return text.encode(default_encoding)
 
 
 def _encode_sequence(elem: DataElement, codec: _Codec, out: list[bytes], context: _Context) -> None:
@@ -427,8 +492,7 @@ def _canonical_meta_element(elem: DataElement | RawDataElement) -> DataElement |
         return elem
     value = elem.value
     if elem.VR == "UI":
-        value = value.rstrip(b"\0 ").strip()
-        value = value + b"\0" if len(value) & 1 else value
+        value = _canonical_uid(value)
     elif elem.VR == "OB" and len(value) & 1:
         value += b"\0"
     if value == elem.value:
@@ -451,8 +515,10 @@ def _file_meta(ds: Dataset) -> bytes:
         if elem is None:
             return True
         if isinstance(elem, RawDataElement):
-            if elem.VR == "UI" and elem.value is not None:
+            if elem.value is not None and elem.VR in (None, "UI"):
                 return not elem.value.rstrip(b"\0 ").strip()
+            if elem.value is not None and elem.VR == "OB":
+                return not elem.value
             return convert_raw_data_element(elem).is_empty
         return bool(elem.is_empty)
 
@@ -478,10 +544,9 @@ def _file_meta(ds: Dataset) -> bytes:
     for tag in _CANONICAL_META:
         meta[tag] = _canonical_meta_element(meta[tag])
 
-    holder = Dataset()
-    holder._dict = meta
-    holder.set_original_encoding(False, True, default_encoding)
-    body = _encode_body(holder, _EXPLICIT_LE, None)
+    parts: list[bytes] = []
+    _encode_items(ds.file_meta, _EXPLICIT_LE, parts, default_encoding, [], None, meta)
+    body = b"".join(parts)
     group_length = _EXPLICIT_LE.short_header.pack(0x0002, 0x0000, b"UL", 4) + _EXPLICIT_LE.uint32.pack(
         len(body)
     )

@@ -56,7 +56,6 @@ _PREFIX = b"DICM"
 _UNDEFINED = 0xFFFFFFFF
 _SOP_INSTANCE_UID = 0x00080018
 _SOP_CLASS_UID = 0x00080016
-_CHARSET = 0x00080005
 # The first group of a bare data set (no preamble): File Meta (written without
 # preamble by some tools) or the low public groups an instance starts with.
 _PLAUSIBLE_FIRST_GROUPS = frozenset({0x0002, 0x0008, 0x0010, 0x0018, 0x0020, 0x0028})
@@ -211,7 +210,7 @@ def _read_meta(data: bytes, fp: BytesIO) -> FileMetaDataset:
     # implicit VR (pydicom issue #503), which the VR bytes reveal.
     implicit = not _looks_explicit(data, start)
     meta = _pydicom_read_dataset(fp, implicit, True, stop_when=_not_group_0002)
-    _require_complete(meta)
+    _require_complete(meta, start, fp.tell())
     return FileMetaDataset(meta)
 
 
@@ -345,15 +344,20 @@ def _is_short(elem: RawDataElement | DataElement) -> bool:
     return elem.value is not None and len(elem.value) < elem.length
 
 
-def _require_complete(ds: Dataset) -> None:
-    """Refuse a group with a raw value that runs past the end of the data."""
-    if any(_is_short(elem) for elem in ds.values()):
+def _require_complete(group: Dataset, start: int, position: int) -> None:
+    """Refuse a File Meta group that was cut: its last value must end where reading stopped.
+
+    pydicom stops reading the group at a tag outside it (rewinding to that
+    tag) or, silently, at fewer than 8 remaining bytes (not rewinding).
+    """
+    ends = [elem.value_tell + elem.length for elem in group.values() if isinstance(elem, RawDataElement)]
+    if max(ends, default=start) != position or any(_is_short(elem) for elem in group.values()):
         raise _truncated()
 
 
 def _charset(ds: Dataset) -> str | list[str]:
-    """The data set's character set, decoding (0008,0005) only."""
-    return ds._character_set if _CHARSET in ds else "iso8859"
+    """The data set's character set, decoding (0008,0005) only (as pydicom's reader does)."""
+    return ds._character_set
 
 
 def _check_depth(ds: Dataset, limit: int, depth: int) -> None:

@@ -16,14 +16,13 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from io import BytesIO
 from pathlib import Path
 from typing import IO, BinaryIO
 
-from pydicom import dcmwrite
 from pydicom.dataset import Dataset
 
 from dicomcloak.errors import OutputError, ProcessingError
+from dicomcloak.io.encode import encode_file
 
 __all__ = ["copy_atomic", "encode_dataset", "write_atomic", "write_dataset_atomic"]
 
@@ -61,24 +60,24 @@ def write_dataset_atomic(path: Path, ds: Dataset) -> None:
 def encode_dataset(ds: Dataset) -> bytes:
     """Return `ds` encoded as a DICOM Part 10 file (preamble, File Meta, data set).
 
-    The data set keeps its own transfer syntax; raw elements read in that
-    same encoding are copied byte for byte by pydicom, which is what makes
-    writing cheaper than decoding.
+    The data set keeps its own transfer syntax; raw elements already in that
+    encoding are copied byte for byte by :mod:`dicomcloak.io.encode`, which is
+    what makes writing cheaper than decoding. The preamble is always zeros.
 
     Raises
     ------
     ProcessingError
-        ``encode-failed``. The message names the exception type only:
-        pydicom's messages may quote element values.
+        ``encode-failed``. The message names tags only: pydicom's messages
+        may quote element values.
     """
-    buffer = BytesIO()
     try:
-        dcmwrite(buffer, ds, enforce_file_format=True)
+        return encode_file(ds)
+    except ProcessingError:
+        raise
     except RecursionError:
         raise _encode_failed("RecursionError") from None
     except Exception as exc:  # any pydicom failure is this file's problem
         raise _encode_failed(type(exc).__name__) from None
-    return buffer.getvalue()
 
 
 def copy_atomic(path: Path, source: IO[bytes]) -> None:
