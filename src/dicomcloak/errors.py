@@ -84,7 +84,7 @@ class ConfigError(DicomcloakError):
     default_reference = "config-invalid"
 
 
-class KeyError_(DicomcloakError):  # noqa: N801 - avoid shadowing builtins.KeyError
+class KeyError_(DicomcloakError):  # noqa: N801, N818 - named for the key, not shadowing builtins.KeyError
     """The project key is missing, unreadable or malformed."""
 
     default_reference = "key-invalid"

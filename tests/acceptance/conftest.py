@@ -61,8 +61,9 @@ class Shared:
         root.mkdir(parents=True, exist_ok=True)
 
     @contextmanager
-    def _locked(self) -> Iterator[None]:
-        with (self.root / ".lock").open("w") as handle:
+    def _locked(self, name: str) -> Iterator[None]:
+        # one lock per artefact: building one artefact may need another (flock does not nest)
+        with (self.root / f".{name}.lock").open("w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -72,7 +73,7 @@ class Shared:
     def get(self, name: str, build: Callable[[Path], None]) -> Path:
         """Return ``root/name``, building it with ``build`` unless another worker already did."""
         target = self.root / name
-        with self._locked():
+        with self._locked(name):
             if not (self.root / f"{name}.done").exists():
                 build(target)
                 (self.root / f"{name}.done").touch()
@@ -95,7 +96,8 @@ class Shared:
             result = run_cli(
                 "deid", self.corpus / "files", "--out", out, "--key", key_path, "--jobs", str(jobs), *args
             )
-            (self.root / f"{name}.result").write_text(f"{result.returncode}\n{result.stdout}\n{result.stderr}")
+            record = f"{result.returncode}\n{result.stdout}\n{result.stderr}"
+            (self.root / f"{name}.result").write_text(record)
 
         out = self.get(name, build)
         code, _, rest = (self.root / f"{name}.result").read_text().partition("\n")

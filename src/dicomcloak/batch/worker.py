@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from dicomcloak.api import Deidentifier
-from dicomcloak.engine.outcome import format_path
+from dicomcloak.engine.outcome import Outcome, format_path
 from dicomcloak.errors import DicomcloakError, InputError, ProcessingError
 from dicomcloak.io.inputs import InputItem
 from dicomcloak.io.layout import mirror_relpath, pseudonymous_relpath
@@ -160,7 +160,7 @@ def process_item(item: InputItem, ctx: WorkerContext, index: int = 0) -> FileRes
         return _quarantined(index, item, error, ctx)
     except (DicomcloakError, OSError):
         raise
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - one hostile input must not stop the run
         # The type name is safe to record; the message may hold values and is dropped.
         wrapped = ProcessingError(f"unexpected {type(error).__name__}", reference="internal-error")
         return _quarantined(index, item, wrapped, ctx)
@@ -170,29 +170,25 @@ def _deidentify_one(index: int, item: InputItem, ctx: WorkerContext) -> FileResu
     settings = ctx.settings
     data = item.read_bytes(settings.limits.max_file_bytes)
     outcome = ctx.deidentifier.deidentify(read_dataset(data, settings.limits))
-    if settings.layout is Layout.PSEUDONYMOUS:
-        relpath = pseudonymous_relpath(
-            outcome.patient_pseudonym, outcome.study_uid, outcome.series_uid, outcome.sop_instance_uid
-        )
-        shown = relpath
-    else:
-        relpath, shown = mirror_relpath(item, settings.several_roots), ""
+    relpath = _relpath(outcome, item, settings)
+    shown = relpath if settings.layout is Layout.PSEUDONYMOUS else ""  # mirrored paths may hold PHI
     payload = encode_dataset(outcome.dataset)
     if not ctx.claims.claim(relpath):
         if settings.layout is Layout.MIRROR:
             raise InputError("another input already wrote this output path", reference="output-collision")
         return FileResult(index, Status.DUPLICATE, "duplicate-instance", 0, shown, len(data))
-    write_atomic(settings.out_dir / relpath, payload)
-    counts = Counter((format_path(c.path), c.action, c.source) for c in outcome.changes)
-    return FileResult(
-        index,
-        Status.WRITTEN,
-        "",
-        len(outcome.changes),
-        shown,
-        len(data),
-        len(payload),
-        tuple(counts.items()),
+    write_atomic(settings.out_dir / relpath, payload, sync_directory=False)  # run_batch syncs once
+    counts = Counter((c.path, c.action, c.source) for c in outcome.changes)
+    n_changes = len(outcome.changes)
+    changes = tuple(((format_path(path), action, source), n) for (path, action, source), n in counts.items())
+    return FileResult(index, Status.WRITTEN, "", n_changes, shown, len(data), len(payload), changes)
+
+
+def _relpath(outcome: Outcome, item: InputItem, settings: WorkerSettings) -> str:
+    if settings.layout is Layout.MIRROR:
+        return mirror_relpath(item, settings.several_roots)
+    return pseudonymous_relpath(
+        outcome.patient_pseudonym, outcome.study_uid, outcome.series_uid, outcome.sop_instance_uid
     )
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from dicomcloak.policy.model import Policy
 
 __all__ = [
+    "DEBUG_ENV",
     "ExitCode",
     "JsonFlag",
     "OptionsArg",
@@ -37,6 +38,8 @@ __all__ = [
     "warn",
 ]
 
+#: Set to show tracebacks of unexpected errors (they may contain data values).
+DEBUG_ENV = "DICOMCLOAK_DEBUG"
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -99,6 +102,20 @@ def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as error:
+            # A bug. Its message may quote element values (PHI), so only the type is
+            # printed unless the operator asks for the traceback.
+            if os.environ.get(DEBUG_ENV):
+                raise
+            fail(
+                DicomcloakError(
+                    f"unexpected {type(error).__name__} (a bug in dicomcloak)",
+                    reference="internal-error",
+                    hint=f"rerun with {DEBUG_ENV}=1 for the traceback (it may show values) and report it",
+                )
+            )
 
     return wrapper
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -26,9 +27,9 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
     from dicomcloak.batch.report import RunSummary
+    from dicomcloak.batch.run import RunSettings
     from dicomcloak.batch.worker import FileResult
-    from dicomcloak.keys import ProjectKey
-    from dicomcloak.policy.model import Policy
+    from dicomcloak.io.inputs import InputItem
 
 __all__ = ["LayoutChoice", "check_paths", "default_run_dir", "deid"]
 
@@ -70,17 +71,22 @@ def deid(
     as_json: JsonFlag = False,
 ) -> None:
     """De-identify INPUT... into OUT per PS3.15 Annex E; reports and quarantine go to the run dir."""
+    from dicomcloak.batch.run import RunSettings, default_jobs
+    from dicomcloak.batch.worker import Layout, WorkerSettings
+    from dicomcloak.io.inputs import iter_inputs
+
     out = out.resolve()
     run = (run_dir or default_run_dir(out)).resolve()
     qdir = (quarantine or run / "quarantine").resolve()
     check_paths([path.resolve() for path in inputs], out, run, qdir)
+    items = iter_inputs(inputs)  # checks that every input exists before anything runs
     the_policy = load_policy(option, policy)
     the_key = load_key(key, ephemeral=ephemeral_key)
-    summary = _run(inputs, out, run, qdir, the_policy, the_key, domain, layout, jobs, as_json)
-    if as_json:
-        print(json.dumps(summary.to_dict(), indent=2, sort_keys=True))
-    else:
-        print(render_summary(summary))
+    if layout is LayoutChoice.MIRROR:
+        warn("--layout mirror copies input paths verbatim; they may hold names or IDs")
+    worker = WorkerSettings(the_policy, the_key, domain, out, qdir, Layout(layout.value), len(inputs) > 1)
+    summary = _run(items, RunSettings(worker, run, jobs or default_jobs()), progress=not as_json)
+    print(json.dumps(summary.to_dict(), indent=2, sort_keys=True) if as_json else render_summary(summary))
     if summary.quarantined:
         raise typer.Exit(int(ExitCode.QUARANTINED))
 
@@ -97,25 +103,7 @@ def _within(path: Path, parent: Path) -> bool:
 def check_paths(inputs: list[Path], out: Path, run_dir: Path, quarantine: Path) -> None:
     """Refuse layouts that would mix outputs, reports and inputs (all paths resolved)."""
     for path in inputs:
-        if _within(out, path):
-            raise UsageError(
-                f"the output {out} is inside the input {path}",
-                reference="output-inside-input",
-                hint="choose an --out outside every input",
-            )
-        if _within(path, out):
-            raise UsageError(
-                f"the input {path} is inside the output {out}",
-                reference="input-inside-output",
-                hint="choose an --out outside every input",
-            )
-        for name, where in (("run directory", run_dir), ("quarantine", quarantine)):
-            if _within(where, path):
-                raise UsageError(
-                    f"the {name} {where} is inside the input {path}",
-                    reference="run-dir-inside-input",
-                    hint="inputs are never modified",
-                )
+        _check_input(path, out, run_dir, quarantine)
     for name, where in (("run directory", run_dir), ("quarantine", quarantine)):
         if _within(where, out) or _within(out, where):
             raise UsageError(
@@ -125,34 +113,36 @@ def check_paths(inputs: list[Path], out: Path, run_dir: Path, quarantine: Path) 
             )
 
 
-def _run(
-    inputs: list[Path],
-    out: Path,
-    run: Path,
-    qdir: Path,
-    policy: Policy,
-    key: ProjectKey,
-    domain: str,
-    layout: LayoutChoice,
-    jobs: int | None,
-    as_json: bool,
-) -> RunSummary:
-    from dicomcloak.batch.run import RunSettings, default_jobs, run_batch
-    from dicomcloak.batch.worker import Layout, WorkerSettings
-    from dicomcloak.io.inputs import iter_inputs
+def _check_input(path: Path, out: Path, run_dir: Path, quarantine: Path) -> None:
+    hint = "choose an --out outside every input"
+    if _within(out, path):
+        raise UsageError(
+            f"the output {out} is inside the input {path}", reference="output-inside-input", hint=hint
+        )
+    if _within(path, out):
+        raise UsageError(
+            f"the input {path} is inside the output {out}", reference="input-inside-output", hint=hint
+        )
+    for name, where in (("run directory", run_dir), ("quarantine", quarantine)):
+        if _within(where, path):
+            raise UsageError(
+                f"the {name} {where} is inside the input {path}",
+                reference="run-dir-inside-input",
+                hint="inputs are never modified",
+            )
 
-    items = list(iter_inputs(inputs))
-    if layout is LayoutChoice.MIRROR:
-        warn("--layout mirror copies input paths verbatim; they may hold names or IDs")
-    worker = WorkerSettings(
-        policy, key, domain, out, qdir, Layout(layout.value), several_roots=len(inputs) > 1
-    )
-    settings = RunSettings(worker, run, jobs or default_jobs())
-    progress = ProgressBar(enabled=not as_json and sys.stderr.isatty())
+
+def _run(items: Iterable[InputItem], settings: RunSettings, *, progress: bool) -> RunSummary:
+    from dicomcloak.batch.run import run_batch
+
+    bar = ProgressBar(enabled=progress and sys.stderr.isatty())
     try:
-        return run_batch(items, settings, progress)
+        summary = run_batch(list(items), settings, bar)
     finally:
-        progress.close()
+        bar.close()
+    if not summary.files:
+        warn("no input files found")
+    return summary
 
 
 class ProgressBar:

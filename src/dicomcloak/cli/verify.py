@@ -28,6 +28,9 @@ def verify(
     key: Annotated[
         Path | None, typer.Option("--key", help="Project key file (else $DICOMCLOAK_KEY_FILE).")
     ] = None,
+    domain: Annotated[
+        str, typer.Option("--domain", help="Pseudonym domain the output was made with.")
+    ] = "default",
     option: OptionsArg = None,
     policy: PolicyFileArg = None,
     as_json: JsonFlag = False,
@@ -35,7 +38,7 @@ def verify(
     """Exit 0 when OUTPUT leaks nothing from ORIGINAL under the policy, 1 when it does."""
     from dicomcloak.verify import verify_trees
 
-    report = verify_trees(original, output, load_policy(option, policy), load_optional_key(key))
+    report = verify_trees(original, output, load_policy(option, policy), load_optional_key(key), domain)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True))
     else:

@@ -17,6 +17,7 @@ from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
+from pydicom.tag import BaseTag
 
 from dicomcloak.engine import dates, values
 from dicomcloak.engine.identifying import is_single_byte
@@ -62,14 +63,46 @@ class ElementContext:
         """Log that ``action`` was applied (tag path and rule source, never the value)."""
         self.walk.changes.append(Change(self.path, action, source or self.rule.source))
 
-    def new(self, value: Any) -> DataElement:
-        """A new element with this element's tag and VR."""
-        # Values made here are valid for their VR by construction; skip pydicom's re-validation.
+    def new(self, value: Any) -> Element:
+        """A new element with this element's tag and VR.
+
+        ASCII text values are built directly as raw elements in the output's
+        encoding (cheap immutable tuples the encoder copies as they are);
+        anything else becomes a pydicom DataElement. Values made here are valid
+        for their VR by construction, so pydicom's re-validation is skipped.
+        """
+        raw = _raw_text(self.tag, self.vr, value, self.walk.encoding)
+        if raw is not None:
+            return raw
         return DataElement(self.tag, self.vr, value, validation_mode=config.IGNORE)
 
 
-_FAST_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI",
-                       "UR", "UT"})
+_RAW_TEXT_VRS = frozenset(
+    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UI"}
+)
+
+
+def _raw_text(tag: int, vr: str, value: Any, encoding: tuple[bool, bool]) -> RawDataElement | None:
+    """Encode an ASCII text value as PS3.5 6.2 does: backslash-joined, padded to even length."""
+    if vr not in _RAW_TEXT_VRS:
+        return None
+    if value is None:
+        data = b""
+    elif isinstance(value, str):
+        data = value.encode("ascii", "strict") if value.isascii() else b"\xff"
+    elif isinstance(value, list) and all(isinstance(v, str) and v.isascii() for v in value):
+        data = "\\".join(value).encode("ascii")
+    else:
+        return None
+    if data == b"\xff":
+        return None
+    if len(data) % 2:
+        data += b"\x00" if vr == "UI" else b" "
+    implicit, little = encoding
+    return RawDataElement(BaseTag(tag), vr, len(data), data, 0, implicit, little, True, False)
+
+
+_FAST_VRS = _RAW_TEXT_VRS | {"UC", "UR", "UT"}
 
 
 def decode(elem: Element, vr: str, source: Dataset, charset: Any) -> Any:

@@ -21,8 +21,8 @@ from pydicom.sequence import Sequence
 from dicomcloak.engine import identity, markers
 from dicomcloak.engine.actions import ElementContext, apply_action, resolve
 from dicomcloak.engine.identifying import build_cleaner
-from dicomcloak.engine.quiet import quiet_pydicom
 from dicomcloak.engine.outcome import Change, Outcome, TagPath, format_path
+from dicomcloak.engine.quiet import quiet_pydicom
 from dicomcloak.engine.textclean import TextCleaner
 from dicomcloak.engine.values import element_vr
 from dicomcloak.errors import DicomcloakError, ProcessingError
@@ -70,7 +70,7 @@ def deidentify(dataset: Dataset, policy: Policy, pseudonymizer: Pseudonymizer) -
     try:
         out = _process(dataset, (), walk)
         identity.apply_age_rules(out, walk.changes)
-        markers.add_markers(out, walk.policy, walk.changes)
+        markers.add_markers(out, walk.policy, walk.changes, walk.encoding)
         out.file_meta = markers.file_meta(dataset, out)
     except DicomcloakError:
         raise

@@ -13,8 +13,8 @@ from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_eleme
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from dicomcloak.engine.values import element_vr
 from dicomcloak.engine.textclean import TextCleaner, date_variants, name_components
+from dicomcloak.engine.values import element_vr
 from dicomcloak.policy.model import Policy
 from dicomcloak.standard.table import Action
 
@@ -63,7 +63,9 @@ def _expand(vr: str, text: str) -> Iterator[str]:
         yield from date_variants(text[:8])
 
 
-def identifying_values(dataset: Dataset, policy: Policy, charset: object, everything: bool = False) -> set[str]:
+def identifying_values(
+    dataset: Dataset, policy: Policy, charset: object, everything: bool = False
+) -> set[str]:
     """Every text value at any depth whose rule is not K (all of them under ``everything``)."""
     found: set[str] = set()
     creator: str | None = None

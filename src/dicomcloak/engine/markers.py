@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from functools import cache
+from io import BytesIO
+from typing import cast
+
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset
+from pydicom.filewriter import write_dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import UID
 
@@ -36,16 +44,38 @@ def _temporal_state(policy: Policy) -> str:
     return "REMOVED"
 
 
-def add_markers(out: Dataset, policy: Policy, changes: list[Change]) -> None:
-    """Set Patient Identity Removed, the method and its CID 7050 codes, and the temporal state."""
+def _marker_dataset(policy: Policy) -> Dataset:
     options = [opt for opt in Option if opt in policy.options]
-    out.PatientIdentityRemoved = "YES"
-    out.DeidentificationMethod = [_METHOD_NAME] + [opt.value for opt in options]
+    markers = Dataset()
+    markers.PatientIdentityRemoved = "YES"
+    markers.DeidentificationMethod = [_METHOD_NAME] + [opt.value for opt in options]
     codes = [_method_code("basic_profile")] + [_method_code(opt.column) for opt in options]
-    out.DeidentificationMethodCodeSequence = Sequence(codes)
-    out.LongitudinalTemporalInformationModified = _temporal_state(policy)
-    for tag in (0x00120062, 0x00120063, 0x00120064, 0x00280303):
-        changes.append(Change((tag,), "A", "default:deidentification-marker"))
+    markers.DeidentificationMethodCodeSequence = Sequence(codes)
+    markers.LongitudinalTemporalInformationModified = _temporal_state(policy)
+    return markers
+
+
+@cache
+def _raw_markers(options: frozenset[Option], implicit: bool, little: bool) -> tuple[RawDataElement, ...]:
+    """The marker elements encoded once per options and encoding, as immutable raw elements.
+
+    Raw elements are shared safely between outputs (they are tuples of bytes),
+    and cost nothing to build per instance.
+    """
+    buffer = DicomBytesIO()
+    buffer.is_implicit_VR, buffer.is_little_endian = implicit, little
+    write_dataset(buffer, _marker_dataset(Policy(options=options, safe_private=frozenset())))
+    parsed = read_dataset(BytesIO(buffer.getvalue()), implicit, little)
+    elements = parsed._dict  # noqa: SLF001 - raw elements, unconverted
+    return tuple(cast(RawDataElement, elements[tag]) for tag in sorted(elements))
+
+
+def add_markers(out: Dataset, policy: Policy, changes: list[Change], encoding: tuple[bool, bool]) -> None:
+    """Set Patient Identity Removed, the method and its CID 7050 codes, and the temporal state."""
+    elements = out._dict  # noqa: SLF001 - see deidentify._process
+    for elem in _raw_markers(policy.options, *encoding):
+        elements[elem.tag] = elem
+        changes.append(Change((int(elem.tag),), "A", "default:deidentification-marker"))
 
 
 def file_meta(source: Dataset, out: Dataset) -> FileMetaDataset:

@@ -40,7 +40,9 @@ def date_variants(value: str) -> set[str]:
     if len(value) != 8 or not value.isdigit():
         return set()
     y, m, d = value[:4], value[4:6], value[6:]
-    return {value, f"{y}-{m}-{d}", f"{y}/{m}/{d}", f"{m}/{d}/{y}", f"{d}.{m}.{y}", f"{d}/{m}/{y}", f"{y}.{m}.{d}"}
+    return {
+        value, f"{y}-{m}-{d}", f"{y}/{m}/{d}", f"{m}/{d}/{y}", f"{d}.{m}.{y}", f"{d}/{m}/{y}", f"{y}.{m}.{d}",
+    }
 
 
 def name_components(value: str) -> set[str]:

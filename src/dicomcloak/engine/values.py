@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from functools import cache
 
+from pydicom._uid_dict import UID_dictionary
 from pydicom.datadict import keyword_for_tag
-from pydicom.uid import UID_dictionary
 
 __all__ = [
     "DEFINITION_UID_KEYWORDS",

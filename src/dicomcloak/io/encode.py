@@ -79,7 +79,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import correct_ambiguous_vr_element, write_data_element
 from pydicom.tag import BaseTag
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, DeflatedExplicitVRLittleEndian
-from pydicom.valuerep import AMBIGUOUS_VR, EXPLICIT_VR_LENGTH_32
+from pydicom.valuerep import AMBIGUOUS_VR, EXPLICIT_VR_LENGTH_32, PersonName
 
 from dicomcloak.errors import ProcessingError
 
@@ -99,6 +99,9 @@ _AMBIGUOUS_VRS = frozenset(vr.value for vr in AMBIGUOUS_VR)
 _PREAMBLE = b"\x00" * 128 + b"DICM"
 #: VRs pydicom writes with ``write_string`` (no character set), and their padding
 _ASCII_STRING_VRS = {"AE": " ", "AS": " ", "CS": " ", "UI": "\0"}
+# Text VRs with a 2-byte length whose ASCII values encode the same in every character set
+# pydicom supports (PS3.5 6.1.2.3): written directly, like the VRs above.
+_ASCII_TEXT_VRS = {"DA": " ", "DT": " ", "TM": " ", "LO": " ", "SH": " ", "PN": " ", "LT": " ", "ST": " "}
 #: File Meta elements pydicom decodes (and so re-encodes) when writing with enforce_file_format
 _CANONICAL_META = tuple(BaseTag(t) for t in (0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012))
 
@@ -325,7 +328,7 @@ def _encode_items(
         except _EncodeError as exc:
             exc.path.insert(0, tag)
             raise
-        except Exception:
+        except Exception:  # noqa: BLE001 - any pydicom failure becomes a typed, value-free error
             raise _EncodeError(tag) from None
 
 
@@ -364,8 +367,11 @@ def _encode_element(
         _encode_sequence(elem, codec, out, context)
         return
     padding = _ASCII_STRING_VRS.get(vr)
+    text_vr = padding is None and vr in _ASCII_TEXT_VRS
+    if text_vr:
+        padding = _ASCII_TEXT_VRS[vr]
     if padding is not None and not elem.is_undefined_length:
-        data = _ascii_string(elem, padding)
+        data = _ascii_string(elem, padding, ascii_only=text_vr)
         if data is not None and (codec.implicit or len(data) <= 0xFFFF):
             tag = elem.tag
             if codec.implicit:
@@ -398,16 +404,24 @@ def _encode_element(
     out.append(fp.getvalue())
 
 
-def _ascii_string(elem: DataElement, padding: str) -> bytes | None:
-    """The bytes pydicom's ``write_string`` writes for `elem`, or None if its value is unusual."""
+def _ascii_string(elem: DataElement, padding: str, *, ascii_only: bool = False) -> bytes | None:
+    """The bytes pydicom's ``write_string`` writes for `elem`, or None if its value is unusual.
+
+    With `ascii_only`, values with any non-ASCII character return None (they go
+    through pydicom's character set encoding).
+    """
     value = elem.value
     if value is None:
         return b""
-    if isinstance(value, str):
-        text = value
-    elif isinstance(value, list | tuple | MutableSequence) and all(isinstance(v, str) for v in value):
-        text = "\\".join(value)
+    if isinstance(value, str | PersonName):
+        text = str(value)
+    elif isinstance(value, list | tuple | MutableSequence) and all(
+        isinstance(v, str | PersonName) for v in value
+    ):
+        text = "\\".join(str(v) for v in value)
     else:
+        return None
+    if ascii_only and not text.isascii():
         return None
     if len(text) & 1:
         text += padding
@@ -558,7 +572,7 @@ def _encode_with_pydicom(ds: Dataset) -> bytes:
     buffer = BytesIO()
     try:
         dcmwrite(buffer, ds, enforce_file_format=True)
-    except Exception:
+    except Exception:  # noqa: BLE001 - pydicom's messages may quote values
         raise ProcessingError("cannot encode the data set", reference=_REFERENCE) from None
     return _PREAMBLE + buffer.getvalue()[132:]
 
@@ -586,7 +600,7 @@ def encode_file(ds: Dataset) -> bytes:
             )
     try:
         ts_text = _uid_of(file_meta._dict.get(BaseTag(0x00020010)))
-    except Exception:
+    except Exception:  # noqa: BLE001 - an unreadable syntax is an encode failure
         raise ProcessingError("cannot encode: unreadable (0002,0010)", reference=_REFERENCE) from None
     tsyntax = UID(ts_text) if ts_text else None
     if tsyntax is None or not tsyntax.is_transfer_syntax or tsyntax.is_private:

@@ -60,7 +60,7 @@ def _copy_original(item: InputItem, target: Path) -> bool:
     try:
         with item.open() as source:
             copy_atomic(target, source)
-    except Exception:  # a failed copy must not hide the reason
+    except Exception:  # noqa: BLE001 - a failed copy must not hide the reason
         return False
     return True
 

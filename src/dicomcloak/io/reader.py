@@ -152,7 +152,7 @@ def read_dataset(data: bytes, limits: ReadLimits = ReadLimits()) -> Dataset:
         raise ReadLimitError("reading the file exhausted memory", reference="memory-exhausted") from None
     except (EOFError, OSError, struct.error):  # OSError: pydicom's "No tag to read"
         raise _truncated() from None
-    except Exception as exc:  # the border: nothing else may escape
+    except Exception as exc:  # noqa: BLE001 - the border: nothing else may escape
         raise MalformedError(
             f"pydicom could not parse the file ({type(exc).__name__})",
             reference="unparseable",
@@ -357,7 +357,7 @@ def _require_complete(group: Dataset, start: int, position: int) -> None:
 
 def _charset(ds: Dataset) -> str | list[str]:
     """The data set's character set, decoding (0008,0005) only (as pydicom's reader does)."""
-    return ds._character_set
+    return ds._character_set  # noqa: SLF001 - pydicom exposes no public accessor
 
 
 def _check_depth(ds: Dataset, limit: int, depth: int) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, BinaryIO
@@ -24,21 +24,32 @@ from pydicom.dataset import Dataset
 from dicomcloak.errors import OutputError, ProcessingError
 from dicomcloak.io.encode import encode_file
 
-__all__ = ["copy_atomic", "encode_dataset", "write_atomic", "write_dataset_atomic"]
+__all__ = ["copy_atomic", "encode_dataset", "sync_directories", "write_atomic", "write_dataset_atomic"]
 
 _COPY_CHUNK = 1 << 20
 
 
-def write_atomic(path: Path, payload: bytes) -> None:
+def write_atomic(path: Path, payload: bytes, *, sync_directory: bool = True) -> None:
     """Write `payload` to `path` atomically, creating parent directories.
+
+    The file's data is always fsynced before the rename. With
+    ``sync_directory=False`` the caller takes over making the rename itself
+    durable (a batch syncs each output directory once, with
+    :func:`sync_directories`, instead of once per file).
 
     Raises
     ------
     OutputError
         ``output-unwritable``; the temporary file is removed first.
     """
-    with atomic_file(path) as handle:
+    with atomic_file(path, sync_directory=sync_directory) as handle:
         handle.write(payload)
+
+
+def sync_directories(directories: Iterable[Path]) -> None:
+    """fsync each directory once: makes the renames done in it durable."""
+    for directory in sorted(set(directories)):
+        _fsync_directory(directory)
 
 
 def write_dataset_atomic(path: Path, ds: Dataset) -> None:
@@ -76,7 +87,7 @@ def encode_dataset(ds: Dataset) -> bytes:
         raise
     except RecursionError:
         raise _encode_failed("RecursionError") from None
-    except Exception as exc:  # any pydicom failure is this file's problem
+    except Exception as exc:  # noqa: BLE001 - any pydicom failure is this file's problem
         raise _encode_failed(type(exc).__name__) from None
 
 
@@ -97,7 +108,7 @@ def copy_atomic(path: Path, source: IO[bytes]) -> None:
 
 
 @contextmanager
-def atomic_file(path: Path) -> Iterator[BinaryIO]:
+def atomic_file(path: Path, *, sync_directory: bool = True) -> Iterator[BinaryIO]:
     """Yield a binary file that replaces `path` only if the block completes.
 
     Raises
@@ -121,7 +132,8 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
     except BaseException:
         _remove_quietly(tmp)
         raise
-    _fsync_directory(path.parent)
+    if sync_directory:
+        _fsync_directory(path.parent)
 
 
 def _open_temp(path: Path) -> tuple[BinaryIO, Path]:

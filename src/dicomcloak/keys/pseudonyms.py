@@ -84,7 +84,8 @@ class Pseudonymizer:
         return f"Pseudonymizer(key_id={self.key_id!r}, domain={self.domain!r})"
 
     def _mac(self, purpose: str, value: str) -> bytes:
-        return hmac.new(self._keys[purpose], value.encode("utf-8", "surrogateescape"), hashlib.sha256).digest()
+        data = value.encode("utf-8", "surrogateescape")
+        return hmac.new(self._keys[purpose], data, hashlib.sha256).digest()
 
     def _uid(self, original: str) -> str:
         """``2.25.`` + a version-8 UUID from HMAC(k_uid, UID) as a decimal integer.

@@ -139,7 +139,7 @@ def _map_one(
     rel_out = os.path.relpath(p, outdir)
     try:
         ds = pydicom.dcmread(p)
-    except Exception as exc:  # any parse failure is a finding, not a crash
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a finding, not a crash
         res.parse_fail.append((rel_out, f"{type(exc).__name__}"))
         return
     px = ds.get("PixelData")

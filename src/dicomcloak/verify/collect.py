@@ -11,18 +11,21 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from pydicom._uid_dict import UID_dictionary  # = pydicom.uid.UID_dictionary, the UID registry
-from pydicom.dataelem import DataElement
+from pydicom.charset import convert_encodings, decode_bytes
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
 
 from dicomcloak.engine.outcome import TagPath
 from dicomcloak.policy.model import Policy
 from dicomcloak.standard.table import Action
 from dicomcloak.verify.needles import NeedleIndex, normalize
 
-__all__ = ["InputValues", "collect_identifying", "element_texts"]
+__all__ = ["Elem", "InputValues", "collect_identifying", "element_texts"]
 
 _PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 _BINARY_NUMBERS = frozenset(
@@ -32,6 +35,13 @@ _FREE_TEXT = frozenset({"LO", "LT", "SH", "ST", "UC", "UT", "CS", "UR"})
 _PRINTABLE_RUN = re.compile(r"[^\x00-\x1f\\\x7f]+")
 _MAX_BYTES = 1_000_000
 _SOP_INSTANCE_UID = 0x00080018
+_CHARSET = 0x00080005
+_FAST_VRS = frozenset(
+    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
+)
+_CHARSET_VRS = frozenset({"LO", "LT", "PN", "SH", "ST", "UC", "UT"})
+_SINGLE_VALUED = frozenset({"LT", "ST", "UT", "UR"})
+_PN_DELIMITERS = {0x5E, 0x3D}  # "^" and "=" (PS3.5 6.2)
 
 
 @dataclass
@@ -57,23 +67,62 @@ def _is_private_creator(tag: int) -> bool:
     return group % 2 == 1 and 0x0010 <= element <= 0x00FF
 
 
-def _element(ds: Dataset, tag: int) -> DataElement:
+class Elem(NamedTuple):
+    """The little of an element the walk needs: tag, VR, value (text values already split)."""
+
+    tag: int
+    VR: str
+    value: object
+
+
+def _decoded(raw: RawDataElement, encodings: list[str]) -> Elem:
+    """Decode a raw textual value directly (pydicom's full conversion is the slow part)."""
+    vr = str(raw.VR)
+    data = bytes(raw.value or b"")
+    if vr in _CHARSET_VRS:
+        text = decode_bytes(data, encodings, _PN_DELIMITERS if vr == "PN" else set())
+    else:
+        text = data.decode("latin-1")
+    parts = [text] if vr in _SINGLE_VALUED else text.split("\\")
+    return Elem(int(raw.tag), vr, [part.rstrip(" \x00") for part in parts])
+
+
+def _element(ds: Dataset, tag: int, encodings: list[str]) -> Elem:
+    # pydicom's stub says DataElement, but an element not yet accessed is a RawDataElement
+    raw: DataElement | RawDataElement = ds.get_item(tag)
+    if tag in _PIXEL_TAGS:
+        return Elem(tag, "OB", b"")
+    if isinstance(raw, RawDataElement) and raw.VR in _FAST_VRS and isinstance(raw.value, bytes):
+        return _decoded(raw, encodings)
     try:
-        return ds[tag]
-    except Exception:  # an undecodable value: fall back to its raw bytes
-        value = ds.get_item(tag).value
-        return DataElement(tag, "UN", value if isinstance(value, bytes) else b"")
+        elem = ds[tag]
+        return Elem(tag, elem.VR, elem.value)
+    except Exception:  # noqa: BLE001 - an undecodable value: fall back to its raw bytes
+        value = raw.value
+        return Elem(tag, "UN", value if isinstance(value, bytes) else b"")
 
 
-def walk(ds: Dataset, prefix: TagPath = ()) -> Iterator[tuple[TagPath, DataElement, Dataset]]:
+def _encodings(ds: Dataset, inherited: list[str]) -> list[str]:
+    if _CHARSET not in ds:
+        return inherited
+    try:
+        return list(convert_encodings(ds[_CHARSET].value))
+    except Exception:  # noqa: BLE001 - unknown character set: decode as the default repertoire
+        return inherited
+
+
+def walk(
+    ds: Dataset, prefix: TagPath = (), encodings: list[str] | None = None
+) -> Iterator[tuple[TagPath, Elem, Dataset]]:
     """Yield ``(tag path, element, containing dataset)`` for every element at any depth."""
+    encodings = _encodings(ds, encodings or ["iso8859"])
     for tag in list(ds.keys()):
-        elem = _element(ds, int(tag))
+        elem = _element(ds, int(tag), encodings)
         path = (*prefix, int(tag))
         yield path, elem, ds
-        if elem.VR == "SQ":
-            for index, item in enumerate(elem.value or []):
-                yield from walk(item, (*path, index))
+        if elem.VR == "SQ" and isinstance(elem.value, list | Sequence):
+            for index, item in enumerate(elem.value):
+                yield from walk(item, (*path, index), encodings)
 
 
 def _datasets(ds: Dataset) -> Iterator[Dataset]:
@@ -83,7 +132,7 @@ def _datasets(ds: Dataset) -> Iterator[Dataset]:
     yield ds
 
 
-def value_strings(elem: DataElement) -> list[str]:
+def value_strings(elem: Elem) -> list[str]:
     """The element's value as text pieces (multi-values split; bytes as latin-1 printable runs)."""
     value = elem.value
     if value is None or elem.VR == "SQ":
@@ -126,7 +175,7 @@ def date_variants(d: str) -> set[str]:
             f"{y}.{m}.{dd}"}
 
 
-def _collect_element(values: InputValues, elem: DataElement, action: Action) -> None:
+def _collect_element(values: InputValues, elem: Elem, action: Action) -> None:
     vr = elem.VR
     if vr in _BINARY_NUMBERS or int(elem.tag) in _PIXEL_TAGS:
         return
@@ -146,8 +195,8 @@ def collect_identifying(ds: Dataset, policy: Policy) -> InputValues:
     Every element (file meta, any depth, private included) whose rule is not
     K contributes its values; private creator elements name vendors, not
     people, and are skipped. Values the policy keeps elsewhere in the same
-    instance (whole K values) are then dropped, since the output legitimately
-    holds them.
+    instance (whole K values, UIDs included) are then dropped, since the output
+    legitimately holds them.
     """
     sop_uid = str(ds[_SOP_INSTANCE_UID].value or "") if _SOP_INSTANCE_UID in ds else ""
     values = InputValues(sop_uid=sop_uid.strip(" \x00"))
@@ -160,6 +209,7 @@ def collect_identifying(ds: Dataset, policy: Policy) -> InputValues:
             _collect_element(values, elem, rule.action)
     for text in values.kept:
         values.needles.discard(text)
+    values.uids -= values.kept
     return values
 
 

@@ -37,8 +37,8 @@ class VerifyReport:
     leaked:
         The findings: output relative path, element tag path, kind.
     matched_outputs:
-        Outputs matched to their original through the key (searched only for
-        that original's values); the others were searched for every original's.
+        Outputs matched to their original through the key (and so also searched
+        for that original's values alone); every output is searched for all originals' values.
     unreadable_inputs, unreadable_outputs:
         Files that did not parse as DICOM; unreadable outputs are searched as raw bytes.
     """

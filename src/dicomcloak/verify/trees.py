@@ -9,10 +9,12 @@ latin-1; pixel data and byte values over 1 MB skipped) is then searched for
 them, text case-insensitively (precision rules in
 :mod:`dicomcloak.verify.needles`), UIDs as exact multi-value components.
 
-With the project key, an output is matched to its original by recomputing
-the original's pseudonymous SOP Instance UID, and searched only for that
-original's values; without it (or when no original matches) it is searched
-for the values of all originals at once.
+Every output is searched for the values of all originals at once (one
+index; a value of another instance, as a batch mix-up would produce, is a
+leak too). With the project key, an output is also matched to its original
+by recomputing the original's pseudonymous SOP Instance UID and searched for
+that original's values alone, which the union may have dropped because
+another original keeps them.
 
 The report names output files, tag paths and kinds of value; never a value.
 """
@@ -28,6 +30,7 @@ from pathlib import Path
 from pydicom.dataset import Dataset
 
 from dicomcloak.engine.outcome import format_path
+from dicomcloak.engine.quiet import quiet_pydicom
 from dicomcloak.errors import InputError
 from dicomcloak.io.reader import ReadLimits, read_path
 from dicomcloak.keys import ProjectKey, Pseudonymizer
@@ -59,6 +62,7 @@ class _Originals:
                 kept |= values.kept
             for text in kept:
                 merged.needles.discard(text)
+            merged.uids -= kept
             self._union = merged
         return self._union
 
@@ -132,10 +136,13 @@ class _Scan:
             self.unreadable += 1
             self.leaks |= _raw_leaks(rel, path.read_bytes(), self.originals.union())
             return
-        values = self.by_new_sop.get(str(ds.get("SOPInstanceUID", "")))
-        if values is not None:
+        own = self.by_new_sop.get(str(ds.get("SOPInstanceUID", "")))
+        if own is not None:
             self.matched += 1
-        self.leaks |= _dataset_leaks(rel, ds, values or self.originals.union())
+            self.leaks |= _dataset_leaks(rel, ds, own)
+        # every output is also searched for every original's values: a value of another
+        # instance (a cross-file mix-up in a batch) is a leak too
+        self.leaks |= _dataset_leaks(rel, ds, self.originals.union())
 
 
 def verify_trees(
@@ -160,6 +167,7 @@ def verify_trees(
     limits:
         Reading limits for both trees.
     """
+    quiet_pydicom()  # pydicom's reading validation quotes invalid values: never (DESIGN.md decision 7)
     originals = _read_originals(original, policy, limits)
     by_new_sop: dict[str, InputValues] = {}
     if key is not None:

@@ -1,0 +1,240 @@
+#!/usr/bin/env python3
+"""Throughput and correctness benchmark of ``dicomcloak deid`` against a copy and a pydicom baseline.
+
+Builds (or reuses) a synthetic PHI corpus, warms the page cache, then measures
+each command as a whole process: wall time, files/s, MB/s and peak RSS (the
+largest process of its tree, from ``getrusage(RUSAGE_CHILDREN)`` in a wrapper
+process, so pool workers count). Each ``dicomcloak deid`` output is then
+scored with the shared ``evaluate.py`` (or ``dicomcloak.testing.leakcheck``
+in a clone without ``../shared``). See bench/README.md.
+
+    python bench/bench_deid.py --n 2000 --max-big 20 [--corpus DIR] [--md docs/benchmarks.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_EVAL = REPO.parent / "shared" / "eval"
+PROFILES = {"default": (), "retain-long-modified-dates": ("--option", "retain-long-modified-dates")}
+
+# Runs CMD in a child, then prints "<wall seconds> <peak RSS KiB> <exit code>": ru_maxrss of
+# RUSAGE_CHILDREN is the largest RSS of any reaped descendant (Linux), pool workers included.
+_WRAPPER = """
+import resource, subprocess, sys, time
+t0 = time.perf_counter()
+code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
+wall = time.perf_counter() - t0
+print(wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)
+"""
+
+
+@dataclass
+class Row:
+    """One measured command."""
+
+    name: str
+    wall: float
+    rss_mb: float
+    code: int
+    files: int
+    mbytes: float
+    quality: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def files_per_s(self) -> float:
+        return self.files / self.wall
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.mbytes / self.wall
+
+
+def measure(name: str, cmd: list[str], files: int, mbytes: float) -> Row:
+    """Run ``cmd`` as a whole process tree and return its wall time and peak RSS."""
+    done = subprocess.run([sys.executable, "-c", _WRAPPER, *cmd], capture_output=True, text=True, check=True)
+    wall, rss_kib, code = done.stdout.split()
+    row = Row(name, float(wall), int(rss_kib) / 1024, int(code), files, mbytes)
+    print(f"  {name}: {row.wall:.1f} s, {row.files_per_s:.0f} files/s, exit {row.code}", file=sys.stderr)
+    return row
+
+
+def baseline(src: Path, out: Path) -> None:
+    """The pydicom baseline: read and write every file, changing nothing."""
+    import pydicom
+
+    for path in sorted(src.rglob("*.dcm")):
+        target = out / path.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        pydicom.dcmread(path).save_as(target)
+
+
+def build_corpus(corpus: Path, n: int, seed: int, max_big: int) -> None:
+    """Write the corpus with the shared generator when present, else the packaged one."""
+    args = ["--out", str(corpus), "--n", str(n), "--seed", str(seed), "--max-big", str(max_big)]
+    if (SHARED_EVAL / "make_corpus.py").exists():
+        cmd = [sys.executable, str(SHARED_EVAL / "make_corpus.py"), *args]
+    else:
+        cmd = [sys.executable, "-m", "dicomcloak.testing.corpus", *args]
+    print(f"building corpus: {' '.join(cmd)}", file=sys.stderr)
+    subprocess.run(cmd, check=True, stdout=sys.stderr)
+
+
+def warm(files: Path) -> int:
+    """Read every file once (page cache), return the total bytes."""
+    total = 0
+    for path in files.rglob("*"):
+        if path.is_file():
+            total += len(path.read_bytes())
+    return total
+
+
+def evaluate(corpus: Path, out: Path, validate_sample: int) -> dict[str, Any]:
+    """Score an output with the shared evaluate.py when present, else dicomcloak.testing.leakcheck."""
+    if (SHARED_EVAL / "evaluate.py").exists():
+        cmd = [sys.executable, str(SHARED_EVAL / "evaluate.py")]
+    else:
+        cmd = [sys.executable, "-m", "dicomcloak.testing.leakcheck"]
+    cmd += ["--corpus", str(corpus), "--out", str(out), "--validate-sample", str(validate_sample)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def summarize(res: dict[str, Any]) -> dict[str, str]:
+    """The five headline figures of an evaluation, as table cells."""
+    st, se = res["study_uid_consistency"], res["series_uid_consistency"]
+    bad_groups = sum(c[k] for c in (st, se) for k in ("split_groups", "merged_groups", "empty_uid_groups"))
+    uids = "consistent" if bad_groups == 0 and res["files_with_original_uid"] == 0 else (
+        f"{bad_groups} bad groups, {res['files_with_original_uid']} files with original UID")
+    refs = ", ".join(f"{k} {v}" for k, v in sorted(res["refs"].items())) or "none"
+    pixels = f"{res['pixels_intact']}/{res['n_corpus']} intact"
+    val = res.get("validator")
+    validator = f"{val['errors_introduced_total']:+d} ({val['sampled']} files)" if val else "n/a"
+    leaks = f"{res['phi_leaked']} / {res['phi_entries_checked']}"
+    missing = res["missing_outputs"] + res["parse_fail"]
+    return {"leaks": leaks + (f", {missing} missing/unparsable" if missing else ""), "uids": uids,
+            "refs": refs, "pixels": pixels, "validator": validator}
+
+
+def dicomcloak_cmd() -> list[str]:
+    """The installed console script (next to this interpreter), else the module entry point."""
+    script = Path(sys.executable).with_name("dicomcloak")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from dicomcloak.cli.app import main; main()"]
+
+
+def run_all(args: argparse.Namespace, corpus: Path, work: Path) -> tuple[list[Row], dict[str, Any]]:
+    files = corpus / "files"
+    answer = json.loads((corpus / "answer_key.json").read_text())
+    n = len(answer["files"])
+    mbytes = warm(files) / 1e6
+    print(f"corpus: {n} files, {mbytes:.0f} MB (cache warmed)", file=sys.stderr)
+    key = work / "bench.key"
+    if not key.exists():
+        init = [*dicomcloak_cmd(), "keys", "init", "--out", str(key)]
+        subprocess.run(init, check=True, capture_output=True)
+    rows = [measure("plain copy (`cp -r`)", ["cp", "-r", str(files), str(work / "out-cp")], n, mbytes)]
+    rows.append(measure("pydicom read + write, no change", [sys.executable, __file__, "_baseline", str(files),
+                                                            str(work / "out-pydicom")], n, mbytes))
+    shutil.rmtree(work / "out-cp")
+    shutil.rmtree(work / "out-pydicom")
+    for profile, extra in PROFILES.items():
+        for jobs in (1, 2):
+            out = work / f"out-{profile}-j{jobs}"
+            cmd = [*dicomcloak_cmd(), "deid", str(files), "--out", str(out), "--key", str(key),
+                   "--jobs", str(jobs), *extra]
+            row = measure(f"dicomcloak deid, {profile}, --jobs {jobs}", cmd, n, mbytes)
+            row.quality = summarize(evaluate(corpus, out, args.validate_sample))
+            rows.append(row)
+            if not (profile == "default" and jobs == 2):
+                shutil.rmtree(out)
+                shutil.rmtree(out.with_name(out.name + ".run"), ignore_errors=True)
+    check = [*dicomcloak_cmd(), "verify", str(files), str(work / "out-default-j2"), "--key", str(key)]
+    verify = measure("dicomcloak verify --key (leak check of the default output)", check, n, mbytes)
+    return [*rows, verify], answer
+
+
+def machine() -> str:
+    """nproc, CPU model, RAM, Python and pydicom versions."""
+    import pydicom
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor() or "unknown CPU")
+    mem_kib = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                    if line.startswith("MemTotal")), 0)
+    return (f"{os.cpu_count()} CPUs ({cpu}), {mem_kib / 2**20:.0f} GiB RAM, "
+            f"Python {platform.python_version()}, pydicom {pydicom.__version__}, "
+            f"{platform.system()} {platform.release()}")
+
+
+def table(rows: list[Row]) -> str:
+    """The Markdown table of all measurements."""
+    base = next(r for r in rows if r.name.startswith("pydicom"))
+    j1 = {r.name.split(",")[1].strip(): r for r in rows if r.name.endswith("--jobs 1")}
+    head = ("| command | files/s | MB/s | wall s | peak RSS MB | ratio | PHI leaked | UIDs | refs | pixels "
+            "| validator errors added |\n|---|---|---|---|---|---|---|---|---|---|---|")
+    lines = [head]
+    for r in rows:
+        ratio = ""
+        if r.name.endswith("--jobs 1"):
+            ratio = f"{r.files_per_s / base.files_per_s:.2f}x pydicom baseline"
+        elif r.name.endswith("--jobs 2"):
+            ratio = f"{r.files_per_s / j1[r.name.split(',')[1].strip()].files_per_s:.2f}x --jobs 1"
+        q = r.quality
+        status = "" if r.code == 0 else f" (exit {r.code})"
+        lines.append(
+            f"| {r.name}{status} | {r.files_per_s:,.0f} | {r.mb_per_s:,.1f} | {r.wall:.1f} | {r.rss_mb:,.0f} "
+            f"| {ratio} | {q.get('leaks', '')} | {q.get('uids', '')} | {q.get('refs', '')} "
+            f"| {q.get('pixels', '')} | {q.get('validator', '')} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["_baseline"]:
+        baseline(Path(argv[1]), Path(argv[2]))
+        return 0
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--max-big", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--corpus", type=Path, help="reuse (or create) the corpus in DIR")
+    ap.add_argument("--work", type=Path, help="scratch directory for outputs (default: a temporary one)")
+    ap.add_argument("--validate-sample", type=int, default=14)
+    ap.add_argument("--md", type=Path, help="append the results to this Markdown file (docs/benchmarks.md)")
+    args = ap.parse_args(argv)
+    work = args.work or Path(tempfile.mkdtemp(prefix="dicomcloak-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    corpus = args.corpus or work / "corpus"
+    if not (corpus / "answer_key.json").exists():
+        build_corpus(corpus, args.n, args.seed, args.max_big)
+    rows, answer = run_all(args, corpus, work)
+    date = subprocess.run(["date", "-u"], capture_output=True, text=True, check=False).stdout.strip()
+    source = f"`{answer.get('generator', '?')}`, seed {answer.get('seed', '?')}"
+    header = (f"### {date}\n\n{len(answer['files'])} files, {answer['total_bytes'] / 1e6:.0f} MB "
+              f"({source}); {machine()}; warm cache.\n")
+    report = f"{header}\n{table(rows)}\n"
+    print(report)
+    if args.md:
+        with args.md.open("a", encoding="utf-8") as handle:
+            handle.write("\n" + report)
+    if args.work is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
