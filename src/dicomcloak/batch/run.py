@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dicomcloak.batch.report import ReportBuilder, RunSummary, encode_report, report_path
-from dicomcloak.batch.worker import FileResult, WorkerContext, WorkerSettings, build_context, process_item
+from dicomcloak.batch.worker import (
+    FileResult,
+    WorkerContext,
+    WorkerSettings,
+    build_context,
+    process_chunk,
+)
 from dicomcloak.errors import OutputError
 from dicomcloak.io.inputs import InputItem
 from dicomcloak.io.writer import write_atomic
@@ -103,10 +109,21 @@ def _results(
         ctx = build_context(settings.worker)
         if observer is not None:
             observer.start(len(items))
-        for index, item in enumerate(items):
-            yield process_item(item, ctx, index)
+        try:
+            for chunk in _chunks(list(enumerate(items)), _IN_PROCESS_CHUNK):
+                yield from process_chunk(chunk, ctx)
+        finally:
+            ctx.writer.close()
         return
     yield from _pooled(items, settings, jobs, observer)
+
+
+_IN_PROCESS_CHUNK = 64
+
+
+def _chunks(tasks: list[tuple[int, InputItem]], size: int) -> Iterator[list[tuple[int, InputItem]]]:
+    for start in range(0, len(tasks), size):
+        yield tasks[start : start + size]
 
 
 def _pooled(
@@ -119,13 +136,17 @@ def _pooled(
     try:
         # The first file is done here, before forking: lazy imports, the policy's
         # tables and codec caches are then warm in every worker instead of built by each.
-        first = process_item(items[0], build_context(worker), 0)
+        first_ctx = build_context(worker)
+        first = process_chunk([(0, items[0])], first_ctx)[0]
+        first_ctx.writer.close()  # no writer threads may exist when the pool forks
         # The pool is created before the observer starts its own threads (fork safety).
         with _mp_context().Pool(jobs, initializer=_init_worker, initargs=(worker,)) as pool:
             if observer is not None:
                 observer.start(len(items))
             yield first
-            yield from pool.imap_unordered(_run_task, enumerate(items[1:], start=1), chunksize)
+            chunks = _chunks(list(enumerate(items[1:], start=1)), chunksize)
+            for results in pool.imap_unordered(_run_chunk, chunks):
+                yield from results
     finally:
         shutil.rmtree(claims, ignore_errors=True)
 
@@ -143,11 +164,10 @@ def _init_worker(settings: WorkerSettings) -> None:
     _CONTEXT = build_context(settings)
 
 
-def _run_task(task: tuple[int, InputItem]) -> FileResult:
+def _run_chunk(tasks: list[tuple[int, InputItem]]) -> list[FileResult]:
     if _CONTEXT is None:  # pragma: no cover - the initializer always runs first
         raise RuntimeError("worker used before its initializer ran")
-    index, item = task
-    return process_item(item, _CONTEXT, index)
+    return process_chunk(tasks, _CONTEXT)
 
 
 def _run_facts(settings: RunSettings, jobs: int) -> dict[str, Any]:

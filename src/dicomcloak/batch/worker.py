@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Protocol
 
 from dicomcloak.api import Deidentifier
+from dicomcloak.batch.background import BackgroundWriter
 from dicomcloak.engine.outcome import Outcome, format_path
 from dicomcloak.errors import DicomcloakError, InputError, ProcessingError
 from dicomcloak.io.inputs import InputItem
 from dicomcloak.io.layout import mirror_relpath, pseudonymous_relpath
 from dicomcloak.io.quarantine import quarantine
 from dicomcloak.io.reader import ReadLimits, read_dataset
-from dicomcloak.io.writer import encode_dataset, write_atomic
+from dicomcloak.io.writer import encode_dataset
 from dicomcloak.keys import ProjectKey
 from dicomcloak.policy.model import Policy
 
@@ -37,6 +38,7 @@ __all__ = [
     "WorkerContext",
     "WorkerSettings",
     "build_context",
+    "process_chunk",
     "process_item",
 ]
 
@@ -136,6 +138,7 @@ class WorkerContext:
     settings: WorkerSettings
     deidentifier: Deidentifier
     claims: Claims
+    writer: BackgroundWriter = field(default_factory=BackgroundWriter)
 
 
 def build_context(settings: WorkerSettings) -> WorkerContext:
@@ -177,7 +180,7 @@ def _deidentify_one(index: int, item: InputItem, ctx: WorkerContext) -> FileResu
         if settings.layout is Layout.MIRROR:
             raise InputError("another input already wrote this output path", reference="output-collision")
         return FileResult(index, Status.DUPLICATE, "duplicate-instance", 0, shown, len(data))
-    write_atomic(settings.out_dir / relpath, payload, sync_directory=False)  # run_batch syncs once
+    ctx.writer.submit(settings.out_dir / relpath, payload)  # run_batch drains and syncs
     counts = Counter((c.path, c.action, c.source) for c in outcome.changes)
     n_changes = len(outcome.changes)
     changes = tuple(((format_path(path), action, source), n) for (path, action, source), n in counts.items())
@@ -195,3 +198,10 @@ def _relpath(outcome: Outcome, item: InputItem, settings: WorkerSettings) -> str
 def _quarantined(index: int, item: InputItem, error: InputError, ctx: WorkerContext) -> FileResult:
     quarantine(item, error, ctx.settings.quarantine_dir)
     return FileResult(index, Status.QUARANTINED, error.reference)
+
+
+def process_chunk(tasks: list[tuple[int, InputItem]], ctx: WorkerContext) -> list[FileResult]:
+    """Process a chunk of inputs, then wait until all its outputs are on disk."""
+    results = [process_item(item, ctx, index) for index, item in tasks]
+    ctx.writer.drain()
+    return results

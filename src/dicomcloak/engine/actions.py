@@ -10,18 +10,19 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from pydicom import config
 from pydicom.datadict import keyword_for_tag
-from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 
 from dicomcloak.engine import dates, values
-from dicomcloak.engine.identifying import is_single_byte
 from dicomcloak.engine.outcome import Change, TagPath
+from dicomcloak.engine.values import decode
 from dicomcloak.policy.model import Rule
 from dicomcloak.standard.iod import attribute_type, resolve_combined
 from dicomcloak.standard.table import Action, Option
@@ -102,32 +103,6 @@ def _raw_text(tag: int, vr: str, value: Any, encoding: tuple[bool, bool]) -> Raw
     return RawDataElement(BaseTag(tag), vr, len(data), data, 0, implicit, little, True, False)
 
 
-_FAST_VRS = _RAW_TEXT_VRS | {"UC", "UR", "UT"}
-
-
-def decode(elem: Element, vr: str, source: Dataset, charset: Any) -> Any:
-    """Decode a value without caching it in the input; text in single-byte sets decoded directly.
-
-    Single-byte character sets (default repertoire, ISO_IR 100) are Latin-1
-    (PS3.5 6.1.2.3): decoding them here skips pydicom's per-element machinery.
-    Multi-valued text comes back as a list.
-    """
-    if not isinstance(elem, RawDataElement):
-        return elem.value
-    raw = elem.value
-    if vr in _FAST_VRS and isinstance(raw, bytes) and is_single_byte(charset):
-        text = raw.decode("latin-1").rstrip(" \x00")
-        if vr in ("LT", "ST", "UT", "UR"):
-            return text  # no multiplicity, backslash allowed (PS3.5 6.2)
-        parts = [part.strip(" \x00") for part in text.split("\\")]
-        return parts if len(parts) > 1 else parts[0]
-    return convert_raw_data_element(elem, encoding=charset, ds=source).value
-
-
-def _keyword_path(ctx: ElementContext) -> tuple[str, ...]:
-    return tuple(keyword_for_tag(tag) for tag in ctx.path[::2])
-
-
 def resolve(ctx: ElementContext) -> Action:
     """Resolve a combined action by the attribute's type in the instance's IOD (docs/policy.md)."""
     action = ctx.rule.action
@@ -137,8 +112,13 @@ def resolve(ctx: ElementContext) -> Action:
         if ctx.walk.policy.keep_reference_sequences:
             return Action.K  # kept; the UIDs inside are replaced (U) by their own rules
         action = Action.XZ
-    kind = attribute_type(ctx.walk.identity.sop_class_uid, _keyword_path(ctx))
-    return resolve_combined(action, kind)
+    return _resolve_by_type(action, ctx.walk.identity.sop_class_uid, ctx.path[::2])
+
+
+@lru_cache(maxsize=4096)
+def _resolve_by_type(action: Action, sop_class_uid: str, tags: tuple[int, ...]) -> Action:
+    keywords = tuple(keyword_for_tag(tag) for tag in tags)
+    return resolve_combined(action, attribute_type(sop_class_uid, keywords))
 
 
 def apply_action(ctx: ElementContext, action: Action) -> Element | None:

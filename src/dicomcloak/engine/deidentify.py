@@ -116,8 +116,15 @@ def _process(source: Dataset, path: TagPath, walk: Walk) -> Dataset:
     # these elements need (they are copies or fresh elements with tag and VR set).
     out_elements = out._dict  # noqa: SLF001
     elements = source._dict  # noqa: SLF001 - pydicom 3.0 storage; elements() re-checks each tag
-    for tag in sorted(elements):
+    plain, plain_vr = walk.policy.plain_keeps, walk.policy.plain_keep_vr
+    for tag in sorted(elements, key=int):  # int keys: BaseTag's Python-level __lt__ is slow
         elem = elements[tag]
+        number = int(tag)  # plain int keys: BaseTag's __eq__ is Python-level and slow in dicts
+        vr = plain[number] if number in plain else plain_vr(number)
+        if vr is not None and (vr == elem.VR or elem.VR is None):
+            # Fast path: a public element the policy keeps as it is, whatever its value.
+            out_elements[tag] = _matching(elem, source, walk)
+            continue
         walk.current = (*path, tag)
         private = (tag >> 16) % 2 == 1
         if private and 0x0010 <= (tag & 0xFFFF) <= 0x00FF:
@@ -182,6 +189,11 @@ def _process_element(
     if vr == "UN" and isinstance(elem, RawDataElement) and not (tag >> 16) % 2:
         vr = _real_vr(source, tag)
     rule = walk.policy.rule(tag, vr, creator)
+    if rule.action is Action.K and vr not in _NEEDS_CONTEXT:
+        return elem  # kept as it is, bytes copied by the encoder
+    if rule.action is Action.X:
+        walk.changes.append(Change((*path, tag), "X", rule.source))
+        return None
     ctx = ElementContext(source, elem, vr, (*path, tag), rule, walk)
     action = resolve(ctx)
     if action is Action.X:
@@ -190,6 +202,10 @@ def _process_element(
     if vr == "SQ":
         return _sequence(ctx, action)
     return apply_action(ctx, action)
+
+
+# K still needs work for these: UIDs may be replaced, sequences are cleaned recursively.
+_NEEDS_CONTEXT = frozenset({"UI", "SQ"})
 
 
 def _real_vr(source: Dataset, tag: int) -> str:

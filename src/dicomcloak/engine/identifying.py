@@ -14,7 +14,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 from dicomcloak.engine.textclean import TextCleaner, date_variants, name_components
-from dicomcloak.engine.values import element_vr
+from dicomcloak.engine.values import element_vr, is_single_byte
 from dicomcloak.policy.model import Policy
 from dicomcloak.standard.table import Action
 
@@ -22,17 +22,6 @@ __all__ = ["build_cleaner", "identifying_values"]
 
 _FREE_TEXT = frozenset({"LO", "LT", "SH", "ST", "UC", "UT"})
 _VALUE_VRS = frozenset({"AE", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "UC", "UT", "UR"})
-
-
-# pydicom's Python codec names for the default repertoire and ISO_IR 100 (Latin-1).
-_SINGLE_BYTE = frozenset({"iso8859", "latin_1"})
-
-
-def is_single_byte(charset: object) -> bool:
-    """True when values decode as Latin-1: default repertoire or ISO_IR 100 (PS3.5 6.1.2.3)."""
-    if isinstance(charset, str):
-        return charset in _SINGLE_BYTE
-    return isinstance(charset, list) and len(charset) == 1 and charset[0] in _SINGLE_BYTE
 
 
 def _decode(source: Dataset, elem: DataElement | RawDataElement, vr: str, charset: object) -> object:

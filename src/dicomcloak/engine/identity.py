@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pydicom.dataset import Dataset
 
 from dicomcloak.engine.outcome import Change
+from dicomcloak.engine.values import text_of
 from dicomcloak.keys.pseudonyms import DateShift, Pseudonymizer
 
 __all__ = ["Identity", "apply_age_rules", "identify"]
@@ -34,9 +35,17 @@ class Identity:
     sop_class_uid: str
 
 
+_TAGS = {
+    "PatientID": 0x00100020, "IssuerOfPatientID": 0x00100021, "StudyInstanceUID": 0x0020000D,
+    "SOPClassUID": 0x00080016, "PatientAge": _PATIENT_AGE, "PatientBirthDate": _BIRTH_DATE,
+    "StudyDate": 0x00080020, "SeriesDate": 0x00080021, "AcquisitionDate": 0x00080022,
+    "ContentDate": 0x00080023,
+}
+
+
 def _text(dataset: Dataset, keyword: str) -> str:
-    value = dataset.get(keyword)
-    return "" if value is None else str(value).strip()
+    """A top-level text value, decoded without converting (or caching in) the dataset."""
+    return text_of(dataset, _TAGS[keyword])
 
 
 def identify(dataset: Dataset, pseudonymizer: Pseudonymizer) -> Identity:
@@ -71,11 +80,11 @@ def _date(text: str) -> dt.date | None:
 
 def apply_age_rules(out: Dataset, changes: list[Change]) -> None:
     """Aggregate ages over 89 as 90 (HIPAA Safe Harbor), in Patient's Age and Birth Date."""
-    age = _age_years(_text(out, "PatientAge")) if "PatientAge" in out else None
+    age = _age_years(_text(out, "PatientAge")) if _PATIENT_AGE in out._dict else None  # noqa: SLF001
     if age is not None and age >= _HIPAA_AGE:
         out.PatientAge = f"{_HIPAA_AGE:03d}Y"
         changes.append(Change((_PATIENT_AGE,), "C", "default:hipaa-age-over-89"))
-    birth = _date(_text(out, "PatientBirthDate")) if "PatientBirthDate" in out else None
+    birth = _date(_text(out, "PatientBirthDate")) if _BIRTH_DATE in out._dict else None  # noqa: SLF001
     reference = next((_date(_text(out, k)) for k in _REFERENCE_DATES if _text(out, k)), None)
     if birth is None or reference is None:
         return

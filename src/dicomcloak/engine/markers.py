@@ -12,9 +12,11 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_dataset
 from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
 from dicomcloak.engine.outcome import Change
+from dicomcloak.engine.values import text_of
 from dicomcloak.policy.model import Policy
 from dicomcloak.standard.table import Option, method_codes
 
@@ -78,13 +80,29 @@ def add_markers(out: Dataset, policy: Policy, changes: list[Change], encoding: t
         changes.append(Change((int(elem.tag),), "A", "default:deidentification-marker"))
 
 
+def _meta_element(tag: int, vr: str, value: str | bytes) -> RawDataElement:
+    """A File Meta element, always Explicit VR Little Endian (PS3.10 7.1), padded to even length."""
+    data = value if isinstance(value, bytes) else value.encode("ascii")
+    if len(data) % 2:
+        data += b"\x00" if vr == "UI" else b" "
+    return RawDataElement(BaseTag(tag), vr, len(data), data, 0, False, True, True, False)
+
+
 def file_meta(source: Dataset, out: Dataset) -> FileMetaDataset:
-    """Fresh File Meta Information consistent with the de-identified dataset (PS3.10 7.1)."""
+    """Fresh File Meta Information consistent with the de-identified dataset (PS3.10 7.1).
+
+    Built from raw elements: nothing of the input's File Meta is carried over
+    but its transfer syntax, and raw elements cost a tuple each to build.
+    """
     meta = FileMetaDataset()
-    meta.FileMetaInformationVersion = b"\x00\x01"
-    meta.MediaStorageSOPClassUID = out.get("SOPClassUID", "")
-    meta.MediaStorageSOPInstanceUID = out.get("SOPInstanceUID", "")
-    meta.TransferSyntaxUID = source.file_meta.TransferSyntaxUID
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    elements = meta._dict  # noqa: SLF001 - values made here are valid by construction
+    for tag, vr, value in (
+        (0x00020001, "OB", b"\x00\x01"),
+        (0x00020002, "UI", text_of(out, 0x00080016)),
+        (0x00020003, "UI", text_of(out, 0x00080018)),
+        (0x00020010, "UI", str(source.file_meta.TransferSyntaxUID)),
+        (0x00020012, "UI", str(IMPLEMENTATION_CLASS_UID)),
+        (0x00020013, "SH", IMPLEMENTATION_VERSION_NAME),
+    ):
+        elements[BaseTag(tag)] = _meta_element(tag, vr, value)
     return meta

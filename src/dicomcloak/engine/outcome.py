@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
 
+from dicomcloak.engine.values import text_of
+
 __all__ = ["Change", "Outcome", "TagPath", "format_path"]
 
 #: A path to an element: (tag, item index, tag, item index, ..., tag).
@@ -68,14 +70,14 @@ class Outcome:
     @property
     def study_uid(self) -> str:
         """The new Study Instance UID ("" when absent)."""
-        return str(self.dataset.get("StudyInstanceUID", ""))
+        return text_of(self.dataset, 0x0020000D)
 
     @property
     def series_uid(self) -> str:
         """The new Series Instance UID ("" when absent)."""
-        return str(self.dataset.get("SeriesInstanceUID", ""))
+        return text_of(self.dataset, 0x0020000E)
 
     @property
     def sop_instance_uid(self) -> str:
         """The new SOP Instance UID ("" when absent)."""
-        return str(self.dataset.get("SOPInstanceUID", ""))
+        return text_of(self.dataset, 0x00080018)

@@ -8,16 +8,23 @@ real date, a DS that parses, lengths within the VR's limits).
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 from pydicom._uid_dict import UID_dictionary
 from pydicom.datadict import keyword_for_tag
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
+from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag
 
 __all__ = [
     "DEFINITION_UID_KEYWORDS",
+    "decode",
     "dummy_value",
     "is_identifier_keyword",
+    "is_single_byte",
     "is_well_known_uid",
     "max_length",
+    "text_of",
 ]
 
 #: Dummy values by VR (PS3.5 Table 6.2-1); binary VRs get one zero of their width.
@@ -113,3 +120,51 @@ def _dictionary_vr(tag: int) -> str:
         return str(dictionary_VR(tag))
     except KeyError:
         return "UN"
+
+
+# pydicom's Python codec names for the default repertoire and ISO_IR 100 (Latin-1).
+_SINGLE_BYTE = frozenset({"iso8859", "latin_1"})
+
+
+def is_single_byte(charset: object) -> bool:
+    """True when values decode as Latin-1: default repertoire or ISO_IR 100 (PS3.5 6.1.2.3)."""
+    if isinstance(charset, str):
+        return charset in _SINGLE_BYTE
+    return isinstance(charset, list) and len(charset) == 1 and charset[0] in _SINGLE_BYTE
+
+
+_FAST_VRS = frozenset(
+    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UI", "UC", "UR", "UT"}
+)
+
+
+def decode(elem: DataElement | RawDataElement, vr: str, source: Dataset, charset: Any) -> Any:
+    """Decode a value without caching it in the input; text in single-byte sets decoded directly.
+
+    Single-byte character sets (default repertoire, ISO_IR 100) are Latin-1
+    (PS3.5 6.1.2.3): decoding them here skips pydicom's per-element machinery.
+    Multi-valued text comes back as a list.
+    """
+    if not isinstance(elem, RawDataElement):
+        return elem.value
+    raw = elem.value
+    if vr in _FAST_VRS and isinstance(raw, bytes) and is_single_byte(charset):
+        text = raw.decode("latin-1").rstrip(" \x00")
+        if vr in ("LT", "ST", "UT", "UR"):
+            return text  # no multiplicity, backslash allowed (PS3.5 6.2)
+        parts = [part.strip(" \x00") for part in text.split("\\")]
+        return parts if len(parts) > 1 else parts[0]
+    return convert_raw_data_element(elem, encoding=charset, ds=source).value
+
+
+def text_of(dataset: Dataset, keyword_tag: int, charset: Any = None) -> str:
+    """The stripped text value of a top-level element ("" when absent), decoded without caching."""
+    elem = dataset._dict.get(BaseTag(keyword_tag))  # noqa: SLF001 - raw access, see deidentify._process
+    if elem is None:
+        return ""
+    if charset is None:
+        charset = dataset.original_character_set
+    value = decode(elem, element_vr(elem), dataset, charset)
+    if isinstance(value, list):
+        return str(value[0]).strip() if value else ""
+    return "" if value is None else str(value).strip()

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from functools import cache, cached_property
 from types import MappingProxyType
 
-from pydicom.datadict import keyword_for_tag
+from pydicom.datadict import dictionary_VR, keyword_for_tag
 
 from dicomcloak.errors import ConfigError
 from dicomcloak.standard.safe_private import normalize_creator as normalize_creator  # re-exported
@@ -60,6 +60,7 @@ def default_safe_private() -> frozenset[PrivateKey]:
     return safe_private_entries()
 
 
+_UNSET = object()
 _CURVE = 0x5000
 _OVERLAY = 0x6000
 
@@ -138,6 +139,34 @@ class Policy:
         if found is None:
             found = self._memo[key] = self._rule(tag, vr, creator)
         return found
+
+    @cached_property
+    def plain_keeps(self) -> dict[int, str | None]:
+        """Memo of :meth:`plain_keep_vr` (filled as tags are met); the engine reads it directly."""
+        return {}
+
+    def plain_keep_vr(self, tag: int) -> str | None:
+        """The dictionary VR of a public element kept as it is whatever its value, else None.
+
+        This is the engine's fast path: such an element's bytes are copied
+        without being decoded. UI (UIDs may be replaced), SQ (items are walked),
+        multi-VR and unknown tags never qualify, nor does any tag when site
+        overrides by VR exist (the rule may then depend on the element's VR).
+        """
+        found = self.plain_keeps.get(tag, _UNSET)
+        if found is _UNSET:
+            found = self._plain_vr(tag)
+            self.plain_keeps[tag] = found
+        return found  # type: ignore[return-value]
+
+    def _plain_vr(self, tag: int) -> str | None:
+        if (tag >> 16) % 2 or self.overrides.vrs or self._rule(tag, None, None).action is not Action.K:
+            return None
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            return None
+        return None if vr in ("UI", "SQ") or " " in vr else str(vr)
 
     def _rule(self, tag: int, vr: str | None, creator: str | None) -> Rule:
         site = self.overrides.tags.get(tag)

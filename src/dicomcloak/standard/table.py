@@ -47,7 +47,10 @@ class Action(StrEnum):
     @property
     def is_combined(self) -> bool:
         """True for the combined actions that depend on the IOD's attribute type."""
-        return "/" in self.value
+        return self in _COMBINED
+
+
+_COMBINED = frozenset({Action.ZD, Action.XZ, Action.XD, Action.XZD, Action.XZU})
 
 
 class Option(StrEnum):
