@@ -62,7 +62,13 @@ class Row:
 
 
 def measure(name: str, cmd: list[str], files: int, mbytes: float) -> Row:
-    """Run ``cmd`` as a whole process tree and return its wall time and peak RSS."""
+    """Run ``cmd`` as a whole process tree and return its wall time and peak RSS.
+
+    Dirty pages left by the previous command are flushed first (not timed):
+    otherwise a command that fsyncs its outputs would also pay for writing
+    back the previous command's files.
+    """
+    os.sync()
     done = subprocess.run([sys.executable, "-c", _WRAPPER, *cmd], capture_output=True, text=True, check=True)
     wall, rss_kib, code = done.stdout.split()
     row = Row(name, float(wall), int(rss_kib) / 1024, int(code), files, mbytes)

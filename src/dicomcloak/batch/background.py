@@ -12,6 +12,7 @@ every output on disk.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -41,17 +42,18 @@ class BackgroundWriter:
         self._pending: deque[tuple[Future[None], int]] = deque()
         self._bytes = 0
 
-    def submit(self, path: Path, payload: bytes) -> None:
+    def submit(self, path: Path, payload: Sequence[bytes]) -> None:
         """Queue ``payload`` to be written to ``path`` (atomically; the directory is synced later)."""
+        size = sum(len(part) for part in payload)
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self._threads, thread_name_prefix="dicomcloak-writer")
         while self._pending and (
-            len(self._pending) >= self._max_pending or self._bytes + len(payload) > self._max_bytes
+            len(self._pending) >= self._max_pending or self._bytes + size > self._max_bytes
         ):
             self._raise_if_failed(self._wait_oldest())
         future = self._executor.submit(write_atomic, path, payload, sync_directory=False)
-        self._pending.append((future, len(payload)))
-        self._bytes += len(payload)
+        self._pending.append((future, size))
+        self._bytes += size
 
     def drain(self) -> None:
         """Wait for every queued write; re-raise the first failure (an OutputError)."""

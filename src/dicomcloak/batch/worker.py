@@ -23,7 +23,7 @@ from dicomcloak.io.inputs import InputItem
 from dicomcloak.io.layout import mirror_relpath, pseudonymous_relpath
 from dicomcloak.io.quarantine import quarantine
 from dicomcloak.io.reader import ReadLimits, read_dataset
-from dicomcloak.io.writer import encode_dataset
+from dicomcloak.io.writer import encode_dataset_parts
 from dicomcloak.keys import ProjectKey
 from dicomcloak.policy.model import Policy
 
@@ -175,7 +175,7 @@ def _deidentify_one(index: int, item: InputItem, ctx: WorkerContext) -> FileResu
     outcome = ctx.deidentifier.deidentify(read_dataset(data, settings.limits))
     relpath = _relpath(outcome, item, settings)
     shown = relpath if settings.layout is Layout.PSEUDONYMOUS else ""  # mirrored paths may hold PHI
-    payload = encode_dataset(outcome.dataset)
+    payload = encode_dataset_parts(outcome.dataset)
     if not ctx.claims.claim(relpath):
         if settings.layout is Layout.MIRROR:
             raise InputError("another input already wrote this output path", reference="output-collision")
@@ -184,7 +184,8 @@ def _deidentify_one(index: int, item: InputItem, ctx: WorkerContext) -> FileResu
     counts = Counter((c.path, c.action, c.source) for c in outcome.changes)
     n_changes = len(outcome.changes)
     changes = tuple(((format_path(path), action, source), n) for (path, action, source), n in counts.items())
-    return FileResult(index, Status.WRITTEN, "", n_changes, shown, len(data), len(payload), changes)
+    size = sum(len(part) for part in payload)
+    return FileResult(index, Status.WRITTEN, "", n_changes, shown, len(data), size, changes)
 
 
 def _relpath(outcome: Outcome, item: InputItem, settings: WorkerSettings) -> str:

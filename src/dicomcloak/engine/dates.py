@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from functools import cache
+from functools import cache, lru_cache
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 
@@ -83,6 +83,7 @@ def _format_time(moment: dt.datetime, precision: int) -> str:
     return f"{text}.{moment.microsecond:06d}"[: 7 - precision]
 
 
+@lru_cache(maxsize=16384)  # a series repeats the same dates and times in every file
 def shift_date(value: str, paired_time: str | None, shift: DateShift) -> str | None:
     """Shift one DA value, with its paired TM value when present."""
     day = _parse_date(value)
@@ -99,6 +100,7 @@ def shift_date(value: str, paired_time: str | None, shift: DateShift) -> str | N
         return None
 
 
+@lru_cache(maxsize=16384)
 def shift_time(value: str, paired_date: str | None, shift: DateShift) -> str | None:
     """Shift one TM value; with its paired date the day roll-over lands on the date."""
     parsed = _parse_time(value)
@@ -109,6 +111,7 @@ def shift_time(value: str, paired_date: str | None, shift: DateShift) -> str | N
     return _format_time(moved, parsed[1])
 
 
+@lru_cache(maxsize=16384)
 def shift_datetime(value: str, shift: DateShift) -> str | None:
     """Shift one DT value, keeping its precision and UTC offset suffix."""
     match = _DT.match(value.strip())

@@ -72,8 +72,11 @@ def _age_years(text: str) -> int | None:
 
 
 def _date(text: str) -> dt.date | None:
+    text = text.strip()
+    if len(text) != 8 or not text.isdigit():
+        return None
     try:
-        return dt.datetime.strptime(text.strip(), "%Y%m%d").date()
+        return dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
     except ValueError:
         return None
 

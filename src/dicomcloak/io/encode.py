@@ -83,7 +83,7 @@ from pydicom.valuerep import AMBIGUOUS_VR, EXPLICIT_VR_LENGTH_32, PersonName
 
 from dicomcloak.errors import ProcessingError
 
-__all__ = ["encode_dataset", "encode_file"]
+__all__ = ["encode_dataset", "encode_file", "encode_file_parts"]
 
 _REFERENCE = "encode-failed"
 _UNDEFINED = 0xFFFFFFFF
@@ -457,11 +457,14 @@ def _encode_sequence(elem: DataElement, codec: _Codec, out: list[bytes], context
         out.append(codec.sequence_delimiter)
 
 
-def _encode_body(ds: Dataset, codec: _Codec, pixel_undefined: bool | None) -> bytes:
-    """Encode `ds`; the outermost data set's own character set context starts at the default."""
+def _encode_body(ds: Dataset, codec: _Codec, pixel_undefined: bool | None) -> list[bytes]:
+    """Encode `ds` as a list of byte strings (joined by the caller, or written as they are).
+
+    The outermost data set's own character set context starts at the default.
+    """
     out: list[bytes] = []
     _encode_items(ds, codec, out, default_encoding, [], pixel_undefined)
-    return b"".join(out)
+    return out
 
 
 def encode_dataset(ds: Dataset, implicit_vr: bool, little_endian: bool) -> bytes:
@@ -476,7 +479,7 @@ def encode_dataset(ds: Dataset, implicit_vr: bool, little_endian: bool) -> bytes
     if codec is None:
         raise ProcessingError("implicit VR big endian is not a DICOM encoding", reference=_REFERENCE)
     try:
-        return _encode_body(ds, codec, None)
+        return b"".join(_encode_body(ds, codec, None))
     except _EncodeError as exc:
         raise _failure(exc) from None
     except RecursionError:
@@ -587,6 +590,15 @@ def encode_file(ds: Dataset) -> bytes:
     ProcessingError
         ``encode-failed``, naming the tag of the element that failed.
     """
+    return b"".join(encode_file_parts(ds))
+
+
+def encode_file_parts(ds: Dataset) -> list[bytes]:
+    """As :func:`encode_file`, as a list of byte strings to write one after the other.
+
+    Writing the parts (``writelines``) instead of joining them saves a copy
+    of the pixel data, the bulk of a large file.
+    """
     file_meta = getattr(ds, "file_meta", None)
     if file_meta is None:
         raise ProcessingError(
@@ -604,7 +616,7 @@ def encode_file(ds: Dataset) -> bytes:
         raise ProcessingError("cannot encode: unreadable (0002,0010)", reference=_REFERENCE) from None
     tsyntax = UID(ts_text) if ts_text else None
     if tsyntax is None or not tsyntax.is_transfer_syntax or tsyntax.is_private:
-        return _encode_with_pydicom(ds)
+        return [_encode_with_pydicom(ds)]
     codec = _CODECS.get((tsyntax.is_implicit_VR, tsyntax.is_little_endian))
     if codec is None:
         raise ProcessingError("cannot encode: invalid transfer syntax", reference=_REFERENCE)
@@ -617,7 +629,8 @@ def encode_file(ds: Dataset) -> bytes:
         raise ProcessingError("cannot encode: sequences nested too deeply", reference=_REFERENCE) from None
     if tsyntax == DeflatedExplicitVRLittleEndian:
         compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
-        body = compressor.compress(body) + compressor.flush()
-        if len(body) & 1:
-            body += b"\x00"
-    return b"".join((_PREAMBLE, meta, body))
+        deflated = compressor.compress(b"".join(body)) + compressor.flush()
+        if len(deflated) & 1:
+            deflated += b"\x00"
+        body = [deflated]
+    return [_PREAMBLE, meta, *body]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, BinaryIO
@@ -22,15 +22,24 @@ from typing import IO, BinaryIO
 from pydicom.dataset import Dataset
 
 from dicomcloak.errors import OutputError, ProcessingError
-from dicomcloak.io.encode import encode_file
+from dicomcloak.io.encode import encode_file_parts
 
-__all__ = ["copy_atomic", "encode_dataset", "sync_directories", "write_atomic", "write_dataset_atomic"]
+__all__ = [
+    "copy_atomic",
+    "encode_dataset",
+    "encode_dataset_parts",
+    "sync_directories",
+    "write_atomic",
+    "write_dataset_atomic",
+]
 
 _COPY_CHUNK = 1 << 20
 
 
-def write_atomic(path: Path, payload: bytes, *, sync_directory: bool = True) -> None:
-    """Write `payload` to `path` atomically, creating parent directories.
+def write_atomic(path: Path, payload: bytes | Sequence[bytes], *, sync_directory: bool = True) -> None:
+    """Write `payload` (bytes, or parts written one after the other) to `path` atomically.
+
+    Parent directories are created.
 
     The file's data is always fsynced before the rename. With
     ``sync_directory=False`` the caller takes over making the rename itself
@@ -43,7 +52,10 @@ def write_atomic(path: Path, payload: bytes, *, sync_directory: bool = True) -> 
         ``output-unwritable``; the temporary file is removed first.
     """
     with atomic_file(path, sync_directory=sync_directory) as handle:
-        handle.write(payload)
+        if isinstance(payload, bytes):
+            handle.write(payload)
+        else:
+            handle.writelines(payload)
 
 
 def sync_directories(directories: Iterable[Path]) -> None:
@@ -71,6 +83,14 @@ def write_dataset_atomic(path: Path, ds: Dataset) -> None:
 def encode_dataset(ds: Dataset) -> bytes:
     """Return `ds` encoded as a DICOM Part 10 file (preamble, File Meta, data set).
 
+    See :func:`encode_dataset_parts`; this joins the parts.
+    """
+    return b"".join(encode_dataset_parts(ds))
+
+
+def encode_dataset_parts(ds: Dataset) -> list[bytes]:
+    """Return `ds` encoded as a DICOM Part 10 file, as parts to write in order (no joining copy).
+
     The data set keeps its own transfer syntax; raw elements already in that
     encoding are copied byte for byte by :mod:`dicomcloak.io.encode`, which is
     what makes writing cheaper than decoding. The preamble is always zeros.
@@ -82,7 +102,7 @@ def encode_dataset(ds: Dataset) -> bytes:
         may quote element values.
     """
     try:
-        return encode_file(ds)
+        return encode_file_parts(ds)
     except ProcessingError:
         raise
     except RecursionError:
