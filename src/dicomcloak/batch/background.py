@@ -27,14 +27,15 @@ class BackgroundWriter:
     Parameters
     ----------
     threads:
-        Writer threads. Measured on the 2-core reference machine, 2,000
-        files: 1 thread 14 s, 4 threads 11 s, 8 threads 11 s.
+        Writer threads: two let one fsync wait while the next file is written.
+        On the 2-core reference machine 1, 2 and 4 threads measured within the
+        run-to-run noise of its disk (docs/benchmarks.md).
     max_pending, max_bytes:
         Writes (and encoded bytes) in flight before :meth:`submit` waits for
         the oldest; they bound the memory held by files waiting to be written.
     """
 
-    def __init__(self, threads: int = 4, max_pending: int = 16, max_bytes: int = 256 << 20) -> None:
+    def __init__(self, threads: int = 2, max_pending: int = 16, max_bytes: int = 256 << 20) -> None:
         self._threads = threads
         self._max_pending = max_pending
         self._max_bytes = max_bytes

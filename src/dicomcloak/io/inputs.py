@@ -89,7 +89,12 @@ class InputItem:
         """
         try:
             with self._open_within(max_bytes) as handle:
-                data = handle.read(max_bytes + 1)
+                # Read the declared size plus one byte (growth or a lying zip header shows
+                # as a longer read), never max_bytes + 1: Python allocates the size asked for.
+                size = self._declared_size(handle)
+                data = handle.read(min(size, max_bytes) + 1)
+                if len(data) > size and len(data) <= max_bytes:
+                    data += handle.read(max_bytes + 1 - len(data))
         except _READ_ERRORS:
             raise _unreadable(self) from None
         if len(data) > max_bytes:
@@ -108,6 +113,11 @@ class InputItem:
             return self._open_within(None)
         except _READ_ERRORS:
             raise _unreadable(self) from None
+
+    def _declared_size(self, handle: IO[bytes]) -> int:
+        if self.member is None:
+            return os.fstat(handle.fileno()).st_size
+        return int(_ZIPS.get(self.source).getinfo(self.member).file_size)
 
     def _open_within(self, max_bytes: int | None) -> IO[bytes]:
         """Open the bytes, refusing early if the known size exceeds `max_bytes`."""
