@@ -13,7 +13,10 @@ from dicomcloak.standard.table import Option
 
 from .conftest import load
 
-POLICIES = [Policy(), Policy(options=frozenset({Option.RETAIN_LONG_MODIFIED_DATES, Option.CLEAN_DESCRIPTORS}))]
+POLICIES = [
+    Policy(),
+    Policy(options=frozenset({Option.RETAIN_LONG_MODIFIED_DATES, Option.CLEAN_DESCRIPTORS})),
+]
 
 
 def _fully_decoded(name: str) -> pydicom.Dataset:
