@@ -227,3 +227,21 @@ def test_every_bundled_file_deidentifies_or_fails_typed(path: Path, pseudonymize
     assert out.PatientIdentityRemoved == "YES"
     if "PixelData" in ds:
         assert out.PixelData == ds.PixelData
+
+
+def test_overlay_group_removed_whole(pseudonymizer: Pseudonymizer) -> None:
+    """Removing Overlay Data removes its plane's whole group (no invalid plane is left)."""
+    ds = load("MR_small.dcm")
+    ds.add_new(0x60000010, "US", 64)  # Overlay Rows
+    ds.add_new(0x60000011, "US", 64)  # Overlay Columns
+    ds.add_new(0x60000040, "CS", "G")  # Overlay Type
+    ds.add_new(0x60000050, "SS", [1, 1])  # Overlay Origin
+    ds.add_new(0x60000100, "US", 1)  # Overlay Bits Allocated
+    ds.add_new(0x60003000, "OW", b"\x00" * 512)  # Overlay Data
+    out = roundtrip(deidentify(ds, Policy(), pseudonymizer).dataset)
+    assert not [elem for elem in out if elem.tag.group == 0x6000]
+    # Clean Graphics asks to clean overlay bitmaps; header de-identification cannot, so it removes them.
+    graphics = Policy(options=frozenset({Option.CLEAN_GRAPHICS}))
+    cleaned = deidentify(ds, graphics, pseudonymizer)
+    assert not [elem for elem in roundtrip(cleaned.dataset) if elem.tag.group == 0x6000]
+    assert any(change.source == "default:graphics-not-cleanable" for change in cleaned.changes)

@@ -163,6 +163,11 @@ def _clean(ctx: ElementContext) -> Element | None:
         return _shift(ctx)
     if vr == "UI":
         return _uids(ctx, replace_all=False)
+    if vr in _OPAQUE_VRS and ctx.tag >> 24 in (0x50, 0x60):
+        # Curve and overlay bitmaps (Clean Graphics) may hold burned-in text and cannot be
+        # cleaned by header de-identification: removed, and the engine drops the whole plane.
+        ctx.record("X", "default:graphics-not-cleanable")
+        return None
     if vr in _OPAQUE_VRS:
         # An opaque value (e.g. Frame Origin Timestamp) cannot be cleaned or shifted: dummy it.
         ctx.record("D", "default:opaque-clean")

@@ -137,7 +137,24 @@ def _process(source: Dataset, path: TagPath, walk: Walk) -> Dataset:
             if private:
                 kept_blocks.add(_block(tag))
     _keep_creators(source, out, creators, kept_blocks, path, walk)
+    if not path:
+        _drop_emptied_overlays(source, out, walk)
     return out
+
+
+def _drop_emptied_overlays(source: Dataset, out: Dataset, walk: Walk) -> None:
+    """Remove a whole overlay group when its Overlay Data was removed (PS3.3 C.9.2).
+
+    Rows, Columns, Type, Origin and Bits Allocated of an overlay plane whose
+    data is gone would describe an invalid plane, so the group goes entirely.
+    """
+    elements = out._dict  # noqa: SLF001 - see _process
+    for group in range(0x6000, 0x6020, 2):
+        data_tag = (group << 16) | 0x3000
+        if data_tag in source._dict and data_tag not in elements:  # noqa: SLF001
+            for tag in [t for t in elements if t >> 16 == group]:
+                del elements[tag]
+                walk.changes.append(Change((int(tag),), "X", "default:overlay-group"))
 
 
 def _matching(elem: Element, source: Dataset, walk: Walk) -> Element:
