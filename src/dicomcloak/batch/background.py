@@ -27,7 +27,9 @@ class BackgroundWriter:
     Parameters
     ----------
     threads:
-        Writer threads: two let one fsync wait while the next file is written.
+        Writer threads: two let one fsync wait while the next file is written;
+        0 writes in the caller's thread (for worker processes that already
+        keep every core busy, where threads only add GIL hand-offs).
         On the 2-core reference machine 1, 2 and 4 threads measured within the
         run-to-run noise of its disk (docs/benchmarks.md).
     max_pending, max_bytes:
@@ -45,6 +47,9 @@ class BackgroundWriter:
 
     def submit(self, path: Path, payload: Sequence[bytes]) -> None:
         """Queue ``payload`` to be written to ``path`` (atomically; the directory is synced later)."""
+        if self._threads == 0:
+            write_atomic(path, payload, sync_directory=False)
+            return
         size = sum(len(part) for part in payload)
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self._threads, thread_name_prefix="dicomcloak-writer")

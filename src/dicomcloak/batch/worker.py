@@ -74,6 +74,7 @@ class WorkerSettings:
     several_roots: bool = False
     limits: ReadLimits = field(default_factory=ReadLimits)
     claims_dir: Path | None = None  # shared claim directory when several processes write
+    writer_threads: int = 2  # 0: write in the worker's own thread (see batch.background)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +146,7 @@ def build_context(settings: WorkerSettings) -> WorkerContext:
     """Build the Deidentifier once; the policy and key are never re-read per file."""
     deidentifier = Deidentifier(settings.policy, settings.key, settings.domain)
     claims: Claims = MemoryClaims() if settings.claims_dir is None else DirClaims(settings.claims_dir)
-    return WorkerContext(settings, deidentifier, claims)
+    return WorkerContext(settings, deidentifier, claims, BackgroundWriter(settings.writer_threads))
 
 
 def process_item(item: InputItem, ctx: WorkerContext, index: int = 0) -> FileResult:
