@@ -64,163 +64,50 @@ sequence tags leading to it), never a value nor pydicom's message.
 from __future__ import annotations
 
 import copy
-import zlib
-from collections.abc import Mapping, MutableSequence
-from io import BytesIO
-from struct import Struct
-from typing import Any, cast
+from collections.abc import Mapping
+from typing import cast
 
-from pydicom import dcmwrite
-from pydicom._version import __version_info__
 from pydicom.charset import convert_encodings, default_encoding
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import correct_ambiguous_vr_element, write_data_element
 from pydicom.tag import BaseTag
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, DeflatedExplicitVRLittleEndian
-from pydicom.valuerep import AMBIGUOUS_VR, EXPLICIT_VR_LENGTH_32, PersonName
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from dicomcloak.errors import ProcessingError
+from dicomcloak.io._encode_charset import Charset, _charset_changed, _Context
+from dicomcloak.io._encode_codec import (
+    _AMBIGUOUS_VRS,
+    _ASCII_STRING_VRS,
+    _ASCII_TEXT_VRS,
+    _CODECS,
+    _EXPLICIT_LE,
+    _LONG_VRS,
+    _REFERENCE,
+    _SLOW_PATH,
+    _UNDEFINED,
+    _ascii_string,
+    _Codec,
+    _EncodeError,
+    _failure,
+    _tag_text,
+)
+from dicomcloak.io._encode_meta import (
+    _PREAMBLE,
+    _as_dcmwrite_reads_it,
+    _deflate,
+    _encode_with_pydicom,
+    _meta_elements,
+    _uid_of,
+)
 
 __all__ = ["encode_dataset", "encode_file", "encode_file_parts"]
 
-_REFERENCE = "encode-failed"
-_UNDEFINED = 0xFFFFFFFF
 _PIXEL_DATA = 0x7FE00010
-_CHARSET_TAG = BaseTag(0x00080005)
 _SQ = "SQ"
 _SOP_CLASS = 0x00080016
 _SOP_INSTANCE = 0x00080018
-#: marks a raw element (copy) that must be converted; no real element has this length
-_SLOW_PATH = -1
-_LONG_VRS = frozenset(vr.value for vr in EXPLICIT_VR_LENGTH_32)
-_AMBIGUOUS_VRS = frozenset(vr.value for vr in AMBIGUOUS_VR)
-_PREAMBLE = b"\x00" * 128 + b"DICM"
-#: VRs pydicom writes with ``write_string`` (no character set), and their padding
-_ASCII_STRING_VRS = {"AE": " ", "AS": " ", "CS": " ", "UI": "\0"}
-# Text VRs with a 2-byte length whose ASCII values encode the same in every character set
-# pydicom supports (PS3.5 6.1.2.3): written directly, like the VRs above.
-_ASCII_TEXT_VRS = {"DA": " ", "DT": " ", "TM": " ", "LO": " ", "SH": " ", "PN": " ", "LT": " ", "ST": " "}
-#: File Meta elements pydicom decodes (and so re-encodes) when writing with enforce_file_format
-_CANONICAL_META = tuple(BaseTag(t) for t in (0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012))
-
-Charset = str | MutableSequence[str]
-
-
-class _Codec:
-    """Precompiled packers for one (implicit VR, little endian) encoding."""
-
-    __slots__ = (
-        "implicit",
-        "item_delimiter",
-        "item_tag_prefix",
-        "little",
-        "long_header",
-        "sequence_delimiter",
-        "short_header",
-        "tag_length",
-        "uint32",
-        "undefined_short_header",
-    )
-
-    def __init__(self, implicit: bool, little: bool) -> None:
-        order = "<" if little else ">"
-        self.implicit = implicit
-        self.little = little
-        #: implicit VR header, and item/delimiter headers: group, element, 4-byte length
-        self.tag_length = Struct(order + "HHL")
-        #: explicit VR, 2-byte length
-        self.short_header = Struct(order + "HH2sH")
-        #: explicit VR, 2 reserved bytes, 4-byte length
-        self.long_header = Struct(order + "HH2s2xL")
-        #: explicit VR with a short VR and undefined length (pydicom writes no reserved bytes)
-        self.undefined_short_header = Struct(order + "HH2sL")
-        self.uint32 = Struct(order + "L")
-        self.item_tag_prefix = Struct(order + "HH").pack(0xFFFE, 0xE000)
-        self.item_delimiter = self.tag_length.pack(0xFFFE, 0xE00D, 0)
-        self.sequence_delimiter = self.tag_length.pack(0xFFFE, 0xE0DD, 0)
-
-
-_CODECS = {
-    (True, True): _Codec(True, True),
-    (False, True): _Codec(False, True),
-    (False, False): _Codec(False, False),
-}
-_EXPLICIT_LE = _CODECS[(False, True)]
-
-
-class _EncodeError(Exception):
-    """Internal: the element at ``path`` (outermost tag first) could not be encoded."""
-
-    def __init__(self, tag: int) -> None:
-        super().__init__()
-        self.path: list[int] = [tag]
-
-
-def _tag_text(tag: int) -> str:
-    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
-
-
-def _failure(exc: _EncodeError) -> ProcessingError:
-    path = exc.path
-    if len(path) > 8:
-        shown = " > ".join(_tag_text(t) for t in path[:4])
-        shown += " > ... > " + " > ".join(_tag_text(t) for t in path[-3:])
-    else:
-        shown = " > ".join(_tag_text(t) for t in path)
-    return ProcessingError(f"cannot encode element {shown}", reference=_REFERENCE)
-
-
-# --------------------------------------------------------------------------- character sets
-
-_CHARSET_CACHE: dict[bytes, Any] = {}
-
-
-def _charset_value(elem: DataElement | RawDataElement) -> Any:
-    """The value of a (0008,0005) element, without converting it in its data set."""
-    if isinstance(elem, RawDataElement):
-        raw = elem.value or b""
-        value = _CHARSET_CACHE.get(raw)
-        if value is None:
-            value = convert_raw_data_element(elem, encoding=default_encoding).value
-            if len(_CHARSET_CACHE) > 256:
-                _CHARSET_CACHE.clear()
-            _CHARSET_CACHE[raw] = value
-        return value
-    return elem.value
-
-
-class _Context:
-    """Per-data-set state needed only on the slow path, computed once."""
-
-    __slots__ = ("ancestors", "decode_charset", "write_charset")
-
-    def __init__(self, ds: Dataset, parent_charset: Charset, ancestors: list[Dataset]) -> None:
-        own = ds._dict.get(_CHARSET_TAG)
-        own_value = None if own is None else _charset_value(own)
-        # what pydicom's write_dataset passes to write_data_element
-        self.write_charset: Charset | None = own_value if own is not None else parent_charset
-        # what Dataset.__getitem__ uses to decode a raw element
-        current: Charset = convert_encodings(own_value) if own else ds._parent_encoding
-        self.decode_charset: Charset = ds.original_character_set or current
-        self.ancestors = ancestors
-
-
-def _charset_changed(ds: Dataset) -> bool:
-    """True if a data set read from a file has had its character set changed since.
-
-    Mirrors pydicom's ``original_character_set != _character_set`` test,
-    without converting the raw (0008,0005) element in `ds`. A data set
-    created from scratch has no original character set: its raw elements are
-    copied byte for byte.
-    """
-    original = ds.original_character_set
-    if not original:
-        return False
-    own = ds._dict.get(_CHARSET_TAG)
-    current = convert_encodings(_charset_value(own)) if own else ds._parent_encoding
-    return bool(original != current)
 
 
 # --------------------------------------------------------------------------- data sets
@@ -332,25 +219,6 @@ def _encode_items(
             raise _EncodeError(tag) from None
 
 
-def _as_dcmwrite_reads_it(elem: RawDataElement) -> RawDataElement:
-    """(0008,0016) / (0008,0018) as ``dcmwrite`` writes them after reading them for the File Meta.
-
-    A plain UI value gets the canonical padding (the fast path still applies); anything
-    else (VR UN, multiple values, ...) is marked for conversion (value None, nonzero length).
-    """
-    value = elem.value
-    if value is not None and elem.VR in (None, "UI") and b"\\" not in value:
-        canonical = _canonical_uid(value)
-        return elem if canonical == value else elem._replace(value=canonical, length=len(canonical))
-    return elem._replace(value=None, length=_SLOW_PATH)
-
-
-def _canonical_uid(value: bytes) -> bytes:
-    """A raw UI value decoded and re-encoded by pydicom: stripped, padded with NUL to even length."""
-    value = value.rstrip(b"\0 ").strip()
-    return value + b"\0" if len(value) & 1 else value
-
-
 def _encode_element(
     ds: Dataset,
     elem: DataElement,
@@ -402,30 +270,6 @@ def _encode_element(
     fp.is_little_endian = codec.little
     write_data_element(fp, elem, cast("str | list[str] | None", context.write_charset))
     out.append(fp.getvalue())
-
-
-def _ascii_string(elem: DataElement, padding: str, *, ascii_only: bool = False) -> bytes | None:
-    """The bytes pydicom's ``write_string`` writes for `elem`, or None if its value is unusual.
-
-    With `ascii_only`, values with any non-ASCII character return None (they go
-    through pydicom's character set encoding).
-    """
-    value = elem.value
-    if value is None:
-        return b""
-    if isinstance(value, str | PersonName):
-        text = str(value)
-    elif isinstance(value, list | tuple | MutableSequence) and all(
-        isinstance(v, str | PersonName) for v in value
-    ):
-        text = "\\".join(str(v) for v in value)
-    else:
-        return None
-    if ascii_only and not text.isascii():
-        return None
-    if len(text) & 1:
-        text += padding
-    return text.encode(default_encoding)
 
 
 def _encode_sequence(elem: DataElement, codec: _Codec, out: list[bytes], context: _Context) -> None:
@@ -489,78 +333,9 @@ def encode_dataset(ds: Dataset, implicit_vr: bool, little_endian: bool) -> bytes
 # --------------------------------------------------------------------------- files
 
 
-def _uid_of(elem: DataElement | RawDataElement | None) -> str | None:
-    """A UI value as pydicom would decode it (single-valued), without modifying its data set."""
-    if elem is None:
-        return None
-    if isinstance(elem, RawDataElement):
-        if elem.value is not None and elem.VR in (None, "UI"):
-            return elem.value.decode(default_encoding).rstrip("\0 ").strip()
-        elem = convert_raw_data_element(elem)
-    value = elem.value
-    if value is None:
-        return None
-    return str(value).strip() if isinstance(value, str) else None
-
-
-def _canonical_meta_element(elem: DataElement | RawDataElement) -> DataElement | RawDataElement:
-    """Re-encode raw UI / OB file-meta values the way pydicom's conversion round trip does."""
-    if not isinstance(elem, RawDataElement) or elem.value is None or not elem.value:
-        return elem
-    value = elem.value
-    if elem.VR == "UI":
-        value = _canonical_uid(value)
-    elif elem.VR == "OB" and len(value) & 1:
-        value += b"\0"
-    if value == elem.value:
-        return elem
-    return elem._replace(value=value, length=len(value))
-
-
 def _file_meta(ds: Dataset) -> bytes:
     """Encode the File Meta Information group as ``dcmwrite(enforce_file_format=True)`` would."""
-    meta: dict[BaseTag, DataElement | RawDataElement] = dict(ds.file_meta._dict)
-    for tag in meta:
-        if tag >> 16 != 0x0002:
-            raise ProcessingError(
-                f"file meta holds element {_tag_text(tag)} outside group 0002", reference=_REFERENCE
-            )
-    meta.pop(BaseTag(0x00020000), None)
-
-    def is_empty(tag: int) -> bool:
-        elem = meta.get(BaseTag(tag))
-        if elem is None:
-            return True
-        if isinstance(elem, RawDataElement):
-            if elem.value is not None and elem.VR in (None, "UI"):
-                return not elem.value.rstrip(b"\0 ").strip()
-            if elem.value is not None and elem.VR == "OB":
-                return not elem.value
-            return convert_raw_data_element(elem).is_empty
-        return bool(elem.is_empty)
-
-    if is_empty(0x00020001):
-        meta[BaseTag(0x00020001)] = DataElement(0x00020001, "OB", b"\x00\x01")
-    if is_empty(0x00020012):
-        meta[BaseTag(0x00020012)] = DataElement(0x00020012, "UI", UID(PYDICOM_IMPLEMENTATION_UID))
-    if BaseTag(0x00020013) not in meta:
-        meta[BaseTag(0x00020013)] = DataElement(0x00020013, "SH", f"PYDICOM {'.'.join(__version_info__)}")
-    for meta_tag, ds_tag in (
-        (BaseTag(0x00020002), BaseTag(0x00080016)),
-        (BaseTag(0x00020003), BaseTag(0x00080018)),
-    ):
-        meta_uid = _uid_of(meta.get(meta_tag))
-        ds_uid = _uid_of(ds._dict.get(ds_tag))
-        if meta_uid is None or (ds_uid and ds_uid != meta_uid):
-            meta[meta_tag] = DataElement(meta_tag, "UI", ds_uid)
-    missing = [_tag_text(tag) for tag in (0x00020002, 0x00020003, 0x00020010) if is_empty(tag)]
-    if missing:
-        raise ProcessingError(
-            f"required File Meta Information missing or empty: {', '.join(missing)}", reference=_REFERENCE
-        )
-    for tag in _CANONICAL_META:
-        meta[tag] = _canonical_meta_element(meta[tag])
-
+    meta = _meta_elements(ds)
     parts: list[bytes] = []
     _encode_items(ds.file_meta, _EXPLICIT_LE, parts, default_encoding, [], None, meta)
     body = b"".join(parts)
@@ -568,16 +343,6 @@ def _file_meta(ds: Dataset) -> bytes:
         len(body)
     )
     return group_length + body
-
-
-def _encode_with_pydicom(ds: Dataset) -> bytes:
-    """Fallback for what the fast path does not handle (no or private transfer syntax)."""
-    buffer = BytesIO()
-    try:
-        dcmwrite(buffer, ds, enforce_file_format=True)
-    except Exception:  # noqa: BLE001 - pydicom's messages may quote values
-        raise ProcessingError("cannot encode the data set", reference=_REFERENCE) from None
-    return _PREAMBLE + buffer.getvalue()[132:]
 
 
 def encode_file(ds: Dataset) -> bytes:
@@ -628,9 +393,5 @@ def encode_file_parts(ds: Dataset) -> list[bytes]:
     except RecursionError:
         raise ProcessingError("cannot encode: sequences nested too deeply", reference=_REFERENCE) from None
     if tsyntax == DeflatedExplicitVRLittleEndian:
-        compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
-        deflated = compressor.compress(b"".join(body)) + compressor.flush()
-        if len(deflated) & 1:
-            deflated += b"\x00"
-        body = [deflated]
+        body = _deflate(body)
     return [_PREAMBLE, meta, *body]

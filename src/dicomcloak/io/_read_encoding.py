@@ -1,0 +1,117 @@
+"""How a DICOM data set is encoded: declared by its transfer syntax, or sniffed from its first element."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydicom.uid import (
+    UID,
+    AllTransferSyntaxes,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
+
+from dicomcloak.errors import NotDicomError
+
+_UNDEFINED = 0xFFFFFFFF
+# The first group of a bare data set (no preamble): File Meta (written without
+# preamble by some tools) or the low public groups an instance starts with.
+_PLAUSIBLE_FIRST_GROUPS = frozenset({0x0002, 0x0008, 0x0010, 0x0018, 0x0020, 0x0028})
+_VRS = frozenset(vr.value.encode("ascii") for vr in VR)
+_LONG_VRS = frozenset(vr.encode("ascii") for vr in EXPLICIT_VR_LENGTH_32)
+
+
+@dataclass(frozen=True)
+class _Encoding:
+    implicit: bool
+    little: bool
+
+
+def _dataset_encoding(data: bytes, start: int, ts: UID | None) -> _Encoding:
+    """Decide how the data set after a File Meta group is encoded.
+
+    The first element's bytes show whether VRs are explicit; writers that
+    label an implicit VR data set with an explicit transfer syntax exist in
+    the wild. The data set is read as it is really encoded (the writer then
+    re-encodes it to the declared syntax, or :func:`_complete_meta` corrects
+    a native syntax so the raw elements can be copied as they are).
+    """
+    found_implicit = not _looks_explicit(data, start)
+    if ts is None:
+        little = found_implicit or _u16(data, start, little=True) < 0x0400
+        return _Encoding(found_implicit, little)
+    declared = _declared_encoding(ts)
+    if len(data) - start < 8 or found_implicit == declared.implicit:
+        return declared
+    return _Encoding(found_implicit, True if found_implicit else declared.little)
+
+
+def _declared_encoding(ts: UID) -> _Encoding:
+    """Encoding of a transfer syntax; unknown ones are Explicit VR LE (PS3.5 A.4)."""
+    if ts in AllTransferSyntaxes:
+        return _Encoding(ts.is_implicit_VR, ts.is_little_endian)
+    return _Encoding(False, True)
+
+
+def _sniff_bare(data: bytes) -> _Encoding:
+    """Recognise a data set without preamble from its first element, or refuse.
+
+    Conservative on purpose: guessing on arbitrary bytes is how a PNG becomes
+    a "dataset", so the first tag must be in a low public group and its
+    length must fit in the data.
+    """
+    if len(data) >= 8:
+        if _looks_explicit(data, 0):
+            for little in (True, False):
+                if _u16(data, 0, little=little) in _PLAUSIBLE_FIRST_GROUPS and _explicit_fits(
+                    data, little=little
+                ):
+                    return _Encoding(False, little)
+        elif _u16(data, 0, little=True) in _PLAUSIBLE_FIRST_GROUPS and _implicit_fits(data):
+            return _Encoding(True, True)
+    raise _not_dicom(data)
+
+
+def _looks_explicit(data: bytes, pos: int) -> bool:
+    """True if the element at `pos` carries an explicit VR (pydicom's heuristic)."""
+    return data[pos + 4 : pos + 6] in _VRS
+
+
+def _explicit_fits(data: bytes, *, little: bool) -> bool:
+    vr = data[4:6]
+    if vr in _LONG_VRS:
+        length = _u32(data, 8, little=little) if len(data) >= 12 else _UNDEFINED - 1
+        return data[6:8] == b"\x00\x00" and (length == _UNDEFINED or length <= len(data) - 12)
+    return _u16(data, 6, little=little) <= len(data) - 8
+
+
+def _implicit_fits(data: bytes) -> bool:
+    length = _u32(data, 4, little=True)
+    return length == _UNDEFINED or length <= len(data) - 8
+
+
+def _u16(data: bytes, pos: int, *, little: bool) -> int:
+    return int.from_bytes(data[pos : pos + 2], "little" if little else "big")
+
+
+def _u32(data: bytes, pos: int, *, little: bool) -> int:
+    return int.from_bytes(data[pos : pos + 4], "little" if little else "big")
+
+
+def _syntax_for(enc: _Encoding) -> UID:
+    if enc.implicit:
+        return ImplicitVRLittleEndian
+    return ExplicitVRLittleEndian if enc.little else ExplicitVRBigEndian
+
+
+def _not_dicom(data: bytes) -> NotDicomError:
+    hint = "check that the input is a DICOM file"
+    if data.startswith(b"PK\x03\x04"):
+        hint = "this looks like a zip archive: pass it as an input or name it *.zip"
+    return NotDicomError(
+        "neither a DICOM Part 10 file nor a recognisable DICOM data set",
+        reference="not-dicom",
+        hint=hint,
+    )
