@@ -138,7 +138,7 @@ def _pooled(
         # tables and codec caches are then warm in every worker instead of built by each.
         first_ctx = build_context(worker)
         first = process_chunk([(0, items[0])], first_ctx)[0]
-        first_ctx.writer.close()  # no writer threads may exist when the pool forks
+        first_ctx.writer.close()  # its output is on disk before the workers start
         # The pool is created before the observer starts its own threads (fork safety).
         with _mp_context().Pool(jobs, initializer=_init_worker, initargs=(worker,)) as pool:
             if observer is not None:

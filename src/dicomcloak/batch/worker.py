@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Protocol
 
 from dicomcloak.api import Deidentifier
-from dicomcloak.batch.background import BackgroundWriter
 from dicomcloak.engine.outcome import Outcome, format_path
 from dicomcloak.errors import DicomcloakError, InputError, ProcessingError
+from dicomcloak.io.grouped import GroupedWriter
 from dicomcloak.io.inputs import InputItem
 from dicomcloak.io.layout import mirror_relpath, pseudonymous_relpath
 from dicomcloak.io.quarantine import quarantine
@@ -74,7 +74,6 @@ class WorkerSettings:
     several_roots: bool = False
     limits: ReadLimits = field(default_factory=ReadLimits)
     claims_dir: Path | None = None  # shared claim directory when several processes write
-    writer_threads: int = 2  # 0: write in the worker's own thread (see batch.background)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,14 +138,14 @@ class WorkerContext:
     settings: WorkerSettings
     deidentifier: Deidentifier
     claims: Claims
-    writer: BackgroundWriter = field(default_factory=BackgroundWriter)
+    writer: GroupedWriter = field(default_factory=lambda: GroupedWriter(background=True))
 
 
 def build_context(settings: WorkerSettings) -> WorkerContext:
     """Build the Deidentifier once; the policy and key are never re-read per file."""
     deidentifier = Deidentifier(settings.policy, settings.key, settings.domain)
     claims: Claims = MemoryClaims() if settings.claims_dir is None else DirClaims(settings.claims_dir)
-    return WorkerContext(settings, deidentifier, claims, BackgroundWriter(settings.writer_threads))
+    return WorkerContext(settings, deidentifier, claims)
 
 
 def process_item(item: InputItem, ctx: WorkerContext, index: int = 0) -> FileResult:
@@ -181,7 +180,7 @@ def _deidentify_one(index: int, item: InputItem, ctx: WorkerContext) -> FileResu
         if settings.layout is Layout.MIRROR:
             raise InputError("another input already wrote this output path", reference="output-collision")
         return FileResult(index, Status.DUPLICATE, "duplicate-instance", 0, shown, len(data))
-    ctx.writer.submit(settings.out_dir / relpath, payload)  # run_batch drains and syncs
+    ctx.writer.submit(settings.out_dir / relpath, payload)  # renamed when its group commits
     counts = Counter((c.path, c.action, c.source) for c in outcome.changes)
     n_changes = len(outcome.changes)
     changes = tuple(((format_path(path), action, source), n) for (path, action, source), n in counts.items())
@@ -205,5 +204,5 @@ def _quarantined(index: int, item: InputItem, error: InputError, ctx: WorkerCont
 def process_chunk(tasks: list[tuple[int, InputItem]], ctx: WorkerContext) -> list[FileResult]:
     """Process a chunk of inputs, then wait until all its outputs are on disk."""
     results = [process_item(item, ctx, index) for index, item in tasks]
-    ctx.writer.drain()
+    ctx.writer.commit()
     return results

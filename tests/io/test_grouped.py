@@ -1,0 +1,72 @@
+"""Grouped atomic writes: complete after commit, failures raised, nothing half-written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dicomcloak.errors import OutputError
+from dicomcloak.io.grouped import GroupedWriter
+
+
+def test_files_appear_complete_only_when_their_group_commits(tmp_path: Path) -> None:
+    writer = GroupedWriter(max_files=4, max_bytes=1 << 20)
+    expected = {}
+    for number in range(10):
+        path = tmp_path / f"d{number % 3}" / f"f{number}.dcm"
+        parts = [b"head", bytes([number]) * 1000, b"tail"]
+        writer.submit(path, parts)
+        expected[path] = b"".join(parts)
+    # Two groups of four were committed by the bound; the last two wait for commit().
+    assert sum(path.exists() for path in expected) == 8
+    writer.close()
+    for path, content in expected.items():
+        assert path.read_bytes() == content
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_a_failed_write_is_raised_and_leaves_nothing(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_bytes(b"x")
+    writer = GroupedWriter()
+    with pytest.raises(OutputError) as info:
+        writer.submit(blocker / "out.dcm", b"data")
+    assert info.value.reference == "output-unwritable"
+    writer.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["not-a-directory"]
+
+
+def test_a_failed_rename_removes_the_rest_of_the_group(tmp_path: Path) -> None:
+    writer = GroupedWriter()
+    writer.submit(tmp_path / "a" / "ok.dcm", b"ok")
+    target = tmp_path / "b" / "dir-in-the-way.dcm"
+    writer.submit(target, b"data")
+    target.mkdir()  # os.replace onto a directory fails
+    writer.submit(tmp_path / "c" / "after.dcm", b"later")
+    with pytest.raises(OutputError):
+        writer.commit()
+    assert (tmp_path / "a" / "ok.dcm").read_bytes() == b"ok"
+    assert not (tmp_path / "c" / "after.dcm").exists()
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_background_commits_finish_on_close(tmp_path: Path) -> None:
+    writer = GroupedWriter(max_files=3, background=True)
+    paths = [tmp_path / f"f{number}.dcm" for number in range(10)]
+    for number, path in enumerate(paths):
+        writer.submit(path, bytes([number]) * 100)
+    writer.close()
+    assert [path.read_bytes() for path in paths] == [bytes([n]) * 100 for n in range(10)]
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_background_failure_is_raised_by_close(tmp_path: Path) -> None:
+    writer = GroupedWriter(background=True)
+    target = tmp_path / "in-the-way.dcm"
+    writer.submit(target, b"data")
+    target.mkdir()
+    writer.commit()  # the group is handed to the commit thread
+    with pytest.raises(OutputError):
+        writer.close()
+    assert not list(tmp_path.rglob("*.tmp"))
