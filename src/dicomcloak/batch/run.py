@@ -167,7 +167,11 @@ def _init_worker(settings: WorkerSettings) -> None:
 def _run_chunk(tasks: list[tuple[int, InputItem]]) -> list[FileResult]:
     if _CONTEXT is None:  # pragma: no cover - the initializer always runs first
         raise RuntimeError("worker used before its initializer ran")
-    return process_chunk(tasks, _CONTEXT)
+    results = process_chunk(tasks, _CONTEXT)
+    # A pool may end its worker processes as soon as the last result arrives:
+    # a worker reports a chunk only once its outputs are on disk.
+    _CONTEXT.writer.sync()
+    return results
 
 
 def _run_facts(settings: RunSettings, jobs: int) -> dict[str, Any]:

@@ -202,7 +202,7 @@ def _quarantined(index: int, item: InputItem, error: InputError, ctx: WorkerCont
 
 
 def process_chunk(tasks: list[tuple[int, InputItem]], ctx: WorkerContext) -> list[FileResult]:
-    """Process a chunk of inputs, then wait until all its outputs are on disk."""
+    """Process a chunk of inputs and commit their outputs (see io.grouped for when they are on disk)."""
     results = [process_item(item, ctx, index) for index, item in tasks]
     ctx.writer.commit()
     return results

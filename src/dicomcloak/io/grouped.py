@@ -80,11 +80,15 @@ class GroupedWriter:
         elif pending:
             self._in_flight = self._executor.submit(_commit, pending)
 
+    def sync(self) -> None:
+        """Commit what is pending and wait until every file written so far is on disk."""
+        self.commit()
+        self._wait()
+
     def close(self) -> None:
-        """Commit what is pending and wait until it is on disk."""
+        """:meth:`sync`, then stop the commit thread."""
         try:
-            self.commit()
-            self._wait()
+            self.sync()
         finally:
             if self._executor is not None:
                 self._executor.shutdown(wait=True)
