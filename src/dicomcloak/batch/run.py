@@ -10,6 +10,7 @@ directory decides duplicates, so ordering never changes content.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.util
 import os
 import shutil
 import tempfile
@@ -140,15 +141,34 @@ def _pooled(
         first = process_chunk([(0, items[0])], first_ctx)[0]
         first_ctx.writer.close()  # its output is on disk before the workers start
         # The pool is created before the observer starts its own threads (fork safety).
-        with _mp_context().Pool(jobs, initializer=_init_worker, initargs=(worker,)) as pool:
+        pool = _mp_context().Pool(jobs, initializer=_init_worker, initargs=(worker,))
+        try:
             if observer is not None:
                 observer.start(len(items))
             yield first
             chunks = _chunks(list(enumerate(items[1:], start=1)), chunksize)
             for results in pool.imap_unordered(_run_chunk, chunks):
                 yield from results
+            # Workers commit their last group as they exit: close and join, never terminate.
+            pool.close()
+            pool.join()
+        finally:
+            pool.terminate()
+        _raise_if_a_worker_failed(claims)
     finally:
         shutil.rmtree(claims, ignore_errors=True)
+
+
+_FAILED_MARK = "commit-failed-"
+
+
+def _raise_if_a_worker_failed(claims: Path) -> None:
+    """A worker whose final commit failed leaves a mark (its exception cannot reach us)."""
+    if any(path.name.startswith(_FAILED_MARK) for path in claims.iterdir()):
+        raise OutputError(
+            "a worker could not write its last outputs",
+            hint="check free space and permissions of the output directory",
+        )
 
 
 def _mp_context() -> multiprocessing.context.BaseContext:
@@ -162,16 +182,27 @@ def _mp_context() -> multiprocessing.context.BaseContext:
 def _init_worker(settings: WorkerSettings) -> None:
     global _CONTEXT
     _CONTEXT = build_context(settings)
+    # Runs when the worker exits after pool.close(): commits the last group of outputs.
+    multiprocessing.util.Finalize(None, _close_worker, exitpriority=10)
+
+
+def _close_worker() -> None:
+    if _CONTEXT is None:  # pragma: no cover - the initializer always runs first
+        return
+    try:
+        _CONTEXT.writer.close()
+    except Exception:  # noqa: BLE001 - reported to the parent by a mark, never by a traceback
+        claims = _CONTEXT.settings.claims_dir
+        if claims is not None:
+            (claims / f"{_FAILED_MARK}{os.getpid()}").touch()
 
 
 def _run_chunk(tasks: list[tuple[int, InputItem]]) -> list[FileResult]:
     if _CONTEXT is None:  # pragma: no cover - the initializer always runs first
         raise RuntimeError("worker used before its initializer ran")
-    results = process_chunk(tasks, _CONTEXT)
-    # A pool may end its worker processes as soon as the last result arrives:
-    # a worker reports a chunk only once its outputs are on disk.
-    _CONTEXT.writer.sync()
-    return results
+    # Each chunk's group commits in the background while the next chunk is processed;
+    # a failure surfaces with the next commit, and the last group commits at exit.
+    return process_chunk(tasks, _CONTEXT)
 
 
 def _run_facts(settings: RunSettings, jobs: int) -> dict[str, Any]:
