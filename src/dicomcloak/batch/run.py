@@ -85,7 +85,7 @@ def run_batch(
             hint="check free space and permissions of the output and run directories",
         ) from None
     # Each output's data was fsynced before its rename; one sync here makes all the
-    # renames durable, instead of one directory fsync per file (io.writer.write_atomic).
+    # renames durable, instead of one directory fsync per file (io.grouped).
     os.sync()
     summary = builder.summary(time.perf_counter() - started, _run_facts(settings, jobs))
     write_atomic(report_path(settings.run_dir), encode_report(builder.report(summary)))

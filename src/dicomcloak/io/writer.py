@@ -15,7 +15,7 @@ import itertools
 import os
 import shutil
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, BinaryIO
@@ -29,7 +29,6 @@ __all__ = [
     "copy_atomic",
     "encode_dataset",
     "encode_dataset_parts",
-    "sync_directories",
     "write_atomic",
     "write_dataset_atomic",
 ]
@@ -44,8 +43,7 @@ def write_atomic(path: Path, payload: bytes | Sequence[bytes], *, sync_directory
 
     The file's data is always fsynced before the rename. With
     ``sync_directory=False`` the caller takes over making the rename itself
-    durable (a batch syncs each output directory once, with
-    :func:`sync_directories`, instead of once per file).
+    durable (a batch syncs once at the end of the run instead of once per file).
 
     Raises
     ------
@@ -57,12 +55,6 @@ def write_atomic(path: Path, payload: bytes | Sequence[bytes], *, sync_directory
             handle.write(payload)
         else:
             handle.writelines(payload)
-
-
-def sync_directories(directories: Iterable[Path]) -> None:
-    """fsync each directory once: makes the renames done in it durable."""
-    for directory in sorted(set(directories)):
-        _fsync_directory(directory)
 
 
 def write_dataset_atomic(path: Path, ds: Dataset) -> None:
