@@ -34,7 +34,6 @@ from pathlib import Path
 
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
-from pydicom.filereader import data_element_generator
 from pydicom.filereader import read_dataset as _pydicom_read_dataset
 from pydicom.tag import BaseTag
 from pydicom.uid import (
@@ -46,6 +45,7 @@ from pydicom.uid import (
 from pydicom.valuerep import VR
 
 from dicomcloak.errors import InputError, MalformedError, ReadLimitError
+from dicomcloak.io._parse import read_elements
 from dicomcloak.io._read_encoding import (
     _dataset_encoding,
     _declared_encoding,
@@ -247,15 +247,8 @@ def _read_elements(data: bytes, fp: BytesIO, enc: _Encoding) -> dict[BaseTag, Ra
     pydicom's generator stops quietly when fewer than 8 bytes remain and
     returns a short value when a length points past the end; both mean the
     file was cut, so the last element must end exactly where the data ends.
-    The generator has consumed an element when it yields it, so the
-    position at each yield is that element's end.
     """
-    elements: dict[BaseTag, RawDataElement | DataElement] = {}
-    last: RawDataElement | DataElement | None = None
-    end = fp.tell()
-    for last in data_element_generator(fp, enc.implicit, enc.little):
-        elements[last.tag] = last
-        end = fp.tell()
+    elements, end, last = read_elements(data, fp, enc.implicit, enc.little)
     if end != len(data) or (last is not None and _is_short(last)):
         raise _truncated()
     return elements

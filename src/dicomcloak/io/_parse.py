@@ -1,0 +1,108 @@
+"""A fast reader of raw little-endian data elements, equal to pydicom's generator.
+
+pydicom's ``data_element_generator`` reads each element through a file object
+(three method calls, a debug check and a ``stop_when`` check per element); on
+a typical instance that is a tenth of de-identification time. Here the common
+case (little endian, defined length, known VR) is a loop of ``unpack_from``
+over the bytes, and every other case (undefined length, an unknown VR, an item
+delimiter at the top level, big endian) is handed back to pydicom's generator
+from that element on, so the result is the same elements pydicom would yield
+(tested on every bundled file). PS3.5 7.1.1-7.1.3 give the three encodings.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from io import BytesIO
+from struct import Struct
+
+from pydicom.charset import convert_encodings
+from pydicom.dataelem import DataElement, RawDataElement, empty_value_for_VR
+from pydicom.filereader import ENCODED_VR, data_element_generator
+from pydicom.tag import BaseTag
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
+from pydicom.values import convert_string
+
+__all__ = ["read_elements"]
+
+Element = RawDataElement | DataElement
+
+_EXPLICIT = Struct("<HH2sH").unpack_from
+_IMPLICIT = Struct("<HHL").unpack_from
+_LONG = Struct("<L").unpack_from
+_UNDEFINED = 0xFFFFFFFF
+_ITEM_DELIMITER = 0xFFFEE00D
+_CHARSET = 0x00080005
+# VRs pydicom decodes itself; anything else goes back to pydicom's generator.
+_KNOWN_VRS: dict[bytes, str] = {vr: vr.decode() for vr in ENCODED_VR if len(vr) == 2}
+_LONG_VRS = frozenset(str(vr) for vr in EXPLICIT_VR_LENGTH_32)
+
+
+@cache
+def _empty(vr: str | None) -> bytes | None:
+    """pydicom's raw value for a zero-length element of ``vr``."""
+    return empty_value_for_VR(vr, raw=True)  # type: ignore[return-value]
+
+
+def read_elements(
+    data: bytes, fp: BytesIO, implicit: bool, little: bool
+) -> tuple[dict[BaseTag, Element], int, Element | None]:
+    """Read the data elements of ``data`` from ``fp``'s position, as pydicom's generator does.
+
+    Returns the elements by tag, the position where the last one ends (beyond
+    ``len(data)`` when a value the fast path read was cut short) and the last
+    element pydicom's generator yielded, if it took over (its values may be short).
+    """
+    elements: dict[BaseTag, Element] = {}
+    pos = fp.tell()
+    if little:
+        pos, charset = _read_fast(data, pos, implicit, elements)
+        if pos >= len(data) - 7:
+            return elements, pos, None
+        fp.seek(pos)
+    else:
+        charset = "iso8859"
+    last: Element | None = None
+    for last in data_element_generator(fp, implicit, little, encoding=charset):
+        elements[last.tag] = last
+        pos = fp.tell()
+    return elements, pos, last
+
+
+def _read_fast(
+    data: bytes, pos: int, implicit: bool, elements: dict[BaseTag, Element]
+) -> tuple[int, str | list[str]]:
+    """Read defined-length little-endian elements with known VRs; stop at anything else."""
+    size = len(data)
+    charset: str | list[str] = "iso8859"
+    long_vrs, known = _LONG_VRS, _KNOWN_VRS
+    while size - pos >= 8:
+        if implicit:
+            group, number, length = _IMPLICIT(data, pos)
+            vr: str | None = None
+            value_pos = pos + 8
+        else:
+            group, number, vr_bytes, length = _EXPLICIT(data, pos)
+            vr = known.get(vr_bytes)
+            if vr is None:
+                break  # an unknown VR: pydicom decides (implicit switch or 2-byte length)
+            value_pos = pos + 8
+            if vr in long_vrs:
+                length = _LONG(data, value_pos)[0]
+                value_pos += 4
+        tag = group << 16 | number
+        if length == _UNDEFINED or tag == _ITEM_DELIMITER:
+            break
+        end = value_pos + length
+        value = data[value_pos:end] if length else _empty(vr)
+        if tag == _CHARSET:
+            charset = _charset_of(value)
+        key = BaseTag(tag)
+        elements[key] = RawDataElement(key, vr, length, value, value_pos, implicit, True)
+        pos = end
+    return pos, charset
+
+
+def _charset_of(value: bytes | None) -> str | list[str]:
+    """The Python codecs of a Specific Character Set value, as pydicom's generator computes them."""
+    return convert_encodings(convert_string(value or b"", True))
