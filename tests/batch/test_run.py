@@ -89,7 +89,7 @@ def test_claims_first_wins(tmp_path: Path) -> None:
 
 def test_report_is_independent_of_result_order() -> None:
     results = [
-        FileResult(i, Status.WRITTEN, "", 1, f"p{i}", 1, 1, ((("(0010,0010)", "Z", "table:basic"), 1),))
+        FileResult(i, Status.WRITTEN, "", 1, f"p{i}", 1, 1, ((((0x00100010,), "Z", "table:basic"), 1),))
         for i in range(5)
     ] + [FileResult(9, Status.QUARANTINED, "not-dicom")]
     forward, backward = ReportBuilder(), ReportBuilder()

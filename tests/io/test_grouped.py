@@ -70,3 +70,27 @@ def test_background_failure_is_raised_by_close(tmp_path: Path) -> None:
     with pytest.raises(OutputError):
         writer.close()
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_background_write_failure_leaves_nothing_of_its_group(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_bytes(b"x")
+    writer = GroupedWriter(background=True)
+    writer.submit(tmp_path / "a" / "first.dcm", b"first")
+    writer.submit(blocker / "out.dcm", b"data")  # written on the commit thread, fails there
+    writer.submit(tmp_path / "c" / "last.dcm", b"last")
+    with pytest.raises(OutputError) as info:
+        writer.close()
+    assert info.value.reference == "output-unwritable"
+    assert not list(tmp_path.rglob("*.dcm"))
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_a_file_is_durable_before_its_rename(tmp_path: Path) -> None:
+    """Whichever way the group is synced (syncfs or fsync), every file has its full content."""
+    writer = GroupedWriter(max_files=5, background=True)
+    payloads = {tmp_path / f"s{n % 4}" / f"f{n}.dcm": [bytes([n]) * (1000 + n), b"end"] for n in range(23)}
+    for path, parts in payloads.items():
+        writer.submit(path, parts)
+    writer.close()
+    assert {path: path.read_bytes() for path in payloads} == {p: b"".join(v) for p, v in payloads.items()}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dicomcloak.batch.worker import ChangeKey, FileResult, Status
+from dicomcloak.engine.outcome import format_path
 
 __all__ = ["REPORT_NAME", "SUMMARY_SCHEMA", "ReportBuilder", "RunSummary"]
 
@@ -104,7 +105,7 @@ class ReportBuilder:
             for index, reason, out in sorted(self.skipped)
         ]
         changes = [
-            {"path": path, "action": action, "source": source, "count": count}
+            {"path": format_path(path), "action": action, "source": source, "count": count}
             for (path, action, source), count in sorted(self.changes.items())
         ]
         return {"summary": summary.to_dict(), "skipped": skipped, "changes": changes}

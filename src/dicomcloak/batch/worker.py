@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from dicomcloak.api import Deidentifier
-from dicomcloak.engine.outcome import Outcome, format_path
+from dicomcloak.engine.outcome import Outcome, TagPath
 from dicomcloak.errors import DicomcloakError, InputError, ProcessingError
 from dicomcloak.io.grouped import GroupedWriter
 from dicomcloak.io.inputs import InputItem
@@ -42,8 +42,8 @@ __all__ = [
     "process_item",
 ]
 
-#: One aggregated change: (tag path, action, rule source).
-ChangeKey = tuple[str, str, str]
+#: One aggregated change: (tag path, action, rule source); paths are formatted once, in the report.
+ChangeKey = tuple[TagPath, str, str]
 
 
 class Layout(StrEnum):
@@ -181,9 +181,8 @@ def _deidentify_one(index: int, item: InputItem, ctx: WorkerContext) -> FileResu
             raise InputError("another input already wrote this output path", reference="output-collision")
         return FileResult(index, Status.DUPLICATE, "duplicate-instance", 0, shown, len(data))
     ctx.writer.submit(settings.out_dir / relpath, payload)  # renamed when its group commits
-    counts = Counter((c.path, c.action, c.source) for c in outcome.changes)
     n_changes = len(outcome.changes)
-    changes = tuple(((format_path(path), action, source), n) for (path, action, source), n in counts.items())
+    changes = tuple(Counter((c.path, c.action, c.source) for c in outcome.changes).items())
     size = sum(len(part) for part in payload)
     return FileResult(index, Status.WRITTEN, "", n_changes, shown, len(data), size, changes)
 
