@@ -45,7 +45,6 @@ from pydicom.uid import (
 from pydicom.valuerep import VR
 
 from dicomcloak.errors import InputError, MalformedError, ReadLimitError
-from dicomcloak.io._parse import read_elements
 from dicomcloak.io._read_encoding import (
     _dataset_encoding,
     _declared_encoding,
@@ -54,6 +53,7 @@ from dicomcloak.io._read_encoding import (
     _sniff_bare,
     _syntax_for,
 )
+from dicomcloak.raw import read_elements
 
 __all__ = ["ReadLimits", "read_dataset", "read_path"]
 

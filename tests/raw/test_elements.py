@@ -10,7 +10,7 @@ import pytest
 from pydicom import dcmread
 from pydicom.filereader import data_element_generator
 
-from dicomcloak.io._parse import read_elements
+from dicomcloak.raw.elements import read_elements
 
 TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 

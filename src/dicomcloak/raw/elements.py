@@ -23,7 +23,7 @@ from pydicom.tag import BaseTag
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 from pydicom.values import convert_string
 
-__all__ = ["read_elements"]
+__all__ = ["read_elements", "read_fast"]
 
 Element = RawDataElement | DataElement
 
@@ -55,28 +55,32 @@ def read_elements(
     """
     elements: dict[BaseTag, Element] = {}
     pos = fp.tell()
+    charset: str | list[str] | None = None
     if little:
-        pos, charset = _read_fast(data, pos, implicit, elements)
+        pos, charset = read_fast(data, pos, len(data), implicit, elements)
         if pos >= len(data) - 7:
             return elements, pos, None
         fp.seek(pos)
-    else:
-        charset = "iso8859"
     last: Element | None = None
-    for last in data_element_generator(fp, implicit, little, encoding=charset):
+    for last in data_element_generator(fp, implicit, little, encoding=charset or "iso8859"):
         elements[last.tag] = last
         pos = fp.tell()
     return elements, pos, last
 
 
-def _read_fast(
-    data: bytes, pos: int, implicit: bool, elements: dict[BaseTag, Element]
-) -> tuple[int, str | list[str]]:
-    """Read defined-length little-endian elements with known VRs; stop at anything else."""
-    size = len(data)
-    charset: str | list[str] = "iso8859"
+def read_fast(
+    data: bytes, pos: int, limit: int, implicit: bool, elements: dict[BaseTag, Element]
+) -> tuple[int, str | list[str] | None]:
+    """Read defined-length little-endian elements with known VRs into ``elements``.
+
+    Stops before ``limit``, or at an element it leaves to pydicom (undefined
+    length, unknown VR, an item delimiter). Returns where it stopped (beyond
+    ``limit`` when the last value is cut short) and the codecs of the Specific
+    Character Set it read, if any.
+    """
+    charset: str | list[str] | None = None
     long_vrs, known = _LONG_VRS, _KNOWN_VRS
-    while size - pos >= 8:
+    while limit - pos >= 8:
         if implicit:
             group, number, length = _IMPLICIT(data, pos)
             vr: str | None = None
