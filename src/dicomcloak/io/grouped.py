@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
@@ -33,9 +34,10 @@ class GroupedWriter:
         A group is committed when it reaches either bound (open files and
         unsynced bytes stay bounded); :meth:`commit` commits it sooner.
     background:
-        Commit each group on one background thread while the caller goes on
-        writing the next (at most one group in flight); a failure is raised
-        by the next :meth:`commit` or by :meth:`close`.
+        Write and commit each group on one background thread while the caller
+        goes on with the next (at most two groups in flight, so a slow journal
+        commit does not stall the caller); a failure is raised by a later
+        :meth:`commit` or by :meth:`close`.
     """
 
     def __init__(self, max_files: int = 64, max_bytes: int = 256 << 20, *, background: bool = False) -> None:
@@ -45,7 +47,7 @@ class GroupedWriter:
         self._payloads: list[tuple[Path, Sequence[bytes]]] = []
         self._bytes = 0
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="dicomcloak-commit") if background else None
-        self._in_flight: Future[None] | None = None
+        self._in_flight: deque[Future[None]] = deque()
 
     def submit(self, path: Path, payload: bytes | Sequence[bytes]) -> None:
         """Write ``payload`` to a temporary file beside ``path``; it is renamed on commit.
@@ -79,11 +81,11 @@ class GroupedWriter:
         """
         pending, self._pending, self._bytes = self._pending, [], 0
         payloads, self._payloads = self._payloads, []
-        self._wait()
+        self._wait(keep=_MAX_IN_FLIGHT - 1)
         if self._executor is None:
             _commit(pending)
         elif payloads:
-            self._in_flight = self._executor.submit(_write_and_commit, payloads)
+            self._in_flight.append(self._executor.submit(_write_and_commit, payloads))
 
     def sync(self) -> None:
         """Commit what is pending and wait until every file written so far is on disk."""
@@ -99,10 +101,13 @@ class GroupedWriter:
                 self._executor.shutdown(wait=True)
                 self._executor = None
 
-    def _wait(self) -> None:
-        if self._in_flight is not None:
-            in_flight, self._in_flight = self._in_flight, None
-            in_flight.result()
+    def _wait(self, keep: int = 0) -> None:
+        """Wait for the oldest groups in flight until at most ``keep`` remain."""
+        while len(self._in_flight) > keep:
+            self._in_flight.popleft().result()
+
+
+_MAX_IN_FLIGHT = 2
 
 
 def _write_temp(path: Path, parts: Sequence[bytes]) -> tuple[BinaryIO, Path]:
