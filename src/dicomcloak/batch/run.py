@@ -130,7 +130,7 @@ def _chunks(tasks: list[tuple[int, InputItem]], size: int) -> Iterator[list[tupl
 def _pooled(
     items: Sequence[InputItem], settings: RunSettings, jobs: int, observer: Observer | None
 ) -> Iterator[FileResult]:
-    claims = Path(tempfile.mkdtemp(prefix=".claims-", dir=settings.run_dir))
+    claims = Path(tempfile.mkdtemp(prefix=".claims-", dir=_claims_parent(settings.run_dir)))
     worker = replace(settings.worker, claims_dir=claims)
     # Small chunks: few IPC round trips, yet no long tail when one worker gets the big files.
     chunksize = max(1, min(8, len(items) // (jobs * 16)))
@@ -160,6 +160,19 @@ def _pooled(
 
 
 _FAILED_MARK = "commit-failed-"
+_SHARED_MEMORY = Path("/dev/shm")  # a private mkdtemp directory (mode 0700) is made inside it
+
+
+def _claims_parent(run_dir: Path) -> Path:
+    """Where workers claim outputs: shared memory when there is some, else the run directory.
+
+    A claim is one empty file created with O_EXCL; on a journaling disk each
+    creation can wait for the journal commits of the outputs being synced,
+    on tmpfs it never does. The directory lives for one run only.
+    """
+    if _SHARED_MEMORY.is_dir() and os.access(_SHARED_MEMORY, os.W_OK | os.X_OK):
+        return _SHARED_MEMORY
+    return run_dir
 
 
 def _raise_if_a_worker_failed(claims: Path) -> None:
