@@ -9,9 +9,9 @@ directory decides duplicates, so ordering never changes content.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import multiprocessing.util
-import gc
 import os
 import shutil
 import tempfile
