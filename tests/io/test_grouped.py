@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dicomcloak.errors import OutputError
-from dicomcloak.io.grouped import GroupedWriter
+from dicomcloak.io.grouped import GroupedWriter, sync_file_system
 
 
 def test_files_appear_complete_only_when_their_group_commits(tmp_path: Path) -> None:
@@ -94,3 +94,10 @@ def test_a_file_is_durable_before_its_rename(tmp_path: Path) -> None:
         writer.submit(path, parts)
     writer.close()
     assert {path: path.read_bytes() for path in payloads} == {p: b"".join(v) for p, v in payloads.items()}
+
+
+def test_sync_file_system_accepts_a_directory_and_a_missing_one(tmp_path: Path) -> None:
+    (tmp_path / "f.dcm").write_bytes(b"x")
+    sync_file_system(tmp_path)  # syncfs of the directory's file system
+    sync_file_system(tmp_path / "missing")  # falls back to sync()
+    assert (tmp_path / "f.dcm").read_bytes() == b"x"

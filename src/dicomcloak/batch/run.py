@@ -31,6 +31,7 @@ from dicomcloak.batch.worker import (
     process_chunk,
 )
 from dicomcloak.errors import OutputError
+from dicomcloak.io.grouped import sync_file_system
 from dicomcloak.io.inputs import InputItem
 from dicomcloak.io.writer import write_atomic
 
@@ -85,9 +86,9 @@ def run_batch(
             f"cannot write: {error.strerror or type(error).__name__}",
             hint="check free space and permissions of the output and run directories",
         ) from None
-    # Each output's data was fsynced before its rename; one sync here makes all the
+    # Each output's data was synced before its rename; one sync here makes all the
     # renames durable, instead of one directory fsync per file (io.grouped).
-    os.sync()
+    sync_file_system(settings.worker.out_dir)
     summary = builder.summary(time.perf_counter() - started, _run_facts(settings, jobs))
     write_atomic(report_path(settings.run_dir), encode_report(builder.report(summary)))
     return summary

@@ -22,7 +22,7 @@ from typing import BinaryIO, cast
 from dicomcloak.errors import OutputError
 from dicomcloak.io.writer import _open_temp, _remove_quietly, _unwritable
 
-__all__ = ["GroupedWriter"]
+__all__ = ["GroupedWriter", "sync_file_system"]
 
 
 class GroupedWriter:
@@ -158,6 +158,25 @@ def _commit(pending: list[tuple[BinaryIO, Path, Path]]) -> None:
         _discard(handle, tmp)
     if failed is not None:
         raise _unwritable(failed)
+
+
+def sync_file_system(directory: Path) -> None:
+    """Make every completed write and rename under ``directory`` durable.
+
+    One ``syncfs`` of the directory's file system where there is one (the
+    renames of a whole run, instead of a directory fsync per file); ``sync``
+    of every file system elsewhere.
+    """
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        os.sync()
+        return
+    try:
+        if not _syncfs(fd):
+            os.sync()
+    finally:
+        os.close(fd)
 
 
 def _syncfs(fd: int) -> bool:
