@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import pickle
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from dicomcloak.batch.worker import (
     Status,
     WorkerSettings,
     build_context,
+    process_chunk,
     process_item,
 )
 from dicomcloak.errors import OutputError
@@ -105,3 +108,21 @@ def test_unwritable_output_raises_output_error(dicom_tree: Path, tmp_path: Path)
     (tmp_path / "out").write_text("a file where the output directory should be")
     with pytest.raises(OutputError):
         run_batch(iter_inputs([dicom_tree]), _settings(tmp_path))
+
+
+def test_a_chunk_ships_its_change_counts_once(dicom_tree: Path, tmp_path: Path) -> None:
+    """The last result of a chunk carries the chunk's summed counts; the report's totals do not change."""
+    items = list(iter_inputs([dicom_tree]))
+    settings = _settings(tmp_path).worker
+    ctx = build_context(settings)
+    single_ctx = build_context(replace(settings, out_dir=tmp_path / "o2"))
+    singles = [process_item(item, single_ctx, i) for i, item in enumerate(items)]
+    single_ctx.writer.close()
+    chunk = process_chunk(list(enumerate(items)), ctx)
+    ctx.writer.close()
+    expected: Counter[object] = Counter()
+    for result in singles:
+        expected.update(dict(result.changes))
+    assert all(not result.changes for result in chunk[:-1])
+    assert Counter(dict(chunk[-1].changes)) == expected
+    assert [r.n_changes for r in chunk] == [r.n_changes for r in singles]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
@@ -81,7 +81,8 @@ class FileResult:
     """The outcome of one input, small and picklable; carries no PHI.
 
     ``out_relpath`` is set only in the pseudonymous layout (where it is built from
-    pseudonyms); ``changes`` counts applied rules by (tag path, action, source).
+    pseudonyms); ``changes`` counts applied rules by (tag path, action, source). In a
+    chunk, the last result carries the counts of the whole chunk (see process_chunk).
     """
 
     index: int
@@ -201,7 +202,23 @@ def _quarantined(index: int, item: InputItem, error: InputError, ctx: WorkerCont
 
 
 def process_chunk(tasks: list[tuple[int, InputItem]], ctx: WorkerContext) -> list[FileResult]:
-    """Process a chunk of inputs and commit their outputs (see io.grouped for when they are on disk)."""
+    """Process a chunk of inputs and commit their outputs (see io.grouped for when they are on disk).
+
+    The chunk's change counts are summed into its last result (the report only
+    ever uses their sum), so a pool ships one small table per chunk, not one per file.
+    """
     results = [process_item(item, ctx, index) for index, item in tasks]
     ctx.writer.commit()
-    return results
+    return _merge_changes(results)
+
+
+def _merge_changes(results: list[FileResult]) -> list[FileResult]:
+    if len(results) < 2:
+        return results
+    total: Counter[ChangeKey] = Counter()
+    for result in results:
+        for key, count in result.changes:
+            total[key] += count
+    merged = [replace(result, changes=()) if result.changes else result for result in results[:-1]]
+    merged.append(replace(results[-1], changes=tuple(total.items())))
+    return merged
