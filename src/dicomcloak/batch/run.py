@@ -228,8 +228,8 @@ def _close_worker() -> None:
 def _run_chunk(tasks: list[tuple[int, InputItem]]) -> list[FileResult]:
     if _CONTEXT is None:  # pragma: no cover - the initializer always runs first
         raise RuntimeError("worker used before its initializer ran")
-    # Each chunk's group commits in the background while the next chunk is processed;
-    # a failure surfaces with the next commit, and the last group commits at exit.
+    # Groups commit in the background while the next chunks are processed; a failure
+    # surfaces with a later commit, and the last group commits at exit.
     return process_chunk(tasks, _CONTEXT)
 
 

@@ -202,14 +202,14 @@ def _quarantined(index: int, item: InputItem, error: InputError, ctx: WorkerCont
 
 
 def process_chunk(tasks: list[tuple[int, InputItem]], ctx: WorkerContext) -> list[FileResult]:
-    """Process a chunk of inputs and commit their outputs (see io.grouped for when they are on disk).
+    """Process a chunk of inputs; their outputs are committed in groups by the context's writer.
 
+    Groups follow the writer's own bounds, not chunks (a pool's chunks are small,
+    and each commit is a journal commit); the caller closes the writer at the end.
     The chunk's change counts are summed into its last result (the report only
     ever uses their sum), so a pool ships one small table per chunk, not one per file.
     """
-    results = [process_item(item, ctx, index) for index, item in tasks]
-    ctx.writer.commit()
-    return _merge_changes(results)
+    return _merge_changes([process_item(item, ctx, index) for index, item in tasks])
 
 
 def _merge_changes(results: list[FileResult]) -> list[FileResult]:
