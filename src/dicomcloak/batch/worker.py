@@ -184,7 +184,7 @@ def _deidentify_one(index: int, item: InputItem, ctx: WorkerContext) -> FileResu
     ctx.writer.submit(settings.out_dir / relpath, payload)  # renamed when its group commits
     n_changes = len(outcome.changes)
     changes = tuple(Counter((c.path, c.action, c.source) for c in outcome.changes).items())
-    size = sum(len(part) for part in payload)
+    size = sum(map(len, payload))
     return FileResult(index, Status.WRITTEN, "", n_changes, shown, len(data), size, changes)
 
 

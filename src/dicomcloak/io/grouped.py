@@ -66,7 +66,7 @@ class GroupedWriter:
             self._payloads.append((path, parts))
         else:
             self._pending.append((*_write_temp(path, parts), path))
-        self._bytes += sum(len(part) for part in parts)
+        self._bytes += sum(map(len, parts))
         if len(self._pending) + len(self._payloads) >= self._max_files or self._bytes >= self._max_bytes:
             self.commit()
 
