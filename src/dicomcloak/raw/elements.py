@@ -35,6 +35,7 @@ _ITEM_DELIMITER = 0xFFFEE00D
 _CHARSET = 0x00080005
 # VRs pydicom decodes itself; anything else goes back to pydicom's generator.
 _KNOWN_VRS: dict[bytes, str] = {vr: vr.decode() for vr in ENCODED_VR if len(vr) == 2}
+_new_raw = tuple.__new__
 _LONG_VRS = frozenset(str(vr) for vr in EXPLICIT_VR_LENGTH_32)
 
 
@@ -102,7 +103,9 @@ def read_fast(
         if tag == _CHARSET:
             charset = _charset_of(value)
         key = BaseTag(tag)
-        elements[key] = RawDataElement(key, vr, length, value, value_pos, implicit, True)
+        # tuple.__new__ directly: the namedtuple's own __new__ is one more Python call per element
+        fields = (key, vr, length, value, value_pos, implicit, True, True, False)
+        elements[key] = _new_raw(RawDataElement, fields)
         pos = end
     return pos, charset
 
