@@ -51,6 +51,7 @@ class Row:
     files: int
     mbytes: float
     quality: dict[str, Any] = field(default_factory=dict)
+    walls: list[float] = field(default_factory=list)
 
     @property
     def files_per_s(self) -> float:
@@ -142,7 +143,44 @@ def dicomcloak_cmd() -> list[str]:
     return [sys.executable, "-c", "from dicomcloak.cli.app import main; main()"]
 
 
+@dataclass
+class Spec:
+    """One command to time: its name, argv, output directory and whether to score the output."""
+
+    name: str
+    cmd: list[str]
+    out: Path | None = None
+    score: bool = False
+    keep: bool = False
+
+
+def specs(files: Path, work: Path, key: Path) -> list[Spec]:
+    """Every timed command, in the order of the table."""
+    todo = [
+        Spec("plain copy (`cp -r`)", ["cp", "-r", str(files), str(work / "out-cp")], work / "out-cp"),
+        Spec("pydicom read + write, no change",
+             [sys.executable, __file__, "_baseline", str(files), str(work / "out-pydicom")],
+             work / "out-pydicom"),
+    ]
+    for profile, extra in PROFILES.items():
+        for jobs in (1, 2):
+            out = work / f"out-{profile}-j{jobs}"
+            cmd = [*dicomcloak_cmd(), "deid", str(files), "--out", str(out), "--key", str(key),
+                   "--jobs", str(jobs), *extra]
+            keep = profile == "default" and jobs == 2
+            todo.append(Spec(f"dicomcloak deid, {profile}, --jobs {jobs}", cmd, out, True, keep))
+    return todo
+
+
+def _clear(out: Path | None) -> None:
+    if out is not None:
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(out.with_name(out.name + ".run"), ignore_errors=True)
+
+
 def run_all(args: argparse.Namespace, corpus: Path, work: Path) -> tuple[list[Row], dict[str, Any]]:
+    """Time every command ``--repeat`` times, in rounds (so drift in the machine's load hits all
+    commands alike); report the median; score each dicomcloak output of the last round."""
     files = corpus / "files"
     answer = json.loads((corpus / "answer_key.json").read_text())
     n = len(answer["files"])
@@ -152,25 +190,31 @@ def run_all(args: argparse.Namespace, corpus: Path, work: Path) -> tuple[list[Ro
     if not key.exists():
         init = [*dicomcloak_cmd(), "keys", "init", "--out", str(key)]
         subprocess.run(init, check=True, capture_output=True)
-    rows = [measure("plain copy (`cp -r`)", ["cp", "-r", str(files), str(work / "out-cp")], n, mbytes)]
-    rows.append(measure("pydicom read + write, no change", [sys.executable, __file__, "_baseline", str(files),
-                                                            str(work / "out-pydicom")], n, mbytes))
-    shutil.rmtree(work / "out-cp")
-    shutil.rmtree(work / "out-pydicom")
-    for profile, extra in PROFILES.items():
-        for jobs in (1, 2):
-            out = work / f"out-{profile}-j{jobs}"
-            cmd = [*dicomcloak_cmd(), "deid", str(files), "--out", str(out), "--key", str(key),
-                   "--jobs", str(jobs), *extra]
-            row = measure(f"dicomcloak deid, {profile}, --jobs {jobs}", cmd, n, mbytes)
-            row.quality = summarize(evaluate(corpus, out, args.validate_sample))
-            rows.append(row)
-            if not (profile == "default" and jobs == 2):
-                shutil.rmtree(out)
-                shutil.rmtree(out.with_name(out.name + ".run"), ignore_errors=True)
+    todo = specs(files, work, key)
+    runs: dict[str, list[Row]] = {spec.name: [] for spec in todo}
+    for round_ in range(args.repeat):
+        last = round_ == args.repeat - 1
+        for spec in todo:
+            _clear(spec.out)
+            row = measure(spec.name, spec.cmd, n, mbytes)
+            if last and spec.score and spec.out is not None:
+                row.quality = summarize(evaluate(corpus, spec.out, args.validate_sample))
+            runs[spec.name].append(row)
+            if not (last and spec.keep):
+                _clear(spec.out)
+    rows = [_median(runs[spec.name]) for spec in todo]
     check = [*dicomcloak_cmd(), "verify", str(files), str(work / "out-default-j2"), "--key", str(key)]
     verify = measure("dicomcloak verify --key (leak check of the default output)", check, n, mbytes)
     return [*rows, verify], answer
+
+
+def _median(rows: list[Row]) -> Row:
+    """The run of median wall time, with every run's wall time attached."""
+    ordered = sorted(rows, key=lambda r: r.wall)
+    middle = ordered[(len(ordered) - 1) // 2]
+    quality = next((r.quality for r in rows if r.quality), {})
+    return Row(middle.name, middle.wall, max(r.rss_mb for r in rows), max(r.code for r in rows),
+               middle.files, middle.mbytes, quality, [r.wall for r in rows])
 
 
 def machine() -> str:
@@ -190,8 +234,8 @@ def table(rows: list[Row]) -> str:
     """The Markdown table of all measurements."""
     base = next(r for r in rows if r.name.startswith("pydicom"))
     j1 = {r.name.split(",")[1].strip(): r for r in rows if r.name.endswith("--jobs 1")}
-    head = ("| command | files/s | MB/s | wall s | peak RSS MB | ratio | PHI leaked | UIDs | refs | pixels "
-            "| validator errors added |\n|---|---|---|---|---|---|---|---|---|---|---|")
+    head = ("| command | files/s | MB/s | wall s (median) | runs, s | peak RSS MB | ratio | PHI leaked "
+            "| UIDs | refs | pixels | validator errors added |\n" + "|---" * 12 + "|")
     lines = [head]
     for r in rows:
         ratio = ""
@@ -202,7 +246,8 @@ def table(rows: list[Row]) -> str:
         q = r.quality
         status = "" if r.code == 0 else f" (exit {r.code})"
         lines.append(
-            f"| {r.name}{status} | {r.files_per_s:,.0f} | {r.mb_per_s:,.1f} | {r.wall:.1f} | {r.rss_mb:,.0f} "
+            f"| {r.name}{status} | {r.files_per_s:,.0f} | {r.mb_per_s:,.1f} | {r.wall:.1f} "
+            f"| {' '.join(f'{w:.1f}' for w in r.walls) or f'{r.wall:.1f}'} | {r.rss_mb:,.0f} "
             f"| {ratio} | {q.get('leaks', '')} | {q.get('uids', '')} | {q.get('refs', '')} "
             f"| {q.get('pixels', '')} | {q.get('validator', '')} |")
     return "\n".join(lines)
@@ -220,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpus", type=Path, help="reuse (or create) the corpus in DIR")
     ap.add_argument("--work", type=Path, help="scratch directory for outputs (default: a temporary one)")
     ap.add_argument("--validate-sample", type=int, default=14)
+    ap.add_argument("--repeat", type=int, default=3, help="rounds of timings; the median is reported")
     ap.add_argument("--md", type=Path, help="append the results to this Markdown file (docs/benchmarks.md)")
     args = ap.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="dicomcloak-bench-"))
