@@ -18,8 +18,8 @@ TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 def _raw_sequences(ds: Dataset) -> list[tuple[RawDataElement, Dataset]]:
     """Every raw defined-length sequence at any depth, with the dataset holding it."""
     found = []
-    for tag in list(ds._dict):  # noqa: SLF001 - raw access keeps the elements raw
-        elem = ds._dict[tag]  # noqa: SLF001
+    for tag in list(ds._dict):
+        elem = ds._dict[tag]
         vr = elem.VR
         if isinstance(elem, RawDataElement) and vr == "SQ" and elem.length != 0xFFFFFFFF:
             found.append((elem, ds))
@@ -46,9 +46,9 @@ CASES = _cases()
 
 
 def _same(ours: Dataset, theirs: Dataset) -> None:
-    assert list(ours._dict) == list(theirs._dict)  # noqa: SLF001
-    for tag, elem in ours._dict.items():  # noqa: SLF001
-        other = theirs._dict[tag]  # noqa: SLF001
+    assert list(ours._dict) == list(theirs._dict)
+    for tag, elem in ours._dict.items():
+        other = theirs._dict[tag]
         assert tuple(elem) == tuple(other), tag
     assert ours.original_encoding == theirs.original_encoding
     assert ours.original_character_set == theirs.original_character_set
@@ -89,7 +89,7 @@ def test_new_dataset_matches_pydicom_construction() -> None:
     expected = Dataset()
     expected.set_original_encoding(False, True, ["iso8859"])
     ours = new_dataset({}, False, True, ["iso8859"], parent="iso8859")
-    expected._parent_encoding = "iso8859"  # noqa: SLF001
+    expected._parent_encoding = "iso8859"
     assert set(vars(ours)) == set(vars(expected))
     assert {k: v for k, v in vars(ours).items() if k != "_dict"} == {
         k: v for k, v in vars(expected).items() if k != "_dict"
