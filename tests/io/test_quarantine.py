@@ -41,7 +41,7 @@ def test_plain_file_is_copied_with_its_reason(tmp_path: Path, mr_bytes: bytes, p
     assert reason_file.name == "cut.dcm.reason.json"
     reason = json.loads(reason_file.read_text())
     assert reason == {
-        "reason": "truncated",
+        "reason": "length-beyond-file",
         "message": error.message,
         "hint": error.hint,
         "input": "in/series/cut.dcm",

@@ -162,10 +162,10 @@ def test_truncation_at_any_offset_raises_only_input_errors(
             assert offset in boundaries, f"cut at {offset} was not detected"
 
 
-def test_a_value_cut_short_is_truncated(mr_bytes: bytes, planted_name: str) -> None:
+def test_a_value_cut_short_is_a_length_beyond_the_file(mr_bytes: bytes, planted_name: str) -> None:
     with pytest.raises(MalformedError) as info:
         read_dataset(mr_bytes[:-1])
-    assert info.value.reference == "truncated"
+    assert info.value.reference == "length-beyond-file"
     assert planted_name not in str(info.value)
 
 
@@ -265,7 +265,7 @@ def test_deflate_bomb_stops_at_the_limit() -> None:
     assert len(bomb) < 100_000
     with pytest.raises(ReadLimitError) as info:
         read_dataset(bomb, ReadLimits(max_file_bytes=1_000_000))
-    assert info.value.reference == "inflated-too-large"
+    assert info.value.reference == "deflate-bomb"
 
 
 def test_invalid_and_truncated_deflate_streams() -> None:

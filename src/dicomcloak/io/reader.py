@@ -10,11 +10,18 @@ may quote one), because both end up in logs and quarantine reports.
 
 Reason codes
 ------------
-``file-too-large``, ``inflated-too-large``, ``sequence-too-deep``,
+``file-too-large``, ``deflate-bomb``, ``sequence-too-deep``,
+``element-too-large``, ``too-many-elements``, ``meta-too-large``,
 ``memory-exhausted`` (:class:`ReadLimitError`); ``not-dicom``
-(:class:`NotDicomError`); ``truncated``, ``missing-sop-instance-uid``,
-``deflate-invalid``, ``unparseable``,
+(:class:`NotDicomError`); ``truncated``, ``length-beyond-file``,
+``missing-sop-instance-uid``, ``deflate-invalid``, ``unparseable``,
 ``unreadable`` (:class:`MalformedError`).
+
+The limits (:class:`ReadLimits`, defined with the raw readers whose loops
+check them) are checked while reading, before the memory they guard is spent:
+the file size before reading it, the File Meta group's extent before pydicom
+parses it, each value's length before it is sliced, the inflated size while
+inflating.
 
 We drive pydicom's element generator ourselves instead of calling
 ``dcmread``: ``dcmread`` swallows ``EOFError`` into a warning (its default
@@ -28,7 +35,6 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 
@@ -54,9 +60,12 @@ from dicomcloak.io._read_encoding import (
     _syntax_for,
 )
 from dicomcloak.raw import read_elements
+from dicomcloak.raw.elements import too_many_elements
+from dicomcloak.raw.limits import ReadLimits
 
-__all__ = ["ReadLimits", "read_dataset", "read_path"]
+__all__ = ["ReadLimits", "inflate_cap", "read_dataset", "read_path"]
 
+_DEFAULT_LIMITS = ReadLimits()
 _PREAMBLE = 128
 _PREFIX = b"DICM"
 _UNDEFINED = 0xFFFFFFFF
@@ -66,25 +75,7 @@ _NATIVE_TS = frozenset({ImplicitVRLittleEndian, ExplicitVRLittleEndian})
 _HINT_MALFORMED = "the file is damaged or incomplete; re-export it from the source system"
 
 
-@dataclass(frozen=True)
-class ReadLimits:
-    """Bounds on what one input may cost to read.
-
-    Parameters
-    ----------
-    max_file_bytes:
-        Largest accepted input (and largest inflated data set), so one
-        hostile or mistaken input cannot exhaust a worker's memory.
-    max_sequence_depth:
-        Deepest accepted nesting of sequences; deeper nesting serves no
-        clinical purpose and is a classic parser attack.
-    """
-
-    max_file_bytes: int = 4 * 2**30
-    max_sequence_depth: int = 64
-
-
-def read_path(path: Path, limits: ReadLimits = ReadLimits()) -> Dataset:
+def read_path(path: Path, limits: ReadLimits = _DEFAULT_LIMITS) -> Dataset:
     """Read and parse the DICOM file at `path`.
 
     The size is checked with ``stat`` before a byte is read, so an oversized
@@ -110,7 +101,7 @@ def read_path(path: Path, limits: ReadLimits = ReadLimits()) -> Dataset:
     return read_dataset(data, limits)
 
 
-def read_dataset(data: bytes, limits: ReadLimits = ReadLimits()) -> Dataset:
+def read_dataset(data: bytes, limits: ReadLimits = _DEFAULT_LIMITS) -> Dataset:
     """Parse DICOM Part 10 bytes (or a bare data set) into a raw Dataset.
 
     Elements stay raw: later stages decide what to decode, and a value that
@@ -160,16 +151,16 @@ def _parse(data: bytes, limits: ReadLimits) -> FileDataset:
     fp = BytesIO(data)
     preamble = _read_preamble(data, fp)
     bare = None if preamble is not None else _sniff_bare(data)
-    meta = _read_meta(data, fp)
+    meta = _read_meta(data, fp, limits.max_meta_bytes)
     ts = _declared_syntax(meta)
     if ts == DeflatedExplicitVRLittleEndian:
         data = _inflate(data[fp.tell() :], limits)
         fp = BytesIO(data)
     enc = bare if bare is not None and not meta else _dataset_encoding(data, fp.tell(), ts)
-    ds = FileDataset(fp, _read_elements(data, fp, enc), preamble, meta, enc.implicit, enc.little)
+    ds = FileDataset(fp, _read_elements(data, fp, enc, limits), preamble, meta, enc.implicit, enc.little)
     ds.buffer = None  # do not keep the input bytes alive with the dataset
     ds.set_original_encoding(enc.implicit, enc.little, _charset(ds))
-    _check_depth(ds, limits.max_sequence_depth, 0)
+    _check_depth(ds, limits, 0, [0])
     _require_sop_instance_uid(ds)
     _complete_meta(meta, ds, ts, enc)
     return ds
@@ -196,7 +187,7 @@ def _read_preamble(data: bytes, fp: BytesIO) -> bytes | None:
     return None
 
 
-def _read_meta(data: bytes, fp: BytesIO) -> FileMetaDataset:
+def _read_meta(data: bytes, fp: BytesIO, max_bytes: int) -> FileMetaDataset:
     """Read group 0002 at the current position (PS3.10 7.1), if there is one."""
     start = fp.tell()
     if data[start : start + 2] != b"\x02\x00":
@@ -204,9 +195,43 @@ def _read_meta(data: bytes, fp: BytesIO) -> FileMetaDataset:
     # Always Explicit VR Little Endian by the standard; some writers used
     # implicit VR (pydicom issue #503), which the VR bytes reveal.
     implicit = not _looks_explicit(data, start)
+    _check_meta_extent(data, start, implicit, max_bytes)
     meta = _pydicom_read_dataset(fp, implicit, True, stop_when=_not_group_0002)
     _require_complete(meta, start, fp.tell())
     return FileMetaDataset(meta)
+
+
+_META_HEADER = struct.Struct("<HH2sH").unpack_from
+_LONG = struct.Struct("<L").unpack_from
+_META_LONG_VRS = frozenset(
+    {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UN", b"UT", b"UC", b"UR", b"SV", b"UV"}
+)
+
+
+def _check_meta_extent(data: bytes, start: int, implicit: bool, max_bytes: int) -> None:
+    """Refuse a File Meta group longer than ``max_bytes`` before pydicom parses it.
+
+    Walks the element headers of group 0002 (a dozen in practice) by their
+    declared lengths; an undefined or lying length ends the walk far beyond
+    the limit, so a group bomb costs a few integer operations.
+    """
+    pos, size = start, len(data)
+    while pos + 12 <= size:
+        group, _, vr, short = _META_HEADER(data, pos)
+        if group != 0x0002:
+            return
+        if implicit:
+            pos += 8 + _LONG(data, pos + 4)[0]
+        elif vr in _META_LONG_VRS:
+            pos += 12 + _LONG(data, pos + 8)[0]
+        else:
+            pos += 8 + short
+        if pos - start > max_bytes:
+            raise ReadLimitError(
+                f"the File Meta Information group is longer than {max_bytes} bytes",
+                reference="meta-too-large",
+                hint="raise max_meta_bytes if such files are expected",
+            )
 
 
 def _not_group_0002(tag: BaseTag, vr: str | None, length: int) -> bool:
@@ -219,37 +244,63 @@ def _declared_syntax(meta: FileMetaDataset) -> UID | None:
     return UID(str(value)) if value else None
 
 
+def inflate_cap(deflated_size: int, limits: ReadLimits) -> int:
+    """Most bytes a deflated data set of ``deflated_size`` bytes may inflate to.
+
+    The smallest of the absolute caps and the ratio cap; the ratio applies
+    only above ``deflate_ratio_floor`` (small data sets compress well).
+    """
+    ratio_cap = max(limits.deflate_ratio_floor, deflated_size * limits.max_deflate_ratio)
+    return min(limits.max_file_bytes, limits.max_inflated_bytes, ratio_cap)
+
+
 def _inflate(deflated: bytes, limits: ReadLimits) -> bytes:
-    """Inflate a Deflated Explicit VR Little Endian data set (PS3.5 A.5), bounded."""
+    """Inflate a Deflated Explicit VR Little Endian data set (PS3.5 A.5), bounded.
+
+    ``decompress`` is given the cap as its output bound, so a bomb costs at
+    most the cap in memory before it is refused.
+    """
+    cap = inflate_cap(len(deflated), limits)
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     try:
-        data = inflater.decompress(deflated, limits.max_file_bytes + 1)
+        data = inflater.decompress(deflated, cap + 1)
     except zlib.error:
         raise MalformedError(
             "the deflated data set is not valid deflate data",
             reference="deflate-invalid",
             hint=_HINT_MALFORMED,
         ) from None
-    if len(data) > limits.max_file_bytes:
+    if len(data) > cap:
         raise ReadLimitError(
-            f"the deflated data set inflates beyond {limits.max_file_bytes} bytes",
-            reference="inflated-too-large",
-            hint="this is the signature of a decompression bomb",
+            f"the deflated data set inflates beyond {cap} bytes (size and ratio limits)",
+            reference="deflate-bomb",
+            hint="this is the signature of a decompression bomb; "
+            "raise max_inflated_bytes or max_deflate_ratio if such files are expected",
         )
     if not inflater.eof:
         raise _truncated()
     return data
 
 
-def _read_elements(data: bytes, fp: BytesIO, enc: _Encoding) -> dict[BaseTag, RawDataElement | DataElement]:
+def _read_elements(
+    data: bytes, fp: BytesIO, enc: _Encoding, limits: ReadLimits
+) -> dict[BaseTag, RawDataElement | DataElement]:
     """Read every top-level element to the end of `data`, raw.
 
     pydicom's generator stops quietly when fewer than 8 bytes remain and
     returns a short value when a length points past the end; both mean the
-    file was cut, so the last element must end exactly where the data ends.
+    file was cut or lies, so the last element must end exactly where the data ends.
     """
-    elements, end, last = read_elements(data, fp, enc.implicit, enc.little)
-    if end != len(data) or (last is not None and _is_short(last)):
+    elements, end, last = read_elements(
+        data, fp, enc.implicit, enc.little, limits.max_element_bytes, limits.max_elements
+    )
+    if end > len(data) or (last is not None and _is_short(last)):
+        raise MalformedError(
+            "an element's length points beyond the end of the file",
+            reference="length-beyond-file",
+            hint=_HINT_MALFORMED,
+        )
+    if end != len(data):
         raise _truncated()
     return elements
 
@@ -277,19 +328,22 @@ def _charset(ds: Dataset) -> str | list[str]:
     return ds._character_set  # noqa: SLF001 - pydicom exposes no public accessor
 
 
-def _check_depth(ds: Dataset, limit: int, depth: int) -> None:
-    """Refuse sequences nested deeper than `limit`.
+def _check_depth(ds: Dataset, limits: ReadLimits, depth: int, count: list[int]) -> None:
+    """Refuse sequences nested deeper than the limit, and too many elements in them.
 
     Only sequences pydicom already parsed (undefined length) are visited;
-    defined-length ones stay raw bytes until a later stage opens them.
-    ``values()`` neither sorts nor converts, unlike ``elements()``.
+    defined-length ones stay raw bytes until the sanitizer opens them, with
+    the same limits. ``values()`` neither sorts nor converts, unlike ``elements()``.
     """
     for elem in ds.values():
         if isinstance(elem, DataElement) and elem.VR == VR.SQ:
-            if depth >= limit:
+            if depth >= limits.max_sequence_depth:
                 raise _too_deep()
             for item in elem.value:
-                _check_depth(item, limit, depth + 1)
+                count[0] += len(item._dict)  # noqa: SLF001 - a count, no conversion
+                if count[0] > limits.max_elements:
+                    raise too_many_elements()
+                _check_depth(item, limits, depth + 1, count)
 
 
 def _require_sop_instance_uid(ds: Dataset) -> None:

@@ -23,6 +23,8 @@ from pydicom.tag import BaseTag
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 from pydicom.values import convert_string
 
+from dicomcloak.errors import ReadLimitError
+
 __all__ = ["read_elements", "read_fast"]
 
 Element = RawDataElement | DataElement
@@ -37,6 +39,7 @@ _CHARSET = 0x00080005
 _KNOWN_VRS: dict[bytes, str] = {vr: vr.decode() for vr in ENCODED_VR if len(vr) == 2}
 _new_raw = tuple.__new__
 _LONG_VRS = frozenset(str(vr) for vr in EXPLICIT_VR_LENGTH_32)
+_NO_LIMIT = 2**64
 
 
 @cache
@@ -46,41 +49,83 @@ def _empty(vr: str | None) -> bytes | None:
 
 
 def read_elements(
-    data: bytes, fp: BytesIO, implicit: bool, little: bool
+    data: bytes,
+    fp: BytesIO,
+    implicit: bool,
+    little: bool,
+    max_length: int = _NO_LIMIT,
+    max_count: int = _NO_LIMIT,
 ) -> tuple[dict[BaseTag, Element], int, Element | None]:
     """Read the data elements of ``data`` from ``fp``'s position, as pydicom's generator does.
 
     Returns the elements by tag, the position where the last one ends (beyond
     ``len(data)`` when a value the fast path read was cut short) and the last
     element pydicom's generator yielded, if it took over (its values may be short).
+
+    Raises
+    ------
+    ReadLimitError
+        ``element-too-large`` when a value is longer than ``max_length``,
+        ``too-many-elements`` beyond ``max_count`` elements: both checked
+        before the element's value is sliced.
     """
     elements: dict[BaseTag, Element] = {}
     pos = fp.tell()
     charset: str | list[str] | None = None
     if little:
-        pos, charset = read_fast(data, pos, len(data), implicit, elements)
+        pos, charset = read_fast(data, pos, len(data), implicit, elements, max_length, max_count)
         if pos >= len(data) - 7:
             return elements, pos, None
         fp.seek(pos)
     last: Element | None = None
     for last in data_element_generator(fp, implicit, little, encoding=charset or "iso8859"):
+        if isinstance(last, RawDataElement) and max_length < last.length != _UNDEFINED:
+            raise element_too_large()
         elements[last.tag] = last
+        if len(elements) > max_count:
+            raise too_many_elements()
         pos = fp.tell()
     return elements, pos, last
 
 
+def element_too_large() -> ReadLimitError:
+    """The error for a value longer than ``ReadLimits.max_element_bytes``."""
+    return ReadLimitError(
+        "an element's value is longer than the limit",
+        reference="element-too-large",
+        hint="raise max_element_bytes if such files are expected",
+    )
+
+
+def too_many_elements() -> ReadLimitError:
+    """The error for more elements than ``ReadLimits.max_elements``."""
+    return ReadLimitError(
+        "the data set has more elements than the limit",
+        reference="too-many-elements",
+        hint="raise max_elements if such files are expected",
+    )
+
+
 def read_fast(
-    data: bytes, pos: int, limit: int, implicit: bool, elements: dict[BaseTag, Element]
+    data: bytes,
+    pos: int,
+    limit: int,
+    implicit: bool,
+    elements: dict[BaseTag, Element],
+    max_length: int = _NO_LIMIT,
+    max_count: int = _NO_LIMIT,
 ) -> tuple[int, str | list[str] | None]:
     """Read defined-length little-endian elements with known VRs into ``elements``.
 
     Stops before ``limit``, or at an element it leaves to pydicom (undefined
     length, unknown VR, an item delimiter). Returns where it stopped (beyond
     ``limit`` when the last value is cut short) and the codecs of the Specific
-    Character Set it read, if any.
+    Character Set it read, if any. The limits are integer compares in the
+    loop, before a value is sliced (see :func:`read_elements`).
     """
     charset: str | list[str] | None = None
     long_vrs, known = _LONG_VRS, _KNOWN_VRS
+    count = len(elements)
     while limit - pos >= 8:
         if implicit:
             group, number, length = _IMPLICIT(data, pos)
@@ -98,6 +143,11 @@ def read_fast(
         tag = group << 16 | number
         if length == _UNDEFINED or tag == _ITEM_DELIMITER:
             break
+        if length > max_length:
+            raise element_too_large()
+        count += 1
+        if count > max_count:
+            raise too_many_elements()
         end = value_pos + length
         value = data[value_pos:end] if length else _empty(vr)
         if tag == _CHARSET:
