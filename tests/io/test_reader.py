@@ -145,7 +145,7 @@ def test_explicit_syntax_labelling_implicit_data_is_read_as_encoded() -> None:
 def test_pydicoms_truncated_files_are_truncated(source: str) -> None:
     with pytest.raises(MalformedError) as info:
         read_dataset(_testdata(source))
-    assert info.value.reference == "truncated"
+    assert info.value.reference in {"truncated", "length-beyond-file"}
 
 
 @pytest.mark.parametrize("fixture", ["mr_bytes", "rtplan_bytes", "jpeg_bytes"])
