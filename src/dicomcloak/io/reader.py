@@ -294,13 +294,13 @@ def _read_elements(
     elements, end, last = read_elements(
         data, fp, enc.implicit, enc.little, limits.max_element_bytes, limits.max_elements
     )
-    if end > len(data) or (last is not None and _is_short(last)):
+    if end > len(data):
         raise MalformedError(
             "an element's length points beyond the end of the file",
             reference="length-beyond-file",
             hint=_HINT_MALFORMED,
         )
-    if end != len(data):
+    if end != len(data) or (last is not None and _is_short(last)):
         raise _truncated()
     return elements
 
