@@ -26,6 +26,7 @@ from types import MappingProxyType
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 
 from dicomcloak.errors import ConfigError
+from dicomcloak.policy.cdr import SanitizeSettings
 from dicomcloak.standard.safe_private import normalize_creator as normalize_creator  # re-exported
 from dicomcloak.standard.safe_private import safe_private_entries
 from dicomcloak.standard.table import Action, Option, TableRow, table_rows
@@ -87,6 +88,8 @@ class Policy:
     keep_reference_sequences:
         Resolve X/Z/U* by keeping reference sequences with their UIDs replaced
         (referential integrity, the default) instead of X/Z.
+    sanitize:
+        The sanitize (CDR) stage's limits and content choices.
     """
 
     options: frozenset[Option] = frozenset()
@@ -94,6 +97,7 @@ class Policy:
     safe_private: frozenset[PrivateKey] = field(default_factory=default_safe_private)
     unknown_public: Action = Action.X
     keep_reference_sequences: bool = True
+    sanitize: SanitizeSettings = field(default_factory=SanitizeSettings)
 
     def __post_init__(self) -> None:
         if {Option.RETAIN_LONG_FULL_DATES, Option.RETAIN_LONG_MODIFIED_DATES} <= self.options:
@@ -213,7 +217,7 @@ class Policy:
         """Return a copy with ``options`` in force instead of this policy's."""
         return Policy(
             frozenset(options), self.overrides, self.safe_private,
-            self.unknown_public, self.keep_reference_sequences,
+            self.unknown_public, self.keep_reference_sequences, self.sanitize,
         )
 
 

@@ -20,13 +20,16 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.valuerep import VR
 
 from dicomcloak.errors import ConfigError
+from dicomcloak.policy.cdr import Disposition, SanitizeSettings
 from dicomcloak.policy.model import Policy, PrivateKey, SiteOverrides, default_safe_private
+from dicomcloak.raw.limits import LIMIT_NAMES, ReadLimits
 from dicomcloak.standard.safe_private import normalize_creator
 from dicomcloak.standard.table import Action, Option
 
-__all__ = ["SitePolicy", "build_policy", "load_policy_file", "parse_option", "parse_policy"]
+__all__ = ["SitePolicy", "build_policy", "load_policy_file", "parse_option", "parse_policy", "parse_sanitize"]
 
-_SECTIONS = frozenset({"policy", "tags", "private", "vr", "safe_private"})
+_SECTIONS = frozenset({"policy", "tags", "private", "vr", "safe_private", "sanitize"})
+_SANITIZE_KEYS = frozenset({"encapsulated_documents", "waveforms", "icons", "overlays", "limits"})
 _POLICY_KEYS = frozenset({"options", "unknown_public", "keep_reference_sequences"})
 _SAFE_KEYS = frozenset({"add", "remove"})
 _UNKNOWN_PUBLIC = (Action.X, Action.K)
@@ -45,6 +48,7 @@ class SitePolicy:
     overrides: SiteOverrides = field(default_factory=SiteOverrides)
     safe_private_add: frozenset[PrivateKey] = frozenset()
     safe_private_remove: frozenset[PrivateKey] = frozenset()
+    sanitize: SanitizeSettings = field(default_factory=SanitizeSettings)
 
 
 def _error(reference: str, message: str, hint: str) -> ConfigError:
@@ -226,6 +230,37 @@ def _parse_policy_section(section: Mapping[str, Any]) -> dict[str, Any]:
     return parsed
 
 
+def _disposition(value: object, where: str) -> Disposition:
+    try:
+        return Disposition(str(value).strip().lower())
+    except ValueError:
+        names = ", ".join(choice.value for choice in Disposition)
+        hint = f"use one of: {names}"
+        raise _error("policy-bad-value", f"{where}: {value!r} is not a choice", hint) from None
+
+
+def _parse_limits(section: Mapping[str, Any]) -> ReadLimits:
+    _check_keys(section, frozenset(LIMIT_NAMES), "[sanitize.limits]")
+    for key, value in section.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise _error(
+                "policy-bad-value",
+                f"[sanitize.limits] {key} must be a positive integer",
+                f"write {key} = {getattr(ReadLimits(), key)} (the default)",
+            )
+    return ReadLimits(**section)
+
+
+def parse_sanitize(section: Mapping[str, Any]) -> SanitizeSettings:
+    """Validate the ``[sanitize]`` section: content choices and ``[sanitize.limits]``."""
+    _check_keys(section, _SANITIZE_KEYS, "[sanitize]")
+    choices = {
+        key: _disposition(value, f"[sanitize] {key}") for key, value in section.items() if key != "limits"
+    }
+    limits = _parse_limits(_table(section.get("limits", {}), "sanitize.limits"))
+    return SanitizeSettings(limits=limits, **choices)
+
+
 def parse_policy(document: Mapping[str, Any]) -> SitePolicy:
     """Validate a parsed policy document (the TOML file's content)."""
     _check_keys(document, _SECTIONS, "policy file")
@@ -240,6 +275,7 @@ def parse_policy(document: Mapping[str, Any]) -> SitePolicy:
         overrides=overrides,
         safe_private_add=add,
         safe_private_remove=remove,
+        sanitize=parse_sanitize(sections["sanitize"]),
         **_parse_policy_section(sections["policy"]),
     )
 
@@ -282,4 +318,5 @@ def build_policy(options: Iterable[Option | str] = (), policy_file: Path | None 
         keep_reference_sequences=(
             True if site.keep_reference_sequences is None else site.keep_reference_sequences
         ),
+        sanitize=site.sanitize,
     )
