@@ -7,9 +7,11 @@ import dicomcloak.policy as policy
 
 def test_all_is_exact() -> None:
     assert set(policy.__all__) == {
+        "Disposition",
         "ExplainRow",
         "Policy",
         "Rule",
+        "SanitizeSettings",
         "SiteOverrides",
         "SitePolicy",
         "build_policy",
