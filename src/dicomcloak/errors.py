@@ -17,6 +17,7 @@ may be PHI (DESIGN.md decision 7).
           +-- NotDicomError         not a DICOM file at all
           +-- ReadLimitError        a reading limit was exceeded
           +-- MalformedError        DICOM that cannot be parsed or is inconsistent
+          +-- UnsafeContentError    the sanitizer (CDR) refused the instance
           +-- ProcessingError       de-identification of a parsed file failed
 
 An :class:`InputError` never stops a run: the file is quarantined with its
@@ -35,6 +36,7 @@ __all__ = [
     "OutputError",
     "ProcessingError",
     "ReadLimitError",
+    "UnsafeContentError",
     "UsageError",
 ]
 
@@ -118,6 +120,15 @@ class MalformedError(InputError):
     """The input looks like DICOM but cannot be parsed consistently."""
 
     default_reference = "malformed"
+
+
+class UnsafeContentError(InputError):
+    """The sanitize stage quarantined the instance (executable preamble, embedded document, ...).
+
+    The reference is the verdict's reason code (``docs/security.md``).
+    """
+
+    default_reference = "unsafe-content"
 
 
 class ProcessingError(InputError):
