@@ -30,7 +30,7 @@ TEXT_VRS = frozenset({"LO", "SH", "PN", "ST", "LT", "UT", "UC"})
 # not in any repertoire; ST/LT/UT also allow TAB, LF, FF and CR (PS3.5 6.1.3).
 _LINE = rb"[^\x00-\x1a\x1c-\x1f\\]"
 _FREE = rb"[^\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]"
-_PAD = rb"\x00?"
+_PAD = rb"[ \x00]?"  # one pad byte to even length (PS3.5 6.2)
 _UNIT: dict[str, int] = {
     "US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "AT": 4, "SV": 8, "UV": 8,
     "OW": 2, "OF": 4, "OD": 8, "OL": 4, "OV": 8, "US or SS": 2, "US or OW": 2,
