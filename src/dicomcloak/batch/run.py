@@ -33,9 +33,9 @@ from dicomcloak.batch.worker import (
 from dicomcloak.errors import OutputError
 from dicomcloak.io.grouped import sync_file_system
 from dicomcloak.io.inputs import InputItem
-from dicomcloak.io.writer import write_atomic
+from dicomcloak.io.writer import atomic_file, write_atomic
 
-__all__ = ["Observer", "RunSettings", "default_jobs", "run_batch"]
+__all__ = ["EVENTS_NAME", "Observer", "RunSettings", "default_jobs", "events_path", "run_batch"]
 
 _CONTEXT: WorkerContext | None = None  # one per worker process, set by the pool initializer
 
@@ -77,10 +77,14 @@ def run_batch(
     jobs = max(1, min(settings.jobs, len(items)))
     builder = ReportBuilder()
     try:
-        for result in _results(items, settings, jobs, observer):
-            builder.add(result)
-            if observer is not None:
-                observer.advance(result)
+        # One sanitize verdict event per input (tags and codes only), in completion order.
+        with atomic_file(events_path(settings.run_dir)) as events:
+            for result in _results(items, settings, jobs, observer):
+                builder.add(result)
+                if result.event:
+                    events.write(result.event.encode("utf-8") + b"\n")
+                if observer is not None:
+                    observer.advance(result)
     except OSError as error:
         raise OutputError(
             f"cannot write: {error.strerror or type(error).__name__}",
@@ -92,6 +96,14 @@ def run_batch(
     summary = builder.summary(time.perf_counter() - started, _run_facts(settings, jobs))
     write_atomic(report_path(settings.run_dir), encode_report(builder.report(summary)))
     return summary
+
+
+EVENTS_NAME = "events.jsonl"
+
+
+def events_path(run_dir: Path) -> Path:
+    """Where the sanitize verdict events of a run go (JSON lines)."""
+    return run_dir / EVENTS_NAME
 
 
 def _prepare_dir(path: Path, what: str) -> None:
@@ -235,6 +247,16 @@ def _run_chunk(tasks: list[tuple[int, InputItem]]) -> list[FileResult]:
 
 def _run_facts(settings: RunSettings, jobs: int) -> dict[str, Any]:
     worker = settings.worker
+    if not worker.deidentify:
+        return {
+            "jobs": jobs,
+            "command": "sanitize",
+            "output": str(worker.out_dir),
+            "run_dir": str(settings.run_dir),
+            "quarantine": str(worker.quarantine_dir),
+            "report": str(report_path(settings.run_dir)),
+            "events": str(events_path(settings.run_dir)),
+        }
     return {
         "jobs": jobs,
         "layout": worker.layout.value,

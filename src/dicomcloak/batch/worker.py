@@ -1,4 +1,4 @@
-"""The per-file step of a batch: read, de-identify, write atomically or quarantine.
+"""The per-file step of a batch: read, sanitize, de-identify, write atomically or quarantine.
 
 Workers read and write files themselves, so no dataset ever crosses a process
 boundary: a task is an :class:`~dicomcloak.io.inputs.InputItem` (a few paths)
@@ -8,6 +8,7 @@ and its result a :class:`FileResult` (counts and codes, never PHI).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -26,6 +27,7 @@ from dicomcloak.io.reader import ReadLimits, read_dataset
 from dicomcloak.io.writer import encode_dataset_parts
 from dicomcloak.keys import ProjectKey
 from dicomcloak.policy.model import Policy
+from dicomcloak.sanitize import classify_prefix, verdict_event
 
 __all__ = [
     "ChangeKey",
@@ -72,8 +74,14 @@ class WorkerSettings:
     quarantine_dir: Path
     layout: Layout = Layout.PSEUDONYMOUS
     several_roots: bool = False
-    limits: ReadLimits = field(default_factory=ReadLimits)
+    limits: ReadLimits | None = None  # None: the policy's (site policy [sanitize.limits])
     claims_dir: Path | None = None  # shared claim directory when several processes write
+    deidentify: bool = True  # False: sanitize only (``dicomcloak sanitize``), mirrored paths
+
+    @property
+    def read_limits(self) -> ReadLimits:
+        """The reading limits in force."""
+        return self.limits or self.policy.sanitize.limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +91,7 @@ class FileResult:
     ``out_relpath`` is set only in the pseudonymous layout (where it is built from
     pseudonyms); ``changes`` counts applied rules by (tag path, action, source). In a
     chunk, the last result carries the counts of the whole chunk (see process_chunk).
+    ``event`` is the sanitize verdict's audit event as one JSON line (codes only).
     """
 
     index: int
@@ -93,6 +102,7 @@ class FileResult:
     bytes_in: int = 0
     bytes_out: int = 0
     changes: tuple[tuple[ChangeKey, int], ...] = ()
+    event: str = ""
 
 
 class Claims(Protocol):
@@ -172,20 +182,31 @@ def process_item(item: InputItem, ctx: WorkerContext, index: int = 0) -> FileRes
 
 def _deidentify_one(index: int, item: InputItem, ctx: WorkerContext) -> FileResult:
     settings = ctx.settings
-    data = item.read_bytes(settings.limits.max_file_bytes)
-    outcome = ctx.deidentifier.deidentify(read_dataset(data, settings.limits))
-    relpath = _relpath(outcome, item, settings)
+    limits = settings.read_limits
+    data = item.read_bytes(limits.max_file_bytes)
+    sanitized = ctx.deidentifier.sanitize(read_dataset(data, limits), then_deidentify=settings.deidentify)
+    event = _event(verdict_event(index, "", sanitized.verdict.preamble, sanitized.changes))
+    if settings.deidentify:
+        outcome = ctx.deidentifier.deidentify_sanitized(sanitized)
+        dataset, all_changes, relpath = outcome.dataset, outcome.changes, _relpath(outcome, item, settings)
+    else:
+        dataset, all_changes = sanitized.dataset, sanitized.changes
+        relpath = mirror_relpath(item, settings.several_roots)
     shown = relpath if settings.layout is Layout.PSEUDONYMOUS else ""  # mirrored paths may hold PHI
-    payload = encode_dataset_parts(outcome.dataset)
+    payload = encode_dataset_parts(dataset)
     if not ctx.claims.claim(relpath):
         if settings.layout is Layout.MIRROR:
             raise InputError("another input already wrote this output path", reference="output-collision")
-        return FileResult(index, Status.DUPLICATE, "duplicate-instance", 0, shown, len(data))
+        return FileResult(index, Status.DUPLICATE, "duplicate-instance", 0, shown, len(data), event=event)
     ctx.writer.submit(settings.out_dir / relpath, payload)  # renamed when its group commits
-    n_changes = len(outcome.changes)
-    changes = tuple(Counter((c.path, c.action, c.source) for c in outcome.changes).items())
+    n_changes = len(all_changes)
+    changes = tuple(Counter((c.path, c.action, c.source) for c in all_changes).items())
     size = sum(map(len, payload))
-    return FileResult(index, Status.WRITTEN, "", n_changes, shown, len(data), size, changes)
+    return FileResult(index, Status.WRITTEN, "", n_changes, shown, len(data), size, changes, event)
+
+
+def _event(record: dict[str, object]) -> str:
+    return json.dumps(record, sort_keys=True, separators=(",", ":"))
 
 
 def _relpath(outcome: Outcome, item: InputItem, settings: WorkerSettings) -> str:
@@ -198,7 +219,17 @@ def _relpath(outcome: Outcome, item: InputItem, settings: WorkerSettings) -> str
 
 def _quarantined(index: int, item: InputItem, error: InputError, ctx: WorkerContext) -> FileResult:
     quarantine(item, error, ctx.settings.quarantine_dir)
-    return FileResult(index, Status.QUARANTINED, error.reference)
+    event = _event(verdict_event(index, error.reference, classify_prefix(_head(item))))
+    return FileResult(index, Status.QUARANTINED, error.reference, event=event)
+
+
+def _head(item: InputItem) -> bytes:
+    """The first 132 bytes of an input (preamble and ``DICM``), for the verdict event."""
+    try:
+        with item.open() as handle:
+            return handle.read(132)
+    except Exception:  # noqa: BLE001 - an unreadable input has no preamble to classify
+        return b""
 
 
 def process_chunk(tasks: list[tuple[int, InputItem]], ctx: WorkerContext) -> list[FileResult]:
