@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dicomcloak.cli import deid, keys, policy, verify
+from dicomcloak.cli import deid, keys, policy, sanitize, verify
 
 __all__ = ["app", "main"]
 
@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 app.command("deid")(deid.deid)
 app.command("verify")(verify.verify)
+app.command("sanitize")(sanitize.sanitize)
 app.add_typer(keys.app, name="keys")
 app.add_typer(policy.app, name="policy")
 

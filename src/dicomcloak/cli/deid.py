@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from dicomcloak.batch.worker import FileResult
     from dicomcloak.io.inputs import InputItem
 
-__all__ = ["LayoutChoice", "check_paths", "default_run_dir", "deid"]
+__all__ = ["LayoutChoice", "check_paths", "default_run_dir", "deid", "render_summary", "run_items"]
 
 
 class LayoutChoice(StrEnum):
@@ -130,6 +130,11 @@ def _check_input(path: Path, out: Path, run_dir: Path, quarantine: Path) -> None
                 reference="run-dir-inside-input",
                 hint="inputs are never modified",
             )
+
+
+def run_items(items: Iterable[InputItem], settings: RunSettings, *, progress: bool) -> RunSummary:
+    """Run a batch with a progress bar on a terminal (``deid`` and ``sanitize``)."""
+    return _run(items, settings, progress=progress)
 
 
 def _run(items: Iterable[InputItem], settings: RunSettings, *, progress: bool) -> RunSummary:

@@ -1,0 +1,106 @@
+"""``dicomcloak sanitize``: rebuild files clean (content disarm and reconstruction), no de-identification."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from dicomcloak.cli._common import ExitCode, JsonFlag, OptionsArg, PolicyFileArg, handles_errors, load_policy
+from dicomcloak.cli.deid import check_paths, default_run_dir, render_summary, run_items
+
+if TYPE_CHECKING:
+    from dicomcloak.policy.model import Policy
+
+__all__ = ["sanitize"]
+
+_CHOICE_HELP = "keep, remove or quarantine (default: the site policy's, else {default})."
+
+
+@handles_errors
+def sanitize(
+    inputs: Annotated[
+        list[Path], typer.Argument(metavar="INPUT...", help="DICOM files, directories or .zip archives.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Output directory (rebuilt DICOM only).")],
+    option: OptionsArg = None,
+    policy: PolicyFileArg = None,
+    documents: Annotated[
+        str | None,
+        typer.Option("--documents", help="Encapsulated documents: " + _CHOICE_HELP.format(default="quarantine")),  # noqa: E501
+    ] = None,
+    waveforms: Annotated[
+        str | None, typer.Option("--waveforms", help="Waveforms: " + _CHOICE_HELP.format(default="keep"))
+    ] = None,
+    icons: Annotated[
+        str | None, typer.Option("--icons", help="Icon images: " + _CHOICE_HELP.format(default="keep"))
+    ] = None,
+    overlays: Annotated[
+        str | None, typer.Option("--overlays", help="Overlays: " + _CHOICE_HELP.format(default="keep"))
+    ] = None,
+    max_depth: Annotated[
+        int | None, typer.Option("--max-depth", min=1, help="Deepest sequence nesting accepted (default 64).")
+    ] = None,
+    run_dir: Annotated[
+        Path | None, typer.Option("--run-dir", help="Reports and quarantine (default: OUT.run beside OUT).")
+    ] = None,
+    quarantine: Annotated[
+        Path | None, typer.Option("--quarantine", help="Quarantine directory (default: RUN_DIR/quarantine).")
+    ] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Rebuild INPUT... into OUT from validated elements; hostile inputs are quarantined with a reason code.
+
+    Outputs keep the inputs' relative paths and are NOT de-identified. Private
+    elements are kept only as the policy (--option, --policy) allows.
+    """
+    from dicomcloak.batch.run import RunSettings, default_jobs
+    from dicomcloak.batch.worker import Layout, WorkerSettings
+    from dicomcloak.io.inputs import iter_inputs
+    from dicomcloak.keys import ProjectKey
+
+    out = out.resolve()
+    run = (run_dir or default_run_dir(out)).resolve()
+    qdir = (quarantine or run / "quarantine").resolve()
+    check_paths([path.resolve() for path in inputs], out, run, qdir)
+    items = iter_inputs(inputs)
+    the_policy = _with_choices(load_policy(option, policy), documents, waveforms, icons, overlays, max_depth)
+    # No pseudonym is made without de-identification: the key is a placeholder, never used or shown.
+    unused_key = ProjectKey.generate(ephemeral=True)
+    worker = WorkerSettings(
+        the_policy, unused_key, "default", out, qdir, Layout.MIRROR, len(inputs) > 1, deidentify=False
+    )
+    summary = run_items(items, RunSettings(worker, run, jobs or default_jobs()), progress=not as_json)
+    print(json.dumps(summary.to_dict(), indent=2, sort_keys=True) if as_json else render_summary(summary))
+    if summary.quarantined:
+        raise typer.Exit(int(ExitCode.QUARANTINED))
+
+
+def _with_choices(
+    policy: Policy,
+    documents: str | None,
+    waveforms: str | None,
+    icons: str | None,
+    overlays: str | None,
+    max_depth: int | None,
+) -> Policy:
+    """The policy with the command line's sanitize choices (they win over the site policy's)."""
+    from dicomcloak.policy.site import parse_sanitize
+
+    current = policy.sanitize
+    given = {"encapsulated_documents": documents, "waveforms": waveforms}
+    given.update(icons=icons, overlays=overlays)
+    choices = {key: value for key, value in given.items() if value is not None}
+    if not choices and max_depth is None:
+        return policy
+    parsed = parse_sanitize(choices)  # validated like the site policy's [sanitize] section
+    settings = replace(current, **{key: getattr(parsed, key) for key in choices})
+    if max_depth is not None:
+        settings = replace(settings, limits=replace(settings.limits, max_sequence_depth=max_depth))
+    return replace(policy, sanitize=settings)
