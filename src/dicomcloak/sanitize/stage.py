@@ -139,7 +139,10 @@ def _sanitize(dataset: Dataset, settings: SanitizeSettings, policy: Policy, moot
     level = sanitize_level(source, (), 0, walk)
     kept = dict((level if level is not None else source)._dict)  # noqa: SLF001
     out = new_dataset(kept, *_encoding(dataset), dataset.original_character_set)  # type: ignore[arg-type]
-    out.file_meta = markers.file_meta(dataset, out)
+    if moot:
+        out.__dict__["file_meta"] = dataset.file_meta  # de-identification builds the fresh one
+    else:
+        out.file_meta = markers.file_meta(dataset, out)
     walk.changes.sort(key=lambda change: change.path)
     return Sanitized(out, tuple(walk.changes), Verdict(preamble, len(walk.changes)))
 
@@ -172,11 +175,12 @@ def _content(elements: dict[Any, Any], settings: SanitizeSettings, walk: Walk) -
     if sop_class in ENCAPSULATED_DOCUMENT_CLASSES or _DOCUMENT in elements:
         choice = settings.encapsulated_documents
         removed += _dispose(choice, [_DOCUMENT], elements, "encapsulated-document", walk)
-    if _WAVEFORMS in elements:
+    if _WAVEFORMS in elements and settings.waveforms is not Disposition.KEEP:
         removed += _dispose(settings.waveforms, [_WAVEFORMS], elements, "waveform-present", walk)
-    overlays = [tag for tag in elements if 0x6000 <= tag >> 16 <= 0x601E and not (tag >> 16) % 2]
-    if overlays:
-        removed += _dispose(settings.overlays, overlays, elements, "overlay-present", walk)
+    if settings.overlays is not Disposition.KEEP:
+        overlays = [tag for tag in elements if 0x6000 <= tag >> 16 <= 0x601E and not (tag >> 16) % 2]
+        if overlays:
+            removed += _dispose(settings.overlays, overlays, elements, "overlay-present", walk)
     return removed
 
 

@@ -46,6 +46,9 @@ _ISO_2022_TERMS = frozenset(f"ISO 2022 IR {n}" for n in (6, 13, 87, 100, 101, 10
                                                         148, 149, 159, 166, 203, 58))
 
 
+_PLANS: dict[tuple[int, bool, int], tuple[Policy, dict[tuple[int, str | None], Any]]] = {}
+
+
 @dataclass
 class Walk:
     """State of one sanitization: settings, the policy, the change log and the element budget.
@@ -61,6 +64,16 @@ class Walk:
     checks: dict[str, Callable[[bytes], bool]]
     changes: list[Change] = field(default_factory=list)
     count: int = 0
+
+    def plans(self) -> dict[tuple[int, str | None], Any]:
+        """The memo of element plans for this policy, mode and character set (process-wide)."""
+        key = (id(self.policy), self.moot, id(self.checks))
+        found = _PLANS.get(key)
+        if found is None or found[0] is not self.policy:
+            if len(_PLANS) > 32:
+                _PLANS.clear()
+            found = _PLANS[key] = (self.policy, {})
+        return found[1]
 
     def drop(self, path: TagPath, reason: str) -> None:
         """Record the removal of the element at ``path`` (a tag path of the input)."""
@@ -125,36 +138,35 @@ def sanitize_level(ds: Dataset, path: TagPath, depth: int, walk: Walk) -> Datase
     removed: list[Any] = []
     replaced: dict[Any, Element] = {}
     private: list[Any] = []
-    checks, moot, policy = walk.checks, walk.moot, walk.policy
+    plans = walk.plans()
     for tag, elem in elements.items():
         number = int(tag)
         if number & 0x10000:
             private.append(tag)
             continue
-        vr = elem.VR or dictionary_vr(number)
-        if moot and policy.rule(number, dictionary_vr(number) if vr == "UN" else vr).action is Action.X:
-            continue  # de-identification removes it without decoding it
-        reason = _structural(number, depth)
-        if reason:
-            removed.append(tag)
-            walk.drop((*path, number), reason)
+        evr = elem.VR
+        plan = plans.get((number, evr))
+        if plan is None:
+            plan = plans[(number, evr)] = _plan(number, evr, walk)
+        if plan is _SKIP:
             continue
-        if vr == "SQ":
+        if plan.__class__ is str:
+            removed.append(tag)
+            walk.drop((*path, number), plan)
+        elif plan is _SEQ:
             new = _sequence(ds, elem, (*path, number), depth, walk)
-            if new is None:
-                continue
             if new is _REMOVE:
                 removed.append(tag)
-            else:
+            elif new is not None:
                 replaced[tag] = new
-            continue
-        fixed = _checked(elem, number, vr, checks, little)
-        if fixed is not elem:
-            if fixed is None:
-                removed.append(tag)
-                walk.drop((*path, number), "invalid-value")
-            else:
-                replaced[tag] = fixed
+        elif elem.__class__ is RawDataElement:
+            fixed = _checked(elem, number, plan)
+            if fixed is not elem:
+                if fixed is None:
+                    removed.append(tag)
+                    walk.drop((*path, number), "invalid-value")
+                else:
+                    replaced[tag] = fixed
     if private:
         _private(ds, elements, private, path, removed, walk)
     if not removed and not replaced:
@@ -170,7 +182,7 @@ class _Removed:
 _REMOVE: Any = _Removed()
 
 
-def _structural(number: int, depth: int) -> str:
+def _structural(number: int) -> str:
     """A reason to remove a public element whatever its value, or ""."""
     group, element = number >> 16, number & 0xFFFF
     if element == 0 and group != 0:
@@ -180,30 +192,44 @@ def _structural(number: int, depth: int) -> str:
     return ""
 
 
-def _checked(
-    elem: Element, number: int, vr: str, checks: dict[str, Callable[[bytes], bool]], little: bool
-) -> Element | None:
-    """The element as it may be kept (VR from the dictionary), or None when its value is invalid."""
-    if not isinstance(elem, RawDataElement):
-        return elem
-    if elem.length == _UNDEFINED:
+#: Plans: skip (de-identification removes it), a removal reason, a sequence, or (check, VR to relabel).
+_SKIP: Any = object()
+_SEQ: Any = object()
+Plan = Any
+
+
+def _plan(number: int, evr: str | None, walk: Walk) -> Plan:
+    """What to do with every public element of this tag and VR (memoized per policy and charset)."""
+    dvr = dictionary_vr(number)
+    vr = evr or dvr
+    if walk.moot and walk.policy.rule(number, dvr if vr == "UN" else vr).action is Action.X:
+        return _SKIP  # de-identification removes it without decoding it
+    reason = _structural(number)
+    if reason:
+        return reason
+    if vr == "SQ":
+        return _SEQ
+    relabel = None
+    if evr is not None and dvr != evr and dvr not in ("UN", "SQ") and " " not in dvr:
+        relabel = vr = dvr  # PS3.5 6.2: the dictionary's VR for a public element written as another
+    return (walk.checks.get(vr), relabel)
+
+
+Check = Callable[[bytes], bool]
+
+
+def _checked(elem: RawDataElement, number: int, plan: tuple[Check | None, str | None]) -> Any:
+    """The raw element as it may be kept (VR from the dictionary), or None when its value is invalid."""
+    check, relabel = plan
+    length = elem.length
+    if length == _UNDEFINED:
         return elem if number in _PIXEL_TAGS else None  # only encapsulated Pixel Data (PS3.5 A.4)
-    value = elem.value
-    if elem.VR is not None:
-        wanted = dictionary_vr(number)
-        if wanted != elem.VR and wanted != "UN" and " " not in wanted and wanted != "SQ" and little:
-            # PS3.5 6.2: the dictionary's VR, for a public element written with another (or UN).
-            if not value or len(value) > max_short_length(wanted):
-                return None if value else elem
-            check = checks.get(wanted)
-            if check is not None and not check(value):
-                return None
-            return elem._replace(VR=wanted)
-    if not value:
-        return elem
-    check = checks.get(vr)
-    if check is not None and not check(value):
+    if not length:
+        return elem._replace(VR=relabel) if relabel else elem
+    if check is not None and not check(elem.value or b""):
         return None
+    if relabel:
+        return elem._replace(VR=relabel) if length <= max_short_length(relabel) else None
     return elem
 
 
@@ -287,9 +313,8 @@ def _private(
             removed.append(tag)
             walk.drop((*path, number), "private-invalid")
             continue
-        little = ds._read_little is not False  # noqa: SLF001
-        fixed = _checked(elem, number, vr, walk.checks, little) if elem.VR else elem
-        if fixed is None:
+        plan = (walk.checks.get(vr), None)
+        if elem.VR and isinstance(elem, RawDataElement) and _checked(elem, number, plan) is None:
             removed.append(tag)
             walk.drop((*path, number), "invalid-value")
             continue

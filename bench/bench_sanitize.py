@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Cost of the sanitize (CDR) stage as a fraction of de-identification time, in one process.
+
+Builds (or reuses) the synthetic corpus (``../shared/eval/make_corpus.py``, else
+``python -m dicomcloak.testing.corpus``), loads every file into memory, then
+times per file, over ``--repeat`` rounds (median reported):
+
+* ``deid``: the de-identification pipeline without sanitize, as a batch worker
+  runs it: read (``read_dataset``) + ``deidentify`` + encode;
+* ``sanitize (before deid)``: ``sanitize_dataset(..., moot=True)`` on the read
+  dataset, the stage as ``deid`` runs it;
+* ``sanitize (alone)``: ``sanitize_dataset`` as ``dicomcloak sanitize`` runs it.
+
+The figure of merit is sanitize (before deid) / deid; the aim is under 20%.
+
+    python bench/bench_sanitize.py --n 500 --max-big 5 [--corpus DIR] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_EVAL = REPO.parent / "shared" / "eval"
+
+
+def build_corpus(corpus: Path, n: int, seed: int, max_big: int) -> None:
+    """Write the corpus with the shared generator when present, else the packaged one."""
+    args = ["--out", str(corpus), "--n", str(n), "--seed", str(seed), "--max-big", str(max_big)]
+    if (SHARED_EVAL / "make_corpus.py").exists():
+        cmd = [sys.executable, str(SHARED_EVAL / "make_corpus.py"), *args]
+    else:
+        cmd = [sys.executable, "-m", "dicomcloak.testing.corpus", *args]
+    print(f"building corpus: {' '.join(cmd)}", file=sys.stderr)
+    subprocess.run(cmd, check=True, stdout=sys.stderr)
+
+
+def timed(label: str, work: Callable[[], int], repeat: int) -> float:
+    """Median seconds of ``work`` over ``repeat`` rounds (the collector off while timing)."""
+    times = []
+    for _ in range(repeat):
+        gc.collect()
+        gc.disable()
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+        gc.enable()
+    median = statistics.median(times)
+    print(f"  {label}: {median * 1000:.0f} ms (runs: {', '.join(f'{t * 1000:.0f}' for t in times)})",
+          file=sys.stderr)
+    return median
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--max-big", type=int, default=5)
+    parser.add_argument("--corpus", type=Path)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    from dicomcloak.engine.deidentify import deidentify
+    from dicomcloak.io import read_dataset
+    from dicomcloak.io.writer import encode_dataset_parts
+    from dicomcloak.keys import ProjectKey, Pseudonymizer
+    from dicomcloak.policy import Policy
+    from dicomcloak.sanitize import sanitize_dataset
+
+    corpus = args.corpus or Path(tempfile.mkdtemp(prefix="bench-sanitize-"))
+    if not (corpus / "files").is_dir():
+        build_corpus(corpus, args.n, args.seed, args.max_big)
+    blobs = [path.read_bytes() for path in sorted((corpus / "files").rglob("*.dcm"))]
+    mbytes = sum(map(len, blobs)) / 1e6
+    print(f"corpus: {len(blobs)} files, {mbytes:.0f} MB, in memory", file=sys.stderr)
+    policy = Policy()
+    pseudonymizer = Pseudonymizer(ProjectKey.generate(ephemeral=True), "default")
+    datasets = [read_dataset(blob) for blob in blobs]
+
+    def deid() -> int:
+        for blob in blobs:
+            encode_dataset_parts(deidentify(read_dataset(blob), policy, pseudonymizer).dataset)
+        return len(blobs)
+
+    def sanitize(moot: bool) -> Callable[[], int]:
+        def work() -> int:
+            for ds in datasets:
+                sanitize_dataset(ds, policy.sanitize, policy, moot=moot)
+            return len(datasets)
+
+        return work
+
+    deid(), sanitize(True)(), sanitize(False)()  # warm caches (policy memo, codecs)
+    t_deid = timed("deid (read + de-identify + encode)", deid, args.repeat)
+    t_moot = timed("sanitize before deid", sanitize(True), args.repeat)
+    t_alone = timed("sanitize alone", sanitize(False), args.repeat)
+    n = len(blobs)
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    cpu = platform.processor() or platform.machine()
+    print(f"\n### Sanitize stage cost ({when}, {os.cpu_count()} cores, {cpu}, Python {platform.python_version()})\n")
+    print(f"Corpus: make_corpus --n {args.n} --seed {args.seed} --max-big {args.max_big} "
+          f"({n} files, {mbytes:.0f} MB), in memory, one process, median of {args.repeat} rounds.\n")
+    print("| step | ms per file | fraction of deid |")
+    print("|---|---|---|")
+    print(f"| deid: read + de-identify + encode (baseline) | {t_deid / n * 1000:.3f} | 100% |")
+    print(f"| sanitize, as `deid` runs it (before de-identification) | {t_moot / n * 1000:.3f} | "
+          f"**{t_moot / t_deid:.1%}** |")
+    print(f"| sanitize alone, as `dicomcloak sanitize` runs it | {t_alone / n * 1000:.3f} | {t_alone / t_deid:.1%} |")
+
+
+if __name__ == "__main__":
+    main()
