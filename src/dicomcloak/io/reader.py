@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import os
 import struct
+import warnings
 import zlib
 from io import BytesIO
 from pathlib import Path
@@ -60,7 +61,7 @@ from dicomcloak.io._read_encoding import (
     _syntax_for,
 )
 from dicomcloak.raw import read_elements
-from dicomcloak.raw.elements import too_many_elements
+from dicomcloak.raw.elements import charset_unknown, too_many_elements
 from dicomcloak.raw.limits import ReadLimits
 
 __all__ = ["ReadLimits", "inflate_cap", "read_dataset", "read_path"]
@@ -71,6 +72,7 @@ _PREFIX = b"DICM"
 _UNDEFINED = 0xFFFFFFFF
 _SOP_INSTANCE_UID = 0x00080018
 _SOP_CLASS_UID = 0x00080016
+_CHARSET = 0x00080005
 _NATIVE_TS = frozenset({ImplicitVRLittleEndian, ExplicitVRLittleEndian})
 _HINT_MALFORMED = "the file is damaged or incomplete; re-export it from the source system"
 
@@ -324,8 +326,18 @@ def _require_complete(group: Dataset, start: int, position: int) -> None:
 
 
 def _charset(ds: Dataset) -> str | list[str]:
-    """The data set's character set, decoding (0008,0005) only (as pydicom's reader does)."""
-    return ds._character_set  # noqa: SLF001 - pydicom exposes no public accessor
+    """The data set's character set, decoding (0008,0005) only (as pydicom's reader does).
+
+    An unknown term is ``charset-unknown`` (pydicom would warn, quoting it, and guess).
+    """
+    if _CHARSET not in ds._dict:  # noqa: SLF001 - no conversion
+        return ds._character_set  # noqa: SLF001 - pydicom exposes no public accessor
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            return ds._character_set  # noqa: SLF001
+        except (UserWarning, LookupError):
+            raise charset_unknown() from None
 
 
 def _check_depth(ds: Dataset, limits: ReadLimits, depth: int, count: list[int]) -> None:

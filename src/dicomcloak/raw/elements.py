@@ -12,6 +12,7 @@ from that element on, so the result is the same elements pydicom would yield
 
 from __future__ import annotations
 
+import warnings
 from functools import cache
 from io import BytesIO
 from struct import Struct
@@ -23,7 +24,7 @@ from pydicom.tag import BaseTag
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 from pydicom.values import convert_string
 
-from dicomcloak.errors import ReadLimitError
+from dicomcloak.errors import ReadLimitError, UnsafeContentError
 
 __all__ = ["read_elements", "read_fast"]
 
@@ -161,5 +162,24 @@ def read_fast(
 
 
 def _charset_of(value: bytes | None) -> str | list[str]:
-    """The Python codecs of a Specific Character Set value, as pydicom's generator computes them."""
-    return convert_encodings(convert_string(value or b"", True))
+    """The Python codecs of a Specific Character Set value, as pydicom's generator computes them.
+
+    pydicom warns (quoting the value) and falls back to ASCII for a term it
+    does not know; text read that way would be misread, so the instance is
+    refused with ``charset-unknown`` (PS3.3 C.12.1.1.2).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            return convert_encodings(convert_string(value or b"", True))
+        except (UserWarning, LookupError):
+            raise charset_unknown() from None
+
+
+def charset_unknown() -> UnsafeContentError:
+    """The error for a Specific Character Set (0008,0005) naming an unknown character set."""
+    return UnsafeContentError(
+        "the Specific Character Set (0008,0005) names an unknown character set",
+        reference="charset-unknown",
+        hint="the text of this instance cannot be decoded reliably",
+    )
