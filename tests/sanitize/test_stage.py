@@ -116,9 +116,9 @@ def test_private_elements_follow_the_policy() -> None:
     block.add_new(0x23, "DS", "1.5")  # (0019,xx23) Table Speed: on the safe list
     source = _read(ds)
     default = sanitize(source)
-    assert not any((tag >> 16) % 2 for tag in default.dataset.keys())
+    assert not any((tag >> 16) % 2 for tag in default.dataset)
     retained = sanitize(source, Policy(options=frozenset({Option.RETAIN_SAFE_PRIVATE})))
-    kept = {int(tag) for tag in retained.dataset.keys() if (tag >> 16) % 2}
+    kept = {int(tag) for tag in retained.dataset if (tag >> 16) % 2}
     assert kept == {0x00190010, 0x00191023}
 
 
@@ -138,11 +138,14 @@ def test_content_choices_keep_remove_quarantine() -> None:
     source = _read(ds)
     kept = sanitize(source)
     assert {0x54000100, 0x60003000, 0x00880200} <= set(kept.dataset.keys())
-    removing = SanitizeSettings(waveforms=Disposition.REMOVE, icons=Disposition.REMOVE, overlays=Disposition.REMOVE)
+    remove = Disposition.REMOVE
+    removing = SanitizeSettings(waveforms=remove, icons=remove, overlays=remove)
     removed = sanitize(source, Policy(sanitize=removing))
     assert not {0x54000100, 0x60003000, 0x60000010, 0x00880200} & set(removed.dataset.keys())
-    assert {"sanitize:waveform", "sanitize:overlay", "sanitize:icon-image"} <= {c.source for c in removed.changes}
-    for field, reason in (("waveforms", "waveform-present"), ("icons", "icon-present"), ("overlays", "overlay-present")):
+    sources = {c.source for c in removed.changes}
+    assert {"sanitize:waveform", "sanitize:overlay", "sanitize:icon-image"} <= sources
+    reasons = {"waveforms": "waveform-present", "icons": "icon-present", "overlays": "overlay-present"}
+    for field, reason in reasons.items():
         settings = replace(SanitizeSettings(), **{field: Disposition.QUARANTINE})
         with pytest.raises(UnsafeContentError) as info:
             sanitize(source, Policy(sanitize=settings))
