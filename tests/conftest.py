@@ -104,3 +104,17 @@ def run_cli(tmp_path: Path) -> RunCli:
         )
 
     return run
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the fuzz tests' input counts and outcome histograms (recorded as user properties)."""
+    lines = [
+        value
+        for report in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", [])
+        for name, value in getattr(report, "user_properties", [])
+        if name == "fuzz"
+    ]
+    if lines:
+        terminalreporter.section("fuzz")
+        for line in lines:
+            terminalreporter.line(f"fuzz: {line}")
