@@ -87,3 +87,38 @@ def test_accepted_spellings(tmp_path: Path) -> None:
     assert set(site.overrides.tags) == {0x00080080, 0x00081010, 0x00081040}
     assert (0x0019, "GEMS_ACQU_01", 0x24) in site.overrides.private
     assert set(site.overrides.vrs) == {"UN"}
+
+
+def test_sanitize_section(tmp_path: Path) -> None:
+    from dicomcloak.policy import Disposition
+
+    path = tmp_path / "site.toml"
+    path.write_text(
+        '[sanitize]\nencapsulated_documents = "remove"\nicons = "quarantine"\n'
+        "[sanitize.limits]\nmax_sequence_depth = 16\nmax_file_bytes = 1000000\n"
+    )
+    policy = build_policy([], path)
+    assert policy.sanitize.encapsulated_documents is Disposition.REMOVE
+    assert policy.sanitize.icons is Disposition.QUARANTINE
+    assert policy.sanitize.waveforms is Disposition.KEEP
+    limits = policy.sanitize.limits
+    assert (limits.max_sequence_depth, limits.max_file_bytes) == (16, 1_000_000)
+    assert policy.with_options([]).sanitize == policy.sanitize
+
+
+@pytest.mark.parametrize(
+    ("text", "reference"),
+    [
+        ('[sanitize]\nwaveforms = "burn"\n', "policy-bad-value"),
+        ("[sanitize]\nwaveform = 'keep'\n", "policy-unknown-key"),
+        ("[sanitize.limits]\nmax_depth = 3\n", "policy-unknown-key"),
+        ("[sanitize.limits]\nmax_sequence_depth = -1\n", "policy-bad-value"),
+        ("[sanitize.limits]\nmax_sequence_depth = true\n", "policy-bad-value"),
+    ],
+)
+def test_bad_sanitize_section(tmp_path: Path, text: str, reference: str) -> None:
+    path = tmp_path / "site.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        build_policy([], path)
+    assert info.value.reference == reference
