@@ -46,20 +46,22 @@ def build_corpus(corpus: Path, n: int, seed: int, max_big: int) -> None:
     subprocess.run(cmd, check=True, stdout=sys.stderr)
 
 
-def timed(label: str, work: Callable[[], int], repeat: int) -> float:
-    """Median seconds of ``work`` over ``repeat`` rounds (the collector off while timing)."""
-    times = []
+def timed(steps: dict[str, Callable[[], int]], repeat: int) -> dict[str, float]:
+    """Median seconds of each step over ``repeat`` rounds; every round runs every step (round robin),
+    so a change in the machine's load hits all steps alike; the collector is off while timing."""
+    times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(repeat):
-        gc.collect()
-        gc.disable()
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-        gc.enable()
-    median = statistics.median(times)
-    print(f"  {label}: {median * 1000:.0f} ms (runs: {', '.join(f'{t * 1000:.0f}' for t in times)})",
-          file=sys.stderr)
-    return median
+        for name, work in steps.items():
+            gc.collect()
+            gc.disable()
+            start = time.perf_counter()
+            work()
+            times[name].append(time.perf_counter() - start)
+            gc.enable()
+    for name, runs in times.items():
+        listed = ", ".join(f"{t * 1000:.0f}" for t in runs)
+        print(f"  {name}: {statistics.median(runs) * 1000:.0f} ms (runs: {listed})", file=sys.stderr)
+    return {name: statistics.median(runs) for name, runs in times.items()}
 
 
 def main() -> None:
@@ -109,10 +111,9 @@ def main() -> None:
         return work
 
     deid(), pipeline(), sanitize(True)(), sanitize(False)()  # warm caches (policy memo, codecs)
-    t_deid = timed("deid (read + de-identify + encode)", deid, args.repeat)
-    t_pipe = timed("read + sanitize + de-identify + encode", pipeline, args.repeat)
-    t_moot = timed("sanitize before deid", sanitize(True), args.repeat)
-    t_alone = timed("sanitize alone", sanitize(False), args.repeat)
+    steps = {"deid": deid, "pipeline": pipeline, "before deid": sanitize(True), "alone": sanitize(False)}
+    medians = timed(steps, args.repeat)
+    t_deid, t_pipe, t_moot, t_alone = medians.values()
     n = len(blobs)
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     cpu = platform.processor() or platform.machine()

@@ -19,9 +19,10 @@ import re
 from collections.abc import Callable
 from functools import cache
 
-__all__ = ["TEXT_VRS", "is_valid", "max_short_length", "validator"]
+__all__ = ["TEXT_VRS", "UNITS", "is_valid", "max_short_length", "validator"]
 
-Check = Callable[[bytes], bool]
+#: A check: truthy for a valid value (a compiled pattern's ``fullmatch``, or a function).
+Check = Callable[[bytes], object]
 
 #: VRs whose value is text in the instance's character set (decoded by pydicom).
 TEXT_VRS = frozenset({"LO", "SH", "PN", "ST", "LT", "UT", "UC"})
@@ -31,7 +32,8 @@ TEXT_VRS = frozenset({"LO", "SH", "PN", "ST", "LT", "UT", "UC"})
 _LINE = rb"[^\x00-\x1a\x1c-\x1f\\]"
 _FREE = rb"[^\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]"
 _PAD = rb"[ \x00]?"  # one pad byte to even length (PS3.5 6.2)
-_UNIT: dict[str, int] = {
+#: Value size unit of the binary VRs: the length must be a multiple (PS3.5 6.2).
+UNITS: dict[str, int] = {
     "US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "AT": 4, "SV": 8, "UV": 8,
     "OW": 2, "OF": 4, "OD": 8, "OL": 4, "OV": 8, "US or SS": 2, "US or OW": 2,
 }
@@ -81,8 +83,7 @@ _MULTI_BYTE: dict[str, bytes] = {
 
 
 def _pattern_check(pattern: bytes) -> Check:
-    match = re.compile(pattern, re.DOTALL).fullmatch
-    return lambda value: match(value) is not None
+    return re.compile(pattern, re.DOTALL).fullmatch
 
 
 def _unit_check(unit: int) -> Check:
@@ -108,7 +109,7 @@ def _build(patterns: dict[str, bytes], utf8: bool) -> dict[str, Check]:
     checks = {vr: _pattern_check(pattern) for vr, pattern in patterns.items()}
     if utf8:
         checks.update({vr: _utf8_check(checks[vr]) for vr in TEXT_VRS})
-    checks.update({vr: _unit_check(unit) for vr, unit in _UNIT.items()})
+    checks.update({vr: _unit_check(unit) for vr, unit in UNITS.items()})
     return checks
 
 
@@ -130,7 +131,7 @@ def validator(multi_byte: bool, utf8: bool) -> dict[str, Check]:
 def is_valid(vr: str, value: bytes, *, multi_byte: bool = False, utf8: bool = False) -> bool:
     """True if ``value`` is a valid raw value for ``vr`` (convenience form of :func:`validator`)."""
     check = validator(multi_byte, utf8).get(vr)
-    return check is None or check(value)
+    return check is None or bool(check(value))
 
 
 @cache

@@ -12,7 +12,6 @@ de-identification that follows and for re-identification (issue 4).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -28,7 +27,7 @@ from dicomcloak.policy.cdr import Disposition, SanitizeSettings
 from dicomcloak.policy.model import Policy
 from dicomcloak.raw import new_dataset, read_items
 from dicomcloak.sanitize.pixels import check_pixels
-from dicomcloak.sanitize.values import max_short_length, validator
+from dicomcloak.sanitize.values import UNITS, Check, max_short_length, validator
 from dicomcloak.standard.table import Action
 
 __all__ = ["Walk", "charset_checks", "copy_level", "dictionary_vr", "sanitize_level"]
@@ -61,7 +60,7 @@ class Walk:
     settings: SanitizeSettings
     policy: Policy
     moot: bool
-    checks: dict[str, Callable[[bytes], bool]]
+    checks: dict[str, Check]
     changes: list[Change] = field(default_factory=list)
     count: int = 0
 
@@ -91,7 +90,7 @@ def dictionary_vr(tag: int) -> str:
         return "UN"
 
 
-def charset_checks(value: Any) -> dict[str, Callable[[bytes], bool]]:
+def charset_checks(value: Any) -> dict[str, Check]:
     """The value checks for a Specific Character Set value, or ``charset-unknown``.
 
     Every term must be one pydicom can decode (PS3.3 C.12.1.1.2); otherwise no
@@ -160,6 +159,12 @@ def sanitize_level(ds: Dataset, path: TagPath, depth: int, walk: Walk) -> Datase
             elif new is not None:
                 replaced[tag] = new
         elif elem.__class__ is RawDataElement:
+            match, unit, relabel = plan
+            length = elem.length
+            if not (relabel or length == _UNDEFINED or (
+                length and ((unit and length % unit) or (match is not None and not match(elem.value)))
+            )):
+                continue  # the common case: a valid value, kept as it is
             fixed = _checked(elem, number, plan)
             if fixed is not elem:
                 if fixed is None:
@@ -194,6 +199,12 @@ def _structural(number: int) -> str:
 
 #: Plans: skip (de-identification removes it), a removal reason, a sequence, or (check, VR to relabel).
 _SKIP: Any = object()
+# Actions whose result never holds the element's bytes: removed, emptied, or a dummy or keyed
+# pseudonym (combined actions resolve to one of these); the engine may decode the value to derive a
+# pseudonym, never to copy it (engine/actions.py).
+_VALUE_FREE = frozenset(
+    {Action.X, Action.Z, Action.D, Action.ZD, Action.XZ, Action.XD, Action.XZD}
+)
 _SEQ: Any = object()
 Plan = Any
 
@@ -202,8 +213,8 @@ def _plan(number: int, evr: str | None, walk: Walk) -> Plan:
     """What to do with every public element of this tag and VR (memoized per policy and charset)."""
     dvr = dictionary_vr(number)
     vr = evr or dvr
-    if walk.moot and walk.policy.rule(number, dvr if vr == "UN" else vr).action is Action.X:
-        return _SKIP  # de-identification removes it without decoding it
+    if walk.moot and walk.policy.rule(number, dvr if vr == "UN" else vr).action in _VALUE_FREE:
+        return _SKIP  # de-identification removes or replaces it; its bytes never reach an output
     reason = _structural(number)
     if reason:
         return reason
@@ -212,21 +223,19 @@ def _plan(number: int, evr: str | None, walk: Walk) -> Plan:
     relabel = None
     if evr is not None and dvr != evr and dvr not in ("UN", "SQ") and " " not in dvr:
         relabel = vr = dvr  # PS3.5 6.2: the dictionary's VR for a public element written as another
-    return (walk.checks.get(vr), relabel)
+    unit = UNITS.get(vr, 0)
+    return (None if unit else walk.checks.get(vr), unit, relabel)
 
 
-Check = Callable[[bytes], bool]
-
-
-def _checked(elem: RawDataElement, number: int, plan: tuple[Check | None, str | None]) -> Any:
+def _checked(elem: RawDataElement, number: int, plan: tuple[Check | None, int, str | None]) -> Any:
     """The raw element as it may be kept (VR from the dictionary), or None when its value is invalid."""
-    check, relabel = plan
+    check, unit, relabel = plan
     length = elem.length
     if length == _UNDEFINED:
         return elem if number in _PIXEL_TAGS else None  # only encapsulated Pixel Data (PS3.5 A.4)
     if not length:
         return elem._replace(VR=relabel) if relabel else elem
-    if check is not None and not check(elem.value or b""):
+    if (unit and length % unit) or (check is not None and not check(elem.value or b"")):
         return None
     if relabel:
         return elem._replace(VR=relabel) if length <= max_short_length(relabel) else None
@@ -313,7 +322,7 @@ def _private(
             removed.append(tag)
             walk.drop((*path, number), "private-invalid")
             continue
-        plan = (walk.checks.get(vr), None)
+        plan = (walk.checks.get(vr), 0, None)
         if elem.VR and isinstance(elem, RawDataElement) and _checked(elem, number, plan) is None:
             removed.append(tag)
             walk.drop((*path, number), "invalid-value")
