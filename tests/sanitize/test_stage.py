@@ -216,13 +216,13 @@ def test_preamble_classification(preamble: bytes | None, kind: PreambleKind) -> 
 
 def test_deidentifier_runs_sanitize_first_and_reports_its_changes() -> None:
     ds = base_dataset()
-    _add(ds, 0x00180050, "DS", "1.5mm")  # SliceThickness: kept by the Basic Profile, not a number
+    _add(ds, 0x00080060, "CS", "C\x01T")  # Modality: kept by the Basic Profile, a control character
     source = _read(ds)
     key = ProjectKey(bytes(range(32)))
     outcome = Deidentifier(Policy(), key).deidentify(source)
     sources = _sources(outcome.changes)
-    assert ((0x00180050,), "sanitize:invalid-value") in sources
-    assert 0x00180050 not in outcome.dataset
+    assert ((0x00080060,), "sanitize:invalid-value") in sources
+    assert 0x00080060 not in outcome.dataset
     assert outcome.dataset.PatientIdentityRemoved == "YES"
     assert [c.path for c in outcome.changes] == sorted(c.path for c in outcome.changes)
     unsanitized = Deidentifier(Policy(), key, sanitize=False).deidentify(source)
