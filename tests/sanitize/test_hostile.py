@@ -78,3 +78,21 @@ def test_a_traversal_uid_outside_the_sop_uids_is_removed() -> None:
         (c.path, c.action, c.source) for c in result.sanitized.changes
     }
     assert b"../" not in (result.output or b"")
+
+
+def test_every_97th_byte_truncation_of_a_real_file_is_decided() -> None:
+    from pathlib import Path
+
+    import pydicom
+
+    data = (Path(pydicom.__file__).parent / "data" / "test_files" / "CT_small.dcm").read_bytes()
+    outcomes = []
+    for end in range(0, len(data), 97):
+        result = run_stage(data[:end])
+        if result.output is not None:
+            assert result.output[:128] == bytes(128)
+            dcmread(BytesIO(result.output))
+        outcomes.append(result.verdict)
+    assert len(outcomes) > 300
+    # only a cut exactly at an element boundary is a complete (shorter) data set and may be accepted
+    assert outcomes.count("") < len(outcomes) // 50

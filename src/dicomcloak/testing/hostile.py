@@ -242,6 +242,7 @@ def hostile_corpus() -> dict[str, tuple[bytes, frozenset[str]]]:
         "private-un-payload": (private_payload("UN"), frozenset()),
         "trailing-payload": (with_trailing_payload(), frozenset(lies | {"element-too-large", "not-dicom"})),
         "deflate-bomb": (deflate_bomb(), frozenset({"deflate-bomb"})),
+        "deflate-bomb-ratio": (deflate_bomb(24 * 2**20), frozenset({"deflate-bomb"})),  # under the cap
         "rows-columns-65535": (huge_image(), frozenset({"pixel-length-mismatch"})),
         "rows-columns-65535-rle": (huge_image(encapsulated=True), frozenset({"pixel-bomb"})),
         "frames-huge": (huge_frames(), frozenset({"pixel-length-mismatch"})),
