@@ -26,6 +26,7 @@ from dicomcloak.errors import ReadLimitError, UnsafeContentError
 from dicomcloak.policy.cdr import Disposition, SanitizeSettings
 from dicomcloak.policy.model import Policy
 from dicomcloak.raw import new_dataset, read_items
+from dicomcloak.raw.elements import charset_unknown
 from dicomcloak.sanitize.pixels import check_pixels
 from dicomcloak.sanitize.values import UNITS, Check, max_short_length, validator
 from dicomcloak.standard.table import Action
@@ -38,11 +39,11 @@ _CHARSET = 0x00080005
 _ICONS = 0x00880200
 _PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 _TRAILING_PADDING = 0xFFFCFFFC
-_SINGLE_BYTE_CODECS = frozenset({"iso8859", "latin_1", "iso8859_2", "iso8859_3", "iso8859_4", "iso8859_5",
-                                 "iso8859_6", "iso8859_7", "iso8859_8", "iso8859_9", "iso8859_11",
-                                 "iso8859_15", "tis_620", "shift_jis", "ascii"})
-_ISO_2022_TERMS = frozenset(f"ISO 2022 IR {n}" for n in (6, 13, 87, 100, 101, 109, 110, 126, 127, 138, 144,
-                                                        148, 149, 159, 166, 203, 58))
+# pydicom's codecs for the single-byte character sets (PS3.3 Table C.12-2; ISO_IR 13 is JIS X 0201).
+_SINGLE_BYTE_CODECS = frozenset(
+    {"iso8859", "latin_1", "iso8859_2", "iso8859_3", "iso8859_4", "iso8859_5", "iso8859_6", "iso8859_7",
+     "iso8859_8", "iso8859_9", "iso8859_11", "iso8859_15", "tis_620", "shift_jis", "ascii"}
+)
 
 
 _PLANS: dict[tuple[int, bool, int], tuple[Policy, dict[tuple[int, str | None], Any]]] = {}
@@ -53,8 +54,9 @@ class Walk:
     """State of one sanitization: settings, the policy, the change log and the element budget.
 
     ``moot`` is set when de-identification follows with the same policy: an
-    element that policy removes (action X) is then left for it to remove
-    (without decoding it), instead of being validated here first.
+    element whose bytes that policy never copies (removed, emptied, replaced
+    by a dummy or a pseudonym) is then left to it instead of being validated
+    here first (docs/security.md).
     """
 
     settings: SanitizeSettings
@@ -97,14 +99,9 @@ def charset_checks(value: Any) -> dict[str, Check]:
     text of the instance can be read reliably, and the instance is refused.
     """
     terms = _terms(value)
-    for term in terms:
-        if term and term not in python_encoding and term not in _ISO_2022_TERMS:
-            raise UnsafeContentError(
-                "the Specific Character Set (0008,0005) names an unknown character set",
-                reference="charset-unknown",
-                hint="the text of this instance cannot be decoded reliably",
-            )
-    codecs = {python_encoding.get(term.replace("ISO 2022 ", "ISO_"), "iso2022") for term in terms if term}
+    if any(term not in python_encoding for term in terms):
+        raise charset_unknown()
+    codecs = {python_encoding[term] for term in terms}
     utf8 = "utf_8" in codecs
     multi = utf8 or any(codec not in _SINGLE_BYTE_CODECS for codec in codecs) or len(terms) > 1
     return validator(multi, utf8)
@@ -131,7 +128,7 @@ def sanitize_level(ds: Dataset, path: TagPath, depth: int, walk: Walk) -> Datase
         )
     little = ds._read_little is not False  # noqa: SLF001
     if _CHARSET in elements:
-        walk.checks = charset_checks(_raw(elements[_CHARSET]))
+        walk.checks = charset_checks(elements[_CHARSET].value)
     if _PIXEL_TAGS.intersection(elements):
         check_pixels(elements, little, limits)
     removed: list[Any] = []
@@ -337,14 +334,10 @@ def _private(
 
 
 def _creator(elem: Element) -> str:
-    value = _raw(elem)
+    value = elem.value
     if isinstance(value, bytes):
         return value.decode("latin-1").strip(" \x00")
     return str(value or "").strip()
-
-
-def _raw(elem: Element) -> Any:
-    return elem.value
 
 
 def copy_level(ds: Dataset, kept: dict[Any, Element]) -> Dataset:
