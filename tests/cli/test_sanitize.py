@@ -89,3 +89,20 @@ def test_deid_writes_one_event_per_input(
     assert len(events) == 7
     assert sorted(e["reason"] for e in events if e["verdict"] == "quarantined") == ["preamble-executable"]
     assert sum(1 for e in events if e["alert"]) == 1
+
+
+def test_deid_reads_with_the_site_policys_limits(
+    run_cli: RunCli, dicom_tree: Path, key_file: Path, tmp_path: Path
+) -> None:
+    from dicomcloak.testing.hostile import nested_sequences
+
+    # Referenced Image Sequence (kept by de-identification, so opened) instead of Content Sequence (removed)
+    nested = nested_sequences(3, undefined=False).replace(b"\x40\x00\x30\xa7", b"\x08\x00\x40\x11")
+    (dicom_tree / "nested.dcm").write_bytes(nested)
+    policy = tmp_path / "site.toml"
+    policy.write_text("[sanitize.limits]\nmax_sequence_depth = 2\n")
+    args = ("--out", tmp_path / "out", "--key", key_file, "--jobs", "1", "--json")
+    summary = json.loads(run_cli("deid", dicom_tree, *args, "--policy", policy).stdout)
+    assert summary["reasons"] == {"sequence-too-deep": 1}
+    relaxed = json.loads(run_cli("deid", dicom_tree, "--out", tmp_path / "out2", *args[2:]).stdout)
+    assert relaxed["quarantined"] == 0

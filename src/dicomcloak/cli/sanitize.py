@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["sanitize"]
 
 _CHOICE_HELP = "keep, remove or quarantine (default: the site policy's, else {default})."
+_DOCUMENTS_HELP = "Encapsulated documents: " + _CHOICE_HELP.format(default="quarantine")
 
 
 @handles_errors
@@ -30,7 +31,7 @@ def sanitize(
     policy: PolicyFileArg = None,
     documents: Annotated[
         str | None,
-        typer.Option("--documents", help="Encapsulated documents: " + _CHOICE_HELP.format(default="quarantine")),  # noqa: E501
+        typer.Option("--documents", help=_DOCUMENTS_HELP),
     ] = None,
     waveforms: Annotated[
         str | None, typer.Option("--waveforms", help="Waveforms: " + _CHOICE_HELP.format(default="keep"))
