@@ -249,3 +249,16 @@ def test_elements_deidentification_removes_are_left_to_it() -> None:
     outcome = deid.deidentify(source)
     assert ((0x00102160,), "table:basic") in _sources(outcome.changes)
     assert 0x00102160 not in outcome.dataset
+
+
+def test_sequences_de_identification_walks_are_still_sanitized() -> None:
+    deid = Deidentifier(Policy(), ProjectKey(bytes(range(32))))
+    for tag, vr in ((0x00081140, "SQ"), (0x00081110, "SQ")):  # X/Z/U* and X/Z/D-resolved reference sequences
+        action = Policy().rule(tag, vr).action.value
+        ds = base_dataset()
+        item = Dataset()
+        _add(item, 0x00081155, "UI", "1..2")
+        _add(ds, tag, "SQ", Sequence([item]))
+        changes = deid.sanitize(_read(ds)).changes
+        walked = action not in ("X", "Z", "X/Z")
+        assert ((tag, 0, 0x00081155) in {c.path for c in changes}) is walked, action

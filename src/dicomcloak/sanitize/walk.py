@@ -202,6 +202,8 @@ _SKIP: Any = object()
 _VALUE_FREE = frozenset(
     {Action.X, Action.Z, Action.D, Action.ZD, Action.XZ, Action.XD, Action.XZD}
 )
+# For a sequence, only removing or emptying it spares its items: any other action cleans them.
+_ITEM_FREE = frozenset({Action.X, Action.Z, Action.XZ})
 _SEQ: Any = object()
 Plan = Any
 
@@ -210,8 +212,10 @@ def _plan(number: int, evr: str | None, walk: Walk) -> Plan:
     """What to do with every public element of this tag and VR (memoized per policy and charset)."""
     dvr = dictionary_vr(number)
     vr = evr or dvr
-    if walk.moot and walk.policy.rule(number, dvr if vr == "UN" else vr).action in _VALUE_FREE:
-        return _SKIP  # de-identification removes or replaces it; its bytes never reach an output
+    if walk.moot:
+        action = walk.policy.rule(number, dvr if vr == "UN" else vr).action
+        if action in (_ITEM_FREE if vr == "SQ" else _VALUE_FREE):
+            return _SKIP  # de-identification removes or replaces it; its bytes never reach an output
     reason = _structural(number)
     if reason:
         return reason
