@@ -11,6 +11,8 @@ import pytest
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
 from pydicom.sequence import Sequence
 
 from dicomcloak import Deidentifier, Option
@@ -262,3 +264,20 @@ def test_sequences_de_identification_walks_are_still_sanitized() -> None:
         changes = deid.sanitize(_read(ds)).changes
         walked = action not in ("X", "Z", "X/Z")
         assert ((tag, 0, 0x00081155) in {c.path for c in changes}) is walked, action
+
+
+def test_a_public_sequence_written_as_un_is_sanitized() -> None:
+    data = encode(base_dataset())
+    at = data.index(b"\x08\x00\x40\x11SQ")  # Referenced Image Sequence, explicit VR, defined length
+    end = at + 12 + struct.unpack_from("<I", data, at + 8)[0]
+    item = Dataset()
+    item.ReferencedSOPClassUID = "1.2.3"
+    _add(item, 0x00081155, "UI", "1..2")
+    body = DicomBytesIO()
+    body.is_little_endian, body.is_implicit_VR = True, True  # PS3.5 6.2.2: UN-wrapped items are implicit
+    write_dataset(body, item)
+    payload = struct.pack("<HHI", 0xFFFE, 0xE000, len(body.getvalue())) + body.getvalue()
+    element = struct.pack("<HH2sHI", 0x0008, 0x1140, b"UN", 0, len(payload)) + payload
+    out = sanitize(read_dataset(data[:at] + element + data[end:]))
+    assert ((0x00081140, 0, 0x00081155), "sanitize:invalid-value") in _sources(out.changes)
+    assert out.dataset[0x00081140].VR == "SQ"

@@ -212,14 +212,16 @@ def _plan(number: int, evr: str | None, walk: Walk) -> Plan:
     """What to do with every public element of this tag and VR (memoized per policy and charset)."""
     dvr = dictionary_vr(number)
     vr = evr or dvr
+    # A public sequence written as UN is a sequence too (PS3.5 6.2.2: its items are implicit VR LE).
+    sequence = vr == "SQ" or (evr == "UN" and dvr == "SQ")
     if walk.moot:
         action = walk.policy.rule(number, dvr if vr == "UN" else vr).action
-        if action in (_ITEM_FREE if vr == "SQ" else _VALUE_FREE):
+        if action in (_ITEM_FREE if sequence else _VALUE_FREE):
             return _SKIP  # de-identification removes or replaces it; its bytes never reach an output
     reason = _structural(number)
     if reason:
         return reason
-    if vr == "SQ":
+    if sequence:
         return _SEQ
     relabel = None
     if evr is not None and dvr != evr and dvr not in ("UN", "SQ") and " " not in dvr:
@@ -283,7 +285,8 @@ def _items(ds: Dataset, elem: Element) -> list[Dataset] | None:
     if not value:
         return []
     if elem.length != _UNDEFINED and isinstance(value, bytes):
-        items = read_items(value, elem.is_implicit_VR, elem.is_little_endian, ds.original_character_set)
+        implicit = True if elem.VR == "UN" else elem.is_implicit_VR  # UN-wrapped: implicit VR LE
+        items = read_items(value, implicit, elem.is_little_endian, ds.original_character_set)
         if items is not None:
             return items
     try:
