@@ -106,6 +106,11 @@ class AuditLog:
             raise _broken("the head does not match the expected head: the last rows were changed or deleted")
         return head
 
+    def count(self) -> int:
+        """How many events the log holds."""
+        with self._engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(_TABLE)).scalar_one())
+
     def events(self) -> list[dict[str, Any]]:
         """Every event, oldest first, with its facts decoded (for reports and tests)."""
         with self._engine.connect() as conn:
