@@ -90,7 +90,7 @@ class AuditLog:
             # Serialize appenders across nodes: the chain needs the true last row.
             conn.exec_driver_sql("LOCK TABLE dicomcloak_audit IN SHARE ROW EXCLUSIVE MODE")
         last = conn.execute(sa.select(_TABLE.c.seq, _TABLE.c.hash).order_by(_TABLE.c.seq.desc()).limit(1))
-        seq, prev = next(iter(last.tuples()), (0, GENESIS))
+        seq, prev = next(iter(last), (0, GENESIS))
         time, actor, text = dt.datetime.now(dt.UTC).isoformat(), _actor(), _canonical(facts)
         digest = row_hash(seq + 1, time, action, actor, text, prev)
         conn.execute(sa.insert(_TABLE), {"seq": seq + 1, "time": time, "action": action, "actor": actor,

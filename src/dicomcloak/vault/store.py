@@ -266,7 +266,7 @@ class Vault:
         with self._engine.connect() as conn:
             query = (sa.select(STUDY_KEYS.c.key_id, sa.func.count()).where(STUDY_KEYS.c.key_id.is_not(None))
                      .group_by(STUDY_KEYS.c.key_id))
-            return {str(key_id): int(count) for key_id, count in conn.execute(query).tuples()}
+            return {str(key_id): int(count) for key_id, count in conn.execute(query)}
 
     # -- audit and life cycle --------------------------------------------------------------------
 
