@@ -83,18 +83,29 @@ def _sqlite_begin(connection: Connection) -> None:
 
 
 def upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], keys: list[str]) -> None:
-    """Insert ``rows`` (one executemany), replacing rows with the same ``keys``."""
+    """Insert ``rows`` (one executemany), replacing rows with the same ``keys``; keys must not repeat."""
     if not rows:
         return
     stmt = _dialect_insert(conn, table)
     update = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
-    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update), rows)
+    _executemany(conn, stmt.on_conflict_do_update(index_elements=keys, set_=update), table, keys, rows)
 
 
 def insert_missing(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], keys: list[str]) -> None:
     """Insert ``rows`` (one executemany), keeping any row another writer already inserted."""
     if rows:
-        conn.execute(_dialect_insert(conn, table).on_conflict_do_nothing(index_elements=keys), rows)
+        stmt = _dialect_insert(conn, table).on_conflict_do_nothing(index_elements=keys)
+        _executemany(conn, stmt, table, keys, rows)
+
+
+def _executemany(conn: Connection, stmt: Any, table: sa.Table, keys: list[str],
+                 rows: list[dict[str, Any]]) -> None:
+    if conn.dialect.name == "postgresql":
+        # pg8000's executemany is one round trip per row. With RETURNING, SQLAlchemy's
+        # "insertmanyvalues" sends multi-row VALUES batches (1,000 rows each) compiled once
+        # (without RETURNING it is off for ON CONFLICT statements).
+        stmt = stmt.returning(*(table.c[k] for k in keys))
+    conn.execute(stmt, rows)
 
 
 def _dialect_insert(conn: Connection, table: sa.Table) -> Any:
