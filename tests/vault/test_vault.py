@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from dicomcloak.audit import AuditLog
 from dicomcloak.errors import SealError
 from dicomcloak.keys import Keyring, ProjectKey, Pseudonymizer, WrappingKey
 from dicomcloak.vault import Vault, VaultRecord
@@ -233,3 +235,18 @@ def test_failed_seal_writes_nothing(db_url: str, ring: Keyring, vault: Vault) ->
                                                               record("2.25.100", "2.25.105")]))
     assert vault.audit.count() == before
     expect("vault-record-missing", lambda: vault.open_record("2.25.500", "2.25.501"))
+
+
+def test_audit_in_its_own_database(tmp_path: Path, db_url: str, ring: Keyring) -> None:
+    audit_url = f"sqlite:///{tmp_path / 'audit.db'}"
+    store = Vault.open(db_url, ring, audit_url=audit_url)
+    store.seal_records([record("2.25.100", "2.25.101")])
+    assert store.open_record("2.25.100", "2.25.101") == b"originals of 2.25.101"
+    store.close()
+    log = AuditLog.open(audit_url)
+    assert [e["action"] for e in log.events()] == ["seal", "open-record"]
+    log.verify()
+    log.close()
+    engine = sa.create_engine(db_url)
+    assert not sa.inspect(engine).has_table("dicomcloak_audit")
+    engine.dispose()

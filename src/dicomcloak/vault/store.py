@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from dicomcloak.audit.db import insert_missing, make_engine, upsert
 from dicomcloak.audit.log import AuditLog
-from dicomcloak.errors import SealError
+from dicomcloak.errors import SealError, UsageError
 from dicomcloak.keys import aead
 from dicomcloak.keys.keyring import Keyring
 from dicomcloak.vault.record import VaultRecord
@@ -223,8 +223,6 @@ class Vault:
     def shred(self, *, study: str | None = None, patient: str | None = None) -> int:
         """Destroy the data keys of one study or of every study of one patient; returns how many."""
         if (study is None) == (patient is None):
-            from dicomcloak.errors import UsageError
-
             raise UsageError("shred needs exactly one of study or patient", reference="shred-target")
         column = STUDY_KEYS.c.study if study is not None else STUDY_KEYS.c.patient
         target = study if study is not None else patient
