@@ -13,6 +13,8 @@ may be PHI (DESIGN.md decision 7).
      +-- ConfigError                bad policy file or settings         (exit 2)
      +-- KeyError_                  key missing, unreadable, malformed  (exit 3)
      +-- OutputError                output not writable                 (exit 3)
+     +-- SealError                  sealed originals cannot be opened   (exit 4)
+                                    (tampered, missing, shredded, wrong key); fail closed
      +-- InputError                 one input cannot be processed       (quarantined)
           +-- NotDicomError         not a DICOM file at all
           +-- ReadLimitError        a reading limit was exceeded
@@ -36,6 +38,7 @@ __all__ = [
     "OutputError",
     "ProcessingError",
     "ReadLimitError",
+    "SealError",
     "UnsafeContentError",
     "UsageError",
 ]
@@ -96,6 +99,20 @@ class OutputError(DicomcloakError):
     """The output location cannot be written."""
 
     default_reference = "output-unwritable"
+
+
+class SealError(DicomcloakError):
+    """Sealed originals cannot be opened or written safely: integrity or key failure.
+
+    Raised instead of returning anything when a vault record or wrapped key fails
+    its AES-GCM tag, a record is missing, a study's data key was shredded, or the
+    key ring does not hold the right wrapping key (DESIGN.md decision 3: fail
+    closed). References: ``vault-record-missing``, ``vault-record-tampered``,
+    ``vault-key-tampered``, ``vault-key-shredded``, ``vault-key-unknown``,
+    ``vault-key-retired``, ``wrong-master-key``, ``audit-chain-broken``, ...
+    """
+
+    default_reference = "seal-failed"
 
 
 class InputError(DicomcloakError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dicomcloak.cli import deid, keys, policy, sanitize, verify
+from dicomcloak.cli import audit, deid, keys, policy, sanitize, vault, verify
 
 __all__ = ["app", "main"]
 
@@ -22,6 +22,8 @@ app.command("verify")(verify.verify)
 app.command("sanitize")(sanitize.sanitize)
 app.add_typer(keys.app, name="keys")
 app.add_typer(policy.app, name="policy")
+app.add_typer(vault.app, name="vault")
+app.add_typer(audit.app, name="audit")
 
 
 def _print_version(value: bool) -> None:
