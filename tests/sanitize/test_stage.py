@@ -281,3 +281,11 @@ def test_a_public_sequence_written_as_un_is_sanitized() -> None:
     out = sanitize(read_dataset(data[:at] + element + data[end:]))
     assert ((0x00081140, 0, 0x00081155), "sanitize:invalid-value") in _sources(out.changes)
     assert out.dataset[0x00081140].VR == "SQ"
+
+
+def test_a_dataset_whose_elements_were_already_decoded_is_sanitized() -> None:
+    ds = dcmread(BytesIO(encode(base_dataset())))
+    assert ds.SOPInstanceUID and ds.SOPClassUID and ds.PatientName  # decoded in place by pydicom
+    out = sanitize(ds)
+    assert out.dataset.SOPInstanceUID == ds.SOPInstanceUID
+    assert out.dataset.PixelData == ds.PixelData

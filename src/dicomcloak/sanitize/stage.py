@@ -155,12 +155,20 @@ def _encoding(dataset: Dataset) -> tuple[bool, bool]:
     return bool(implicit), bool(little)
 
 
+def _uid_bytes(elements: dict[Any, Any], tag: int) -> bytes:
+    """A UID element's bytes, raw or (when a caller already decoded it) re-encoded."""
+    value = elements[tag].value if tag in elements else None
+    if isinstance(value, str):
+        return value.encode("ascii", "replace")
+    return value if isinstance(value, bytes) else b""
+
+
 def _check_uids(elements: dict[Any, Any]) -> None:
     """SOP Class and Instance UID must be valid: they name the output and its File Meta."""
     check = validator(False, False)["UI"]
     for tag in (_SOP_CLASS, _SOP_INSTANCE):
-        value = elements[tag].value if tag in elements else None
-        if not isinstance(value, bytes) or not value.strip(b"\x00 ") or not check(value):
+        value = _uid_bytes(elements, tag)
+        if not value.strip(b"\x00 ") or not check(value):
             raise UnsafeContentError(
                 f"the UID ({tag >> 16:04X},{tag & 0xFFFF:04X}) is missing or not a valid UID",
                 reference="uid-invalid",
@@ -171,7 +179,7 @@ def _check_uids(elements: dict[Any, Any]) -> None:
 def _content(elements: dict[Any, Any], settings: SanitizeSettings, walk: Walk) -> list[int]:
     """Apply the content choices to top-level content; returns the tags removed."""
     removed: list[int] = []
-    sop_class = elements[_SOP_CLASS].value.strip(b"\x00 ").decode("ascii")
+    sop_class = _uid_bytes(elements, _SOP_CLASS).strip(b"\x00 ").decode("ascii")
     if sop_class in ENCAPSULATED_DOCUMENT_CLASSES or _DOCUMENT in elements:
         choice = settings.encapsulated_documents
         removed += _dispose(choice, [_DOCUMENT], elements, "encapsulated-document", walk)
