@@ -135,7 +135,8 @@ def _sanitize(dataset: Dataset, settings: SanitizeSettings, policy: Policy, moot
     removed = _content(elements, settings, walk)
     source = dataset
     if removed:
-        source = copy_level(dataset, {tag: elem for tag, elem in elements.items() if tag not in removed})
+        gone = set(removed)
+        source = copy_level(dataset, {tag: elem for tag, elem in elements.items() if int(tag) not in gone})
     level = sanitize_level(source, (), 0, walk)
     kept = dict((level if level is not None else source)._dict)  # noqa: SLF001
     out = new_dataset(kept, *_encoding(dataset), dataset.original_character_set)  # type: ignore[arg-type]

@@ -173,7 +173,10 @@ def sanitize_level(ds: Dataset, path: TagPath, depth: int, walk: Walk) -> Datase
         _private(ds, elements, private, path, removed, walk)
     if not removed and not replaced:
         return None
-    kept = {tag: replaced.get(tag, elem) for tag, elem in elements.items() if tag not in removed}
+    kept = dict(elements)  # removed keys are the dict's own objects: found by identity, not BaseTag.__eq__
+    for tag in removed:
+        kept.pop(tag, None)
+    kept.update(replaced)
     return copy_level(ds, kept)
 
 
