@@ -13,6 +13,7 @@ may be PHI (DESIGN.md decision 7).
      +-- ConfigError                bad policy file or settings         (exit 2)
      +-- KeyError_                  key missing, unreadable, malformed  (exit 3)
      +-- OutputError                output not writable                 (exit 3)
+     +-- SealError                  integrity or seal failure           (exit 4)
      +-- InputError                 one input cannot be processed       (quarantined)
           +-- NotDicomError         not a DICOM file at all
           +-- ReadLimitError        a reading limit was exceeded
@@ -35,6 +36,7 @@ __all__ = [
     "OutputError",
     "ProcessingError",
     "ReadLimitError",
+    "SealError",
     "UsageError",
 ]
 
@@ -94,6 +96,16 @@ class OutputError(DicomcloakError):
     """The output location cannot be written."""
 
     default_reference = "output-unwritable"
+
+
+class SealError(DicomcloakError):
+    """Sealed originals cannot be made or opened: wrong key, tampered or missing record (fail closed).
+
+    Never a quarantine: a seal failure stops the run and nothing is written
+    for the instance concerned (DESIGN.md decision 3).
+    """
+
+    default_reference = "seal-failed"
 
 
 class InputError(DicomcloakError):

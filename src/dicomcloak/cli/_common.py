@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn, ParamSpec, TypeVar
 
 import typer
 
-from dicomcloak.errors import ConfigError, DicomcloakError, InputError, UsageError
+from dicomcloak.errors import ConfigError, DicomcloakError, InputError, SealError, UsageError
 from dicomcloak.standard.table import Option
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ class ExitCode(IntEnum):
     QUARANTINED = 1  # finished, some inputs quarantined (verify: leaks found)
     USAGE = 2  # bad command line, options, paths or policy file
     FATAL = 3  # no usable key, output not writable, nothing could run
+    SEAL = 4  # integrity/seal failure: wrong key, tampered or missing sealed originals
     INTERRUPTED = 130
 
 
@@ -58,6 +59,7 @@ class ExitCode(IntEnum):
 _EXIT_CODES: tuple[tuple[type[DicomcloakError], ExitCode], ...] = (
     (UsageError, ExitCode.USAGE),
     (ConfigError, ExitCode.USAGE),
+    (SealError, ExitCode.SEAL),
     (InputError, ExitCode.FATAL),  # an input error that escaped a run stopped it
     (DicomcloakError, ExitCode.FATAL),  # KeyError_, OutputError and anything new
 )

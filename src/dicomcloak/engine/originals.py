@@ -1,0 +1,212 @@
+"""Capture the original attributes de-identification changed, as a Modified Attributes Sequence item.
+
+PS3.15 E.1.1 (step 1) copies every attribute to be protected into the single
+item of the Modified Attributes Sequence (0400,0550); E.1.2 (step 2) moves
+them back into the main data set, *replacing* what is there. Both act on
+top-level attributes: so do we. When anything at any depth inside a top-level
+sequence changed, the whole original top-level sequence is captured (the
+minimal enclosing top-level element), which is also what GDCM's
+``gdcmanon`` captures and restores. Private elements are captured like
+public ones, with their private creator when the creator was removed too.
+
+Exactness: raw elements are copied as read, so an Explicit VR Little Endian
+input keeps its very bytes (value, VR, length, padding). Elements of an
+Implicit VR or Big Endian input get their dictionary VR and are re-encoded
+in Explicit VR Little Endian (PS3.15 E.1.1 step 4 asks for a transfer
+syntax): their *values* are unchanged. Group Length (gggg,0000) elements are
+retired (PS3.5 7.2) and never written by pydicom: they are not captured. Markers de-identification added
+(Change action ``A``) are not captured unless the input already had the
+element (its original value is then restored, never the marker).
+
+The sealed plaintext is the (0400,0550) element followed by an integrity
+check, a private element holding SHA-256 over the encoded (0400,0550)
+element: CMS EnvelopedData with AES-CBC is not authenticated, and ``gdcmanon``
+reads only the first element of the decrypted content, so the check does
+not disturb it (GDCM ``Anonymizer::BasicApplicationLevelConfidentialityProfile2``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+from functools import cache
+from io import BytesIO
+
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset
+from pydicom.filewriter import write_dataset
+from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
+
+from dicomcloak.engine.outcome import Change
+from dicomcloak.engine.quiet import quiet_pydicom
+from dicomcloak.errors import SealError
+
+__all__ = [
+    "DIGEST_TAG",
+    "MODIFIED_ATTRIBUTES",
+    "SEAL_CREATOR",
+    "capture",
+    "captured_tags",
+    "decode_modified",
+    "decode_sealed",
+    "element_or_none",
+    "encode_modified",
+    "encode_sealed",
+]
+
+#: Modified Attributes Sequence (PS3.3 C.12.1, PS3.15 E.1.1).
+MODIFIED_ATTRIBUTES = 0x04000550
+#: Private creator and element of the integrity check in the sealed content (PS3.5 7.8.1).
+SEAL_CREATOR = "DICOMCLOAK SEAL 1"
+_CREATOR_TAG = 0x04010010
+DIGEST_TAG = 0x04011001
+_EXPLICIT_LE = (False, True)
+
+
+def captured_tags(source: Dataset, changes: Iterable[Change]) -> list[int]:
+    """The top-level tags of ``source`` whose original must be kept for re-identification.
+
+    One per changed top-level element or top-level sequence containing a
+    change; private creators of captured private blocks come along.
+    """
+    elements = source._dict  # noqa: SLF001 - membership on int keys, nothing converted
+    tags = {change.path[0] for change in changes if change.path and change.path[0] in elements}
+    tags.discard(MODIFIED_ATTRIBUTES)
+    tags = {tag for tag in tags if tag & 0xFFFF}  # group lengths are retired and never written (PS3.5 7.2)
+    for tag in list(tags):
+        if (tag >> 16) % 2 and (tag & 0xFFFF) >= 0x1000:
+            creator = (tag & 0xFFFF0000) | ((tag >> 8) & 0xFF)
+            if creator in elements:
+                tags.add(creator)
+    return sorted(tags)
+
+
+def capture(source: Dataset, changes: Iterable[Change], extra: Iterable[int] = ()) -> Dataset:
+    """The Modified Attributes Sequence item: the original top-level elements ``changes`` touched.
+
+    ``extra`` names further top-level tags to capture (e.g. Pixel Data before
+    a redaction, see :mod:`dicomcloak.engine.pixelseal`). ``source`` is not
+    modified.
+    """
+    quiet_pydicom()
+    tags = sorted(set(captured_tags(source, changes)) | {t for t in extra if t in source._dict})  # noqa: SLF001
+    item = Dataset()
+    item.set_original_encoding(False, True, source.original_character_set)
+    elements = item._dict  # noqa: SLF001 - raw copies, stored without conversion
+    for tag in tags:
+        elements[BaseTag(tag)] = _exact(source, tag)
+    return item
+
+
+def _exact(source: Dataset, tag: int) -> RawDataElement | DataElement:
+    """The element as read when it is Explicit VR Little Endian, else its decoded form."""
+    elem: object = source.get_item(tag)
+    if isinstance(elem, RawDataElement) and not elem.is_implicit_VR and elem.is_little_endian:
+        return elem
+    return source[tag]
+
+
+def encode_modified(item: Dataset) -> bytes:
+    """Encode the (0400,0550) element holding ``item``, Explicit VR Little Endian (PS3.5 A.2)."""
+    outer = Dataset()
+    sequence = DataElement(MODIFIED_ATTRIBUTES, "SQ", Sequence([item]))
+    outer._dict[BaseTag(MODIFIED_ATTRIBUTES)] = sequence  # noqa: SLF001 - no validation of a fresh element
+    return _write(outer)
+
+
+def _write(ds: Dataset) -> bytes:
+    buffer = DicomBytesIO()
+    buffer.is_implicit_VR, buffer.is_little_endian = _EXPLICIT_LE
+    write_dataset(buffer, ds)
+    return buffer.getvalue()
+
+
+def encode_sealed(modified: bytes) -> bytes:
+    """The sealed plaintext: the (0400,0550) element, then its SHA-256 in a private element."""
+    check = Dataset()
+    check.add_new(_CREATOR_TAG, "LO", SEAL_CREATOR)
+    check.add_new(DIGEST_TAG, "OB", hashlib.sha256(modified).digest())
+    return modified + _write(check)
+
+
+def decode_sealed(plaintext: bytes, *, require_check: bool = True) -> tuple[Dataset, bool]:
+    """Parse decrypted content into the Modified Attributes item; verify the integrity check.
+
+    Returns the item and whether the check was present (content sealed by
+    other tools, e.g. ``gdcmanon``, has none; it is refused unless
+    ``require_check`` is False).
+
+    Raises
+    ------
+    SealError
+        ``seal-content-invalid`` (not a Modified Attributes Sequence of one item),
+        ``seal-tampered`` (the check does not match), ``seal-unverified`` (no check).
+    """
+    outer = _parse(plaintext)
+    item = _single_item(outer)
+    digest = element_or_none(outer, DIGEST_TAG)
+    creator = element_or_none(outer, _CREATOR_TAG)
+    if digest is None or creator is None or str(creator.value).strip() != SEAL_CREATOR:
+        if require_check:
+            raise SealError(
+                "the sealed attributes carry no integrity check",
+                reference="seal-unverified",
+                hint="content sealed by another tool (e.g. gdcmanon): pass --accept-unverified to restore it",
+            )
+        return item, False
+    expected = hashlib.sha256(plaintext[: len(plaintext) - _check_size()]).digest()
+    if not hmac.compare_digest(expected, bytes(digest.value)):
+        raise _tampered()
+    return item, True
+
+
+@cache
+def _check_size() -> int:
+    """Length of the encoded integrity check (fixed: creator and a 32-byte digest)."""
+    return len(encode_sealed(b""))
+
+
+def decode_modified(data: bytes) -> Dataset:
+    """The item of an encoded (0400,0550) element (vault payloads: GCM already authenticates them)."""
+    return _single_item(_parse(data))
+
+
+def _parse(data: bytes) -> Dataset:
+    quiet_pydicom()
+    try:
+        ds = read_dataset(BytesIO(data), *_EXPLICIT_LE)
+        ds.get(MODIFIED_ATTRIBUTES)  # forces the sequence to parse now
+    except Exception:  # noqa: BLE001 - garbage after a flipped bit: a typed, value-free error
+        raise _tampered() from None
+    return ds
+
+
+def _single_item(outer: Dataset) -> Dataset:
+    sequence = element_or_none(outer, MODIFIED_ATTRIBUTES)
+    if sequence is None or sequence.VR != "SQ" or len(sequence.value) != 1:
+        raise SealError(
+            "the sealed content is not a Modified Attributes Sequence of one item",
+            reference="seal-content-invalid",
+            hint="the Encrypted Attributes Sequence was not made by a PS3.15 E.1.1 de-identifier",
+        )
+    item: Dataset = sequence.value[0]
+    return item
+
+
+def element_or_none(ds: Dataset, tag: int) -> DataElement | None:
+    """``ds[tag]`` or None (pydicom's ``get`` is typed as never returning None)."""
+    if tag not in ds:
+        return None
+    return ds[tag]
+
+
+def _tampered() -> SealError:
+    return SealError(
+        "the sealed attributes fail their integrity check",
+        reference="seal-tampered",
+        hint="the file was altered after de-identification; restore it from a trusted copy",
+    )
