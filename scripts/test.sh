@@ -4,10 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian tools some tests compare against (dcmtk, dicom3tools), installed only when missing and root.
+# Debian tools some tests compare against or run (dcmtk, dicom3tools, PostgreSQL for the vault tests),
+# installed only when missing and root.
 missing=()
 command -v dcmdump >/dev/null 2>&1 || missing+=(dcmtk)
 command -v dciodvfy >/dev/null 2>&1 || missing+=(dicom3tools)
+if ! command -v initdb >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+    missing+=(postgresql)
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "==> apt-get install ${missing[*]}"

@@ -7,13 +7,17 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
+
+if TYPE_CHECKING:
+    from dicomcloak.testing.postgres import PostgresServer
 
 #: PHI planted in every generated file (and in its file name): it must never reach OUT or a report.
 PATIENT_NAME = "Smithers^Waylon"
@@ -104,3 +108,23 @@ def run_cli(tmp_path: Path) -> RunCli:
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def postgres_server_session() -> Iterator[PostgresServer]:
+    """One throw-away PostgreSQL server per test worker (skips only if PostgreSQL is not installed)."""
+    from dicomcloak.testing.postgres import find_binaries, postgres_server
+
+    if find_binaries() is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed")
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty vault database: a SQLite file, or a new database on the throw-away server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'vault.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres_server_session")
+    return server.create_database()

@@ -13,7 +13,8 @@ may be PHI (DESIGN.md decision 7).
      +-- ConfigError                bad policy file or settings         (exit 2)
      +-- KeyError_                  key missing, unreadable, malformed  (exit 3)
      +-- OutputError                output not writable                 (exit 3)
-     +-- SealError                  integrity or seal failure           (exit 4)
+     +-- SealError                  sealed originals cannot be opened   (exit 4)
+                                    (tampered, missing, shredded, wrong key); fail closed
      +-- InputError                 one input cannot be processed       (quarantined)
           +-- NotDicomError         not a DICOM file at all
           +-- ReadLimitError        a reading limit was exceeded
@@ -99,10 +100,18 @@ class OutputError(DicomcloakError):
 
 
 class SealError(DicomcloakError):
-    """Sealed originals cannot be made or opened: wrong key, tampered or missing record (fail closed).
+    """Sealed originals cannot be opened or written safely: integrity or key failure.
 
-    Never a quarantine: a seal failure stops the run and nothing is written
-    for the instance concerned (DESIGN.md decision 3).
+    Raised instead of returning anything when a vault record or wrapped key fails
+    its AES-GCM tag, a record is missing, a study's data key was shredded, or the
+    key ring does not hold the right wrapping key (DESIGN.md decision 3: fail
+    closed). References: ``vault-record-missing``, ``vault-record-tampered``,
+    ``vault-key-tampered``, ``vault-key-shredded``, ``vault-key-unknown``,
+    ``vault-key-retired``, ``wrong-master-key``, ``audit-chain-broken``; embedded
+    mode (the Encrypted Attributes Sequence): ``seal-missing``, ``seal-wrong-key``,
+    ``seal-tampered``, ``seal-unverified``, ``seal-content-invalid``; the pseudonym
+    map: ``vault-nothing-mapped``. A seal failure stops the run and nothing is
+    written for the instance concerned.
     """
 
     default_reference = "seal-failed"

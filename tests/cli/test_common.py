@@ -12,6 +12,7 @@ from dicomcloak.errors import (
     KeyError_,
     MalformedError,
     OutputError,
+    SealError,
     UsageError,
 )
 
@@ -26,6 +27,7 @@ from dicomcloak.errors import (
         (InputError("x"), 3),
         (MalformedError("x"), 3),
         (DicomcloakError("x"), 3),
+        (SealError("x", reference="vault-record-tampered"), 4),
     ],
 )
 def test_exit_code_for(error: DicomcloakError, code: int) -> None:
@@ -33,4 +35,4 @@ def test_exit_code_for(error: DicomcloakError, code: int) -> None:
 
 
 def test_exit_code_values_are_the_documented_ones() -> None:
-    assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 130]
+    assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 4, 130]

@@ -51,7 +51,7 @@ class ExitCode(IntEnum):
     QUARANTINED = 1  # finished, some inputs quarantined (verify: leaks found)
     USAGE = 2  # bad command line, options, paths or policy file
     FATAL = 3  # no usable key, output not writable, nothing could run
-    SEAL = 4  # integrity/seal failure: wrong key, tampered or missing sealed originals
+    SEAL = 4  # integrity/seal failure: tampered, missing or shredded sealed originals, wrong key
     INTERRUPTED = 130
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dicomcloak.cli import deid, keys, policy, verify
+from dicomcloak.cli import audit, deid, keys, policy, vault, verify
 
 __all__ = ["app", "main"]
 
@@ -21,6 +21,8 @@ app.command("deid")(deid.deid)
 app.command("verify")(verify.verify)
 app.add_typer(keys.app, name="keys")
 app.add_typer(policy.app, name="policy")
+app.add_typer(vault.app, name="vault")
+app.add_typer(audit.app, name="audit")
 
 
 def _print_version(value: bool) -> None:

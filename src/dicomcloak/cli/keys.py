@@ -1,17 +1,19 @@
-"""``dicomcloak keys``: create the project key (more key commands come later)."""
+"""``dicomcloak keys``: create the project key; rotate, rewrap and retire the vault's wrapping keys."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from dicomcloak.cli._common import handles_errors
+from dicomcloak.cli._common import JsonFlag, handles_errors
+from dicomcloak.cli.vault import KeyArg, VaultArg, open_vault
 
-__all__ = ["app", "init"]
+__all__ = ["app", "init", "retire", "rewrap", "rotate"]
 
-app = typer.Typer(help="Manage the project key.", no_args_is_help=True)
+app = typer.Typer(help="Manage the project key and the vault's wrapping keys.", no_args_is_help=True)
 
 
 @app.command("init")
@@ -30,3 +32,99 @@ def init(
         f"Use it with --key {out} or {KEY_ENV}={out}.",
         err=True,
     )
+
+
+def _key_path(key: Path | None) -> Path:
+    """The key file to rewrite; refuses when the wrapping keys come from the environment."""
+    import os
+
+    from dicomcloak.errors import KeyError_, UsageError
+    from dicomcloak.keys import KEY_ENV, WRAPPING_KEYS_ENV, resolve_key_path
+
+    if os.environ.get(WRAPPING_KEYS_ENV, "").strip():
+        raise UsageError(
+            f"the wrapping keys come from {WRAPPING_KEYS_ENV}, not the key file",
+            reference="wrapping-keys-external", hint="rotate or retire them where they are managed",
+        )
+    path = resolve_key_path(key, os.environ)
+    if path is None:
+        raise KeyError_(f"no project key: pass --key FILE or set {KEY_ENV}", reference="key-required")
+    return path
+
+
+def _audit(vault: str | None, action: str, **facts: object) -> None:
+    if vault is not None:
+        from dicomcloak.audit import AuditLog
+
+        log = AuditLog.open(vault)
+        try:
+            log.append(action, **facts)
+        finally:
+            log.close()
+
+
+@app.command("rotate")
+@handles_errors
+def rotate(
+    key: KeyArg = None,
+    vault: Annotated[
+        str | None, typer.Option("--vault", help="Record the rotation in this vault's audit log.")
+    ] = None,
+) -> None:
+    """Add a new current wrapping key; the previous ones stay (state old) and still unwrap.
+
+    The pseudonymization secret is untouched, so pseudonyms never change. Then run
+    'keys rewrap --vault URL' and, once nothing uses it, 'keys retire KEY_ID'.
+    """
+    from dicomcloak.keys import WrappingKey, load_keyring, write_keyring_file
+
+    path = _key_path(key)
+    ring = load_keyring(path)
+    new = ring.rotated(WrappingKey.generate())
+    write_keyring_file(path, new, overwrite=True)
+    _audit(vault, "rotate", previous=ring.current.key_id, current=new.current.key_id)
+    print(f"current wrapping key: {new.current.key_id} (previous {ring.current.key_id} is now old)")
+    typer.echo(f"rewrote {path} (mode 0600). Back it up again: the new wrapping key is only in this file.",
+               err=True)
+
+
+@app.command("rewrap")
+@handles_errors
+def rewrap(vault: VaultArg, key: KeyArg = None, as_json: JsonFlag = False) -> None:
+    """Re-wrap every data key of the vault under the current wrapping key (records are not re-encrypted)."""
+    with open_vault(vault, key) as store:
+        count = store.rewrap()
+        usage = store.key_usage()
+    if as_json:
+        doc = {"schema": "dicomcloak/rewrap/1", "rewrapped": count, "data_keys_by_wrapping_key": usage}
+        print(json.dumps(doc))
+        return
+    print(f"rewrapped data keys: {count}")
+    for key_id, used in sorted(usage.items()):
+        print(f"  {key_id}: {used} data keys")
+
+
+@app.command("retire")
+@handles_errors
+def retire(
+    key_id: Annotated[str, typer.Argument(metavar="KEY_ID", help="The wrapping key id to retire.")],
+    vault: VaultArg,
+    key: KeyArg = None,
+) -> None:
+    """Retire a wrapping key: its secret is deleted from the key file. Refuses while the vault uses it."""
+    from dicomcloak.errors import UsageError
+    from dicomcloak.keys import load_keyring, write_keyring_file
+
+    path = _key_path(key)
+    ring = load_keyring(path)
+    retired = ring.retired(key_id)
+    with open_vault(vault, key) as store:
+        used = store.key_usage().get(key_id, 0)
+        if used:
+            raise UsageError(
+                f"wrapping key {key_id} still wraps {used} data keys in this vault",
+                reference="key-still-in-use", hint="run 'dicomcloak keys rewrap --vault URL' first",
+            )
+        write_keyring_file(path, retired, overwrite=True)
+        store.audit.append("retire", key_id=key_id)
+    print(f"retired wrapping key {key_id}; its secret is deleted from {path}")

@@ -18,7 +18,7 @@ from functools import lru_cache
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from dicomcloak.keys.keyfile import ProjectKey
+from dicomcloak.keys.project import ProjectKey
 
 __all__ = ["DateShift", "Pseudonymizer"]
 

@@ -1,0 +1,118 @@
+"""SQLAlchemy engines for the vault and audit stores: SQLite (WAL) by default, PostgreSQL by URL.
+
+An edge module (STYLE.md layout): it imports SQLAlchemy at module level, so
+import it only where a store is opened; ``dicomcloak.audit`` and
+``dicomcloak.vault`` import it lazily. URLs are never echoed in errors or
+logs: a PostgreSQL URL may hold a password.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine
+
+from dicomcloak.errors import OutputError, UsageError
+
+__all__ = ["insert_missing", "make_engine", "parse_url", "upsert"]
+
+_DRIVERS = {"sqlite": "sqlite", "sqlite+pysqlite": "sqlite", "postgresql": "postgresql+pg8000",
+            "postgresql+pg8000": "postgresql+pg8000"}
+
+
+def parse_url(url: str) -> URL:
+    """Validate a store URL: ``sqlite:///path`` or ``postgresql[+pg8000]://...``."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise UsageError("the vault URL is not a valid SQLAlchemy URL", reference="vault-url-invalid",
+                         hint="e.g. sqlite:///vault.db or postgresql+pg8000://user@host/db") from None
+    driver = _DRIVERS.get(parsed.drivername)
+    if driver is None:
+        raise UsageError(f"unsupported vault database {parsed.drivername!r}", reference="vault-url-invalid",
+                         hint="use sqlite:///PATH or postgresql+pg8000://...")
+    if driver == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise UsageError("the vault needs a SQLite file, not an in-memory database",
+                         reference="vault-url-invalid", hint="e.g. sqlite:///vault.db")
+    return parsed.set(drivername=driver)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE`` transactions."""
+    parsed = parse_url(url)
+    if parsed.drivername == "sqlite":
+        return _sqlite_engine(parsed)
+    return sa.create_engine(parsed, pool_pre_ping=True)
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    path = Path(str(url.database))
+    if not path.exists():
+        _create_private(path)
+    engine = sa.create_engine(url, connect_args={"timeout": 60})
+    sa.event.listen(engine, "connect", _sqlite_connect)
+    sa.event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _create_private(path: Path) -> None:
+    # The vault holds ciphertext of PHI and the audit trail: owner-only, like the key file.
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    except OSError:
+        raise OutputError("the vault database file cannot be created", reference="vault-unwritable",
+                          hint="check that the directory exists and is writable") from None
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite's own transaction handling is off; SQLAlchemy's "begin" event issues BEGIN IMMEDIATE,
+    # so a read-then-write (audit chain, data key creation) never races another writer.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], keys: list[str]) -> None:
+    """Insert ``rows`` (one executemany), replacing rows with the same ``keys``; keys must not repeat."""
+    if not rows:
+        return
+    stmt = _dialect_insert(conn, table)
+    update = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+    _executemany(conn, stmt.on_conflict_do_update(index_elements=keys, set_=update), table, keys, rows)
+
+
+def insert_missing(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], keys: list[str]) -> None:
+    """Insert ``rows`` (one executemany), keeping any row another writer already inserted."""
+    if rows:
+        stmt = _dialect_insert(conn, table).on_conflict_do_nothing(index_elements=keys)
+        _executemany(conn, stmt, table, keys, rows)
+
+
+def _executemany(conn: Connection, stmt: Any, table: sa.Table, keys: list[str],
+                 rows: list[dict[str, Any]]) -> None:
+    if conn.dialect.name == "postgresql":
+        # pg8000's executemany is one round trip per row. With RETURNING, SQLAlchemy's
+        # "insertmanyvalues" sends multi-row VALUES batches (1,000 rows each) compiled once
+        # (without RETURNING it is off for ON CONFLICT statements).
+        stmt = stmt.returning(*(table.c[k] for k in keys))
+    conn.execute(stmt, rows)
+
+
+def _dialect_insert(conn: Connection, table: sa.Table) -> Any:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)

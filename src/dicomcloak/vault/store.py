@@ -1,0 +1,305 @@
+"""The vault: sealed originals and the pseudonym map, per-study data keys, crypto-shredding.
+
+DESIGN.md decision 3. One random 256-bit data key per pseudonymous study,
+wrapped (AES-256-GCM) by the key ring's current wrapping key, whose id is
+stored beside it. Records and map entries are AES-256-GCM under the study key
+with associated data binding them to (study, instance) and (study, pseudonym),
+so a record swapped between instances or studies fails its tag. Shredding a
+study deletes its wrapped data key: its records can never be decrypted again.
+
+Every open, lookup, seal batch, rewrap and shred appends an audit event (in the
+same transaction when the audit log lives in the vault database). Unwrapped
+data keys are cached per study for the life of the object (the batch seals
+one group of files at a time on its commit thread). Errors are
+:class:`~dicomcloak.errors.SealError` and carry no values; nothing is returned
+on any failure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy.engine import Connection, Engine
+
+from dicomcloak.audit.db import insert_missing, make_engine, upsert
+from dicomcloak.audit.log import AuditLog
+from dicomcloak.errors import SealError, UsageError
+from dicomcloak.keys import aead
+from dicomcloak.keys.keyring import Keyring
+from dicomcloak.vault.record import VaultRecord
+from dicomcloak.vault.schema import META, METADATA, RECORDS, SCHEMA_VERSION, STUDY_KEYS, UID_MAP
+
+__all__ = ["Vault"]
+
+_CACHE_LIMIT = 100_000  # unwrapped study keys kept in memory; a batch touches far fewer
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+def _shredded(study: str) -> SealError:
+    return SealError(f"study {study} was shredded: its data key is destroyed", reference="vault-key-shredded",
+                     hint="crypto-shredding is irreversible; its records can never be opened again")
+
+
+class Vault:
+    """The vault at one SQLAlchemy URL, opened with a :class:`Keyring`. Use :meth:`open`."""
+
+    def __init__(self, engine: Engine, keyring: Keyring, audit: AuditLog, *, audit_shared: bool) -> None:
+        self._engine = engine
+        self._keyring = keyring
+        self.audit = audit
+        self._audit_shared = audit_shared
+        self._keys: dict[str, AESGCM] = {}
+        self._mapped: set[tuple[str, str]] = set()
+
+    @classmethod
+    def open(cls, url: str, keyring: Keyring, *, audit_url: str | None = None) -> Vault:
+        """Open the vault at ``url`` (``sqlite:///path`` in WAL mode, or ``postgresql+pg8000://...``).
+
+        Creates the tables if missing. The vault remembers the project key id it
+        was created with; a key ring for another project fails with
+        ``wrong-master-key``. The audit log lives in the same database unless
+        ``audit_url`` names another.
+        """
+        engine = make_engine(url)
+        try:
+            METADATA.create_all(engine, checkfirst=True)
+            _check_project(engine, keyring)
+            audit = AuditLog(engine) if audit_url is None else AuditLog.open(audit_url)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine, keyring, audit, audit_shared=audit_url is None)
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def seal_records(self, records: Iterable[VaultRecord]) -> None:
+        """Seal many records in ONE transaction (one executemany per table); replaces re-sealed ones."""
+        batch = list({(r.study, r.instance): r for r in records}.values())
+        if not batch:
+            return
+        with self._engine.begin() as conn:
+            keys = self._study_keys(conn, {r.study: r.patient for r in batch}, create=True)
+            rows = [self._record_row(keys[r.study], r) for r in batch]
+            upsert(conn, RECORDS, rows, ["study", "instance"])
+            pairs = self._new_pairs(batch)
+            upsert(conn, UID_MAP, [self._map_row(keys[s], s, p, o) for (s, p), o in pairs.items()],
+                   ["pseudonym", "study"])
+            facts = {"records": len(batch), "studies": sorted(keys), "uid_pairs": len(pairs)}
+            self._audit(conn, "seal", facts)
+        self._remember(keys, pairs)
+
+    def put_uid_map(self, study: str, pairs: Iterable[tuple[str, str]]) -> None:
+        """Store (pseudonym UID/ID, original) pairs, each original sealed under ``study``'s key."""
+        fresh = {(study, p): o for p, o in pairs}
+        if not fresh:
+            return
+        with self._engine.begin() as conn:
+            keys = self._study_keys(conn, {study: ""}, create=False)
+            rows = [self._map_row(keys[study], s, p, o) for (s, p), o in fresh.items()]
+            upsert(conn, UID_MAP, rows, ["pseudonym", "study"])
+            self._audit(conn, "uid-map", {"study": study, "uid_pairs": len(rows)})
+        self._remember(keys, fresh)
+
+    def _record_row(self, key: AESGCM, record: VaultRecord) -> dict[str, Any]:
+        sealed = aead.seal_blob(key, record.payload, aead.record_aad(record.study, record.instance))
+        return {"study": record.study, "instance": record.instance, "sealed": sealed}
+
+    def _map_row(self, key: AESGCM, study: str, pseudonym: str, original: str) -> dict[str, Any]:
+        plain = original.encode("utf-8", "surrogateescape")
+        return {"pseudonym": pseudonym, "study": study,
+                "sealed": aead.seal_blob(key, plain, aead.uid_map_aad(study, pseudonym))}
+
+    def _new_pairs(self, batch: Sequence[VaultRecord]) -> dict[tuple[str, str], str]:
+        # The same pairs recur in every instance of a study: write each once per Vault object.
+        pairs = {(r.study, p): o for r in batch for p, o in r.uid_pairs}
+        return {k: v for k, v in pairs.items() if k not in self._mapped}
+
+    def _remember(self, keys: dict[str, AESGCM], pairs: dict[tuple[str, str], str]) -> None:
+        # Only after the commit: a key cached from a rolled-back transaction would seal data under
+        # a key the database never stored.
+        if len(self._keys) > _CACHE_LIMIT or len(self._mapped) > 10 * _CACHE_LIMIT:
+            self._keys.clear()
+            self._mapped.clear()
+        self._keys.update(keys)
+        self._mapped.update(pairs)
+
+    # -- data keys -------------------------------------------------------------------------------
+
+    def _study_keys(self, conn: Connection, studies: dict[str, str], *, create: bool) -> dict[str, AESGCM]:
+        """Unwrapped keys for ``studies`` (study -> patient), creating missing ones if ``create``."""
+        keys = {s: self._keys[s] for s in studies if s in self._keys}
+        missing = [s for s in studies if s not in keys]
+        if missing and create:
+            insert_missing(conn, STUDY_KEYS, [self._new_key_row(s, studies[s]) for s in missing], ["study"])
+        if missing:
+            keys.update(self._load_keys(conn, missing))
+        return keys
+
+    def _new_key_row(self, study: str, patient: str) -> dict[str, Any]:
+        wrapping = self._keyring.current
+        wrapped = aead.wrap_key(wrapping.usable_secret(), aead.new_data_key(),
+                                aead.wrapped_key_aad(study, wrapping.key_id))
+        return {"study": study, "patient": patient, "key_id": wrapping.key_id, "wrapped": wrapped,
+                "created": _now(), "shredded": None}
+
+    def _load_keys(self, conn: Connection, studies: list[str]) -> dict[str, AESGCM]:
+        query = sa.select(STUDY_KEYS.c.study, STUDY_KEYS.c.key_id, STUDY_KEYS.c.wrapped)
+        rows = {row.study: row for row in conn.execute(query.where(STUDY_KEYS.c.study.in_(studies)))}
+        keys = {}
+        for study in studies:
+            row = rows.get(study)
+            if row is None:
+                raise SealError(f"the vault holds no key for study {study}", reference="vault-record-missing",
+                                hint="was this study de-identified with this vault (deid --vault)?")
+            keys[study] = AESGCM(self._unwrap(study, row.key_id, row.wrapped))
+        return keys
+
+    def _unwrap(self, study: str, key_id: str | None, wrapped: bytes | None) -> bytes:
+        if key_id is None or wrapped is None:
+            raise _shredded(study)
+        secret = self._keyring.by_id(key_id).usable_secret()
+        return aead.unwrap_key(secret, wrapped, aead.wrapped_key_aad(study, key_id),
+                               what=f"the data key of study {study}")
+
+    def _key_for(self, conn: Connection, study: str) -> AESGCM:
+        key = self._keys.get(study) or self._load_keys(conn, [study])[study]
+        self._keys[study] = key
+        return key
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def open_record(self, study: str, instance: str) -> bytes:
+        """The payload sealed for (``study``, ``instance``), verified; audited as ``open-record``."""
+        with self._engine.begin() as conn:
+            where = sa.and_(RECORDS.c.study == study, RECORDS.c.instance == instance)
+            sealed = conn.execute(sa.select(RECORDS.c.sealed).where(where)).scalar()
+            key = self._key_for(conn, study)  # a shredded study says so before "missing"
+            if sealed is None:
+                raise SealError(f"no vault record for instance {instance} of study {study}",
+                                reference="vault-record-missing",
+                                hint="was this instance de-identified with this vault (deid --vault)?")
+            payload = aead.open_blob(key, sealed, aead.record_aad(study, instance),
+                                     reference="vault-record-tampered",
+                                     what=f"the vault record of instance {instance}")
+            self._audit(conn, "open-record", {"study": study, "instance": instance})
+        return payload
+
+    def lookup(self, pseudonym: str) -> str | None:
+        """The original of a pseudonym UID/ID, or None if the vault never mapped it; audited."""
+        with self._engine.begin() as conn:
+            query = sa.select(UID_MAP.c.study, UID_MAP.c.sealed).where(UID_MAP.c.pseudonym == pseudonym)
+            rows = conn.execute(query.order_by(UID_MAP.c.study)).all()
+            original = self._first_open(conn, pseudonym, rows)
+            self._audit(conn, "lookup", {"pseudonym": pseudonym, "found": original is not None})
+        return original
+
+    def _first_open(self, conn: Connection, pseudonym: str, rows: Sequence[Any]) -> str | None:
+        shredded: SealError | None = None
+        for study, sealed in rows:
+            try:
+                key = self._key_for(conn, study)
+            except SealError as error:
+                if error.reference != "vault-key-shredded":
+                    raise
+                shredded = error
+                continue
+            plain = aead.open_blob(key, sealed, aead.uid_map_aad(study, pseudonym),
+                                   reference="vault-record-tampered",
+                                   what=f"the vault map entry of pseudonym {pseudonym}")
+            return plain.decode("utf-8", "surrogateescape")
+        if shredded is not None:
+            raise shredded
+        return None
+
+    # -- key management --------------------------------------------------------------------------
+
+    def shred(self, *, study: str | None = None, patient: str | None = None) -> int:
+        """Destroy the data keys of one study or of every study of one patient; returns how many."""
+        if (study is None) == (patient is None):
+            raise UsageError("shred needs exactly one of study or patient", reference="shred-target")
+        column = STUDY_KEYS.c.study if study is not None else STUDY_KEYS.c.patient
+        target = study if study is not None else patient
+        with self._engine.begin() as conn:
+            live = sa.and_(column == target, STUDY_KEYS.c.wrapped.is_not(None))
+            studies = sorted(conn.execute(sa.select(STUDY_KEYS.c.study).where(live)).scalars())
+            update = sa.update(STUDY_KEYS).where(live).values(wrapped=None, key_id=None, shredded=_now())
+            conn.execute(update)
+            facts = {"study": study, "patient": patient, "studies": studies, "count": len(studies)}
+            self._audit(conn, "shred", facts)
+        for name in studies:
+            self._keys.pop(name, None)
+        return len(studies)
+
+    def rewrap(self) -> int:
+        """Re-wrap every live data key under the current wrapping key; records are not touched."""
+        current = self._keyring.current
+        with self._engine.begin() as conn:
+            stale = sa.and_(STUDY_KEYS.c.wrapped.is_not(None), STUDY_KEYS.c.key_id != current.key_id)
+            rows = conn.execute(sa.select(STUDY_KEYS.c.study, STUDY_KEYS.c.key_id, STUDY_KEYS.c.wrapped)
+                                .where(stale)).all()
+            updates = [self._rewrapped(row.study, row.key_id, row.wrapped) for row in rows]
+            if updates:
+                stmt = (sa.update(STUDY_KEYS).where(STUDY_KEYS.c.study == sa.bindparam("b_study"))
+                        .values(key_id=sa.bindparam("b_key_id"), wrapped=sa.bindparam("b_wrapped")))
+                conn.execute(stmt, updates)
+            facts = {"count": len(updates), "to": current.key_id, "from": sorted({r.key_id for r in rows})}
+            self._audit(conn, "rewrap", facts)
+        return len(updates)
+
+    def _rewrapped(self, study: str, key_id: str, wrapped: bytes) -> dict[str, Any]:
+        current = self._keyring.current
+        data_key = self._unwrap(study, key_id, wrapped)
+        new = aead.wrap_key(current.usable_secret(), data_key, aead.wrapped_key_aad(study, current.key_id))
+        return {"b_study": study, "b_key_id": current.key_id, "b_wrapped": new}
+
+    def key_usage(self) -> dict[str, int]:
+        """How many live data keys each wrapping key id wraps (``keys retire`` refuses while > 0)."""
+        with self._engine.connect() as conn:
+            query = (sa.select(STUDY_KEYS.c.key_id, sa.func.count()).where(STUDY_KEYS.c.key_id.is_not(None))
+                     .group_by(STUDY_KEYS.c.key_id))
+            return {str(key_id): int(count) for key_id, count in conn.execute(query)}
+
+    # -- audit and life cycle --------------------------------------------------------------------
+
+    def _audit(self, conn: Connection, action: str, facts: dict[str, Any]) -> None:
+        if self._audit_shared:
+            self.audit.append_in(conn, action, facts)
+        else:
+            self.audit.append(action, **facts)
+
+    def close(self) -> None:
+        """Forget cached keys and release the database connections."""
+        self._keys.clear()
+        self._mapped.clear()
+        self.audit.close()
+        self._engine.dispose()
+
+    def __enter__(self) -> Vault:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Vault(dialect={self._engine.dialect.name!r}, keyring={self._keyring!r})"
+
+
+def _check_project(engine: Engine, keyring: Keyring) -> None:
+    """Bind the vault to the project key it was created with: another key ring is a wrong key."""
+    project = keyring.project.key_id
+    with engine.begin() as conn:
+        rows = [{"name": "schema", "value": SCHEMA_VERSION}, {"name": "project_key_id", "value": project}]
+        insert_missing(conn, META, rows, ["name"])
+        stored = conn.execute(sa.select(META.c.value).where(META.c.name == "project_key_id")).scalar()
+    if stored != project:
+        raise SealError(
+            f"this vault belongs to project key {stored}, not {project}", reference="wrong-master-key",
+            hint="open it with the key file (or its backup) it was created with",
+        )
