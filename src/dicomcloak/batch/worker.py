@@ -13,9 +13,9 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from dicomcloak.api import Deidentifier
+from dicomcloak.api import Deidentifier, Sealer
 from dicomcloak.engine.outcome import Outcome, TagPath
 from dicomcloak.errors import DicomcloakError, InputError, ProcessingError
 from dicomcloak.io.grouped import GroupedWriter
@@ -27,6 +27,12 @@ from dicomcloak.io.writer import encode_dataset_parts
 from dicomcloak.keys import ProjectKey
 from dicomcloak.policy.model import Policy
 
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+    from dicomcloak.keys import Keyring
+    from dicomcloak.vault import Vault, VaultRecord
+
 __all__ = [
     "ChangeKey",
     "Claims",
@@ -34,6 +40,7 @@ __all__ = [
     "FileResult",
     "Layout",
     "MemoryClaims",
+    "SealSettings",
     "Status",
     "WorkerContext",
     "WorkerSettings",
@@ -74,6 +81,22 @@ class WorkerSettings:
     several_roots: bool = False
     limits: ReadLimits = field(default_factory=ReadLimits)
     claims_dir: Path | None = None  # shared claim directory when several processes write
+    seal: SealSettings | None = None  # sealing of the originals (embedded and/or vault), if asked
+
+
+@dataclass(frozen=True)
+class SealSettings:
+    """How originals are sealed (DESIGN.md decision 3); picklable, sent once per worker.
+
+    ``recipients`` are PEM certificates (embedded mode); ``vault_url`` with the
+    ``keyring`` seals a record per instance in the vault, ``audit_url`` moves
+    its audit trail to another database.
+    """
+
+    recipients: tuple[bytes, ...] = ()
+    vault_url: str | None = None
+    keyring: Keyring | None = None
+    audit_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,19 +157,52 @@ class DirClaims:
 
 @dataclass
 class WorkerContext:
-    """A worker's long-lived state: the settings and the Deidentifier built once from them."""
+    """A worker's long-lived state: the settings and the Deidentifier built once from them.
+
+    With a vault, the writer seals each group's records in one transaction on
+    its commit thread before the group's files are renamed into place.
+    """
 
     settings: WorkerSettings
     deidentifier: Deidentifier
     claims: Claims
     writer: GroupedWriter = field(default_factory=lambda: GroupedWriter(background=True))
+    sealer: Sealer | None = None
+    vault: Vault | None = None
+
+    def close(self) -> None:
+        """Commit the last group, then close the vault (in that order: the last group seals there)."""
+        try:
+            self.writer.close()
+        finally:
+            if self.vault is not None:
+                self.vault.close()
+                self.vault = None
 
 
 def build_context(settings: WorkerSettings) -> WorkerContext:
     """Build the Deidentifier once; the policy and key are never re-read per file."""
     deidentifier = Deidentifier(settings.policy, settings.key, settings.domain)
     claims: Claims = MemoryClaims() if settings.claims_dir is None else DirClaims(settings.claims_dir)
-    return WorkerContext(settings, deidentifier, claims)
+    seal = settings.seal
+    if seal is None:
+        return WorkerContext(settings, deidentifier, claims)
+    from dicomcloak.keys.cms import load_certificate
+
+    certificates = [load_certificate(pem, "--recipient") for pem in seal.recipients]
+    sealer = Sealer(certificates, vault=seal.vault_url is not None)
+    vault = _open_vault(seal)
+    hook = None if vault is None else vault.seal_records
+    writer = GroupedWriter(background=True, before_commit=hook)
+    return WorkerContext(settings, deidentifier, claims, writer, sealer, vault)
+
+
+def _open_vault(seal: SealSettings) -> Vault | None:
+    if seal.vault_url is None or seal.keyring is None:
+        return None
+    from dicomcloak.vault import Vault
+
+    return Vault.open(seal.vault_url, seal.keyring, audit_url=seal.audit_url)
 
 
 def process_item(item: InputItem, ctx: WorkerContext, index: int = 0) -> FileResult:
@@ -173,19 +229,38 @@ def process_item(item: InputItem, ctx: WorkerContext, index: int = 0) -> FileRes
 def _deidentify_one(index: int, item: InputItem, ctx: WorkerContext) -> FileResult:
     settings = ctx.settings
     data = item.read_bytes(settings.limits.max_file_bytes)
-    outcome = ctx.deidentifier.deidentify(read_dataset(data, settings.limits))
+    source = read_dataset(data, settings.limits)
+    outcome = ctx.deidentifier.deidentify(source)
     relpath = _relpath(outcome, item, settings)
     shown = relpath if settings.layout is Layout.PSEUDONYMOUS else ""  # mirrored paths may hold PHI
+    record = _seal(source, outcome, ctx)
     payload = encode_dataset_parts(outcome.dataset)
     if not ctx.claims.claim(relpath):
         if settings.layout is Layout.MIRROR:
             raise InputError("another input already wrote this output path", reference="output-collision")
         return FileResult(index, Status.DUPLICATE, "duplicate-instance", 0, shown, len(data))
-    ctx.writer.submit(settings.out_dir / relpath, payload)  # renamed when its group commits
+    ctx.writer.submit(settings.out_dir / relpath, payload, record)  # renamed when its group commits
     n_changes = len(outcome.changes)
     changes = tuple(Counter((c.path, c.action, c.source) for c in outcome.changes).items())
     size = sum(map(len, payload))
     return FileResult(index, Status.WRITTEN, "", n_changes, shown, len(data), size, changes)
+
+
+def _seal(source: Dataset, outcome: Outcome, ctx: WorkerContext) -> VaultRecord | None:
+    """Seal the originals: into the output (embedded) and/or as the vault record of this instance.
+
+    A failure here is a :class:`~dicomcloak.errors.SealError` and stops the run:
+    an output is never written unsealed when sealing was asked for.
+    """
+    if ctx.sealer is None:
+        return None
+    sealed = ctx.sealer.seal(source, outcome)
+    if ctx.vault is None:
+        return None
+    from dicomcloak.vault import VaultRecord
+
+    patient, study, instance = outcome.patient_pseudonym, outcome.study_uid, outcome.sop_instance_uid
+    return VaultRecord(patient, study, instance, sealed.payload, sealed.uid_pairs)
 
 
 def _relpath(outcome: Outcome, item: InputItem, settings: WorkerSettings) -> str:
