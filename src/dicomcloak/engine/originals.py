@@ -158,8 +158,9 @@ def decode_sealed(plaintext: bytes, *, require_check: bool = True) -> tuple[Data
                 hint="content sealed by another tool (e.g. gdcmanon): pass --accept-unverified to restore it",
             )
         return item, False
-    expected = hashlib.sha256(plaintext[: len(plaintext) - _check_size()]).digest()
-    if not hmac.compare_digest(expected, bytes(digest.value)):
+    # The whole plaintext must be exactly what encode_sealed makes of its first part.
+    modified = plaintext[: len(plaintext) - _check_size()]
+    if not hmac.compare_digest(encode_sealed(modified), plaintext):
         raise _tampered()
     return item, True
 

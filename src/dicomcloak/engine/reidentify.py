@@ -61,7 +61,8 @@ def restore(ds: Dataset, item: Dataset) -> Restored:
     for tag, elem in item._dict.items():  # noqa: SLF001 - raw elements, copied as sealed
         elements[BaseTag(tag)] = elem
         restored.append(int(tag))
-    out = new_dataset(elements, implicit, little, list(ds.original_character_set))
+    charset = ds.original_character_set
+    out = new_dataset(elements, implicit, little, charset if isinstance(charset, str) else list(charset))
     if _PATIENT_IDENTITY_REMOVED not in elements:
         out.add_new(_PATIENT_IDENTITY_REMOVED, "CS", "NO")
     out.file_meta = markers.file_meta(ds, out)
