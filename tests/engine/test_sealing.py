@@ -85,7 +85,7 @@ def test_explicit_little_endian_bytes_are_kept_exactly() -> None:
     outcome = DEID.deidentify(source)
     item = capture(source, outcome.changes)
     back = decode_modified(encode_modified(item))
-    for tag in item.keys():
+    for tag in list(item.keys()):
         original, sealed = source.get_item(tag), back.get_item(tag)
         assert (original.VR, original.value) == (sealed.VR, sealed.value), tag
 

@@ -25,6 +25,7 @@ from pydicom.tag import BaseTag
 from dicomcloak.engine import markers
 from dicomcloak.engine.embedded import ENCRYPTED_ATTRIBUTES
 from dicomcloak.engine.quiet import quiet_pydicom
+from dicomcloak.engine.uidmap import map_key
 from dicomcloak.raw import new_dataset
 
 __all__ = ["MARKER_TAGS", "Restored", "remap", "restore"]
@@ -89,8 +90,10 @@ def remap(ds: Dataset, lookup: Callable[[str], str | None]) -> tuple[Dataset, in
 
     def visit(dataset: Dataset, elem: DataElement) -> None:
         nonlocal count
-        if elem.VR == "UI" or int(elem.tag) in _MAPPED_IDS:
-            new, mapped = _mapped(elem.value, lookup)
+        tag = int(elem.tag)
+        if elem.VR == "UI" or tag in _MAPPED_IDS:
+            vr = str(elem.VR)
+            new, mapped = _mapped(elem.value, lambda value: lookup(map_key(tag, value, vr)))
             if mapped:
                 dataset[elem.tag].value = new
                 count += mapped

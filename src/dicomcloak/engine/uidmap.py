@@ -16,21 +16,33 @@ from pydicom.multival import MultiValue
 
 from dicomcloak.engine.outcome import Change, TagPath
 
-__all__ = ["MAPPED_ACTIONS", "replaced_pairs"]
+__all__ = ["MAPPED_ACTIONS", "map_key", "replaced_pairs"]
 
 #: Actions whose new value is a deterministic stand-in for the original (UIDs, keyed pseudonyms).
 MAPPED_ACTIONS = frozenset({"U", "P"})
 
 
+def map_key(tag: int, value: str, vr: str) -> str:
+    """The vault map's key for a value: a UID as it is, any other pseudonym qualified by its tag.
+
+    UIDs are unique whatever attribute holds them (a Referenced SOP Instance
+    UID is some instance's SOP Instance UID), so they map by value alone. One
+    patient pseudonym stands for both Patient's Name and Patient ID: the tag
+    tells which original to give back.
+    """
+    return value if vr == "UI" else f"{tag:08X}:{value}"
+
+
 def replaced_pairs(source: Dataset, out: Dataset, changes: Iterable[Change]) -> tuple[tuple[str, str], ...]:
-    """Distinct (pseudonym, original) pairs of every U or P change; empty values are skipped."""
+    """Distinct (map key of the pseudonym, original) pairs of every U or P change; empty values skipped."""
     pairs: dict[str, str] = {}
     for change in changes:
         if change.action not in MAPPED_ACTIONS:
             continue
+        vr = "UI" if change.action == "U" else ""
         for new, old in zip(_values(out, change.path), _values(source, change.path), strict=False):
             if new and old and new != old:
-                pairs[new] = old
+                pairs[map_key(change.path[-1], new, vr)] = old
     return tuple(pairs.items())
 
 

@@ -68,14 +68,14 @@ def open_envelope(ciphertext: bytes, owner: OwnerKey) -> bytes:
     der = _der_only(ciphertext)
     try:
         return pkcs7.pkcs7_decrypt_der(der, owner.certificate, owner.key, [])
-    except ValueError as exc:
+    except Exception:  # noqa: BLE001 - ValueError, UnsupportedAlgorithm, ...: all fail closed, typed
         if _addressed_to(der, owner.certificate):
             raise _tampered() from None
         raise SealError(
             "the sealed attributes are not addressed to this certificate or key",
             reference="seal-wrong-key",
             hint="use the private key and certificate of one of the recipients named at de-identification",
-        ) from exc.__cause__
+        ) from None
 
 
 def _der_only(data: bytes) -> bytes:

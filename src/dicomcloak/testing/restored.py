@@ -19,7 +19,7 @@ _PATIENT_IDENTITY_REMOVED = 0x00120062
 def differences(original: Dataset, restored: Dataset) -> list[str]:
     """Tags (as ``(gggg,eeee)`` strings, never values) where ``restored`` differs from ``original``."""
     found = []
-    tags = {int(t) for t in original.keys()} | {int(t) for t in restored.keys()}
+    tags = set(map(int, original.keys())) | set(map(int, restored.keys()))
     for tag in sorted(tags):
         if not tag & 0xFFFF:
             continue
