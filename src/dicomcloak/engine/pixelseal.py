@@ -25,6 +25,7 @@ from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
 from dicomcloak.errors import SealError
+from dicomcloak.raw import new_dataset
 
 __all__ = ["PIXEL_DATA", "PIXEL_TAGS", "Box", "restore_regions", "seal_regions"]
 
@@ -112,17 +113,30 @@ def restore_regions(redacted: Dataset, payload: bytes) -> Dataset:
         position += _BOX.size + _LENGTH.size
         chunk = payload[position : position + length]
         position += length
+        spans = list(_spans(geometry, box))
+        if len(chunk) != length or sum(width for _, width in spans) != length:
+            raise SealError("the sealed pixel regions are not readable", reference="pixel-seal-invalid")
         consumed = 0
-        for offset, width in _spans(geometry, box):
+        for offset, width in spans:
             data[offset : offset + width] = chunk[consumed : consumed + width]
             consumed += width
-        if consumed != length:
-            raise SealError("the sealed pixel regions are not readable", reference="pixel-seal-invalid")
-    out = Dataset(redacted)
-    if "file_meta" in redacted.__dict__:
-        out.file_meta = redacted.file_meta
-    old = redacted[PIXEL_DATA]
-    out._dict[BaseTag(PIXEL_DATA)] = DataElement(PIXEL_DATA, old.VR, bytes(data))  # noqa: SLF001
+    return _with_pixels(redacted, bytes(data))
+
+
+def _with_pixels(ds: Dataset, data: bytes) -> Dataset:
+    """A shallow copy of ``ds`` with new Pixel Data (``Dataset(ds)`` would share its element dict)."""
+    implicit, little = ds.original_encoding
+    elements = dict(ds._dict)  # noqa: SLF001 - elements are replaced, never changed
+    elements[BaseTag(PIXEL_DATA)] = DataElement(PIXEL_DATA, ds[PIXEL_DATA].VR, data)
+    charset = ds.original_character_set
+    out = new_dataset(
+        elements,
+        bool(implicit),
+        little is not False,
+        charset if isinstance(charset, str) else list(charset),
+    )
+    if "file_meta" in ds.__dict__:
+        out.file_meta = ds.file_meta
     return out
 
 
