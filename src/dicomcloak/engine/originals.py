@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import struct
 from collections.abc import Iterable
 from functools import cache
 from io import BytesIO
@@ -37,9 +38,9 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
-from pydicom.filewriter import write_dataset
-from pydicom.sequence import Sequence
+from pydicom.filewriter import write_data_element
 from pydicom.tag import BaseTag
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 from dicomcloak.engine.outcome import Change
 from dicomcloak.engine.quiet import quiet_pydicom
@@ -111,26 +112,65 @@ def _exact(source: Dataset, tag: int) -> RawDataElement | DataElement:
 
 
 def encode_modified(item: Dataset) -> bytes:
-    """Encode the (0400,0550) element holding ``item``, Explicit VR Little Endian (PS3.5 A.2)."""
-    outer = Dataset()
-    sequence = DataElement(MODIFIED_ATTRIBUTES, "SQ", Sequence([item]))
-    outer._dict[BaseTag(MODIFIED_ATTRIBUTES)] = sequence  # noqa: SLF001 - no validation of a fresh element
-    return _write(outer)
+    """Encode the (0400,0550) element holding ``item``, Explicit VR Little Endian (PS3.5 A.2, 7.5).
+
+    Raw elements read as Explicit VR Little Endian with a defined length are
+    copied as they are, header and value (their exact original encoding, and
+    ten times cheaper than pydicom's writer); anything else goes through
+    pydicom's ``write_data_element``. Lengths are defined throughout.
+    """
+    charset = item.original_character_set
+    body: list[bytes] = []
+    for tag in sorted(item._dict):  # noqa: SLF001 - raw elements, never converted
+        elem = item._dict[tag]  # noqa: SLF001
+        if isinstance(elem, RawDataElement) and _copyable(elem):
+            body.append(_header(int(tag), elem.VR or "UN", elem.length))
+            if elem.value:
+                body.append(elem.value)
+        else:
+            body.append(_written(item[tag], charset))
+    encoded = b"".join(body)
+    item_part = _ITEM.pack(0xFFFE, 0xE000, len(encoded)) + encoded
+    return _LONG_HEADER.pack(0x0400, 0x0550, b"SQ", len(item_part)) + item_part
 
 
-def _write(ds: Dataset) -> bytes:
+_SHORT_HEADER = struct.Struct("<HH2sH")
+_LONG_HEADER = struct.Struct("<HH2s2xL")
+_ITEM = struct.Struct("<HHL")
+_CREATOR_VALUE = SEAL_CREATOR.encode("ascii") + b" " * (len(SEAL_CREATOR) % 2)  # LO padded to even length
+_CHECK_PREFIX = _SHORT_HEADER.pack(0x0401, 0x0010, b"LO", len(_CREATOR_VALUE)) + _CREATOR_VALUE
+_DIGEST_HEADER = _LONG_HEADER.pack(0x0401, 0x1001, b"OB", 32)
+
+
+def _copyable(elem: RawDataElement) -> bool:
+    value: object = elem.value
+    return (
+        not elem.is_implicit_VR
+        and elem.is_little_endian
+        and bool(elem.VR)
+        and elem.length != 0xFFFFFFFF
+        and (value is None or isinstance(value, bytes))
+        and len(value or b"") == elem.length
+    )
+
+
+def _header(tag: int, vr: str, length: int) -> bytes:
+    if vr in EXPLICIT_VR_LENGTH_32:
+        return _LONG_HEADER.pack(tag >> 16, tag & 0xFFFF, vr.encode(), length)
+    return _SHORT_HEADER.pack(tag >> 16, tag & 0xFFFF, vr.encode(), length)
+
+
+def _written(elem: DataElement, charset: object) -> bytes:
     buffer = DicomBytesIO()
     buffer.is_implicit_VR, buffer.is_little_endian = _EXPLICIT_LE
-    write_dataset(buffer, ds)
+    write_data_element(buffer, elem, charset if isinstance(charset, str) else list(charset))  # type: ignore[call-overload]
     return buffer.getvalue()
 
 
 def encode_sealed(modified: bytes) -> bytes:
     """The sealed plaintext: the (0400,0550) element, then its SHA-256 in a private element."""
-    check = Dataset()
-    check.add_new(_CREATOR_TAG, "LO", SEAL_CREATOR)
-    check.add_new(DIGEST_TAG, "OB", hashlib.sha256(modified).digest())
-    return modified + _write(check)
+    digest = hashlib.sha256(modified).digest()
+    return modified + _CHECK_PREFIX + _DIGEST_HEADER + digest
 
 
 def decode_sealed(plaintext: bytes, *, require_check: bool = True) -> tuple[Dataset, bool]:

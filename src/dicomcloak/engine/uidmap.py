@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 from dicomcloak.engine.outcome import Change, TagPath
+from dicomcloak.raw import read_items
 
 __all__ = ["MAPPED_ACTIONS", "map_key", "replaced_pairs"]
 
@@ -40,26 +42,44 @@ def replaced_pairs(source: Dataset, out: Dataset, changes: Iterable[Change]) -> 
         if change.action not in MAPPED_ACTIONS:
             continue
         vr = "UI" if change.action == "U" else ""
-        for new, old in zip(_values(out, change.path), _values(source, change.path), strict=False):
+        uid = change.action == "U"
+        for new, old in zip(_values(out, change.path, uid), _values(source, change.path, uid), strict=False):
             if new and old and new != old:
                 pairs[map_key(change.path[-1], new, vr)] = old
     return tuple(pairs.items())
 
 
-def _values(ds: Dataset, path: TagPath) -> Iterator[str]:
+def _values(ds: Dataset, path: TagPath, uid: bool) -> Iterator[str]:
     """The text values of the element at ``path`` (none when the path no longer resolves)."""
     current = ds
     for position in range(0, len(path) - 1, 2):
         tag, index = path[position], path[position + 1]
-        if tag not in current:
+        if tag not in current._dict:  # noqa: SLF001 - plain membership, nothing converted
             return
-        items = current[tag].value or []
+        items = _items(current, tag)
         if index >= len(items):
             return
         current = items[index]
-    if path[-1] not in current:
+    elem = current._dict.get(path[-1])  # type: ignore[call-overload]  # noqa: SLF001 - int keys hash as tags
+    if elem is None:
         return
-    value = current[path[-1]].value
+    if uid and isinstance(elem, RawDataElement) and isinstance(elem.value, bytes):
+        # UIDs are ASCII (PS3.5 6.2, 9.1): split and strip the raw bytes, no conversion. Names and
+        # IDs may use the data set's character set: pydicom decodes them.
+        text = elem.value.decode("latin-1").rstrip("\x00 ")
+        yield from (part.strip(" \x00") for part in text.split("\\"))
+        return
+    value = elem.value if isinstance(elem, DataElement) else current[path[-1]].value
     values = value if isinstance(value, MultiValue | list) else [value]
     for single in values:
         yield "" if single is None else str(single)
+
+
+def _items(ds: Dataset, tag: int) -> list[Dataset]:
+    """A sequence's items, through the fast raw reader when it can (as the engine opens them)."""
+    elem: object = ds.get_item(tag)
+    if isinstance(elem, RawDataElement) and isinstance(elem.value, bytes) and elem.length != 0xFFFFFFFF:
+        items = read_items(elem.value, elem.is_implicit_VR, elem.is_little_endian, ds.original_character_set)
+        if items is not None:
+            return items
+    return list(ds[tag].value or [])
