@@ -68,6 +68,50 @@ def measure(corpus: Path, work: Path, jobs: int, rounds: int) -> dict[str, list[
     return times
 
 
+def in_process(corpus: Path, rounds: int) -> dict[str, list[float]]:
+    """CPU per file in one process (read, de-identify, seal, encode; no disk, no database): ms per file.
+
+    The sealing work itself, without process start-up, imports and the vault's transactions, which the
+    whole-command figures include.
+    """
+    from dicomcloak.api import Deidentifier, Sealer
+    from dicomcloak.io.reader import read_dataset
+    from dicomcloak.io.writer import encode_dataset_parts
+    from dicomcloak.keys import ProjectKey
+    from dicomcloak.keys.cms import load_certificate, make_owner
+    from dicomcloak.policy.model import Policy
+
+    datas = [path.read_bytes() for path in sorted(corpus.rglob("*.dcm"))]
+    deid = Deidentifier(Policy(), ProjectKey.generate(ephemeral=True))
+    cert = load_certificate(make_owner()[1], "cert")
+    sealers = {"plain": None, "embedded": Sealer([cert]), "vault": Sealer(vault=True),
+               "both": Sealer([cert], vault=True)}
+    times: dict[str, list[float]] = {variant: [] for variant in sealers}
+    for _ in range(rounds):
+        for variant, sealer in sealers.items():
+            start = time.perf_counter()
+            for data in datas:
+                source = read_dataset(data)
+                outcome = deid.deidentify(source)
+                if sealer is not None:
+                    sealer.seal(source, outcome)
+                encode_dataset_parts(outcome.dataset)
+            times[variant].append((time.perf_counter() - start) / len(datas) * 1000)
+    return times
+
+
+def cpu_table(times: dict[str, list[float]]) -> str:
+    """The in-process table: median ms per file and overhead vs plain."""
+    plain = statistics.median(times["plain"])
+    lines = ["| in process, per file | median ms | overhead vs plain |", "|---|---:|---:|"]
+    for variant, runs in times.items():
+        median = statistics.median(runs)
+        overhead = "—" if variant == "plain" else f"{(median / plain - 1) * 100:+.0f}%"
+        lines.append(f"| {variant}{' (capture + pairs, no database)' if variant == 'vault' else ''} "
+                     f"| {median:.3f} | {overhead} |")
+    return "\n".join(lines)
+
+
 def table(times: dict[str, list[float]], files: int, jobs: int) -> str:
     """The Markdown table: median wall time, files/s, overhead vs plain, every run."""
     plain = statistics.median(times["plain"])
@@ -110,8 +154,10 @@ def main() -> int:
             build_corpus(corpus, options.n, seed=1, max_big=options.max_big)
         files = sum(1 for _ in (corpus / "files").rglob("*.dcm"))
         times = measure(corpus / "files", work, options.jobs, options.rounds)
+        cpu = in_process(corpus / "files", options.rounds)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    text = f"{files} files, {stamp}, {machine()}\n\n{table(times, files, options.jobs)}\n"
+    text = (f"{files} files, {stamp}, {machine()}\n\n{table(times, files, options.jobs)}\n\n"
+            f"{cpu_table(cpu)}\n")
     print(text)
     if options.md:
         with options.md.open("a", encoding="utf-8") as handle:
