@@ -69,12 +69,18 @@ def test_embedded_round_trip(
     for path in (tmp_path / "out").rglob("*.dcm"):
         assert PATIENT_NAME.encode() not in path.read_bytes()
         assert "EncryptedAttributesSequence" in dcmread(path)
+    audit = f"sqlite:///{tmp_path / 'audit.db'}"
     result = run_cli("reid", tmp_path / "out", "--out", tmp_path / "back", "--private-key",
-                     owner / "owner.key.pem", "--json")
+                     owner / "owner.key.pem", "--json", "--audit", audit)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["schema"] == "dicomcloak/reid-summary/1" and summary["modes"] == {"embedded": 6}
     _assert_restored(dicom_tree, tmp_path / "back", 6)
+    verify = run_cli("audit", "verify", "--vault", audit, "--json")
+    assert verify.returncode == 0, verify.stderr
+    assert json.loads(verify.stdout)["events"] == 1
+    report = (tmp_path / "back.run" / "report.json").read_text()
+    assert PATIENT_NAME not in report and PATIENT_ID not in report
 
 
 def test_vault_and_embedded_round_trip(

@@ -44,6 +44,10 @@ def reid(
             help="Restore embedded content without dicomcloak's integrity check (e.g. made by gdcmanon).",
         ),
     ] = False,
+    audit: Annotated[
+        str | None,
+        typer.Option("--audit", help="Record the run in this audit log (vault mode: the vault's by default)"),
+    ] = None,
     run_dir: Annotated[
         Path | None, typer.Option("--run-dir", help="Reports and quarantine (default: OUT.run beside OUT).")
     ] = None,
@@ -73,6 +77,8 @@ def reid(
         reidentifier = Reidentifier(_owner(private_key, cert), accept_unverified=accept_unverified)
         settings = ReidSettings(out, run, qdir, several, facts={"mode": "embedded"})
         summary = run_reid(items, reidentifier, settings)
+        if audit is not None:
+            _audit_to(audit, summary)
     else:
         from dicomcloak.cli.vault import open_vault
 
@@ -81,12 +87,37 @@ def reid(
             reidentifier = Reidentifier(vault=store)
             facts = {"mode": "vault", "vault": vault.split(":", 1)[0]}
             summary = run_reid(items, reidentifier, ReidSettings(out, run, qdir, several, facts=facts))
+            if audit is None:
+                store.audit.append("reidentify", **_audit_facts(summary))
+        if audit is not None:
+            _audit_to(audit, summary)
     if as_json:
         print(json.dumps(summary.to_dict(), indent=2, sort_keys=True))
     else:
         print(render_reid_summary(summary))
     if summary.quarantined:
         raise typer.Exit(int(ExitCode.QUARANTINED))
+
+
+def _audit_facts(summary: RunSummary) -> dict[str, object]:
+    """What the audit trail records of a run: counts only (DESIGN.md decision 7)."""
+    return {
+        "files": summary.files,
+        "written": summary.written,
+        "quarantined": summary.quarantined,
+        "restored_or_mapped": summary.changed_attributes,
+        "modes": summary.run.get("modes", {}),
+    }
+
+
+def _audit_to(url: str, summary: RunSummary) -> None:
+    from dicomcloak.audit import AuditLog
+
+    log = AuditLog.open(url)
+    try:
+        log.append("reidentify", **_audit_facts(summary))
+    finally:
+        log.close()
 
 
 def _owner(private_key: Path, cert: Path | None) -> OwnerKey:
