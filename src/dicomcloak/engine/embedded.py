@@ -21,12 +21,14 @@ from pydicom.uid import ExplicitVRLittleEndian
 from dicomcloak.engine.originals import decode_sealed, element_or_none, encode_sealed
 from dicomcloak.errors import SealError
 from dicomcloak.keys.cms import OwnerKey, open_envelope, seal_envelope
+from dicomcloak.raw import new_dataset
 
 __all__ = ["ENCRYPTED_ATTRIBUTES", "embed", "open_embedded"]
 
 ENCRYPTED_ATTRIBUTES = 0x04000500
 _TRANSFER_SYNTAX = 0x04000510
 _CONTENT = 0x04000520
+_EXPLICIT_LE = (False, True)
 
 
 def embed(out: Dataset, modified: bytes, recipients: SequenceT[x509.Certificate]) -> None:
@@ -38,9 +40,14 @@ def embed(out: Dataset, modified: bytes, recipients: SequenceT[x509.Certificate]
     ciphertext = seal_envelope(encode_sealed(modified), recipients)
     if len(ciphertext) % 2:
         ciphertext += b"\x00"  # OB values have even length (PS3.5 7.1.1); the DER length ends it
-    item = Dataset()
-    item.add_new(_TRANSFER_SYNTAX, "UI", ExplicitVRLittleEndian)
-    item.add_new(_CONTENT, "OB", ciphertext)
+    item = new_dataset(
+        {
+            BaseTag(_TRANSFER_SYNTAX): DataElement(_TRANSFER_SYNTAX, "UI", ExplicitVRLittleEndian),
+            BaseTag(_CONTENT): DataElement(_CONTENT, "OB", ciphertext),
+        },
+        *_EXPLICIT_LE,
+        "iso8859",
+    )
     out._dict[BaseTag(ENCRYPTED_ATTRIBUTES)] = DataElement(  # noqa: SLF001 - a fresh element, no checks needed
         ENCRYPTED_ATTRIBUTES, "SQ", Sequence([item])
     )

@@ -45,6 +45,7 @@ from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 from dicomcloak.engine.outcome import Change
 from dicomcloak.engine.quiet import quiet_pydicom
 from dicomcloak.errors import SealError
+from dicomcloak.raw import new_dataset
 
 __all__ = [
     "DIGEST_TAG",
@@ -95,12 +96,9 @@ def capture(source: Dataset, changes: Iterable[Change], extra: Iterable[int] = (
     """
     quiet_pydicom()
     tags = sorted(set(captured_tags(source, changes)) | {t for t in extra if t in source._dict})  # noqa: SLF001
-    item = Dataset()
-    item.set_original_encoding(False, True, source.original_character_set)
-    elements = item._dict  # noqa: SLF001 - raw copies, stored without conversion
-    for tag in tags:
-        elements[BaseTag(tag)] = _exact(source, tag)
-    return item
+    charset = source.original_character_set
+    elements = {BaseTag(tag): _exact(source, tag) for tag in tags}
+    return new_dataset(elements, False, True, charset if isinstance(charset, str) else list(charset))
 
 
 def _exact(source: Dataset, tag: int) -> RawDataElement | DataElement:

@@ -38,25 +38,32 @@ def map_key(tag: int, value: str, vr: str) -> str:
 def replaced_pairs(source: Dataset, out: Dataset, changes: Iterable[Change]) -> tuple[tuple[str, str], ...]:
     """Distinct (map key of the pseudonym, original) pairs of every U or P change; empty values skipped."""
     pairs: dict[str, str] = {}
+    opened: dict[tuple[int, int], list[Dataset]] = {}  # each sequence is opened once
     for change in changes:
         if change.action not in MAPPED_ACTIONS:
             continue
         vr = "UI" if change.action == "U" else ""
         uid = change.action == "U"
-        for new, old in zip(_values(out, change.path, uid), _values(source, change.path, uid), strict=False):
+        news = _values(out, change.path, uid, opened)
+        for new, old in zip(news, _values(source, change.path, uid, opened), strict=False):
             if new and old and new != old:
                 pairs[map_key(change.path[-1], new, vr)] = old
     return tuple(pairs.items())
 
 
-def _values(ds: Dataset, path: TagPath, uid: bool) -> Iterator[str]:
+def _values(
+    ds: Dataset, path: TagPath, uid: bool, opened: dict[tuple[int, int], list[Dataset]]
+) -> Iterator[str]:
     """The text values of the element at ``path`` (none when the path no longer resolves)."""
     current = ds
     for position in range(0, len(path) - 1, 2):
         tag, index = path[position], path[position + 1]
         if tag not in current._dict:  # noqa: SLF001 - plain membership, nothing converted
             return
-        items = _items(current, tag)
+        key = (id(current), tag)
+        items = opened.get(key)
+        if items is None:
+            items = opened[key] = _items(current, tag)
         if index >= len(items):
             return
         current = items[index]
