@@ -239,3 +239,17 @@ def test_an_unknown_object_fails_closed(
 def test_reid_needs_exactly_one_mode(run_cli: RunCli, dicom_tree: Path, tmp_path: Path) -> None:
     result = run_cli("reid", dicom_tree, "--out", tmp_path / "back")
     assert result.returncode == 2 and "reid-mode" in result.stderr
+
+
+def test_deid_never_writes_unsealed_outputs(
+    run_cli: RunCli, dicom_tree: Path, key_file: Path, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'vault.db'}"
+    other = tmp_path / "other.key"
+    assert run_cli("keys", "init", "--out", other).returncode == 0
+    _deid(run_cli, dicom_tree, tmp_path / "first", other, "--vault", url)  # the vault now belongs to "other"
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out-{jobs}"
+        result = run_cli("deid", dicom_tree, "--out", out, "--key", key_file, "--vault", url, "-j", jobs)
+        assert result.returncode == SEAL_EXIT and "wrong-master-key" in result.stderr
+        assert not list(out.rglob("*.dcm"))
