@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence as SequenceT
 
 from cryptography import x509
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
@@ -40,17 +40,23 @@ def embed(out: Dataset, modified: bytes, recipients: SequenceT[x509.Certificate]
     ciphertext = seal_envelope(encode_sealed(modified), recipients)
     if len(ciphertext) % 2:
         ciphertext += b"\x00"  # OB values have even length (PS3.5 7.1.1); the DER length ends it
+    # Raw Explicit VR Little Endian elements: the encoder copies them as they are (converting
+    # them only for an output in another transfer syntax).
     item = new_dataset(
-        {
-            BaseTag(_TRANSFER_SYNTAX): DataElement(_TRANSFER_SYNTAX, "UI", ExplicitVRLittleEndian),
-            BaseTag(_CONTENT): DataElement(_CONTENT, "OB", ciphertext),
-        },
+        {BaseTag(_TRANSFER_SYNTAX): _SYNTAX_ELEMENT, BaseTag(_CONTENT): _raw(_CONTENT, "OB", ciphertext)},
         *_EXPLICIT_LE,
         "iso8859",
     )
     out._dict[BaseTag(ENCRYPTED_ATTRIBUTES)] = DataElement(  # noqa: SLF001 - a fresh element, no checks needed
         ENCRYPTED_ATTRIBUTES, "SQ", Sequence([item])
     )
+
+
+def _raw(tag: int, vr: str, value: bytes) -> RawDataElement:
+    return RawDataElement(BaseTag(tag), vr, len(value), value, 0, False, True, True, False)
+
+
+_SYNTAX_ELEMENT = _raw(_TRANSFER_SYNTAX, "UI", str(ExplicitVRLittleEndian).encode("ascii") + b"\x00")
 
 
 def open_embedded(ds: Dataset, owner: OwnerKey, *, accept_unverified: bool = False) -> tuple[Dataset, bool]:
