@@ -68,6 +68,33 @@ def measure(corpus: Path, work: Path, jobs: int, rounds: int) -> dict[str, list[
     return times
 
 
+def check_restored(corpus: Path, work: Path) -> str:
+    """reid(deid(x)) == x on every written file, embedded and vault (the last round's "both" output)."""
+    from pydicom import dcmread
+
+    from dicomcloak.testing.restored import differences
+
+    originals = {str(dcmread(p, stop_before_pixels=True).SOPInstanceUID): p for p in corpus.rglob("*.dcm")}
+    owner, key = work / "owner", work / "project.key"
+    vaults = sorted(work.glob("vault-both-*.db"))
+    modes = {
+        "embedded": ["--private-key", owner / "owner.key.pem"],
+        "vault": ["--vault", f"sqlite:///{vaults[-1]}", "--key", key],
+    }
+    lines = []
+    for mode, args in modes.items():
+        back = work / f"back-{mode}"
+        _run(["reid", work / "out-both", "--out", back, *args])
+        total = exact = 0
+        for path in back.rglob("*.dcm"):
+            ds = dcmread(path)
+            total += 1
+            exact += not differences(dcmread(originals[str(ds.SOPInstanceUID)]), ds)
+        option = "private-key" if mode == "embedded" else "vault"
+        lines.append(f"reid --{option}: {exact}/{total} files restored exactly")
+    return "; ".join(lines)
+
+
 def in_process(corpus: Path, rounds: int) -> dict[str, list[float]]:
     """CPU per file in one process (read, de-identify, seal, encode; no disk, no database): ms per file.
 
@@ -154,10 +181,11 @@ def main() -> int:
             build_corpus(corpus, options.n, seed=1, max_big=options.max_big)
         files = sum(1 for _ in (corpus / "files").rglob("*.dcm"))
         times = measure(corpus / "files", work, options.jobs, options.rounds)
+        restored = check_restored(corpus / "files", work)
         cpu = in_process(corpus / "files", options.rounds)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     text = (f"{files} files, {stamp}, {machine()}\n\n{table(times, files, options.jobs)}\n\n"
-            f"{cpu_table(cpu)}\n")
+            f"{cpu_table(cpu)}\n\nCorrectness (acceptance, issue 4): {restored}.\n")
     print(text)
     if options.md:
         with options.md.open("a", encoding="utf-8") as handle:
