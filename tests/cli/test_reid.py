@@ -88,6 +88,7 @@ def test_vault_and_embedded_round_trip(
 ) -> None:
     _deid(run_cli, dicom_tree, tmp_path / "out", key_file, "--vault", db_url,
           "--recipient", owner / "owner.cert.pem")
+    _assert_one_seal_event_without_values(db_url)
     for mode in (["--vault", db_url, "--key", key_file], ["--private-key", owner / "owner.key.pem"]):
         back = tmp_path / f"back-{mode[0][2:]}"
         result = run_cli("reid", tmp_path / "out", "--out", back, *mode)
@@ -95,6 +96,21 @@ def test_vault_and_embedded_round_trip(
         _assert_restored(dicom_tree, back, 6)
     verify = run_cli("audit", "verify", "--vault", db_url)
     assert verify.returncode == 0, verify.stderr
+
+
+def _assert_one_seal_event_without_values(url: str) -> None:
+    """One audit event for the run's single group of six files: counts and pseudonyms, never values."""
+    from dicomcloak.audit import AuditLog
+
+    log = AuditLog.open(url)
+    try:
+        events = log.events()
+    finally:
+        log.close()
+    seals = [event for event in events if event["action"] == "seal"]
+    assert len(seals) == 1 and seals[0]["facts"]["records"] == 6
+    text = json.dumps(events, default=str)
+    assert PATIENT_NAME not in text and PATIENT_ID not in text
 
 
 def test_wrong_private_key_fails_closed(
