@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from functools import cache
 from io import BytesIO
 
@@ -75,7 +75,11 @@ def captured_tags(source: Dataset, changes: Iterable[Change]) -> list[int]:
     One per changed top-level element or top-level sequence containing a
     change; private creators of captured private blocks come along.
     """
-    elements = source._dict  # noqa: SLF001 - membership on int keys, nothing converted
+    # Plain int keys: membership of an int among BaseTag keys calls BaseTag's Python-level __eq__.
+    return _captured(set(map(int, source._dict)), changes)  # noqa: SLF001 - keys only, nothing converted
+
+
+def _captured(elements: Collection[int], changes: Iterable[Change]) -> list[int]:
     tags = {change.path[0] for change in changes if change.path and change.path[0] in elements}
     tags.discard(MODIFIED_ATTRIBUTES)
     tags = {tag for tag in tags if tag & 0xFFFF}  # group lengths are retired and never written (PS3.5 7.2)
@@ -95,18 +99,19 @@ def capture(source: Dataset, changes: Iterable[Change], extra: Iterable[int] = (
     modified.
     """
     quiet_pydicom()
-    tags = sorted(set(captured_tags(source, changes)) | {t for t in extra if t in source._dict})  # noqa: SLF001
+    keys = {int(key): key for key in source._dict}  # noqa: SLF001 - see captured_tags
+    tags = sorted(set(_captured(keys, changes)) | {t for t in extra if t in keys})
     charset = source.original_character_set
-    elements = {BaseTag(tag): _exact(source, tag) for tag in tags}
+    elements = {keys[tag]: _exact(source, keys[tag]) for tag in tags}  # in tag order
     return new_dataset(elements, False, True, charset if isinstance(charset, str) else list(charset))
 
 
-def _exact(source: Dataset, tag: int) -> RawDataElement | DataElement:
+def _exact(source: Dataset, key: BaseTag) -> RawDataElement | DataElement:
     """The element as read when it is Explicit VR Little Endian, else its decoded form."""
-    elem: object = source.get_item(tag)
+    elem: object = source._dict[key]  # noqa: SLF001 - the raw element, not converted
     if isinstance(elem, RawDataElement) and not elem.is_implicit_VR and elem.is_little_endian:
         return elem
-    return source[tag]
+    return source[key]
 
 
 def encode_modified(item: Dataset) -> bytes:
@@ -119,8 +124,7 @@ def encode_modified(item: Dataset) -> bytes:
     """
     charset = item.original_character_set
     body: list[bytes] = []
-    for tag in sorted(item._dict):  # noqa: SLF001 - raw elements, never converted
-        elem = item._dict[tag]  # noqa: SLF001
+    for tag, elem in sorted(item._dict.items(), key=_as_int):  # noqa: SLF001 - raw, never converted
         if isinstance(elem, RawDataElement) and _copyable(elem):
             body.append(_header(int(tag), elem.VR or "UN", elem.length))
             if elem.value:
@@ -130,6 +134,10 @@ def encode_modified(item: Dataset) -> bytes:
     encoded = b"".join(body)
     item_part = _ITEM.pack(0xFFFE, 0xE000, len(encoded)) + encoded
     return _LONG_HEADER.pack(0x0400, 0x0550, b"SQ", len(item_part)) + item_part
+
+
+def _as_int(entry: tuple[BaseTag, object]) -> int:
+    return int(entry[0])  # BaseTag's own __lt__ is Python-level and slow
 
 
 _SHORT_HEADER = struct.Struct("<HH2sH")

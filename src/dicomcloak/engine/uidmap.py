@@ -10,6 +10,7 @@ output share item indices (de-identification never removes sequence items).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
@@ -38,48 +39,63 @@ def map_key(tag: int, value: str, vr: str) -> str:
 def replaced_pairs(source: Dataset, out: Dataset, changes: Iterable[Change]) -> tuple[tuple[str, str], ...]:
     """Distinct (map key of the pseudonym, original) pairs of every U or P change; empty values skipped."""
     pairs: dict[str, str] = {}
-    opened: dict[tuple[int, int], list[Dataset]] = {}  # each sequence is opened once
+    reader = _Reader()
     for change in changes:
         if change.action not in MAPPED_ACTIONS:
             continue
         vr = "UI" if change.action == "U" else ""
         uid = change.action == "U"
-        news = _values(out, change.path, uid, opened)
-        for new, old in zip(news, _values(source, change.path, uid, opened), strict=False):
+        news = reader.values(out, change.path, uid)
+        for new, old in zip(news, reader.values(source, change.path, uid), strict=False):
             if new and old and new != old:
                 pairs[map_key(change.path[-1], new, vr)] = old
     return tuple(pairs.items())
 
 
-def _values(
-    ds: Dataset, path: TagPath, uid: bool, opened: dict[tuple[int, int], list[Dataset]]
-) -> Iterator[str]:
-    """The text values of the element at ``path`` (none when the path no longer resolves)."""
-    current = ds
-    for position in range(0, len(path) - 1, 2):
-        tag, index = path[position], path[position + 1]
-        if tag not in current._dict:  # noqa: SLF001 - plain membership, nothing converted
+class _Reader:
+    """Reads values at tag paths; each data set's keys are mapped to ints and each sequence opened once.
+
+    An int looked up among pydicom's BaseTag keys calls BaseTag's Python-level ``__eq__``;
+    mapping a data set's keys once makes every later lookup a plain int one.
+    """
+
+    def __init__(self) -> None:
+        self._keys: dict[int, dict[int, Any]] = {}
+        self._opened: dict[tuple[int, int], list[Dataset]] = {}
+
+    def _element(self, ds: Dataset, tag: int) -> Any:
+        keys = self._keys.get(id(ds))
+        if keys is None:
+            keys = self._keys[id(ds)] = {int(key): key for key in ds._dict}  # noqa: SLF001
+        key = keys.get(tag)
+        return None if key is None else ds._dict[key]  # noqa: SLF001 - the element as stored
+
+    def values(self, ds: Dataset, path: TagPath, uid: bool) -> Iterator[str]:
+        """The text values of the element at ``path`` (none when the path no longer resolves)."""
+        current = ds
+        for position in range(0, len(path) - 1, 2):
+            tag, index = path[position], path[position + 1]
+            items = self._opened.get((id(current), tag))
+            if items is None:
+                if self._element(current, tag) is None:
+                    return
+                items = self._opened[(id(current), tag)] = _items(current, tag)
+            if index >= len(items):
+                return
+            current = items[index]
+        elem = self._element(current, path[-1])
+        if elem is None:
             return
-        key = (id(current), tag)
-        items = opened.get(key)
-        if items is None:
-            items = opened[key] = _items(current, tag)
-        if index >= len(items):
+        if uid and isinstance(elem, RawDataElement) and isinstance(elem.value, bytes):
+            # UIDs are ASCII (PS3.5 6.2, 9.1): split and strip the raw bytes, no conversion. Names and
+            # IDs may use the data set's character set: pydicom decodes them.
+            text = elem.value.decode("latin-1").rstrip("\x00 ")
+            yield from (part.strip(" \x00") for part in text.split("\\"))
             return
-        current = items[index]
-    elem = current._dict.get(path[-1])  # type: ignore[call-overload]  # noqa: SLF001 - int keys hash as tags
-    if elem is None:
-        return
-    if uid and isinstance(elem, RawDataElement) and isinstance(elem.value, bytes):
-        # UIDs are ASCII (PS3.5 6.2, 9.1): split and strip the raw bytes, no conversion. Names and
-        # IDs may use the data set's character set: pydicom decodes them.
-        text = elem.value.decode("latin-1").rstrip("\x00 ")
-        yield from (part.strip(" \x00") for part in text.split("\\"))
-        return
-    value = elem.value if isinstance(elem, DataElement) else current[path[-1]].value
-    values = value if isinstance(value, MultiValue | list) else [value]
-    for single in values:
-        yield "" if single is None else str(single)
+        value = elem.value if isinstance(elem, DataElement) else current[path[-1]].value
+        values = value if isinstance(value, MultiValue | list) else [value]
+        for single in values:
+            yield "" if single is None else str(single)
 
 
 def _items(ds: Dataset, tag: int) -> list[Dataset]:
