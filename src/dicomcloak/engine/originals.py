@@ -34,7 +34,7 @@ from collections.abc import Collection, Iterable
 from functools import cache
 from io import BytesIO
 
-from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
@@ -109,9 +109,12 @@ def capture(source: Dataset, changes: Iterable[Change], extra: Iterable[int] = (
 def _exact(source: Dataset, key: BaseTag) -> RawDataElement | DataElement:
     """The element as read when it is Explicit VR Little Endian, else its decoded form."""
     elem: object = source._dict[key]  # noqa: SLF001 - the raw element, not converted
-    if isinstance(elem, RawDataElement) and not elem.is_implicit_VR and elem.is_little_endian:
+    if not isinstance(elem, RawDataElement):
+        return source[key]
+    if not elem.is_implicit_VR and elem.is_little_endian:
         return elem
-    return source[key]
+    # Decoded without storing the conversion in the input (``source[key]`` would).
+    return convert_raw_data_element(elem, encoding=source.original_character_set, ds=source)
 
 
 def encode_modified(item: Dataset) -> bytes:

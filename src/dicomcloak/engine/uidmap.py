@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
@@ -92,10 +92,20 @@ class _Reader:
             text = elem.value.decode("latin-1").rstrip("\x00 ")
             yield from (part.strip(" \x00") for part in text.split("\\"))
             return
-        value = elem.value if isinstance(elem, DataElement) else current[path[-1]].value
+        value = elem.value if isinstance(elem, DataElement) else _decoded(elem, current)
         values = value if isinstance(value, MultiValue | list) else [value]
         for single in values:
             yield "" if single is None else str(single)
+
+
+def _decoded(elem: RawDataElement, ds: Dataset) -> Any:
+    """The element's value, decoded without storing the conversion in ``ds``.
+
+    ``ds[tag]`` would replace the raw element in the data set by its decoded
+    form: the output would then be re-encoded by pydicom instead of copied,
+    and the input would change under its reader.
+    """
+    return convert_raw_data_element(elem, encoding=ds.original_character_set, ds=ds).value
 
 
 def _items(ds: Dataset, tag: int) -> list[Dataset]:
@@ -105,4 +115,5 @@ def _items(ds: Dataset, tag: int) -> list[Dataset]:
         items = read_items(elem.value, elem.is_implicit_VR, elem.is_little_endian, ds.original_character_set)
         if items is not None:
             return items
+        return list(_decoded(elem, ds) or [])
     return list(ds[tag].value or [])
