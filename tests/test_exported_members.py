@@ -15,6 +15,8 @@ PUBLIC = [
     "Outcome",
     "Policy",
     "ProjectKey",
+    "Reidentifier",
+    "Sealer",
     "__version__",
 ]
 

@@ -1,6 +1,6 @@
 """dicomcloak: DICOM de-identification per PS3.15 Annex E, keyed and re-identifiable by the owner only."""
 
-from dicomcloak.api import Deidentifier
+from dicomcloak.api import Deidentifier, Reidentifier, Sealer
 from dicomcloak.engine.outcome import Change, Outcome
 from dicomcloak.errors import DicomcloakError
 from dicomcloak.keys import ProjectKey
@@ -16,6 +16,8 @@ __all__ = [
     "Outcome",
     "Policy",
     "ProjectKey",
+    "Reidentifier",
+    "Sealer",
     "__version__",
 ]
 

@@ -1,6 +1,10 @@
-"""The Deidentifier façade: the one object batch, network and Python users call."""
+"""The façades: Deidentifier (instance in, Outcome out), Sealer and Reidentifier (DESIGN.md decision 3)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from pydicom.dataset import Dataset
 
@@ -10,7 +14,13 @@ from dicomcloak.keys import ProjectKey, Pseudonymizer
 from dicomcloak.policy.model import Policy
 from dicomcloak.sanitize import Sanitized, sanitize_dataset
 
-__all__ = ["Deidentifier"]
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from dicomcloak.engine.reidentify import Restored
+    from dicomcloak.keys.cms import OwnerKey
+
+__all__ = ["Deidentifier", "Reidentified", "Reidentifier", "Sealed", "Sealer", "VaultReader"]
 
 
 class Deidentifier:
@@ -77,3 +87,152 @@ class Deidentifier:
             return outcome
         changes = tuple(sorted((*sanitized.changes, *outcome.changes), key=lambda change: change.path))
         return Outcome(outcome.dataset, changes, outcome.patient_pseudonym)
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """What sealing one instance produced.
+
+    Attributes
+    ----------
+    payload:
+        The encoded Modified Attributes Sequence (0400,0550): the vault record's plaintext.
+    uid_pairs:
+        (pseudonym, original) for every replaced UID and keyed pseudonym, for the vault's map.
+    captured:
+        How many top-level attributes were sealed.
+    embedded:
+        Whether an Encrypted Attributes Sequence was added to the de-identified data set.
+    """
+
+    payload: bytes
+    uid_pairs: tuple[tuple[str, str], ...]
+    captured: int
+    embedded: bool
+
+
+class Sealer:
+    """Seal the originals of what de-identification changed (PS3.15 E.1.1), embedded and/or for a vault.
+
+    Parameters
+    ----------
+    recipients:
+        Certificates to seal to, in the file (embedded mode); none: no
+        Encrypted Attributes Sequence is added.
+    vault:
+        Whether the vault's pseudonym map is wanted (computing it costs a little).
+    """
+
+    def __init__(self, recipients: Sequence[x509.Certificate] = (), *, vault: bool = False) -> None:
+        self.recipients = tuple(recipients)
+        self.vault = vault
+
+    def seal(self, source: Dataset, outcome: Outcome, *, extra_tags: Iterable[int] = ()) -> Sealed:
+        """Capture the originals of ``outcome``'s changes from ``source``; embed them when asked.
+
+        ``outcome.dataset`` gains the Encrypted Attributes Sequence in embedded
+        mode (it is the engine's fresh copy, not yet encoded). ``extra_tags``
+        adds top-level attributes changed after de-identification (e.g.
+        Pixel Data by a redaction, see :mod:`dicomcloak.engine.pixelseal`).
+        """
+        from dicomcloak.engine.embedded import embed
+        from dicomcloak.engine.originals import capture, encode_modified
+        from dicomcloak.engine.uidmap import replaced_pairs
+
+        item = capture(source, outcome.changes, extra_tags)
+        payload = encode_modified(item)
+        if self.recipients:
+            embed(outcome.dataset, payload, self.recipients)
+        pairs = replaced_pairs(source, outcome.dataset, outcome.changes) if self.vault else ()
+        return Sealed(payload, pairs, len(item._dict), bool(self.recipients))  # noqa: SLF001
+
+
+class VaultReader(Protocol):
+    """What re-identification needs from a vault (``dicomcloak.vault.Vault`` provides it)."""
+
+    def open_record(self, study: str, instance: str) -> bytes:
+        """The verified payload sealed for (pseudonymous study, instance)."""
+
+    def lookup(self, pseudonym: str) -> str | None:
+        """The original of a pseudonym UID or ID, or None."""
+
+
+@dataclass(frozen=True)
+class Reidentified:
+    """A re-identified data set; ``mode`` is ``embedded``, ``vault`` or ``uid-map``; counts, never values."""
+
+    dataset: Dataset
+    mode: str
+    restored: tuple[int, ...]
+    removed: tuple[int, ...]
+    mapped: int
+    verified: bool
+
+
+_OUR_METHOD = "dicomcloak"
+
+
+class Reidentifier:
+    """Re-identify de-identified data sets: from their Encrypted Attributes Sequence or from the vault.
+
+    Parameters
+    ----------
+    owner:
+        The recipient's private key and certificate (embedded mode).
+    vault:
+        An open vault (vault mode), also used for objects made later on
+        de-identified data, through its pseudonym map.
+    accept_unverified:
+        Restore embedded content without dicomcloak's integrity check (made by
+        other PS3.15 tools, e.g. ``gdcmanon``); off by default: fail closed.
+    """
+
+    def __init__(
+        self,
+        owner: OwnerKey | None = None,
+        vault: VaultReader | None = None,
+        *,
+        accept_unverified: bool = False,
+    ) -> None:
+        from dicomcloak.errors import UsageError
+
+        if (owner is None) == (vault is None):
+            raise UsageError("re-identify with either a private key or a vault", reference="reid-mode")
+        self.owner = owner
+        self.vault = vault
+        self.accept_unverified = accept_unverified
+
+    def reidentify(self, dataset: Dataset) -> Reidentified:
+        """Return the re-identified copy of ``dataset`` (not modified); fail closed with a SealError."""
+        from dicomcloak.engine.embedded import open_embedded
+        from dicomcloak.engine.originals import decode_modified
+        from dicomcloak.engine.reidentify import remap, restore
+
+        if self.owner is not None:
+            item, verified = open_embedded(dataset, self.owner, accept_unverified=self.accept_unverified)
+            return _done(restore(dataset, item), "embedded", verified)
+        assert self.vault is not None  # guaranteed by __init__
+        if _deidentified_by_us(dataset):
+            study, instance = str(dataset.get("StudyInstanceUID", "")), str(dataset.get("SOPInstanceUID", ""))
+            payload = self.vault.open_record(study, instance)
+            return _done(restore(dataset, decode_modified(payload)), "vault", True)
+        out, mapped = remap(dataset, self.vault.lookup)
+        if not mapped:
+            from dicomcloak.errors import SealError
+
+            raise SealError(
+                "no UID or identifier of this object is known to the vault",
+                reference="vault-nothing-mapped",
+                hint="the object does not reference data de-identified with this vault",
+            )
+        return Reidentified(out, "uid-map", (), (), mapped, True)
+
+
+def _deidentified_by_us(dataset: Dataset) -> bool:
+    method = dataset.get("DeidentificationMethod", "")
+    first = method[0] if not isinstance(method, str) and method else method
+    return str(first).startswith(_OUR_METHOD)
+
+
+def _done(restored: Restored, mode: str, verified: bool) -> Reidentified:
+    return Reidentified(restored.dataset, mode, restored.restored, restored.removed, 0, verified)

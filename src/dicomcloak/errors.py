@@ -109,7 +109,11 @@ class SealError(DicomcloakError):
     key ring does not hold the right wrapping key (DESIGN.md decision 3: fail
     closed). References: ``vault-record-missing``, ``vault-record-tampered``,
     ``vault-key-tampered``, ``vault-key-shredded``, ``vault-key-unknown``,
-    ``vault-key-retired``, ``wrong-master-key``, ``audit-chain-broken``, ...
+    ``vault-key-retired``, ``wrong-master-key``, ``audit-chain-broken``; embedded
+    mode (the Encrypted Attributes Sequence): ``seal-missing``, ``seal-wrong-key``,
+    ``seal-tampered``, ``seal-unverified``, ``seal-content-invalid``; the pseudonym
+    map: ``vault-nothing-mapped``. A seal failure stops the run and nothing is
+    written for the instance concerned.
     """
 
     default_reference = "seal-failed"

@@ -15,6 +15,7 @@ PATIENT_NAME = "Smithers^Waylon"
 
 SUMMARY_KEYS = {
     "schema",
+    "sealing",
     "files",
     "written",
     "duplicates",
@@ -90,6 +91,7 @@ def test_json_summary_schema(run_cli: RunCli, dicom_tree: Path, key_file: Path, 
     assert summary["options"] == ["retain-long-modified-dates"]
     assert summary["layout"] == "pseudonymous"
     assert summary["ephemeral_key"] is False
+    assert summary["sealing"] == {"embedded_recipients": 0, "vault": None}
     assert summary["changed_attributes"] > 0
     assert summary["run_dir"] == str(tmp_path / "out.run")
 

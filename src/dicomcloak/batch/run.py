@@ -30,7 +30,7 @@ from dicomcloak.batch.worker import (
     build_context,
     process_chunk,
 )
-from dicomcloak.errors import OutputError
+from dicomcloak.errors import OutputError, SealError
 from dicomcloak.io.grouped import sync_file_system
 from dicomcloak.io.inputs import InputItem
 from dicomcloak.io.writer import atomic_file, write_atomic
@@ -129,7 +129,7 @@ def _results(
             for chunk in _chunks(list(enumerate(items)), _IN_PROCESS_CHUNK):
                 yield from process_chunk(chunk, ctx)
         finally:
-            ctx.writer.close()
+            ctx.close()
         return
     yield from _pooled(items, settings, jobs, observer)
 
@@ -154,7 +154,7 @@ def _pooled(
         # tables and codec caches are then warm in every worker instead of built by each.
         first_ctx = build_context(worker)
         first = process_chunk([(0, items[0])], first_ctx)[0]
-        first_ctx.writer.close()  # its output is on disk before the workers start
+        first_ctx.close()  # its output is on disk (and sealed) before the workers start
         _freeze_heap()  # before forking: the workers inherit the frozen heap
         # The pool is created before the observer starts its own threads (fork safety).
         pool = _mp_context().Pool(jobs, initializer=_init_worker, initargs=(worker,))
@@ -176,6 +176,7 @@ def _pooled(
 
 
 _FAILED_MARK = "commit-failed-"
+_SEAL_MARK = "seal-"
 _SHARED_MEMORY = Path("/dev/shm")  # a private mkdtemp directory (mode 0700) is made inside it
 
 
@@ -193,6 +194,11 @@ def _claims_parent(run_dir: Path) -> Path:
 
 def _raise_if_a_worker_failed(claims: Path) -> None:
     """A worker whose final commit failed leaves a mark (its exception cannot reach us)."""
+    if any(path.name.startswith(_FAILED_MARK + _SEAL_MARK) for path in claims.iterdir()):
+        raise SealError(
+            "a worker could not seal the originals of its last outputs; they were not written",
+            hint="check the vault (its URL, key and free space)",
+        )
     if any(path.name.startswith(_FAILED_MARK) for path in claims.iterdir()):
         raise OutputError(
             "a worker could not write its last outputs",
@@ -230,11 +236,12 @@ def _close_worker() -> None:
     if _CONTEXT is None:  # pragma: no cover - the initializer always runs first
         return
     try:
-        _CONTEXT.writer.close()
-    except Exception:  # noqa: BLE001 - reported to the parent by a mark, never by a traceback
+        _CONTEXT.close()
+    except Exception as error:  # noqa: BLE001 - reported to the parent by a mark, never by a traceback
         claims = _CONTEXT.settings.claims_dir
         if claims is not None:
-            (claims / f"{_FAILED_MARK}{os.getpid()}").touch()
+            kind = _SEAL_MARK if isinstance(error, SealError) else ""
+            (claims / f"{_FAILED_MARK}{kind}{os.getpid()}").touch()
 
 
 def _run_chunk(tasks: list[tuple[int, InputItem]]) -> list[FileResult]:
@@ -268,4 +275,14 @@ def _run_facts(settings: RunSettings, jobs: int) -> dict[str, Any]:
         "run_dir": str(settings.run_dir),
         "quarantine": str(worker.quarantine_dir),
         "report": str(report_path(settings.run_dir)),
+        "sealing": _seal_facts(worker),
     }
+
+
+def _seal_facts(worker: WorkerSettings) -> dict[str, Any]:
+    """How originals were sealed: recipients count and the vault's database kind (never its URL)."""
+    seal = worker.seal
+    if seal is None:
+        return {"embedded_recipients": 0, "vault": None}
+    dialect = None if seal.vault_url is None else seal.vault_url.split(":", 1)[0]
+    return {"embedded_recipients": len(seal.recipients), "vault": dialect}

@@ -14,9 +14,9 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from dicomcloak.api import Deidentifier
+from dicomcloak.api import Deidentifier, Sealer
 from dicomcloak.engine.outcome import Outcome, TagPath
 from dicomcloak.errors import DicomcloakError, InputError, ProcessingError
 from dicomcloak.io.grouped import GroupedWriter
@@ -29,6 +29,12 @@ from dicomcloak.keys import ProjectKey
 from dicomcloak.policy.model import Policy
 from dicomcloak.sanitize import classify_prefix, verdict_event
 
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+    from dicomcloak.keys import Keyring
+    from dicomcloak.vault import Vault, VaultRecord
+
 __all__ = [
     "ChangeKey",
     "Claims",
@@ -36,6 +42,7 @@ __all__ = [
     "FileResult",
     "Layout",
     "MemoryClaims",
+    "SealSettings",
     "Status",
     "WorkerContext",
     "WorkerSettings",
@@ -76,12 +83,28 @@ class WorkerSettings:
     several_roots: bool = False
     limits: ReadLimits | None = None  # None: the policy's (site policy [sanitize.limits])
     claims_dir: Path | None = None  # shared claim directory when several processes write
+    seal: SealSettings | None = None  # sealing of the originals (embedded and/or vault), if asked
     deidentify: bool = True  # False: sanitize only (``dicomcloak sanitize``), mirrored paths
 
     @property
     def read_limits(self) -> ReadLimits:
         """The reading limits in force."""
         return self.limits or self.policy.sanitize.limits
+
+
+@dataclass(frozen=True)
+class SealSettings:
+    """How originals are sealed (DESIGN.md decision 3); picklable, sent once per worker.
+
+    ``recipients`` are PEM certificates (embedded mode); ``vault_url`` with the
+    ``keyring`` seals a record per instance in the vault, ``audit_url`` moves
+    its audit trail to another database.
+    """
+
+    recipients: tuple[bytes, ...] = ()
+    vault_url: str | None = None
+    keyring: Keyring | None = None
+    audit_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,19 +167,52 @@ class DirClaims:
 
 @dataclass
 class WorkerContext:
-    """A worker's long-lived state: the settings and the Deidentifier built once from them."""
+    """A worker's long-lived state: the settings and the Deidentifier built once from them.
+
+    With a vault, the writer seals each group's records in one transaction on
+    its commit thread before the group's files are renamed into place.
+    """
 
     settings: WorkerSettings
     deidentifier: Deidentifier
     claims: Claims
     writer: GroupedWriter = field(default_factory=lambda: GroupedWriter(background=True))
+    sealer: Sealer | None = None
+    vault: Vault | None = None
+
+    def close(self) -> None:
+        """Commit the last group, then close the vault (in that order: the last group seals there)."""
+        try:
+            self.writer.close()
+        finally:
+            if self.vault is not None:
+                self.vault.close()
+                self.vault = None
 
 
 def build_context(settings: WorkerSettings) -> WorkerContext:
     """Build the Deidentifier once; the policy and key are never re-read per file."""
     deidentifier = Deidentifier(settings.policy, settings.key, settings.domain)
     claims: Claims = MemoryClaims() if settings.claims_dir is None else DirClaims(settings.claims_dir)
-    return WorkerContext(settings, deidentifier, claims)
+    seal = settings.seal
+    if seal is None:
+        return WorkerContext(settings, deidentifier, claims)
+    from dicomcloak.keys.cms import load_certificate
+
+    certificates = [load_certificate(pem, "--recipient") for pem in seal.recipients]
+    sealer = Sealer(certificates, vault=seal.vault_url is not None)
+    vault = _open_vault(seal)
+    hook = None if vault is None else vault.seal_records
+    writer = GroupedWriter(background=True, before_commit=hook)
+    return WorkerContext(settings, deidentifier, claims, writer, sealer, vault)
+
+
+def _open_vault(seal: SealSettings) -> Vault | None:
+    if seal.vault_url is None or seal.keyring is None:
+        return None
+    from dicomcloak.vault import Vault
+
+    return Vault.open(seal.vault_url, seal.keyring, audit_url=seal.audit_url)
 
 
 def process_item(item: InputItem, ctx: WorkerContext, index: int = 0) -> FileResult:
@@ -184,11 +240,16 @@ def _deidentify_one(index: int, item: InputItem, ctx: WorkerContext) -> FileResu
     settings = ctx.settings
     limits = settings.read_limits
     data = item.read_bytes(limits.max_file_bytes)
-    sanitized = ctx.deidentifier.sanitize(read_dataset(data, limits), then_deidentify=settings.deidentify)
+    source = read_dataset(data, limits)
+    sanitized = ctx.deidentifier.sanitize(source, then_deidentify=settings.deidentify)
     event = _event(verdict_event(index, "", sanitized.verdict.preamble, sanitized.changes))
+    record = None
     if settings.deidentify:
         outcome = ctx.deidentifier.deidentify_sanitized(sanitized)
         dataset, all_changes, relpath = outcome.dataset, outcome.changes, _relpath(outcome, item, settings)
+        # The originals come from the dataset as read: both stages' change paths address it.
+        # Embedded sealing adds the Encrypted Attributes Sequence to outcome.dataset.
+        record = _seal(source, outcome, ctx)
     else:
         dataset, all_changes = sanitized.dataset, sanitized.changes
         relpath = mirror_relpath(item, settings.several_roots)
@@ -198,7 +259,7 @@ def _deidentify_one(index: int, item: InputItem, ctx: WorkerContext) -> FileResu
         if settings.layout is Layout.MIRROR:
             raise InputError("another input already wrote this output path", reference="output-collision")
         return FileResult(index, Status.DUPLICATE, "duplicate-instance", 0, shown, len(data), event=event)
-    ctx.writer.submit(settings.out_dir / relpath, payload)  # renamed when its group commits
+    ctx.writer.submit(settings.out_dir / relpath, payload, record)  # renamed when its group commits
     n_changes = len(all_changes)
     changes = tuple(Counter((c.path, c.action, c.source) for c in all_changes).items())
     size = sum(map(len, payload))
@@ -207,6 +268,23 @@ def _deidentify_one(index: int, item: InputItem, ctx: WorkerContext) -> FileResu
 
 def _event(record: dict[str, object]) -> str:
     return json.dumps(record, sort_keys=True, separators=(",", ":"))
+
+
+def _seal(source: Dataset, outcome: Outcome, ctx: WorkerContext) -> VaultRecord | None:
+    """Seal the originals: into the output (embedded) and/or as the vault record of this instance.
+
+    A failure here is a :class:`~dicomcloak.errors.SealError` and stops the run:
+    an output is never written unsealed when sealing was asked for.
+    """
+    if ctx.sealer is None:
+        return None
+    sealed = ctx.sealer.seal(source, outcome)
+    if ctx.vault is None:
+        return None
+    from dicomcloak.vault import VaultRecord
+
+    patient, study, instance = outcome.patient_pseudonym, outcome.study_uid, outcome.sop_instance_uid
+    return VaultRecord(patient, study, instance, sealed.payload, sealed.uid_pairs)
 
 
 def _relpath(outcome: Outcome, item: InputItem, settings: WorkerSettings) -> str:

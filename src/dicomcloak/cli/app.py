@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dicomcloak.cli import audit, deid, keys, policy, sanitize, vault, verify
+from dicomcloak.cli import audit, deid, keys, policy, reid, sanitize, vault, verify
 
 __all__ = ["app", "main"]
 
@@ -18,6 +18,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.command("deid")(deid.deid)
+app.command("reid")(reid.reid)
 app.command("verify")(verify.verify)
 app.command("sanitize")(sanitize.sanitize)
 app.add_typer(keys.app, name="keys")

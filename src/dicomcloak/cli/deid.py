@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from dicomcloak.batch.report import RunSummary
     from dicomcloak.batch.run import RunSettings
-    from dicomcloak.batch.worker import FileResult
+    from dicomcloak.batch.worker import FileResult, SealSettings
     from dicomcloak.io.inputs import InputItem
 
 __all__ = ["LayoutChoice", "check_paths", "default_run_dir", "deid", "render_summary", "run_items"]
@@ -68,6 +68,19 @@ def deid(
     jobs: Annotated[
         int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores).")
     ] = None,
+    recipient: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--recipient",
+            help="Seal the originals in each file to this PEM certificate (repeatable; PS3.15 E.1.1).",
+        ),
+    ] = None,
+    vault: Annotated[
+        str | None, typer.Option("--vault", help="Seal the originals in this vault (SQLAlchemy URL).")
+    ] = None,
+    audit: Annotated[
+        str | None, typer.Option("--audit", help="Audit trail URL (default: in the vault's database).")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """De-identify INPUT... into OUT per PS3.15 Annex E; reports and quarantine go to the run dir."""
@@ -84,11 +97,53 @@ def deid(
     the_key = load_key(key, ephemeral=ephemeral_key)
     if layout is LayoutChoice.MIRROR:
         warn("--layout mirror copies input paths verbatim; they may hold names or IDs")
-    worker = WorkerSettings(the_policy, the_key, domain, out, qdir, Layout(layout.value), len(inputs) > 1)
+    seal = seal_settings(recipient or [], vault, audit, key, ephemeral=ephemeral_key)
+    worker = WorkerSettings(
+        the_policy, the_key, domain, out, qdir, Layout(layout.value), len(inputs) > 1, seal=seal
+    )
     summary = _run(items, RunSettings(worker, run, jobs or default_jobs()), progress=not as_json)
     print(json.dumps(summary.to_dict(), indent=2, sort_keys=True) if as_json else render_summary(summary))
     if summary.quarantined:
         raise typer.Exit(int(ExitCode.QUARANTINED))
+
+
+def seal_settings(
+    recipients: list[Path], vault: str | None, audit: str | None, key: Path | None, *, ephemeral: bool
+) -> SealSettings | None:
+    """Sealing asked on the command line: certificates read now (a bad one stops before any work)."""
+    from dicomcloak.batch.worker import SealSettings
+    from dicomcloak.keys.cms import load_certificate
+
+    if audit is not None and vault is None:
+        raise UsageError("--audit needs --vault", reference="audit-without-vault", hint="add --vault URL")
+    if not recipients and vault is None:
+        return None
+    pems = tuple(_read(path) for path in recipients)
+    for path, pem in zip(recipients, pems, strict=True):
+        load_certificate(pem, str(path))
+    keyring = None
+    if vault is not None:
+        if ephemeral:
+            raise UsageError(
+                "--vault needs a project key file, not --ephemeral-key",
+                reference="vault-needs-key",
+                hint="the vault's records are opened later with the same key file",
+            )
+        from dicomcloak.cli.vault import load_keyring_from
+
+        keyring = load_keyring_from(key)
+    return SealSettings(pems, vault, keyring, audit)
+
+
+def _read(path: Path) -> bytes:
+    from dicomcloak.errors import KeyError_
+
+    try:
+        return path.read_bytes()
+    except OSError:
+        raise KeyError_(
+            f"cannot read the certificate {path}", reference="certificate-unreadable", hint="check the path"
+        ) from None
 
 
 def default_run_dir(out: Path) -> Path:
@@ -201,4 +256,12 @@ def render_summary(summary: RunSummary) -> str:
     ]
     if summary.quarantined:
         lines.append(f"  quarantine          {facts.get('quarantine', '')}")
+    sealing = facts.get("sealing") or {}
+    if sealing.get("embedded_recipients") or sealing.get("vault"):
+        modes = []
+        if sealing.get("embedded_recipients"):
+            modes.append(f"embedded ({sealing['embedded_recipients']} recipient(s))")
+        if sealing.get("vault"):
+            modes.append(f"vault ({sealing['vault']})")
+        lines.append(f"  originals sealed    {', '.join(modes)}")
     return "\n".join(lines)

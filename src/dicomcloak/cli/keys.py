@@ -128,3 +128,42 @@ def retire(
         write_keyring_file(path, retired, overwrite=True)
         store.audit.append("retire", key_id=key_id)
     print(f"retired wrapping key {key_id}; its secret is deleted from {path}")
+
+
+@app.command("cert")
+@handles_errors
+def cert(
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Where to write owner.key.pem, owner.cert.pem.")],
+    name: Annotated[
+        str, typer.Option("--name", help="Certificate subject/issuer name (readable in every sealed file).")
+    ] = "dicomcloak owner",
+) -> None:
+    """Make an owner key pair (RSA 3072) and self-signed certificate for embedded sealing (--recipient).
+
+    For tests and small sites; real sites bring their own PKI. The private key
+    (mode 0600) is what re-identifies embedded files: back it up, never share it.
+    """
+    import os
+
+    from dicomcloak.errors import UsageError
+    from dicomcloak.io.writer import write_atomic
+    from dicomcloak.keys.cms import make_owner
+
+    key_path, cert_path = out_dir / "owner.key.pem", out_dir / "owner.cert.pem"
+    for path in (key_path, cert_path):
+        if path.exists():
+            raise UsageError(
+                f"{path} already exists", reference="cert-exists", hint="choose another --out-dir"
+            )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    key_pem, cert_pem = make_owner(name)
+    write_atomic(key_path, key_pem)  # created 0600 and renamed: never readable by others
+    write_atomic(cert_path, cert_pem)
+    os.chmod(cert_path, 0o644)  # a certificate is public
+    print(f"wrote {key_path} (mode 0600) and {cert_path}")
+    typer.echo(
+        f"Seal with 'deid --recipient {cert_path}'; re-identify with "
+        f"'reid --private-key {key_path} --cert {cert_path}'. Back the private key up: "
+        "losing it loses re-identification of embedded files.",
+        err=True,
+    )

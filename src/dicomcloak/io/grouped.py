@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 from dicomcloak.errors import OutputError
 from dicomcloak.io.writer import _open_temp, _remove_quietly, _unwritable
@@ -38,18 +38,34 @@ class GroupedWriter:
         goes on with the next (at most two groups in flight, so a slow journal
         commit does not stall the caller); a failure is raised by a later
         :meth:`commit` or by :meth:`close`.
+    before_commit:
+        Called once per group, on the thread that commits it, with the
+        records submitted with the group's files (in order, possibly none),
+        after the files are written and before any is renamed into place:
+        the vault seals a group's originals there, so no output appears
+        unless its originals are sealed. If it raises, no file of the group
+        is renamed and the error surfaces like a write failure.
     """
 
-    def __init__(self, max_files: int = 64, max_bytes: int = 256 << 20, *, background: bool = False) -> None:
+    def __init__(
+        self,
+        max_files: int = 64,
+        max_bytes: int = 256 << 20,
+        *,
+        background: bool = False,
+        before_commit: Callable[[list[Any]], None] | None = None,
+    ) -> None:
         self._max_files = max_files
         self._max_bytes = max_bytes
         self._pending: list[tuple[BinaryIO, Path, Path]] = []
         self._payloads: list[tuple[Path, Sequence[bytes]]] = []
+        self._records: list[Any] = []
+        self._before_commit = before_commit
         self._bytes = 0
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="dicomcloak-commit") if background else None
         self._in_flight: deque[Future[None]] = deque()
 
-    def submit(self, path: Path, payload: bytes | Sequence[bytes]) -> None:
+    def submit(self, path: Path, payload: bytes | Sequence[bytes], record: Any = None) -> None:
         """Write ``payload`` to a temporary file beside ``path``; it is renamed on commit.
 
         With ``background``, the temporary file is created and written on the
@@ -62,6 +78,8 @@ class GroupedWriter:
             ``output-unwritable``; nothing of this file is left behind.
         """
         parts = [payload] if isinstance(payload, bytes) else payload
+        if record is not None:
+            self._records.append(record)
         if self._executor is not None:
             self._payloads.append((path, parts))
         else:
@@ -81,11 +99,15 @@ class GroupedWriter:
         """
         pending, self._pending, self._bytes = self._pending, [], 0
         payloads, self._payloads = self._payloads, []
+        records, self._records = self._records, []
         self._wait(keep=_MAX_IN_FLIGHT - 1)
         if self._executor is None:
+            if pending:
+                _run_hook(self._before_commit, records, pending)
             _commit(pending)
         elif payloads:
-            self._in_flight.append(self._executor.submit(_write_and_commit, payloads))
+            task = self._executor.submit(_write_and_commit, payloads, self._before_commit, records)
+            self._in_flight.append(task)
 
     def sync(self) -> None:
         """Commit what is pending and wait until every file written so far is on disk."""
@@ -122,8 +144,12 @@ def _write_temp(path: Path, parts: Sequence[bytes]) -> tuple[BinaryIO, Path]:
     return handle, tmp
 
 
-def _write_and_commit(payloads: list[tuple[Path, Sequence[bytes]]]) -> None:
-    """Write a group's temporary files, then commit them; after a failure nothing is left."""
+def _write_and_commit(
+    payloads: list[tuple[Path, Sequence[bytes]]],
+    before_commit: Callable[[list[Any]], None] | None = None,
+    records: list[Any] | None = None,
+) -> None:
+    """Write a group's temporary files, run the hook, then commit them; after a failure nothing is left."""
     written: list[tuple[BinaryIO, Path, Path]] = []
     try:
         for path, parts in payloads:
@@ -132,7 +158,24 @@ def _write_and_commit(payloads: list[tuple[Path, Sequence[bytes]]]) -> None:
         for handle, tmp, _ in written:
             _discard(handle, tmp)
         raise
+    _run_hook(before_commit, records or [], written)
     _commit(written)
+
+
+def _run_hook(
+    before_commit: Callable[[list[Any]], None] | None,
+    records: list[Any],
+    written: list[tuple[BinaryIO, Path, Path]],
+) -> None:
+    """Call the group's hook; if it fails, remove the group's temporary files and re-raise."""
+    if before_commit is None:
+        return
+    try:
+        before_commit(records)
+    except BaseException:
+        for handle, tmp, _ in written:
+            _discard(handle, tmp)
+        raise
 
 
 def _commit(pending: list[tuple[BinaryIO, Path, Path]]) -> None:

@@ -1,0 +1,120 @@
+"""Re-identify many files: read, restore (embedded or vault), write atomically in a mirrored layout.
+
+The same conventions as ``deid`` (DESIGN.md decision 6): inputs never
+modified, outputs under their final name only when complete, unreadable
+inputs quarantined with a reason code, a ``report.json`` in the run
+directory. A :class:`~dicomcloak.errors.SealError` (wrong key, tampered or
+missing sealed originals) is not a quarantine: it stops the run, and nothing
+is written for that input (fail closed). Re-identification is rare and
+audited, so it runs in one process.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dicomcloak.api import Reidentified, Reidentifier
+from dicomcloak.batch.report import ReportBuilder, RunSummary, encode_report, report_path
+from dicomcloak.batch.worker import ChangeKey, FileResult, Status
+from dicomcloak.errors import DicomcloakError, InputError, OutputError, ProcessingError
+from dicomcloak.io.grouped import GroupedWriter, sync_file_system
+from dicomcloak.io.inputs import InputItem
+from dicomcloak.io.layout import mirror_relpath
+from dicomcloak.io.quarantine import quarantine
+from dicomcloak.io.reader import ReadLimits, read_dataset
+from dicomcloak.io.writer import encode_dataset_parts, write_atomic
+
+__all__ = ["REID_SCHEMA", "ReidSettings", "run_reid"]
+
+REID_SCHEMA = "dicomcloak/reid-summary/1"
+
+
+@dataclass(frozen=True)
+class ReidSettings:
+    """One re-identification run."""
+
+    out_dir: Path
+    run_dir: Path
+    quarantine_dir: Path
+    several_roots: bool = False
+    limits: ReadLimits = field(default_factory=ReadLimits)
+    facts: dict[str, Any] = field(default_factory=dict)  # mode facts for the summary (no secrets)
+
+
+def run_reid(inputs: Iterable[InputItem], reidentifier: Reidentifier, settings: ReidSettings) -> RunSummary:
+    """Re-identify every input into ``settings.out_dir``; write ``report.json``; return the summary."""
+    started = time.perf_counter()
+    for directory in (settings.out_dir, settings.run_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    builder = ReportBuilder()
+    modes: Counter[str] = Counter()
+    writer = GroupedWriter()
+    try:
+        for index, item in enumerate(inputs):
+            builder.add(_one(index, item, reidentifier, settings, writer, modes))
+    except OSError as error:
+        raise OutputError(f"cannot write: {error.strerror or type(error).__name__}") from None
+    finally:
+        writer.close()  # what was restored before a failure is complete and kept
+    sync_file_system(settings.out_dir)
+    facts = {
+        "schema": REID_SCHEMA,
+        "modes": dict(sorted(modes.items())),
+        "output": str(settings.out_dir),
+        "run_dir": str(settings.run_dir),
+        "quarantine": str(settings.quarantine_dir),
+        "report": str(report_path(settings.run_dir)),
+        **settings.facts,
+    }
+    summary = builder.summary(time.perf_counter() - started, facts)
+    write_atomic(report_path(settings.run_dir), encode_report(builder.report(summary)))
+    return summary
+
+
+def _one(
+    index: int,
+    item: InputItem,
+    reidentifier: Reidentifier,
+    settings: ReidSettings,
+    writer: GroupedWriter,
+    modes: Counter[str],
+) -> FileResult:
+    try:
+        data = item.read_bytes(settings.limits.max_file_bytes)
+        result = reidentifier.reidentify(read_dataset(data, settings.limits))
+        payload = encode_dataset_parts(result.dataset)
+    except InputError as error:
+        return _quarantined(index, item, error, settings)
+    except (DicomcloakError, OSError):
+        raise  # SealError among them: fail closed, stop the run
+    except Exception as error:  # noqa: BLE001 - one hostile input must not stop the run
+        wrapped = ProcessingError(f"unexpected {type(error).__name__}", reference="internal-error")
+        return _quarantined(index, item, wrapped, settings)
+    writer.submit(settings.out_dir / mirror_relpath(item, settings.several_roots), payload)
+    modes[result.mode] += 1
+    changes = _changes(result)
+    return FileResult(
+        index, Status.WRITTEN, "", sum(c for _, c in changes), "", len(data), sum(map(len, payload)), changes
+    )
+
+
+def _quarantined(index: int, item: InputItem, error: InputError, settings: ReidSettings) -> FileResult:
+    quarantine(item, error, settings.quarantine_dir)
+    return FileResult(index, Status.QUARANTINED, error.reference)
+
+
+def _changes(result: Reidentified) -> tuple[tuple[ChangeKey, int], ...]:
+    """What was done, as report rows: restored tags (R), removed markers (X), mapped values (M)."""
+    source = f"reid:{result.mode}"
+    rows: list[tuple[ChangeKey, int]] = [(((tag,), "R", source), 1) for tag in result.restored]
+    rows += [(((tag,), "X", "reid:deidentification-marker"), 1) for tag in result.removed]
+    if result.mapped:
+        rows.append((((), "M", source), result.mapped))
+    return tuple(rows)
+
+

@@ -1,0 +1,152 @@
+"""``dicomcloak reid``: restore de-identified files for their owner (PS3.15 E.1.2), embedded or vault."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from dicomcloak.cli._common import ExitCode, JsonFlag, handles_errors
+from dicomcloak.cli.deid import check_paths, default_run_dir
+from dicomcloak.cli.vault import KeyArg
+from dicomcloak.errors import KeyError_, UsageError
+
+if TYPE_CHECKING:
+    from dicomcloak.batch.report import RunSummary
+    from dicomcloak.keys.cms import OwnerKey
+
+__all__ = ["reid", "render_reid_summary"]
+
+
+@handles_errors
+def reid(
+    inputs: Annotated[
+        list[Path], typer.Argument(metavar="INPUT...", help="De-identified DICOM files, directories, zips.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Output directory (mirrors the inputs' layout).")],
+    private_key: Annotated[
+        Path | None, typer.Option("--private-key", help="Recipient private key (PEM): embedded mode.")
+    ] = None,
+    cert: Annotated[
+        Path | None,
+        typer.Option("--cert", help="Recipient certificate (default: owner.cert.pem beside the key)."),
+    ] = None,
+    vault: Annotated[
+        str | None, typer.Option("--vault", help="Vault SQLAlchemy URL: vault mode (with --key).")
+    ] = None,
+    key: KeyArg = None,
+    accept_unverified: Annotated[
+        bool,
+        typer.Option(
+            "--accept-unverified",
+            help="Restore embedded content without dicomcloak's integrity check (e.g. made by gdcmanon).",
+        ),
+    ] = False,
+    audit: Annotated[
+        str | None,
+        typer.Option("--audit", help="Record the run in this audit log (vault mode: the vault's by default)"),
+    ] = None,
+    run_dir: Annotated[
+        Path | None, typer.Option("--run-dir", help="Reports and quarantine (default: OUT.run beside OUT).")
+    ] = None,
+    quarantine: Annotated[
+        Path | None, typer.Option("--quarantine", help="Quarantine directory (default: RUN_DIR/quarantine).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Re-identify INPUT... into OUT: sealed originals restored, markers removed; fails closed (exit 4)."""
+    from dicomcloak.api import Reidentifier
+    from dicomcloak.batch.reidentify import ReidSettings, run_reid
+    from dicomcloak.io.inputs import iter_inputs
+
+    if (private_key is None) == (vault is None):
+        raise UsageError(
+            "give exactly one of --private-key (embedded) or --vault (vault)",
+            reference="reid-mode",
+            hint="embedded: --private-key KEY.pem [--cert CERT.pem]; vault: --vault URL --key FILE",
+        )
+    out = out.resolve()
+    run = (run_dir or default_run_dir(out)).resolve()
+    qdir = (quarantine or run / "quarantine").resolve()
+    check_paths([path.resolve() for path in inputs], out, run, qdir)
+    items = list(iter_inputs(inputs))
+    several = len(inputs) > 1
+    if private_key is not None:
+        reidentifier = Reidentifier(_owner(private_key, cert), accept_unverified=accept_unverified)
+        settings = ReidSettings(out, run, qdir, several, facts={"mode": "embedded"})
+        summary = run_reid(items, reidentifier, settings)
+        if audit is not None:
+            _audit_to(audit, summary)
+    else:
+        from dicomcloak.cli.vault import open_vault
+
+        assert vault is not None  # checked above
+        with open_vault(vault, key) as store:
+            reidentifier = Reidentifier(vault=store)
+            facts = {"mode": "vault", "vault": vault.split(":", 1)[0]}
+            summary = run_reid(items, reidentifier, ReidSettings(out, run, qdir, several, facts=facts))
+            if audit is None:
+                store.audit.append("reidentify", **_audit_facts(summary))
+        if audit is not None:
+            _audit_to(audit, summary)
+    if as_json:
+        print(json.dumps(summary.to_dict(), indent=2, sort_keys=True))
+    else:
+        print(render_reid_summary(summary))
+    if summary.quarantined:
+        raise typer.Exit(int(ExitCode.QUARANTINED))
+
+
+def _audit_facts(summary: RunSummary) -> dict[str, object]:
+    """What the audit trail records of a run: counts only (DESIGN.md decision 7)."""
+    return {
+        "files": summary.files,
+        "written": summary.written,
+        "quarantined": summary.quarantined,
+        "restored_or_mapped": summary.changed_attributes,
+        "modes": summary.run.get("modes", {}),
+    }
+
+
+def _audit_to(url: str, summary: RunSummary) -> None:
+    from dicomcloak.audit import AuditLog
+
+    log = AuditLog.open(url)
+    try:
+        log.append("reidentify", **_audit_facts(summary))
+    finally:
+        log.close()
+
+
+def _owner(private_key: Path, cert: Path | None) -> OwnerKey:
+    from dicomcloak.keys.cms import load_certificate, load_owner_key
+
+    cert_path = cert or private_key.with_name("owner.cert.pem")
+    try:
+        key_pem, cert_pem = private_key.read_bytes(), cert_path.read_bytes()
+    except OSError:
+        raise KeyError_(
+            f"cannot read {private_key} or {cert_path}",
+            reference="private-key-unreadable",
+            hint="pass --private-key KEY.pem and --cert CERT.pem (the recipient's certificate)",
+        ) from None
+    return load_owner_key(key_pem, load_certificate(cert_pem, str(cert_path)), str(private_key))
+
+
+def render_reid_summary(summary: RunSummary) -> str:
+    """The human summary of a re-identification run."""
+    facts = summary.run
+    modes = ", ".join(f"{mode}: {count}" for mode, count in facts.get("modes", {}).items()) or "none"
+    lines = [
+        f"{summary.files} files in {summary.seconds:.1f} s",
+        f"  re-identified       {summary.written}  ({modes})",
+        f"  quarantined         {summary.quarantined}",
+        f"  restored/mapped     {summary.changed_attributes} attributes",
+        f"  output              {facts.get('output', '')}",
+        f"  report              {facts.get('report', '')}",
+    ]
+    if summary.quarantined:
+        lines.append(f"  quarantine          {facts.get('quarantine', '')}")
+    return "\n".join(lines)

@@ -1,0 +1,262 @@
+"""Capture the original attributes de-identification changed, as a Modified Attributes Sequence item.
+
+PS3.15 E.1.1 (step 1) copies every attribute to be protected into the single
+item of the Modified Attributes Sequence (0400,0550); E.1.2 (step 2) moves
+them back into the main data set, *replacing* what is there. Both act on
+top-level attributes: so do we. When anything at any depth inside a top-level
+sequence changed, the whole original top-level sequence is captured (the
+minimal enclosing top-level element), which is also what GDCM's
+``gdcmanon`` captures and restores. Private elements are captured like
+public ones, with their private creator when the creator was removed too.
+
+Exactness: raw elements are copied as read, so an Explicit VR Little Endian
+input keeps its very bytes (value, VR, length, padding). Elements of an
+Implicit VR or Big Endian input get their dictionary VR and are re-encoded
+in Explicit VR Little Endian (PS3.15 E.1.1 step 4 asks for a transfer
+syntax): their *values* are unchanged. Group Length (gggg,0000) elements are
+retired (PS3.5 7.2) and never written by pydicom: they are not captured. Markers de-identification added
+(Change action ``A``) are not captured unless the input already had the
+element (its original value is then restored, never the marker).
+
+The sealed plaintext is the (0400,0550) element followed by an integrity
+check, a private element holding SHA-256 over the encoded (0400,0550)
+element: CMS EnvelopedData with AES-CBC is not authenticated, and ``gdcmanon``
+reads only the first element of the decrypted content, so the check does
+not disturb it (GDCM ``Anonymizer::BasicApplicationLevelConfidentialityProfile2``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import struct
+from collections.abc import Collection, Iterable
+from functools import cache
+from io import BytesIO
+
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
+from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset
+from pydicom.filewriter import write_data_element
+from pydicom.tag import BaseTag
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
+
+from dicomcloak.engine.outcome import Change
+from dicomcloak.engine.quiet import quiet_pydicom
+from dicomcloak.errors import SealError
+from dicomcloak.raw import new_dataset
+
+__all__ = [
+    "DIGEST_TAG",
+    "MODIFIED_ATTRIBUTES",
+    "SEAL_CREATOR",
+    "capture",
+    "captured_tags",
+    "decode_modified",
+    "decode_sealed",
+    "element_or_none",
+    "encode_modified",
+    "encode_sealed",
+]
+
+#: Modified Attributes Sequence (PS3.3 C.12.1, PS3.15 E.1.1).
+MODIFIED_ATTRIBUTES = 0x04000550
+#: Private creator and element of the integrity check in the sealed content (PS3.5 7.8.1).
+SEAL_CREATOR = "DICOMCLOAK SEAL 1"
+_CREATOR_TAG = 0x04010010
+DIGEST_TAG = 0x04011001
+_EXPLICIT_LE = (False, True)
+
+
+def captured_tags(source: Dataset, changes: Iterable[Change]) -> list[int]:
+    """The top-level tags of ``source`` whose original must be kept for re-identification.
+
+    One per changed top-level element or top-level sequence containing a
+    change; private creators of captured private blocks come along.
+    """
+    # Plain int keys: membership of an int among BaseTag keys calls BaseTag's Python-level __eq__.
+    return _captured(set(map(int, source._dict)), changes)  # noqa: SLF001 - keys only, nothing converted
+
+
+def _captured(elements: Collection[int], changes: Iterable[Change]) -> list[int]:
+    tags = {change.path[0] for change in changes if change.path and change.path[0] in elements}
+    tags.discard(MODIFIED_ATTRIBUTES)
+    tags = {tag for tag in tags if tag & 0xFFFF}  # group lengths are retired and never written (PS3.5 7.2)
+    for tag in list(tags):
+        if (tag >> 16) % 2 and (tag & 0xFFFF) >= 0x1000:
+            creator = (tag & 0xFFFF0000) | ((tag >> 8) & 0xFF)
+            if creator in elements:
+                tags.add(creator)
+    return sorted(tags)
+
+
+def capture(source: Dataset, changes: Iterable[Change], extra: Iterable[int] = ()) -> Dataset:
+    """The Modified Attributes Sequence item: the original top-level elements ``changes`` touched.
+
+    ``extra`` names further top-level tags to capture (e.g. Pixel Data before
+    a redaction, see :mod:`dicomcloak.engine.pixelseal`). ``source`` is not
+    modified.
+    """
+    quiet_pydicom()
+    keys = {int(key): key for key in source._dict}  # noqa: SLF001 - see captured_tags
+    tags = sorted(set(_captured(keys, changes)) | {t for t in extra if t in keys})
+    charset = source.original_character_set
+    elements = {keys[tag]: _exact(source, keys[tag]) for tag in tags}  # in tag order
+    return new_dataset(elements, False, True, charset if isinstance(charset, str) else list(charset))
+
+
+def _exact(source: Dataset, key: BaseTag) -> RawDataElement | DataElement:
+    """The element as read when it is Explicit VR Little Endian, else its decoded form."""
+    elem: object = source._dict[key]  # noqa: SLF001 - the raw element, not converted
+    if not isinstance(elem, RawDataElement):
+        return source[key]
+    if not elem.is_implicit_VR and elem.is_little_endian:
+        return elem
+    # Decoded without storing the conversion in the input (``source[key]`` would).
+    return convert_raw_data_element(elem, encoding=source.original_character_set, ds=source)
+
+
+def encode_modified(item: Dataset) -> bytes:
+    """Encode the (0400,0550) element holding ``item``, Explicit VR Little Endian (PS3.5 A.2, 7.5).
+
+    Raw elements read as Explicit VR Little Endian with a defined length are
+    copied as they are, header and value (their exact original encoding, and
+    ten times cheaper than pydicom's writer); anything else goes through
+    pydicom's ``write_data_element``. Lengths are defined throughout.
+    """
+    charset = item.original_character_set
+    body: list[bytes] = []
+    for tag, elem in sorted(item._dict.items(), key=_as_int):  # noqa: SLF001 - raw, never converted
+        if isinstance(elem, RawDataElement) and _copyable(elem):
+            body.append(_header(int(tag), elem.VR or "UN", elem.length))
+            if elem.value:
+                body.append(elem.value)
+        else:
+            body.append(_written(item[tag], charset))
+    encoded = b"".join(body)
+    item_part = _ITEM.pack(0xFFFE, 0xE000, len(encoded)) + encoded
+    return _LONG_HEADER.pack(0x0400, 0x0550, b"SQ", len(item_part)) + item_part
+
+
+def _as_int(entry: tuple[BaseTag, object]) -> int:
+    return int(entry[0])  # BaseTag's own __lt__ is Python-level and slow
+
+
+_SHORT_HEADER = struct.Struct("<HH2sH")
+_LONG_HEADER = struct.Struct("<HH2s2xL")
+_ITEM = struct.Struct("<HHL")
+_CREATOR_VALUE = SEAL_CREATOR.encode("ascii") + b" " * (len(SEAL_CREATOR) % 2)  # LO padded to even length
+_CHECK_PREFIX = _SHORT_HEADER.pack(0x0401, 0x0010, b"LO", len(_CREATOR_VALUE)) + _CREATOR_VALUE
+_DIGEST_HEADER = _LONG_HEADER.pack(0x0401, 0x1001, b"OB", 32)
+
+
+def _copyable(elem: RawDataElement) -> bool:
+    value: object = elem.value
+    return (
+        not elem.is_implicit_VR
+        and elem.is_little_endian
+        and bool(elem.VR)
+        and elem.length != 0xFFFFFFFF
+        and (value is None or isinstance(value, bytes))
+        and len(value or b"") == elem.length
+    )
+
+
+def _header(tag: int, vr: str, length: int) -> bytes:
+    if vr in EXPLICIT_VR_LENGTH_32:
+        return _LONG_HEADER.pack(tag >> 16, tag & 0xFFFF, vr.encode(), length)
+    return _SHORT_HEADER.pack(tag >> 16, tag & 0xFFFF, vr.encode(), length)
+
+
+def _written(elem: DataElement, charset: object) -> bytes:
+    buffer = DicomBytesIO()
+    buffer.is_implicit_VR, buffer.is_little_endian = _EXPLICIT_LE
+    write_data_element(buffer, elem, charset if isinstance(charset, str) else list(charset))  # type: ignore[call-overload]
+    return buffer.getvalue()
+
+
+def encode_sealed(modified: bytes) -> bytes:
+    """The sealed plaintext: the (0400,0550) element, then its SHA-256 in a private element."""
+    digest = hashlib.sha256(modified).digest()
+    return modified + _CHECK_PREFIX + _DIGEST_HEADER + digest
+
+
+def decode_sealed(plaintext: bytes, *, require_check: bool = True) -> tuple[Dataset, bool]:
+    """Parse decrypted content into the Modified Attributes item; verify the integrity check.
+
+    Returns the item and whether the check was present (content sealed by
+    other tools, e.g. ``gdcmanon``, has none; it is refused unless
+    ``require_check`` is False).
+
+    Raises
+    ------
+    SealError
+        ``seal-content-invalid`` (not a Modified Attributes Sequence of one item),
+        ``seal-tampered`` (the check does not match), ``seal-unverified`` (no check).
+    """
+    outer = _parse(plaintext)
+    item = _single_item(outer)
+    digest = element_or_none(outer, DIGEST_TAG)
+    creator = element_or_none(outer, _CREATOR_TAG)
+    if digest is None or creator is None or str(creator.value).strip() != SEAL_CREATOR:
+        if require_check:
+            raise SealError(
+                "the sealed attributes carry no integrity check",
+                reference="seal-unverified",
+                hint="content sealed by another tool (e.g. gdcmanon): pass --accept-unverified to restore it",
+            )
+        return item, False
+    # The whole plaintext must be exactly what encode_sealed makes of its first part.
+    modified = plaintext[: len(plaintext) - _check_size()]
+    if not hmac.compare_digest(encode_sealed(modified), plaintext):
+        raise _tampered()
+    return item, True
+
+
+@cache
+def _check_size() -> int:
+    """Length of the encoded integrity check (fixed: creator and a 32-byte digest)."""
+    return len(encode_sealed(b""))
+
+
+def decode_modified(data: bytes) -> Dataset:
+    """The item of an encoded (0400,0550) element (vault payloads: GCM already authenticates them)."""
+    return _single_item(_parse(data))
+
+
+def _parse(data: bytes) -> Dataset:
+    quiet_pydicom()
+    try:
+        ds = read_dataset(BytesIO(data), *_EXPLICIT_LE)
+        ds.get(MODIFIED_ATTRIBUTES)  # forces the sequence to parse now
+    except Exception:  # noqa: BLE001 - garbage after a flipped bit: a typed, value-free error
+        raise _tampered() from None
+    return ds
+
+
+def _single_item(outer: Dataset) -> Dataset:
+    sequence = element_or_none(outer, MODIFIED_ATTRIBUTES)
+    if sequence is None or sequence.VR != "SQ" or len(sequence.value) != 1:
+        raise SealError(
+            "the sealed content is not a Modified Attributes Sequence of one item",
+            reference="seal-content-invalid",
+            hint="the Encrypted Attributes Sequence was not made by a PS3.15 E.1.1 de-identifier",
+        )
+    item: Dataset = sequence.value[0]
+    return item
+
+
+def element_or_none(ds: Dataset, tag: int) -> DataElement | None:
+    """``ds[tag]`` or None (pydicom's ``get`` is typed as never returning None)."""
+    if tag not in ds:
+        return None
+    return ds[tag]
+
+
+def _tampered() -> SealError:
+    return SealError(
+        "the sealed attributes fail their integrity check",
+        reference="seal-tampered",
+        hint="the file was altered after de-identification; restore it from a trusted copy",
+    )

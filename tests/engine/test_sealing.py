@@ -1,0 +1,141 @@
+"""Sealed originals on every bundled file: capture, seal (embedded and vault payload), restore exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+
+from dicomcloak.api import Deidentifier, Reidentifier, Sealer
+from dicomcloak.engine.originals import (
+    capture,
+    decode_modified,
+    decode_sealed,
+    encode_modified,
+    encode_sealed,
+)
+from dicomcloak.engine.reidentify import restore
+from dicomcloak.errors import DicomcloakError, SealError
+from dicomcloak.io.reader import read_dataset
+from dicomcloak.io.writer import encode_dataset
+from dicomcloak.keys import ProjectKey
+from dicomcloak.keys.cms import OwnerKey, load_certificate, load_owner_key, make_owner
+from dicomcloak.policy.model import Policy
+from dicomcloak.testing.restored import differences
+
+TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
+DEID = Deidentifier(Policy(), ProjectKey(bytes(range(32))), "tests")
+
+
+def _deidentifiable() -> list[Path]:
+    paths = []
+    for path in sorted(TEST_FILES.rglob("*.dcm")):
+        try:
+            DEID.deidentify(read_dataset(path.read_bytes()))
+        except DicomcloakError:
+            continue
+        paths.append(path)
+    return paths
+
+
+FILES = _deidentifiable()
+
+
+@pytest.fixture(scope="module")
+def owner() -> OwnerKey:
+    key_pem, cert_pem = make_owner()
+    return load_owner_key(key_pem, load_certificate(cert_pem, "cert"), "key")
+
+
+def test_many_bundled_files_deidentify() -> None:
+    assert len(FILES) >= 60
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_vault_payload_restores_exactly(path: Path) -> None:
+    source = read_dataset(path.read_bytes())
+    outcome = DEID.deidentify(source)
+    sealed = Sealer(vault=True).seal(source, outcome)
+    written = read_dataset(encode_dataset(outcome.dataset))
+    restored = restore(written, decode_modified(sealed.payload))
+    back = read_dataset(encode_dataset(restored.dataset))
+    assert differences(source, back) == []
+    assert back.PatientIdentityRemoved == source.get("PatientIdentityRemoved", "NO")
+
+
+@pytest.mark.parametrize("path", FILES[::4], ids=lambda p: p.name)
+def test_embedded_restores_exactly(path: Path, owner: OwnerKey) -> None:
+    source = read_dataset(path.read_bytes())
+    outcome = DEID.deidentify(source)
+    Sealer([owner.certificate]).seal(source, outcome)
+    written = read_dataset(encode_dataset(outcome.dataset))
+    assert "EncryptedAttributesSequence" in written
+    result = Reidentifier(owner).reidentify(written)
+    assert result.verified and result.mode == "embedded"
+    back = read_dataset(encode_dataset(result.dataset))
+    assert differences(source, back) == []
+    for tag in (0x00120063, 0x00120064, 0x00280303, 0x04000500):
+        assert (tag in back) == (tag in source)
+
+
+def test_explicit_little_endian_bytes_are_kept_exactly() -> None:
+    source = read_dataset((TEST_FILES / "CT_small.dcm").read_bytes())
+    outcome = DEID.deidentify(source)
+    item = capture(source, outcome.changes)
+    back = decode_modified(encode_modified(item))
+    for tag in list(item.keys()):
+        original, sealed = source.get_item(tag), back.get_item(tag)
+        assert (original.VR, original.value) == (sealed.VR, sealed.value), tag
+
+
+def test_markers_present_in_the_input_are_restored_not_dropped() -> None:
+    source = read_dataset((TEST_FILES / "CT_small.dcm").read_bytes())
+    source.PatientIdentityRemoved = "NO"
+    source.LongitudinalTemporalInformationModified = "UNMODIFIED"
+    source = read_dataset(encode_dataset(source))
+    outcome = DEID.deidentify(source)
+    assert outcome.dataset.PatientIdentityRemoved == "YES"
+    sealed = Sealer(vault=True).seal(source, outcome)
+    restored = restore(outcome.dataset, decode_modified(sealed.payload)).dataset
+    assert restored.PatientIdentityRemoved == "NO"
+    assert restored.LongitudinalTemporalInformationModified == "UNMODIFIED"
+    assert differences(source, read_dataset(encode_dataset(restored))) == []
+
+
+def test_every_bit_flip_of_the_sealed_plaintext_fails_closed() -> None:
+    source = read_dataset((TEST_FILES / "MR_small.dcm").read_bytes())
+    plaintext = encode_sealed(encode_modified(capture(source, DEID.deidentify(source).changes)))
+    decode_sealed(plaintext)
+    for position in range(0, len(plaintext), 7):
+        damaged = bytearray(plaintext)
+        damaged[position] ^= 0x10
+        with pytest.raises(SealError) as caught:
+            decode_sealed(bytes(damaged))
+        assert caught.value.reference in {"seal-tampered", "seal-content-invalid", "seal-unverified"}
+
+
+def test_content_without_integrity_check_is_refused_unless_accepted() -> None:
+    source = read_dataset((TEST_FILES / "CT_small.dcm").read_bytes())
+    modified = encode_modified(capture(source, DEID.deidentify(source).changes))
+    with pytest.raises(SealError, match="seal-unverified"):
+        decode_sealed(modified)
+    item, verified = decode_sealed(modified, require_check=False)
+    assert not verified and "PatientName" in item
+
+
+def test_the_input_is_not_modified(owner: OwnerKey) -> None:
+    data = (TEST_FILES / "CT_small.dcm").read_bytes()
+    source = read_dataset(data)
+    outcome = DEID.deidentify(source)
+    Sealer([owner.certificate], vault=True).seal(source, outcome)
+    assert encode_dataset(source) == encode_dataset(read_dataset(data))
+    written = read_dataset(encode_dataset(outcome.dataset))
+    before = encode_dataset(written)
+    Reidentifier(owner).reidentify(written)
+    assert encode_dataset(written) == before
+
+
+def _dataset(path: str) -> Dataset:
+    return read_dataset((TEST_FILES / path).read_bytes())
