@@ -86,7 +86,7 @@ class Deidentifier:
         if not sanitized.changes:
             return outcome
         changes = tuple(sorted((*sanitized.changes, *outcome.changes), key=lambda change: change.path))
-        return Outcome(outcome.dataset, changes, outcome.patient_pseudonym)
+        return Outcome(outcome.dataset, changes, outcome.patient_pseudonym, outcome.replaced)
 
 
 @dataclass(frozen=True)
@@ -137,13 +137,12 @@ class Sealer:
         """
         from dicomcloak.engine.embedded import embed
         from dicomcloak.engine.originals import capture, encode_modified
-        from dicomcloak.engine.uidmap import replaced_pairs
 
         item = capture(source, outcome.changes, extra_tags)
         payload = encode_modified(item)
         if self.recipients:
             embed(outcome.dataset, payload, self.recipients)
-        pairs = replaced_pairs(source, outcome.dataset, outcome.changes) if self.vault else ()
+        pairs = outcome.replaced if self.vault else ()  # recorded by the engine as it made them
         return Sealed(payload, pairs, len(item._dict), bool(self.recipients))  # noqa: SLF001
 
 

@@ -7,7 +7,7 @@ and what ``verify`` and re-identification use to find the original values.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydicom.dataset import Dataset
 
@@ -61,11 +61,17 @@ class Outcome:
         Every applied rule, in tag-path order; never values.
     patient_pseudonym:
         The keyed patient pseudonym (folder name in the pseudonymous layout).
+    replaced:
+        Distinct (map key of the pseudonym, original) pairs of every replaced UID
+        (action U) and keyed pseudonym (action P), in tag-path order: the vault's
+        pseudonym map (:mod:`dicomcloak.engine.uidmap`). Values, so never logged
+        or reported: only sealed into the vault.
     """
 
     dataset: Dataset
     changes: tuple[Change, ...]
     patient_pseudonym: str
+    replaced: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     @property
     def study_uid(self) -> str:

@@ -3,8 +3,14 @@
 Objects made later on de-identified data (a SEG, an SR, an AI result) carry
 the de-identified UIDs and pseudonyms only; re-identifying them needs the map
 from each replaced UID (action U) and keyed pseudonym (action P) back to its
-original. Pairs are read at the paths the Outcome names: the input and the
-output share item indices (de-identification never removes sequence items).
+original. The engine records each pair as it makes the pseudonym
+(:func:`mapped_pairs`, with the original read by :func:`original_uids` or
+:func:`original_texts` exactly as the input holds it), so sealing reads
+nothing back (:attr:`dicomcloak.engine.outcome.Outcome.replaced`).
+:func:`replaced_pairs` reads the pairs back from the input and the output at
+the paths the Outcome names (the input and the output share item indices:
+de-identification never removes sequence items); the tests hold the engine's
+pairs to it.
 """
 
 from __future__ import annotations
@@ -17,9 +23,10 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 from dicomcloak.engine.outcome import Change, TagPath
+from dicomcloak.engine.values import is_single_byte
 from dicomcloak.raw import read_items
 
-__all__ = ["MAPPED_ACTIONS", "map_key", "replaced_pairs"]
+__all__ = ["MAPPED_ACTIONS", "map_key", "mapped_pairs", "original_texts", "original_uids", "replaced_pairs"]
 
 #: Actions whose new value is a deterministic stand-in for the original (UIDs, keyed pseudonyms).
 MAPPED_ACTIONS = frozenset({"U", "P"})
@@ -34,6 +41,48 @@ def map_key(tag: int, value: str, vr: str) -> str:
     tells which original to give back.
     """
     return value if vr == "UI" else f"{tag:08X}:{value}"
+
+
+def mapped_pairs(tag: int, uid: bool, news: Iterable[str], olds: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """(map key of the pseudonym, original) for each changed, non-empty value of one element."""
+    vr = "UI" if uid else ""
+    for new, old in zip(news, olds, strict=False):
+        if new and old and new != old:
+            yield map_key(tag, new, vr), old
+
+
+def original_uids(elem: DataElement | RawDataElement) -> list[str] | None:
+    """The UIDs of a raw element, split and stripped from its bytes; None when it is not raw.
+
+    UIDs are ASCII (PS3.5 6.2, 9.1): no conversion, no character set.
+    """
+    if isinstance(elem, RawDataElement) and isinstance(elem.value, bytes):
+        text = elem.value.decode("latin-1").rstrip("\x00 ")
+        return [part.strip(" \x00") for part in text.split("\\")]
+    return None
+
+
+_SHORT_TEXT = frozenset({"LO", "SH"})
+
+
+def original_texts(elem: DataElement | RawDataElement, ds: Dataset) -> list[str]:
+    """The text values of an element as pydicom decodes them, without storing the conversion in ``ds``.
+
+    LO and SH values in a single-byte character set (Latin-1, PS3.5 6.1.2.3)
+    are decoded here as pydicom's ``convert_text`` does (split at backslashes,
+    trailing spaces and NULs removed), without its per-element machinery.
+    """
+    charset = ds.original_character_set
+    if (
+        isinstance(elem, RawDataElement)
+        and elem.VR in _SHORT_TEXT
+        and isinstance(elem.value, bytes)
+        and is_single_byte(charset)
+    ):
+        return [part.rstrip("\x00 ") for part in elem.value.decode("latin-1").split("\\")]
+    value = elem.value if isinstance(elem, DataElement) else _decoded(elem, ds)
+    values = value if isinstance(value, MultiValue | list) else [value]
+    return ["" if single is None else str(single) for single in values]
 
 
 def replaced_pairs(source: Dataset, out: Dataset, changes: Iterable[Change]) -> tuple[tuple[str, str], ...]:

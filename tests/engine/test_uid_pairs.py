@@ -1,0 +1,70 @@
+"""The engine's (pseudonym, original) pairs equal the pairs read back from the input and the output.
+
+The engine records each pair as it makes the pseudonym (``Outcome.replaced``,
+what the vault's map gets); :func:`dicomcloak.engine.uidmap.replaced_pairs`
+reads them back at the paths the Outcome names. Both must agree, value for
+value and in order, on every bundled pydicom file and on the synthetic corpus
+(UIDs in nested sequences, keyed identifiers, patient names in Latin-1).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from dicomcloak.api import Deidentifier, Sealer
+from dicomcloak.engine.uidmap import map_key, replaced_pairs
+from dicomcloak.errors import DicomcloakError
+from dicomcloak.io.reader import read_dataset
+from dicomcloak.keys import ProjectKey
+from dicomcloak.policy.model import Policy
+from dicomcloak.testing.corpus import build_corpus
+
+TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
+DEID = Deidentifier(Policy(), ProjectKey(bytes(range(32))), "tests")
+
+
+def _check(data: bytes) -> tuple[tuple[str, str], ...] | None:
+    try:
+        source = read_dataset(data)
+        outcome = DEID.deidentify(source)
+    except DicomcloakError:
+        return None
+    read_back = replaced_pairs(source, outcome.dataset, outcome.changes)
+    assert outcome.replaced == read_back
+    assert Sealer(vault=True).seal(source, outcome).uid_pairs == read_back
+    return read_back
+
+
+def test_bundled_files_pairs_equal_read_back() -> None:
+    checked = [_check(path.read_bytes()) for path in sorted(TEST_FILES.rglob("*.dcm"))]
+    pairs = [p for p in checked if p is not None]
+    assert len(pairs) >= 60
+    assert sum(len(p) for p in pairs) > 100  # replaced UIDs throughout
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_corpus(tmp_path_factory.mktemp("pairs") / "c", 40, seed=5) / "files"
+
+
+def test_corpus_pairs_equal_read_back(corpus: Path) -> None:
+    actions = set()
+    for path in sorted(corpus.rglob("*.dcm")):
+        pairs = _check(path.read_bytes())
+        assert pairs
+        actions |= {"U" if ":" not in key else "P" for key, _ in pairs}
+        source = read_dataset(path.read_bytes())
+        patient_id = str(source.PatientID)
+        if patient_id:
+            # The patient pseudonym maps back to the Patient ID as the input holds it.
+            key = map_key(0x00100020, DEID.deidentify(source).patient_pseudonym, "")
+            assert dict(pairs)[key] == patient_id
+    assert actions == {"U", "P"}
+
+
+def test_plain_sealer_carries_no_pairs(corpus: Path) -> None:
+    source = read_dataset(next(corpus.rglob("*.dcm")).read_bytes())
+    assert Sealer().seal(source, DEID.deidentify(source)).uid_pairs == ()
