@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from cryptography import x509
 
     from dicomcloak.engine.reidentify import Restored
-    from dicomcloak.keys.cms import OwnerKey
+    from dicomcloak.keys.cms import Envelope, OwnerKey
 
 __all__ = ["Deidentifier", "Reidentified", "Reidentifier", "Sealed", "Sealer", "VaultReader"]
 
@@ -126,6 +126,11 @@ class Sealer:
     def __init__(self, recipients: Sequence[x509.Certificate] = (), *, vault: bool = False) -> None:
         self.recipients = tuple(recipients)
         self.vault = vault
+        self._envelope: Envelope | None = None
+        if self.recipients:
+            from dicomcloak.keys.cms import Envelope
+
+            self._envelope = Envelope(self.recipients)  # recipients checked once, not per file
 
     def seal(self, source: Dataset, outcome: Outcome, *, extra_tags: Iterable[int] = ()) -> Sealed:
         """Capture the originals of ``outcome``'s changes from ``source``; embed them when asked.
@@ -140,8 +145,8 @@ class Sealer:
 
         item = capture(source, outcome.changes, extra_tags)
         payload = encode_modified(item)
-        if self.recipients:
-            embed(outcome.dataset, payload, self.recipients)
+        if self._envelope is not None:
+            embed(outcome.dataset, payload, self._envelope)
         pairs = outcome.replaced if self.vault else ()  # recorded by the engine as it made them
         return Sealed(payload, pairs, len(item._dict), bool(self.recipients))  # noqa: SLF001
 

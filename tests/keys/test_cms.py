@@ -6,6 +6,7 @@ import pytest
 
 from dicomcloak.errors import KeyError_, SealError
 from dicomcloak.keys.cms import (
+    Envelope,
     OwnerKey,
     load_certificate,
     load_owner_key,
@@ -43,6 +44,34 @@ def test_every_recipient_opens_it(alice: OwnerKey, bob: OwnerKey) -> None:
 
 def test_encryption_is_randomized(alice: OwnerKey) -> None:
     assert seal_envelope(PLAINTEXT, [alice.certificate]) != seal_envelope(PLAINTEXT, [alice.certificate])
+
+
+def _content_key(sealed: bytes, owner: OwnerKey) -> bytes:
+    """The AES key the envelope transports to ``owner`` (RFC 5652 6.2.1: RSA-3072, 384-byte encryptedKey)."""
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    marker = b"\x04\x82\x01\x80"  # OCTET STRING of 384 bytes
+    start = sealed.index(marker) + len(marker)
+    return owner.key.decrypt(sealed[start : start + 384], padding.PKCS1v15())
+
+
+def test_one_envelope_draws_a_fresh_content_key_per_file(alice: OwnerKey, bob: OwnerKey) -> None:
+    # Recipients are set up once per batch; every file still gets its own AES key, transported to
+    # every recipient, so each file opens alone (PS3.15 E.1.1 step 4).
+    envelope = Envelope([alice.certificate, bob.certificate])
+    first, second = envelope.seal(PLAINTEXT), envelope.seal(PLAINTEXT[::-1])
+    assert open_envelope(first, bob) == PLAINTEXT
+    assert open_envelope(second, alice) == PLAINTEXT[::-1]
+    alone = Envelope([alice.certificate])
+    keys = {_content_key(alone.seal(PLAINTEXT), alice) for _ in range(3)}
+    assert len(keys) == 3
+    assert all(len(key) == 32 for key in keys)  # AES-256
+
+
+def test_an_envelope_needs_a_recipient() -> None:
+    with pytest.raises(SealError) as caught:
+        Envelope([])
+    assert caught.value.reference == "seal-no-recipient"
 
 
 def test_trailing_pad_byte_is_ignored(alice: OwnerKey) -> None:

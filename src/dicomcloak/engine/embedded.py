@@ -20,7 +20,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from dicomcloak.engine.originals import decode_sealed, element_or_none, encode_sealed
 from dicomcloak.errors import SealError
-from dicomcloak.keys.cms import OwnerKey, open_envelope, seal_envelope
+from dicomcloak.keys.cms import Envelope, OwnerKey, open_envelope
 from dicomcloak.raw import new_dataset
 
 __all__ = ["ENCRYPTED_ATTRIBUTES", "embed", "open_embedded"]
@@ -31,13 +31,17 @@ _CONTENT = 0x04000520
 _EXPLICIT_LE = (False, True)
 
 
-def embed(out: Dataset, modified: bytes, recipients: SequenceT[x509.Certificate]) -> None:
+def embed(out: Dataset, modified: bytes, recipients: SequenceT[x509.Certificate] | Envelope) -> None:
     """Add the Encrypted Attributes Sequence sealing ``modified`` (an encoded (0400,0550)) to ``out``.
+
+    ``recipients`` are certificates, or an :class:`~dicomcloak.keys.cms.Envelope`
+    made once for them (a batch seals every file to the same recipients).
 
     ``out`` is the de-identified data set, freshly built by the engine and not
     yet shared, so adding one element to it in place is safe.
     """
-    ciphertext = seal_envelope(encode_sealed(modified), recipients)
+    envelope = recipients if isinstance(recipients, Envelope) else Envelope(recipients)
+    ciphertext = envelope.seal(encode_sealed(modified))
     if len(ciphertext) % 2:
         ciphertext += b"\x00"  # OB values have even length (PS3.5 7.1.1); the DER length ends it
     # Raw Explicit VR Little Endian elements: the encoder copies them as they are (converting
