@@ -141,14 +141,13 @@ class Sealer:
         Pixel Data by a redaction, see :mod:`dicomcloak.engine.pixelseal`).
         """
         from dicomcloak.engine.embedded import embed
-        from dicomcloak.engine.originals import capture, encode_modified
+        from dicomcloak.engine.originals import capture_encoded
 
-        item = capture(source, outcome.changes, extra_tags)
-        payload = encode_modified(item)
+        payload, captured = capture_encoded(source, outcome.changes, extra_tags)
         if self._envelope is not None:
             embed(outcome.dataset, payload, self._envelope)
         pairs = outcome.replaced if self.vault else ()  # recorded by the engine as it made them
-        return Sealed(payload, pairs, len(item._dict), bool(self.recipients))  # noqa: SLF001
+        return Sealed(payload, pairs, captured, self._envelope is not None)
 
 
 class VaultReader(Protocol):

@@ -1,10 +1,12 @@
-"""The engine's (pseudonym, original) pairs equal the pairs read back from the input and the output.
+"""Sealing shortcuts equal the general path: the engine's pairs, the directly encoded originals.
 
 The engine records each pair as it makes the pseudonym (``Outcome.replaced``,
 what the vault's map gets); :func:`dicomcloak.engine.uidmap.replaced_pairs`
 reads them back at the paths the Outcome names. Both must agree, value for
 value and in order, on every bundled pydicom file and on the synthetic corpus
 (UIDs in nested sequences, keyed identifiers, patient names in Latin-1).
+:func:`~dicomcloak.engine.originals.capture_encoded` must give the bytes of
+the captured item encoded by ``encode_modified``.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from pydicom.dataelem import RawDataElement
 
 from dicomcloak.api import Deidentifier, Sealer
+from dicomcloak.engine.originals import capture, capture_encoded, encode_modified
 from dicomcloak.engine.uidmap import map_key, replaced_pairs
 from dicomcloak.errors import DicomcloakError
 from dicomcloak.io.reader import read_dataset
@@ -68,3 +72,25 @@ def test_corpus_pairs_equal_read_back(corpus: Path) -> None:
 def test_plain_sealer_carries_no_pairs(corpus: Path) -> None:
     source = read_dataset(next(corpus.rglob("*.dcm")).read_bytes())
     assert Sealer().seal(source, DEID.deidentify(source)).uid_pairs == ()
+
+
+def _capture_matches(data: bytes, extra: tuple[int, ...] = ()) -> bool | None:
+    try:
+        source = read_dataset(data)
+        changes = DEID.deidentify(source).changes
+    except DicomcloakError:
+        return None
+    item = capture(source, changes, extra)
+    assert capture_encoded(source, changes, extra) == (encode_modified(item), len(item._dict))
+    return all(isinstance(elem, RawDataElement) for elem in item._dict.values())
+
+
+def test_capture_encoded_equals_the_encoded_item_on_bundled_files() -> None:
+    # Explicit VR LE inputs take the direct copy; implicit VR, big endian and undefined lengths the item.
+    kinds = {_capture_matches(path.read_bytes()) for path in sorted(TEST_FILES.rglob("*.dcm"))}
+    assert {True, False} <= kinds
+
+
+def test_capture_encoded_equals_the_encoded_item_on_the_corpus(corpus: Path) -> None:
+    for path in sorted(corpus.rglob("*.dcm")):
+        assert _capture_matches(path.read_bytes(), (0x7FE00010,)) is not None

@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from functools import cache
 from io import BytesIO
 
@@ -52,6 +52,7 @@ __all__ = [
     "MODIFIED_ATTRIBUTES",
     "SEAL_CREATOR",
     "capture",
+    "capture_encoded",
     "captured_tags",
     "decode_modified",
     "decode_sealed",
@@ -106,6 +107,31 @@ def capture(source: Dataset, changes: Iterable[Change], extra: Iterable[int] = (
     return new_dataset(elements, False, True, charset if isinstance(charset, str) else list(charset))
 
 
+def capture_encoded(
+    source: Dataset, changes: Iterable[Change], extra: Iterable[int] = ()
+) -> tuple[bytes, int]:
+    """``encode_modified(capture(source, changes, extra))`` and how many elements it holds.
+
+    When every captured element is a raw Explicit VR Little Endian element of
+    defined length (any such input), its header and value are copied straight
+    from ``source``: no intermediate item is built. Anything else takes the
+    general path, so the bytes are the same either way.
+    """
+    keys = {int(key): key for key in source._dict}  # noqa: SLF001 - see captured_tags
+    tags = sorted(set(_captured(keys, changes)) | {t for t in extra if t in keys})
+    elements = source._dict  # noqa: SLF001 - raw elements, never converted
+    body: list[bytes] = []
+    for tag in tags:
+        elem = elements[keys[tag]]
+        if not isinstance(elem, RawDataElement) or not _copyable(elem):
+            item = capture(source, changes, extra)
+            return encode_modified(item), len(item._dict)  # noqa: SLF001
+        body.append(_header(tag, elem.VR or "UN", elem.length))
+        if elem.value:
+            body.append(elem.value)
+    return _modified_element(b"".join(body)), len(tags)
+
+
 def _exact(source: Dataset, key: BaseTag) -> RawDataElement | DataElement:
     """The element as read when it is Explicit VR Little Endian, else its decoded form."""
     elem: object = source._dict[key]  # noqa: SLF001 - the raw element, not converted
@@ -134,7 +160,11 @@ def encode_modified(item: Dataset) -> bytes:
                 body.append(elem.value)
         else:
             body.append(_written(item[tag], charset))
-    encoded = b"".join(body)
+    return _modified_element(b"".join(body))
+
+
+def _modified_element(encoded: bytes) -> bytes:
+    """The (0400,0550) element of one item of defined length holding the ``encoded`` elements."""
     item_part = _ITEM.pack(0xFFFE, 0xE000, len(encoded)) + encoded
     return _LONG_HEADER.pack(0x0400, 0x0550, b"SQ", len(item_part)) + item_part
 
@@ -164,9 +194,18 @@ def _copyable(elem: RawDataElement) -> bool:
 
 
 def _header(tag: int, vr: str, length: int) -> bytes:
-    if vr in EXPLICIT_VR_LENGTH_32:
-        return _LONG_HEADER.pack(tag >> 16, tag & 0xFFFF, vr.encode(), length)
-    return _SHORT_HEADER.pack(tag >> 16, tag & 0xFFFF, vr.encode(), length)
+    pack, code = _PACKERS.get(vr) or _packer(vr)
+    return pack(tag >> 16, tag & 0xFFFF, code, length)
+
+
+def _packer(vr: str) -> tuple[Callable[..., bytes], bytes]:
+    """The header layout of a VR (PS3.5 7.1.2: 4-byte length for these VRs, else 2), cached."""
+    packer = (_LONG_HEADER.pack if vr in EXPLICIT_VR_LENGTH_32 else _SHORT_HEADER.pack, vr.encode())
+    _PACKERS[vr] = packer
+    return packer
+
+
+_PACKERS: dict[str, tuple[Callable[..., bytes], bytes]] = {}
 
 
 def _written(elem: DataElement, charset: object) -> bytes:
