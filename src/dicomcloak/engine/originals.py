@@ -117,19 +117,35 @@ def capture_encoded(
     from ``source``: no intermediate item is built. Anything else takes the
     general path, so the bytes are the same either way.
     """
+    changes = tuple(changes)  # read twice on the general path
     keys = {int(key): key for key in source._dict}  # noqa: SLF001 - see captured_tags
     tags = sorted(set(_captured(keys, changes)) | {t for t in extra if t in keys})
     elements = source._dict  # noqa: SLF001 - raw elements, never converted
     body: list[bytes] = []
+    packers = _PACKERS
     for tag in tags:
         elem = elements[keys[tag]]
-        if not isinstance(elem, RawDataElement) or not _copyable(elem):
-            item = capture(source, changes, extra)
-            return encode_modified(item), len(item._dict)  # noqa: SLF001
-        body.append(_header(tag, elem.VR or "UN", elem.length))
-        if elem.value:
-            body.append(elem.value)
+        # _copyable, inlined: this loop runs for every captured element of every sealed file.
+        if type(elem) is not RawDataElement:
+            return _general(source, changes, extra)
+        _, vr, length, value, _, implicit, little, _, _ = elem
+        if implicit or not little or not vr or length == 0xFFFFFFFF:
+            return _general(source, changes, extra)
+        if value is None:
+            if length:
+                return _general(source, changes, extra)
+        elif type(value) is not bytes or len(value) != length:
+            return _general(source, changes, extra)
+        pack, code = packers.get(vr) or _packer(vr)
+        body.append(pack(tag >> 16, tag & 0xFFFF, code, length))
+        if value:
+            body.append(value)
     return _modified_element(b"".join(body)), len(tags)
+
+
+def _general(source: Dataset, changes: Iterable[Change], extra: Iterable[int]) -> tuple[bytes, int]:
+    item = capture(source, changes, extra)
+    return encode_modified(item), len(item._dict)  # noqa: SLF001
 
 
 def _exact(source: Dataset, key: BaseTag) -> RawDataElement | DataElement:
