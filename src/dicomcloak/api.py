@@ -86,7 +86,7 @@ class Deidentifier:
         if not sanitized.changes:
             return outcome
         changes = tuple(sorted((*sanitized.changes, *outcome.changes), key=lambda change: change.path))
-        return Outcome(outcome.dataset, changes, outcome.patient_pseudonym, outcome.replaced)
+        return Outcome(outcome.dataset, changes, outcome.patient_pseudonym, outcome.mapped)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from pydicom.tag import BaseTag
 
 from dicomcloak.engine import dates, values
 from dicomcloak.engine.outcome import Change, TagPath
-from dicomcloak.engine.uidmap import original_texts, original_uids
+from dicomcloak.engine.uidmap import Replaced
 from dicomcloak.engine.values import decode
 from dicomcloak.policy.model import Rule
 from dicomcloak.standard.iod import attribute_type, resolve_combined
@@ -207,7 +207,7 @@ def _pseudonym(ctx: ElementContext) -> Element:
         value = "\\".join(walk.pseudonymizer.identifier(str(item), limit) for item in items)
     ctx.record("P")
     # Pseudonyms are ASCII tokens without spaces or backslashes: the output holds exactly these values.
-    walk.replaced(ctx.path, False, value.split("\\"), original_texts(ctx.elem, ctx.source))
+    walk.replaced.append(Replaced(ctx.path, False, value.split("\\"), ctx.elem, ctx.source))
     return ctx.new(value)
 
 
@@ -225,7 +225,7 @@ def _uids(ctx: ElementContext, *, replace_all: bool) -> Element | None:
     if new == items:
         return ctx.elem
     ctx.record("U")
-    ctx.walk.replaced(ctx.path, True, new, original_uids(ctx.elem) or items)
+    ctx.walk.replaced.append(Replaced(ctx.path, True, new, ctx.elem, ctx.source, items))
     return ctx.new(new if len(new) > 1 else new[0])
 
 

@@ -10,7 +10,6 @@ decoded.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +24,7 @@ from dicomcloak.engine.identifying import build_cleaner
 from dicomcloak.engine.outcome import Change, Outcome, TagPath, format_path
 from dicomcloak.engine.quiet import quiet_pydicom
 from dicomcloak.engine.textclean import TextCleaner
-from dicomcloak.engine.uidmap import mapped_pairs
+from dicomcloak.engine.uidmap import Replaced
 from dicomcloak.engine.values import element_vr
 from dicomcloak.errors import DicomcloakError, ProcessingError
 from dicomcloak.keys.pseudonyms import Pseudonymizer
@@ -49,8 +48,8 @@ class Walk:
     encoding: tuple[bool, bool]
     charset: Any
     changes: list[Change] = field(default_factory=list)
-    #: (path, map key of the pseudonym, original) of every U and P value, for the vault's map.
-    pairs: list[tuple[TagPath, str, str]] = field(default_factory=list)
+    #: Every element given UIDs (U) or keyed pseudonyms (P): the vault's map, decoded on demand.
+    replaced: list[Replaced] = field(default_factory=list)
     current: TagPath = ()
     _cleaner: TextCleaner | None = None
 
@@ -59,15 +58,6 @@ class Walk:
         if self._cleaner is None:
             self._cleaner = build_cleaner(self.source, self.policy, self.charset)
         return self._cleaner
-
-    def replaced(self, path: TagPath, uid: bool, news: Iterable[str], olds: Iterable[str]) -> None:
-        """Record the (pseudonym, original) pairs of one element as its pseudonyms are made."""
-        self.pairs.extend((path, key, old) for key, old in mapped_pairs(path[-1], uid, news, olds))
-
-    def replaced_pairs(self) -> tuple[tuple[str, str], ...]:
-        """Distinct pairs in tag-path order (a later pair with the same key keeps the first's place)."""
-        self.pairs.sort(key=lambda pair: pair[0])
-        return tuple({key: old for _, key, old in self.pairs}.items())
 
 
 def deidentify(dataset: Dataset, policy: Policy, pseudonymizer: Pseudonymizer) -> Outcome:
@@ -96,7 +86,7 @@ def deidentify(dataset: Dataset, policy: Policy, pseudonymizer: Pseudonymizer) -
             hint="the file is malformed at that element",
         ) from None
     walk.changes.sort(key=lambda change: change.path)
-    return Outcome(out, tuple(walk.changes), walk.identity.patient_pseudonym, walk.replaced_pairs())
+    return Outcome(out, tuple(walk.changes), walk.identity.patient_pseudonym, tuple(walk.replaced))
 
 
 def _start(dataset: Dataset, policy: Policy, pseudonymizer: Pseudonymizer) -> Walk:

@@ -7,7 +7,10 @@ and what ``verify`` and re-identification use to find the original values.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Protocol
 
 from pydicom.dataset import Dataset
 
@@ -28,6 +31,21 @@ def format_path(path: TagPath) -> str:
         else:
             parts.append(f"({value >> 16:04X},{value & 0xFFFF:04X})")
     return "/".join(parts)
+
+
+class Mapped(Protocol):
+    """An element given keyed UIDs or pseudonyms (:class:`dicomcloak.engine.uidmap.Replaced`)."""
+
+    @property
+    def path(self) -> TagPath:
+        """Where the element is."""
+
+    def pairs(self) -> Iterator[tuple[str, str]]:
+        """(map key of the pseudonym, original) of its changed values."""
+
+
+def _path(entry: Mapped) -> TagPath:
+    return entry.path
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,17 +79,28 @@ class Outcome:
         Every applied rule, in tag-path order; never values.
     patient_pseudonym:
         The keyed patient pseudonym (folder name in the pseudonymous layout).
-    replaced:
-        Distinct (map key of the pseudonym, original) pairs of every replaced UID
-        (action U) and keyed pseudonym (action P), in tag-path order: the vault's
-        pseudonym map (:mod:`dicomcloak.engine.uidmap`). Values, so never logged
-        or reported: only sealed into the vault.
+    mapped:
+        Every element given keyed UIDs (U) or pseudonyms (P), as the engine made
+        them (:class:`dicomcloak.engine.uidmap.Replaced`); see :attr:`replaced`.
     """
 
     dataset: Dataset
     changes: tuple[Change, ...]
     patient_pseudonym: str
-    replaced: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    mapped: tuple[Mapped, ...] = field(default=(), repr=False, compare=False)
+
+    @cached_property
+    def replaced(self) -> tuple[tuple[str, str], ...]:
+        """Distinct (map key of the pseudonym, original) pairs of every U and P value, in tag-path order.
+
+        The vault's pseudonym map (:mod:`dicomcloak.engine.uidmap`), decoded on
+        first use. Values, so never logged or reported: only sealed into the vault.
+        """
+        pairs: dict[str, str] = {}
+        for entry in sorted(self.mapped, key=_path):
+            for key, old in entry.pairs():
+                pairs[key] = old
+        return tuple(pairs.items())
 
     @property
     def study_uid(self) -> str:

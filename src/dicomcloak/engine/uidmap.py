@@ -3,10 +3,11 @@
 Objects made later on de-identified data (a SEG, an SR, an AI result) carry
 the de-identified UIDs and pseudonyms only; re-identifying them needs the map
 from each replaced UID (action U) and keyed pseudonym (action P) back to its
-original. The engine records each pair as it makes the pseudonym
-(:func:`mapped_pairs`, with the original read by :func:`original_uids` or
-:func:`original_texts` exactly as the input holds it), so sealing reads
-nothing back (:attr:`dicomcloak.engine.outcome.Outcome.replaced`).
+original. The engine records each element as it makes its pseudonyms
+(:class:`Replaced`: the new values and the input element); the originals are
+decoded, exactly as the input holds them, only when the vault's map is asked
+for (:attr:`dicomcloak.engine.outcome.Outcome.replaced`), so sealing reads
+nothing back.
 :func:`replaced_pairs` reads the pairs back from the input and the output at
 the paths the Outcome names (the input and the output share item indices:
 de-identification never removes sequence items); the tests hold the engine's
@@ -15,8 +16,8 @@ pairs to it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
@@ -26,7 +27,15 @@ from dicomcloak.engine.outcome import Change, TagPath
 from dicomcloak.engine.values import is_single_byte
 from dicomcloak.raw import read_items
 
-__all__ = ["MAPPED_ACTIONS", "map_key", "mapped_pairs", "original_texts", "original_uids", "replaced_pairs"]
+__all__ = [
+    "MAPPED_ACTIONS",
+    "Replaced",
+    "map_key",
+    "mapped_pairs",
+    "original_texts",
+    "original_uids",
+    "replaced_pairs",
+]
 
 #: Actions whose new value is a deterministic stand-in for the original (UIDs, keyed pseudonyms).
 MAPPED_ACTIONS = frozenset({"U", "P"})
@@ -41,6 +50,32 @@ def map_key(tag: int, value: str, vr: str) -> str:
     tells which original to give back.
     """
     return value if vr == "UI" else f"{tag:08X}:{value}"
+
+
+class Replaced(NamedTuple):
+    """One element the engine gave keyed UIDs (U) or pseudonyms (P): its pairs, decoded when asked.
+
+    The engine keeps the new values it made and the input element; the
+    originals are decoded only when the vault's map is wanted (most runs do
+    not seal to a vault). ``items`` are the UIDs the engine decoded, for an
+    element that is not raw. A named tuple: made for every U and P element of
+    every file, it must cost next to nothing.
+    """
+
+    path: TagPath
+    uid: bool
+    news: Sequence[str]
+    elem: DataElement | RawDataElement
+    source: Dataset
+    items: Sequence[str] = ()
+
+    def pairs(self) -> Iterator[tuple[str, str]]:
+        """(map key of the pseudonym, original) for each changed, non-empty value."""
+        if self.uid:
+            olds: Sequence[str] = original_uids(self.elem) or self.items
+        else:
+            olds = original_texts(self.elem, self.source)
+        return mapped_pairs(self.path[-1], self.uid, self.news, olds)
 
 
 def mapped_pairs(tag: int, uid: bool, news: Iterable[str], olds: Iterable[str]) -> Iterator[tuple[str, str]]:
