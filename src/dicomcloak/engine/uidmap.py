@@ -103,20 +103,20 @@ _SHORT_TEXT = frozenset({"LO", "SH"})
 def original_texts(elem: DataElement | RawDataElement, ds: Dataset) -> list[str]:
     """The text values of an element as pydicom decodes them, without storing the conversion in ``ds``.
 
-    LO and SH values in a single-byte character set (Latin-1, PS3.5 6.1.2.3)
-    are decoded here as pydicom's ``convert_text`` does (split at backslashes,
-    trailing spaces and NULs removed), without its per-element machinery.
+    LO, SH and PN values in a single-byte character set (Latin-1, PS3.5
+    6.1.2.3) are decoded here as pydicom's ``convert_text`` and ``convert_PN``
+    do, without their per-element machinery (the tests hold both to pydicom).
     """
-    charset = ds.original_character_set
-    if (
-        isinstance(elem, RawDataElement)
-        and elem.VR in _SHORT_TEXT
-        and isinstance(elem.value, bytes)
-        and is_single_byte(charset)
-    ):
-        return [part.rstrip("\x00 ") for part in elem.value.decode("latin-1").split("\\")]
-    value = elem.value if isinstance(elem, DataElement) else _decoded(elem, ds)
-    values = value if isinstance(value, MultiValue | list) else [value]
+    value = elem.value
+    raw = isinstance(elem, RawDataElement) and isinstance(value, bytes)
+    if raw and isinstance(value, bytes) and is_single_byte(ds.original_character_set):
+        if elem.VR in _SHORT_TEXT:
+            return [part.rstrip("\x00 ") for part in value.decode("latin-1").split("\\")]
+        if elem.VR == "PN":
+            # convert_PN strips the whole value; a PersonName made from text drops trailing empty groups.
+            return [part.rstrip("=") for part in value.rstrip(b"\x00 ").decode("latin-1").split("\\")]
+    decoded = value if isinstance(elem, DataElement) else _decoded(elem, ds)
+    values = decoded if isinstance(decoded, MultiValue | list) else [decoded]
     return ["" if single is None else str(single) for single in values]
 
 
