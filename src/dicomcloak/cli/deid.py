@@ -101,7 +101,7 @@ def deid(
     worker = WorkerSettings(
         the_policy, the_key, domain, out, qdir, Layout(layout.value), len(inputs) > 1, seal=seal
     )
-    summary = _run(items, RunSettings(worker, run, jobs or default_jobs()), progress=not as_json)
+    summary = run_items(items, RunSettings(worker, run, jobs or default_jobs()), progress=not as_json)
     print(json.dumps(summary.to_dict(), indent=2, sort_keys=True) if as_json else render_summary(summary))
     if summary.quarantined:
         raise typer.Exit(int(ExitCode.QUARANTINED))
@@ -187,15 +187,13 @@ def _check_input(path: Path, out: Path, run_dir: Path, quarantine: Path) -> None
             )
 
 
-def run_items(items: Iterable[InputItem], settings: RunSettings, *, progress: bool) -> RunSummary:
-    """Run a batch with a progress bar on a terminal (``deid`` and ``sanitize``)."""
-    return _run(items, settings, progress=progress)
-
-
-def _run(items: Iterable[InputItem], settings: RunSettings, *, progress: bool) -> RunSummary:
+def run_items(
+    items: Iterable[InputItem], settings: RunSettings, *, progress: bool, label: str = "de-identifying"
+) -> RunSummary:
+    """Run a batch with a progress bar named ``label`` on a terminal (``deid`` and ``sanitize``)."""
     from dicomcloak.batch.run import run_batch
 
-    bar = ProgressBar(enabled=progress and sys.stderr.isatty())
+    bar = ProgressBar(enabled=progress and sys.stderr.isatty(), label=label)
     try:
         summary = run_batch(list(items), settings, bar)
     finally:
@@ -208,8 +206,9 @@ def _run(items: Iterable[InputItem], settings: RunSettings, *, progress: bool) -
 class ProgressBar:
     """A rich progress bar on stderr, drawn only for people (a TTY, no --json)."""
 
-    def __init__(self, *, enabled: bool) -> None:
+    def __init__(self, *, enabled: bool, label: str = "de-identifying") -> None:
         self.enabled = enabled
+        self.label = label
         self._bar: Progress | None = None
         self._task: TaskID | None = None
 
@@ -225,7 +224,7 @@ class ProgressBar:
             "{task.completed}/{task.total} files",
             console=Console(stderr=True),
         )
-        self._task = self._bar.add_task("de-identifying", total=total)
+        self._task = self._bar.add_task(self.label, total=total)
         self._bar.start()
 
     def advance(self, result: FileResult) -> None:

@@ -77,7 +77,8 @@ def sanitize(
     worker = WorkerSettings(
         the_policy, unused_key, "default", out, qdir, Layout.MIRROR, len(inputs) > 1, deidentify=False
     )
-    summary = run_items(items, RunSettings(worker, run, jobs or default_jobs()), progress=not as_json)
+    settings = RunSettings(worker, run, jobs or default_jobs())
+    summary = run_items(items, settings, progress=not as_json, label="sanitizing")
     print(json.dumps(summary.to_dict(), indent=2, sort_keys=True) if as_json else render_summary(summary))
     if summary.quarantined:
         raise typer.Exit(int(ExitCode.QUARANTINED))
