@@ -13,9 +13,12 @@ import typer
 
 from dicomcloak.cli._common import (
     ExitCode,
+    JobsArg,
     JsonFlag,
     OptionsArg,
     PolicyFileArg,
+    QuarantineArg,
+    RunDirArg,
     handles_errors,
     load_key,
     load_policy,
@@ -59,15 +62,9 @@ def deid(
     layout: Annotated[
         LayoutChoice, typer.Option("--layout", help="Output paths.")
     ] = LayoutChoice.PSEUDONYMOUS,
-    run_dir: Annotated[
-        Path | None, typer.Option("--run-dir", help="Reports and quarantine (default: OUT.run beside OUT).")
-    ] = None,
-    quarantine: Annotated[
-        Path | None, typer.Option("--quarantine", help="Quarantine directory (default: RUN_DIR/quarantine).")
-    ] = None,
-    jobs: Annotated[
-        int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores).")
-    ] = None,
+    run_dir: RunDirArg = None,
+    quarantine: QuarantineArg = None,
+    jobs: JobsArg = None,
     recipient: Annotated[
         list[Path] | None,
         typer.Option(

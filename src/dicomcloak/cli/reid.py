@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dicomcloak.cli._common import ExitCode, JsonFlag, handles_errors
+from dicomcloak.cli._common import ExitCode, JsonFlag, QuarantineArg, RunDirArg, handles_errors
 from dicomcloak.cli.deid import check_paths, default_run_dir
 from dicomcloak.cli.vault import KeyArg
 from dicomcloak.errors import KeyError_, UsageError
@@ -48,12 +48,8 @@ def reid(
         str | None,
         typer.Option("--audit", help="Record the run in this audit log (vault mode: the vault's by default)"),
     ] = None,
-    run_dir: Annotated[
-        Path | None, typer.Option("--run-dir", help="Reports and quarantine (default: OUT.run beside OUT).")
-    ] = None,
-    quarantine: Annotated[
-        Path | None, typer.Option("--quarantine", help="Quarantine directory (default: RUN_DIR/quarantine).")
-    ] = None,
+    run_dir: RunDirArg = None,
+    quarantine: QuarantineArg = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Re-identify INPUT... into OUT: sealed originals restored, markers removed; fails closed (exit 4)."""
