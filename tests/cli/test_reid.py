@@ -20,6 +20,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from dicomcloak.audit import AuditLog
 from dicomcloak.testing.restored import differences
 
 RunCli = Callable[..., CompletedProcess[str]]
@@ -124,6 +125,29 @@ def test_wrong_private_key_fails_closed(
     )
     assert result.returncode == SEAL_EXIT and "seal-wrong-key" in result.stderr
     assert not list((tmp_path / "back").rglob("*.dcm"))
+    # The refused attempt is audited in the run directory's own log (no --audit given): code, no values.
+    log = AuditLog.open(f"sqlite:///{tmp_path / 'back.run' / 'audit.db'}")
+    try:
+        events = log.events()
+        log.verify()
+    finally:
+        log.close()
+    assert [(event["action"], event["facts"]["reference"]) for event in events] == [
+        ("reidentify-refused", "seal-wrong-key")
+    ]
+
+
+def test_embedded_reid_is_audited_in_the_run_directory_by_default(
+    run_cli: RunCli, dicom_tree: Path, key_file: Path, owner: Path, tmp_path: Path
+) -> None:
+    _deid(run_cli, dicom_tree, tmp_path / "out", key_file, "--recipient", owner / "owner.cert.pem")
+    key = owner / "owner.key.pem"
+    result = run_cli("reid", tmp_path / "out", "--out", tmp_path / "back", "--private-key", key)
+    assert result.returncode == 0, result.stderr
+    log = f"sqlite:///{tmp_path / 'back.run' / 'audit.db'}"
+    verify = run_cli("audit", "verify", "--vault", log, "--json")
+    assert verify.returncode == 0, verify.stderr
+    assert json.loads(verify.stdout)["events"] == 1
 
 
 def test_flipped_bit_in_the_ciphertext_fails_closed(
