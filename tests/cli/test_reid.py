@@ -21,6 +21,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from dicomcloak.audit import AuditLog
+from dicomcloak.testing.hostile import with_preamble
 from dicomcloak.testing.restored import differences
 
 RunCli = Callable[..., CompletedProcess[str]]
@@ -293,3 +294,24 @@ def test_deid_never_writes_unsealed_outputs(
         result = run_cli("deid", dicom_tree, "--out", out, "--key", key_file, "--vault", url, "-j", jobs)
         assert result.returncode == SEAL_EXIT and "wrong-master-key" in result.stderr
         assert not list(out.rglob("*.dcm"))
+
+
+def test_reid_sanitizes_what_comes_back(
+    run_cli: RunCli, dicom_tree: Path, key_file: Path, owner: Path, tmp_path: Path
+) -> None:
+    """Returned files are untrusted: an executable preamble is quarantined, a private payload dropped."""
+    _deid(run_cli, dicom_tree, tmp_path / "out", key_file, "--recipient", owner / "owner.cert.pem")
+    first, second, *rest = sorted((tmp_path / "out").rglob("*.dcm"))
+    first.write_bytes(with_preamble("pe", first.read_bytes()))
+    ds = dcmread(second)
+    ds.private_block(0x0099, "PAYLOAD", create=True).add_new(0x01, "OB", b"\x7fELF" + bytes(64))
+    ds.save_as(second)
+    result = run_cli("reid", tmp_path / "out", "--out", tmp_path / "back", "--private-key",
+                     owner / "owner.key.pem", "--json")
+    assert result.returncode == 1, result.stderr  # finished, with a quarantined input
+    summary = json.loads(result.stdout)
+    assert summary["reasons"] == {"preamble-executable": 1}
+    assert summary["written"] == 1 + len(rest)
+    back = dcmread(tmp_path / "back" / second.relative_to(tmp_path / "out"))
+    assert not [element for element in back if element.tag.group == 0x0099]  # restored privates stay
+    _assert_restored(dicom_tree, tmp_path / "back", 1 + len(rest))

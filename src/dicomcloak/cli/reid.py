@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dicomcloak.cli._common import ExitCode, JsonFlag, QuarantineArg, RunDirArg, handles_errors
+from dicomcloak.cli._common import (
+    ExitCode,
+    JsonFlag,
+    OptionsArg,
+    PolicyFileArg,
+    QuarantineArg,
+    RunDirArg,
+    handles_errors,
+    load_policy,
+)
 from dicomcloak.cli.deid import check_paths, default_run_dir
 from dicomcloak.cli.vault import KeyArg
 from dicomcloak.errors import DicomcloakError, KeyError_, UsageError
@@ -49,13 +58,20 @@ def reid(
     ] = False,
     audit: Annotated[
         str | None,
-        typer.Option("--audit", help="Audit log URL (default: the vault's own; embedded mode: RUN_DIR/audit.db)"),
+        typer.Option("--audit", help="Audit log URL (default: the vault's; embedded: RUN_DIR/audit.db)"),
     ] = None,
+    option: OptionsArg = None,
+    policy: PolicyFileArg = None,
     run_dir: RunDirArg = None,
     quarantine: QuarantineArg = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Re-identify INPUT... into OUT: sealed originals restored, markers removed; fails closed (exit 4)."""
+    """Re-identify INPUT... into OUT: sealed originals restored, markers removed; fails closed (exit 4).
+
+    Every input is sanitized first (what comes back from outside is untrusted);
+    give the --option/--policy used by deid so that the private elements it kept
+    are kept here too.
+    """
     from dicomcloak.api import Reidentifier
     from dicomcloak.batch.reidentify import ReidSettings, run_reid
     from dicomcloak.io.inputs import iter_inputs
@@ -72,9 +88,10 @@ def reid(
     check_paths([path.resolve() for path in inputs], out, run, qdir)
     items = list(iter_inputs(inputs))
     several = len(inputs) > 1
+    the_policy = load_policy(option, policy)
     if private_key is not None:
         reidentifier = Reidentifier(_owner(private_key, cert), accept_unverified=accept_unverified)
-        settings = ReidSettings(out, run, qdir, several, facts={"mode": "embedded"})
+        settings = ReidSettings(out, run, qdir, several, the_policy, facts={"mode": "embedded"})
         # Always audited (DESIGN.md decision 3): with no --audit, in the run directory's own log.
         run.mkdir(parents=True, exist_ok=True)
         with _audit_log(audit or f"sqlite:///{run / 'audit.db'}") as log:
@@ -86,7 +103,7 @@ def reid(
         with open_vault(vault, key) as store:
             reidentifier = Reidentifier(vault=store)
             facts = {"mode": "vault", "vault": vault.split(":", 1)[0]}
-            settings = ReidSettings(out, run, qdir, several, facts=facts)
+            settings = ReidSettings(out, run, qdir, several, the_policy, facts=facts)
             with _audit_log(audit) if audit is not None else nullcontext(store.audit) as log:
                 summary = _audited(log, "vault", lambda: run_reid(items, reidentifier, settings))
     if as_json:
