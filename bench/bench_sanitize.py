@@ -22,10 +22,7 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,19 +30,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_EVAL = REPO.parent / "shared" / "eval"
-
-
-def build_corpus(corpus: Path, n: int, seed: int, max_big: int) -> None:
-    """Write the corpus with the shared generator when present, else the packaged one."""
-    args = ["--out", str(corpus), "--n", str(n), "--seed", str(seed), "--max-big", str(max_big)]
-    if (SHARED_EVAL / "make_corpus.py").exists():
-        cmd = [sys.executable, str(SHARED_EVAL / "make_corpus.py"), *args]
-    else:
-        cmd = [sys.executable, "-m", "dicomcloak.testing.corpus", *args]
-    print(f"building corpus: {' '.join(cmd)}", file=sys.stderr)
-    subprocess.run(cmd, check=True, stdout=sys.stderr)
+from bench_deid import build_corpus, machine  # bench/ is on sys.path
 
 
 def timed(steps: dict[str, Callable[[], int]], repeat: int) -> dict[str, float]:
@@ -129,9 +114,7 @@ def main() -> None:
     t_deid, t_pipe, t_moot, t_alone = medians.values()
     n = len(blobs)
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    cpu = platform.processor() or platform.machine()
-    python = platform.python_version()
-    print(f"\n### Sanitize stage cost ({when}, {os.cpu_count()} cores, {cpu}, Python {python})\n")
+    print(f"\n### Sanitize stage cost ({when}; {machine()})\n")
     print(f"Corpus: make_corpus --n {args.n} --seed {args.seed} --max-big {args.max_big} "
           f"({n} files, {mbytes:.0f} MB), in memory, one process, median of {args.repeat} rounds.\n")
     print("| step | ms per file | fraction of deid |")

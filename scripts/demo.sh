@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# De-identify 60 synthetic DICOM files with planted PHI, then verify the output leaks nothing.
+# De-identify 60 synthetic DICOM files with planted PHI (originals sealed in a SQLite vault), verify the
+# output leaks nothing, then re-identify it as the owner and check it equals the input.
 # Usage: bash scripts/demo.sh        (from anywhere; works on a fresh clone with Python 3.11+)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +15,7 @@ echo "==> installing dicomcloak (editable)"
 export PATH="$PWD/.venv/bin:$PATH"
 
 mkdir -p demo
-rm -rf demo/input demo/output demo/output.run
+rm -rf demo/input demo/output demo/output.run demo/restored demo/restored.run demo/vault.db*
 echo "==> building 60 sample files from pydicom's bundled test data"
 python -m dicomcloak.testing.corpus --out demo/input --n 60
 
@@ -27,16 +28,23 @@ fi
 input=demo/input/files
 [ -d "$input" ] || input=demo/input
 
-echo "==> de-identifying $input"
-dicomcloak deid "$input" --out demo/output --key demo/demo.key --option retain-long-modified-dates
-echo "==> verifying"
+vault="sqlite:///$PWD/demo/vault.db"
+echo "==> de-identifying $input (sanitized, then de-identified; originals sealed in demo/vault.db)"
+dicomcloak deid "$input" --out demo/output --key demo/demo.key --option retain-long-modified-dates --vault "$vault"
+echo "==> verifying: no planted value or original UID left in demo/output"
 dicomcloak verify "$input" demo/output --key demo/demo.key --option retain-long-modified-dates
+echo "==> re-identifying demo/output as the owner (vault + key)"
+dicomcloak reid demo/output --out demo/restored --vault "$vault" --key demo/demo.key
+echo "==> checking the restored files equal the inputs"
+python -m dicomcloak.testing.restored "$input" demo/restored
 
 cat <<DONE
 
 Done.
   inputs (synthetic PHI)  demo/input
   de-identified output    demo/output
+  vault (sealed originals) demo/vault.db
+  re-identified           demo/restored
   run report              demo/output.run/report.json
   quarantine              demo/output.run/quarantine
   demo key (back it up!)  demo/demo.key

@@ -28,6 +28,8 @@ An :class:`InputError` never stops a run: the file is quarantined with its
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "ConfigError",
     "DicomcloakError",
@@ -65,6 +67,10 @@ class DicomcloakError(Exception):
         self.message = message
         self.hint = hint
         super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle with the reference and hint: errors cross process boundaries (pool workers)."""
+        return (_rebuild, (type(self), self.message, self.reference, self.hint))
 
     def __str__(self) -> str:
         text = f"[{self.reference}] {self.message}"
@@ -156,3 +162,8 @@ class ProcessingError(InputError):
     """De-identifying a parsed instance failed."""
 
     default_reference = "processing-failed"
+
+
+def _rebuild(cls: type[DicomcloakError], message: str, reference: str, hint: str) -> DicomcloakError:
+    """Unpickle a :class:`DicomcloakError` with the reference and hint it was raised with."""
+    return cls(message, reference=reference, hint=hint)

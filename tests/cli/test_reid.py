@@ -20,6 +20,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from dicomcloak.audit import AuditLog
+from dicomcloak.testing.hostile import with_preamble
 from dicomcloak.testing.restored import differences
 
 RunCli = Callable[..., CompletedProcess[str]]
@@ -124,6 +126,29 @@ def test_wrong_private_key_fails_closed(
     )
     assert result.returncode == SEAL_EXIT and "seal-wrong-key" in result.stderr
     assert not list((tmp_path / "back").rglob("*.dcm"))
+    # The refused attempt is audited in the run directory's own log (no --audit given): code, no values.
+    log = AuditLog.open(f"sqlite:///{tmp_path / 'back.run' / 'audit.db'}")
+    try:
+        events = log.events()
+        log.verify()
+    finally:
+        log.close()
+    assert [(event["action"], event["facts"]["reference"]) for event in events] == [
+        ("reidentify-refused", "seal-wrong-key")
+    ]
+
+
+def test_embedded_reid_is_audited_in_the_run_directory_by_default(
+    run_cli: RunCli, dicom_tree: Path, key_file: Path, owner: Path, tmp_path: Path
+) -> None:
+    _deid(run_cli, dicom_tree, tmp_path / "out", key_file, "--recipient", owner / "owner.cert.pem")
+    key = owner / "owner.key.pem"
+    result = run_cli("reid", tmp_path / "out", "--out", tmp_path / "back", "--private-key", key)
+    assert result.returncode == 0, result.stderr
+    log = f"sqlite:///{tmp_path / 'back.run' / 'audit.db'}"
+    verify = run_cli("audit", "verify", "--vault", log, "--json")
+    assert verify.returncode == 0, verify.stderr
+    assert json.loads(verify.stdout)["events"] == 1
 
 
 def test_flipped_bit_in_the_ciphertext_fails_closed(
@@ -269,3 +294,24 @@ def test_deid_never_writes_unsealed_outputs(
         result = run_cli("deid", dicom_tree, "--out", out, "--key", key_file, "--vault", url, "-j", jobs)
         assert result.returncode == SEAL_EXIT and "wrong-master-key" in result.stderr
         assert not list(out.rglob("*.dcm"))
+
+
+def test_reid_sanitizes_what_comes_back(
+    run_cli: RunCli, dicom_tree: Path, key_file: Path, owner: Path, tmp_path: Path
+) -> None:
+    """Returned files are untrusted: an executable preamble is quarantined, a private payload dropped."""
+    _deid(run_cli, dicom_tree, tmp_path / "out", key_file, "--recipient", owner / "owner.cert.pem")
+    first, second, *rest = sorted((tmp_path / "out").rglob("*.dcm"))
+    first.write_bytes(with_preamble("pe", first.read_bytes()))
+    ds = dcmread(second)
+    ds.private_block(0x0099, "PAYLOAD", create=True).add_new(0x01, "OB", b"\x7fELF" + bytes(64))
+    ds.save_as(second)
+    result = run_cli("reid", tmp_path / "out", "--out", tmp_path / "back", "--private-key",
+                     owner / "owner.key.pem", "--json")
+    assert result.returncode == 1, result.stderr  # finished, with a quarantined input
+    summary = json.loads(result.stdout)
+    assert summary["reasons"] == {"preamble-executable": 1}
+    assert summary["written"] == 1 + len(rest)
+    back = dcmread(tmp_path / "back" / second.relative_to(tmp_path / "out"))
+    assert not [element for element in back if element.tag.group == 0x0099]  # restored privates stay
+    _assert_restored(dicom_tree, tmp_path / "back", 1 + len(rest))

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.tag import Tag
 
 from dicomcloak.api import Deidentifier, Reidentifier, Sealer
 from dicomcloak.engine.originals import (
@@ -139,3 +141,21 @@ def test_the_input_is_not_modified(owner: OwnerKey) -> None:
 
 def _dataset(path: str) -> Dataset:
     return read_dataset((TEST_FILES / path).read_bytes())
+
+
+def test_what_the_sanitizer_drops_is_sealed_and_restored(owner: OwnerKey) -> None:
+    """Issue 3: the sanitizer's removals are changes, so sealing captures them and reid restores them."""
+    ds = pydicom.dcmread(TEST_FILES / "CT_small.dcm")
+    # DS: invalid for its VR; kept by the profile, so only the sanitizer drops it (pydicom refuses to set it).
+    ds._dict[0x00180050] = RawDataElement(Tag(0x00180050), "DS", 12, b"not-a-number", 0, False, True)
+    ds.ConvolutionKernel = "x" * 40  # SH: longer than the VR's 16 characters
+    source = read_dataset(encode_dataset(ds))
+    outcome = DEID.deidentify(source)
+    dropped = {change.path for change in outcome.changes if change.source.startswith("sanitize:")}
+    assert {(0x00180050,), (0x00181210,)} <= dropped
+    Sealer([owner.certificate], vault=True).seal(source, outcome)
+    written = read_dataset(encode_dataset(outcome.dataset))
+    assert "SliceThickness" not in written and "ConvolutionKernel" not in written
+    back = read_dataset(encode_dataset(Reidentifier(owner).reidentify(written).dataset))
+    assert differences(source, back) == []
+    assert back["SliceThickness"].value == source["SliceThickness"].value

@@ -7,6 +7,11 @@ directory. A :class:`~dicomcloak.errors.SealError` (wrong key, tampered or
 missing sealed originals) is not a quarantine: it stops the run, and nothing
 is written for that input (fail closed). Re-identification is rare and
 audited, so it runs in one process.
+
+What comes back from outside (an AI result, a partner's SEG or SR) is as
+untrusted as anything else: every input goes through the sanitize stage
+(content disarm and reconstruction, DESIGN.md decision 5) before restoring,
+under the policy given (the same private-element rules as ``deid``).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from dicomcloak.io.layout import mirror_relpath
 from dicomcloak.io.quarantine import quarantine
 from dicomcloak.io.reader import ReadLimits, read_dataset
 from dicomcloak.io.writer import encode_dataset_parts, write_atomic
+from dicomcloak.policy.model import Policy
+from dicomcloak.sanitize import sanitize_dataset
 
 __all__ = ["REID_SCHEMA", "ReidSettings", "run_reid"]
 
@@ -42,8 +49,13 @@ class ReidSettings:
     run_dir: Path
     quarantine_dir: Path
     several_roots: bool = False
-    limits: ReadLimits = field(default_factory=ReadLimits)
+    policy: Policy = field(default_factory=Policy)  # its private rules, limits and content choices
     facts: dict[str, Any] = field(default_factory=dict)  # mode facts for the summary (no secrets)
+
+    @property
+    def limits(self) -> ReadLimits:
+        """The reading limits in force (the policy's ``[sanitize.limits]``)."""
+        return self.policy.sanitize.limits
 
 
 def run_reid(inputs: Iterable[InputItem], reidentifier: Reidentifier, settings: ReidSettings) -> RunSummary:
@@ -85,8 +97,11 @@ def _one(
     modes: Counter[str],
 ) -> FileResult:
     try:
-        data = item.read_bytes(settings.limits.max_file_bytes)
-        result = reidentifier.reidentify(read_dataset(data, settings.limits))
+        limits = settings.limits
+        data = item.read_bytes(limits.max_file_bytes)
+        policy = settings.policy
+        sanitized = sanitize_dataset(read_dataset(data, limits), policy.sanitize, policy)
+        result = reidentifier.reidentify(sanitized.dataset)
         payload = encode_dataset_parts(result.dataset)
     except InputError as error:
         return _quarantined(index, item, error, settings)
@@ -116,5 +131,3 @@ def _changes(result: Reidentified) -> tuple[tuple[ChangeKey, int], ...]:
     if result.mapped:
         rows.append((((), "M", source), result.mapped))
     return tuple(rows)
-
-

@@ -194,9 +194,13 @@ def _claims_parent(run_dir: Path) -> Path:
 
 def _raise_if_a_worker_failed(claims: Path) -> None:
     """A worker whose final commit failed leaves a mark (its exception cannot reach us)."""
-    if any(path.name.startswith(_FAILED_MARK + _SEAL_MARK) for path in claims.iterdir()):
+    sealing = [path.name for path in claims.iterdir() if path.name.startswith(_FAILED_MARK + _SEAL_MARK)]
+    if sealing:
+        # The mark's suffix is the error's reference code (kebab-case, never a value).
+        reference = sealing[0].rpartition(".")[2] or None
         raise SealError(
             "a worker could not seal the originals of its last outputs; they were not written",
+            reference=reference,
             hint="check the vault (its URL, key and free space)",
         )
     if any(path.name.startswith(_FAILED_MARK) for path in claims.iterdir()):
@@ -240,8 +244,8 @@ def _close_worker() -> None:
     except Exception as error:  # noqa: BLE001 - reported to the parent by a mark, never by a traceback
         claims = _CONTEXT.settings.claims_dir
         if claims is not None:
-            kind = _SEAL_MARK if isinstance(error, SealError) else ""
-            (claims / f"{_FAILED_MARK}{kind}{os.getpid()}").touch()
+            kind = f"{_SEAL_MARK}{os.getpid()}.{error.reference}" if isinstance(error, SealError) else ""
+            (claims / f"{_FAILED_MARK}{kind or os.getpid()}").touch()
 
 
 def _run_chunk(tasks: list[tuple[int, InputItem]]) -> list[FileResult]:

@@ -26,9 +26,12 @@ if TYPE_CHECKING:
 __all__ = [
     "DEBUG_ENV",
     "ExitCode",
+    "JobsArg",
     "JsonFlag",
     "OptionsArg",
     "PolicyFileArg",
+    "QuarantineArg",
+    "RunDirArg",
     "exit_code_for",
     "fail",
     "handles_errors",
@@ -72,6 +75,15 @@ PolicyFileArg = Annotated[
     Path | None, typer.Option("--policy", help="Site policy TOML file (overrides win over the table).")
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+RunDirArg = Annotated[
+    Path | None, typer.Option("--run-dir", help="Reports and quarantine (default: OUT.run beside OUT).")
+]
+QuarantineArg = Annotated[
+    Path | None, typer.Option("--quarantine", help="Quarantine directory (default: RUN_DIR/quarantine).")
+]
+JobsArg = Annotated[
+    int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores).")
+]
 
 
 def exit_code_for(error: DicomcloakError) -> ExitCode:

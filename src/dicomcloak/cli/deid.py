@@ -13,9 +13,12 @@ import typer
 
 from dicomcloak.cli._common import (
     ExitCode,
+    JobsArg,
     JsonFlag,
     OptionsArg,
     PolicyFileArg,
+    QuarantineArg,
+    RunDirArg,
     handles_errors,
     load_key,
     load_policy,
@@ -59,15 +62,9 @@ def deid(
     layout: Annotated[
         LayoutChoice, typer.Option("--layout", help="Output paths.")
     ] = LayoutChoice.PSEUDONYMOUS,
-    run_dir: Annotated[
-        Path | None, typer.Option("--run-dir", help="Reports and quarantine (default: OUT.run beside OUT).")
-    ] = None,
-    quarantine: Annotated[
-        Path | None, typer.Option("--quarantine", help="Quarantine directory (default: RUN_DIR/quarantine).")
-    ] = None,
-    jobs: Annotated[
-        int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores).")
-    ] = None,
+    run_dir: RunDirArg = None,
+    quarantine: QuarantineArg = None,
+    jobs: JobsArg = None,
     recipient: Annotated[
         list[Path] | None,
         typer.Option(
@@ -101,7 +98,7 @@ def deid(
     worker = WorkerSettings(
         the_policy, the_key, domain, out, qdir, Layout(layout.value), len(inputs) > 1, seal=seal
     )
-    summary = _run(items, RunSettings(worker, run, jobs or default_jobs()), progress=not as_json)
+    summary = run_items(items, RunSettings(worker, run, jobs or default_jobs()), progress=not as_json)
     print(json.dumps(summary.to_dict(), indent=2, sort_keys=True) if as_json else render_summary(summary))
     if summary.quarantined:
         raise typer.Exit(int(ExitCode.QUARANTINED))
@@ -187,15 +184,13 @@ def _check_input(path: Path, out: Path, run_dir: Path, quarantine: Path) -> None
             )
 
 
-def run_items(items: Iterable[InputItem], settings: RunSettings, *, progress: bool) -> RunSummary:
-    """Run a batch with a progress bar on a terminal (``deid`` and ``sanitize``)."""
-    return _run(items, settings, progress=progress)
-
-
-def _run(items: Iterable[InputItem], settings: RunSettings, *, progress: bool) -> RunSummary:
+def run_items(
+    items: Iterable[InputItem], settings: RunSettings, *, progress: bool, label: str = "de-identifying"
+) -> RunSummary:
+    """Run a batch with a progress bar named ``label`` on a terminal (``deid`` and ``sanitize``)."""
     from dicomcloak.batch.run import run_batch
 
-    bar = ProgressBar(enabled=progress and sys.stderr.isatty())
+    bar = ProgressBar(enabled=progress and sys.stderr.isatty(), label=label)
     try:
         summary = run_batch(list(items), settings, bar)
     finally:
@@ -208,8 +203,9 @@ def _run(items: Iterable[InputItem], settings: RunSettings, *, progress: bool) -
 class ProgressBar:
     """A rich progress bar on stderr, drawn only for people (a TTY, no --json)."""
 
-    def __init__(self, *, enabled: bool) -> None:
+    def __init__(self, *, enabled: bool, label: str = "de-identifying") -> None:
         self.enabled = enabled
+        self.label = label
         self._bar: Progress | None = None
         self._task: TaskID | None = None
 
@@ -225,7 +221,7 @@ class ProgressBar:
             "{task.completed}/{task.total} files",
             console=Console(stderr=True),
         )
-        self._task = self._bar.add_task("de-identifying", total=total)
+        self._task = self._bar.add_task(self.label, total=total)
         self._bar.start()
 
     def advance(self, result: FileResult) -> None:

@@ -44,7 +44,8 @@ def _key_path(key: Path | None) -> Path:
     if os.environ.get(WRAPPING_KEYS_ENV, "").strip():
         raise UsageError(
             f"the wrapping keys come from {WRAPPING_KEYS_ENV}, not the key file",
-            reference="wrapping-keys-external", hint="rotate or retire them where they are managed",
+            reference="wrapping-keys-external",
+            hint="rotate or retire them where they are managed",
         )
     path = resolve_key_path(key, os.environ)
     if path is None:
@@ -84,8 +85,9 @@ def rotate(
     write_keyring_file(path, new, overwrite=True)
     _audit(vault, "rotate", previous=ring.current.key_id, current=new.current.key_id)
     print(f"current wrapping key: {new.current.key_id} (previous {ring.current.key_id} is now old)")
-    typer.echo(f"rewrote {path} (mode 0600). Back it up again: the new wrapping key is only in this file.",
-               err=True)
+    typer.echo(
+        f"rewrote {path} (mode 0600). Back it up again: the new wrapping key is only in this file.", err=True
+    )
 
 
 @app.command("rewrap")
@@ -123,7 +125,8 @@ def retire(
         if used:
             raise UsageError(
                 f"wrapping key {key_id} still wraps {used} data keys in this vault",
-                reference="key-still-in-use", hint="run 'dicomcloak keys rewrap --vault URL' first",
+                reference="key-still-in-use",
+                hint="run 'dicomcloak keys rewrap --vault URL' first",
             )
         write_keyring_file(path, retired, overwrite=True)
         store.audit.append("retire", key_id=key_id)

@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dicomcloak.cli._common import ExitCode, JsonFlag, handles_errors
+from dicomcloak.cli._common import (
+    ExitCode,
+    JsonFlag,
+    OptionsArg,
+    PolicyFileArg,
+    QuarantineArg,
+    RunDirArg,
+    handles_errors,
+    load_policy,
+)
 from dicomcloak.cli.deid import check_paths, default_run_dir
 from dicomcloak.cli.vault import KeyArg
-from dicomcloak.errors import KeyError_, UsageError
+from dicomcloak.errors import DicomcloakError, KeyError_, UsageError
 
 if TYPE_CHECKING:
+    from dicomcloak.audit import AuditLog
     from dicomcloak.batch.report import RunSummary
     from dicomcloak.keys.cms import OwnerKey
 
@@ -46,17 +58,20 @@ def reid(
     ] = False,
     audit: Annotated[
         str | None,
-        typer.Option("--audit", help="Record the run in this audit log (vault mode: the vault's by default)"),
+        typer.Option("--audit", help="Audit log URL (default: the vault's; embedded: RUN_DIR/audit.db)"),
     ] = None,
-    run_dir: Annotated[
-        Path | None, typer.Option("--run-dir", help="Reports and quarantine (default: OUT.run beside OUT).")
-    ] = None,
-    quarantine: Annotated[
-        Path | None, typer.Option("--quarantine", help="Quarantine directory (default: RUN_DIR/quarantine).")
-    ] = None,
+    option: OptionsArg = None,
+    policy: PolicyFileArg = None,
+    run_dir: RunDirArg = None,
+    quarantine: QuarantineArg = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Re-identify INPUT... into OUT: sealed originals restored, markers removed; fails closed (exit 4)."""
+    """Re-identify INPUT... into OUT: sealed originals restored, markers removed; fails closed (exit 4).
+
+    Every input is sanitized first (what comes back from outside is untrusted);
+    give the --option/--policy used by deid so that the private elements it kept
+    are kept here too.
+    """
     from dicomcloak.api import Reidentifier
     from dicomcloak.batch.reidentify import ReidSettings, run_reid
     from dicomcloak.io.inputs import iter_inputs
@@ -73,12 +88,14 @@ def reid(
     check_paths([path.resolve() for path in inputs], out, run, qdir)
     items = list(iter_inputs(inputs))
     several = len(inputs) > 1
+    the_policy = load_policy(option, policy)
     if private_key is not None:
         reidentifier = Reidentifier(_owner(private_key, cert), accept_unverified=accept_unverified)
-        settings = ReidSettings(out, run, qdir, several, facts={"mode": "embedded"})
-        summary = run_reid(items, reidentifier, settings)
-        if audit is not None:
-            _audit_to(audit, summary)
+        settings = ReidSettings(out, run, qdir, several, the_policy, facts={"mode": "embedded"})
+        # Always audited (DESIGN.md decision 3): with no --audit, in the run directory's own log.
+        run.mkdir(parents=True, exist_ok=True)
+        with _audit_log(audit or f"sqlite:///{run / 'audit.db'}") as log:
+            summary = _audited(log, "embedded", lambda: run_reid(items, reidentifier, settings))
     else:
         from dicomcloak.cli.vault import open_vault
 
@@ -86,11 +103,9 @@ def reid(
         with open_vault(vault, key) as store:
             reidentifier = Reidentifier(vault=store)
             facts = {"mode": "vault", "vault": vault.split(":", 1)[0]}
-            summary = run_reid(items, reidentifier, ReidSettings(out, run, qdir, several, facts=facts))
-            if audit is None:
-                store.audit.append("reidentify", **_audit_facts(summary))
-        if audit is not None:
-            _audit_to(audit, summary)
+            settings = ReidSettings(out, run, qdir, several, the_policy, facts=facts)
+            with _audit_log(audit) if audit is not None else nullcontext(store.audit) as log:
+                summary = _audited(log, "vault", lambda: run_reid(items, reidentifier, settings))
     if as_json:
         print(json.dumps(summary.to_dict(), indent=2, sort_keys=True))
     else:
@@ -110,14 +125,26 @@ def _audit_facts(summary: RunSummary) -> dict[str, object]:
     }
 
 
-def _audit_to(url: str, summary: RunSummary) -> None:
+@contextmanager
+def _audit_log(url: str) -> Iterator[AuditLog]:
     from dicomcloak.audit import AuditLog
 
     log = AuditLog.open(url)
     try:
-        log.append("reidentify", **_audit_facts(summary))
+        yield log
     finally:
         log.close()
+
+
+def _audited(log: AuditLog, mode: str, run: Callable[[], RunSummary]) -> RunSummary:
+    """Run a re-identification and audit it, refused attempts included (reference code, never values)."""
+    try:
+        summary = run()
+    except DicomcloakError as error:
+        log.append("reidentify-refused", mode=mode, reference=error.reference)
+        raise
+    log.append("reidentify", **_audit_facts(summary))
+    return summary
 
 
 def _owner(private_key: Path, cert: Path | None) -> OwnerKey:

@@ -9,7 +9,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dicomcloak.cli._common import ExitCode, JsonFlag, OptionsArg, PolicyFileArg, handles_errors, load_policy
+from dicomcloak.cli._common import (
+    ExitCode,
+    JobsArg,
+    JsonFlag,
+    OptionsArg,
+    PolicyFileArg,
+    QuarantineArg,
+    RunDirArg,
+    handles_errors,
+    load_policy,
+)
 from dicomcloak.cli.deid import check_paths, default_run_dir, render_summary, run_items
 
 if TYPE_CHECKING:
@@ -45,15 +55,9 @@ def sanitize(
     max_depth: Annotated[
         int | None, typer.Option("--max-depth", min=1, help="Deepest sequence nesting accepted (default 64).")
     ] = None,
-    run_dir: Annotated[
-        Path | None, typer.Option("--run-dir", help="Reports and quarantine (default: OUT.run beside OUT).")
-    ] = None,
-    quarantine: Annotated[
-        Path | None, typer.Option("--quarantine", help="Quarantine directory (default: RUN_DIR/quarantine).")
-    ] = None,
-    jobs: Annotated[
-        int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores).")
-    ] = None,
+    run_dir: RunDirArg = None,
+    quarantine: QuarantineArg = None,
+    jobs: JobsArg = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Rebuild INPUT... into OUT from validated elements; hostile inputs are quarantined with a reason code.
@@ -77,7 +81,8 @@ def sanitize(
     worker = WorkerSettings(
         the_policy, unused_key, "default", out, qdir, Layout.MIRROR, len(inputs) > 1, deidentify=False
     )
-    summary = run_items(items, RunSettings(worker, run, jobs or default_jobs()), progress=not as_json)
+    settings = RunSettings(worker, run, jobs or default_jobs())
+    summary = run_items(items, settings, progress=not as_json, label="sanitizing")
     print(json.dumps(summary.to_dict(), indent=2, sort_keys=True) if as_json else render_summary(summary))
     if summary.quarantined:
         raise typer.Exit(int(ExitCode.QUARANTINED))

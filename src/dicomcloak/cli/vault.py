@@ -21,11 +21,10 @@ __all__ = ["KeyArg", "VaultArg", "app", "load_keyring_from", "open_vault", "shre
 app = typer.Typer(help="Manage the key vault (sealed originals).", no_args_is_help=True)
 
 VaultArg = Annotated[
-    str, typer.Option("--vault", help="Vault SQLAlchemy URL, e.g. sqlite:///vault.db or postgresql+pg8000://...")
+    str,
+    typer.Option("--vault", help="Vault SQLAlchemy URL, e.g. sqlite:///vault.db or postgresql+pg8000://..."),
 ]
-KeyArg = Annotated[
-    Path | None, typer.Option("--key", help="Project key file (else $DICOMCLOAK_KEY_FILE).")
-]
+KeyArg = Annotated[Path | None, typer.Option("--key", help="Project key file (else $DICOMCLOAK_KEY_FILE).")]
 
 
 def load_keyring_from(key_file: Path | None) -> Keyring:
@@ -34,8 +33,11 @@ def load_keyring_from(key_file: Path | None) -> Keyring:
 
     path = resolve_key_path(key_file, os.environ)
     if path is None:
-        raise KeyError_(f"no project key: pass --key FILE or set {KEY_ENV}", reference="key-required",
-                        hint="the vault is opened with the key file it was created with")
+        raise KeyError_(
+            f"no project key: pass --key FILE or set {KEY_ENV}",
+            reference="key-required",
+            hint="the vault is opened with the key file it was created with",
+        )
     return resolve_provider(path, os.environ).keyring()
 
 

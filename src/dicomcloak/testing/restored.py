@@ -9,9 +9,13 @@ Patient Identity Removed (0012,0062) = NO added when the original had none
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+from pydicom import dcmread
 from pydicom.dataset import Dataset
 
-__all__ = ["differences"]
+__all__ = ["compare_trees", "differences", "main"]
 
 _PATIENT_IDENTITY_REMOVED = 0x00120062
 
@@ -44,3 +48,42 @@ def _equal(original: Dataset, restored: Dataset, tag: int) -> bool:
 
 def _name(tag: int) -> str:
     return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def compare_trees(originals: Path, restored: Path) -> tuple[int, int, list[str]]:
+    """Match restored files to originals by SOP Instance UID; return (exact, total, differing tags).
+
+    Every restored file must equal the original with the same SOP Instance UID
+    (re-identification restores it). The differing tags are reported, never values.
+    """
+    by_uid = {
+        str(dcmread(path, stop_before_pixels=True).SOPInstanceUID): path
+        for path in sorted(originals.rglob("*"))
+        if path.is_file() and path.suffix == ".dcm"
+    }
+    exact, total, differing = 0, 0, []
+    for path in sorted(restored.rglob("*.dcm")):
+        back = dcmread(path)
+        total += 1
+        source = by_uid.get(str(back.SOPInstanceUID))
+        found = ["(0008,0018) not an input UID"] if source is None else differences(dcmread(source), back)
+        exact += not found
+        differing.extend(found)
+    return exact, total, sorted(set(differing))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m dicomcloak.testing.restored ORIGINALS RESTORED``: exit 1 unless every file is restored."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m dicomcloak.testing.restored ORIGINALS RESTORED", file=sys.stderr)
+        return 2
+    exact, total, differing = compare_trees(Path(args[0]), Path(args[1]))
+    print(f"{exact}/{total} restored files equal their input element for element")
+    if differing:
+        print("differing tags: " + ", ".join(differing))
+    return 0 if total and exact == total else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
