@@ -19,6 +19,7 @@ from pydicom.tag import BaseTag
 __all__ = [
     "DEFINITION_UID_KEYWORDS",
     "decode",
+    "dictionary_vr",
     "dummy_value",
     "is_identifier_keyword",
     "is_single_byte",
@@ -109,11 +110,12 @@ def element_vr(elem: object) -> str:
     vr = getattr(elem, "VR", None)
     if vr:
         return str(vr)
-    return _dictionary_vr(int(getattr(elem, "tag")))  # noqa: B009
+    return dictionary_vr(int(getattr(elem, "tag")))  # noqa: B009
 
 
 @cache
-def _dictionary_vr(tag: int) -> str:
+def dictionary_vr(tag: int) -> str:
+    """The data dictionary's VR of a public tag ("UN" when unknown)."""
     from pydicom.datadict import dictionary_VR
 
     try:

@@ -13,7 +13,6 @@ de-identification that follows and for re-identification (issue 4).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 
 from pydicom.charset import python_encoding
@@ -22,6 +21,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from dicomcloak.engine.outcome import Change, TagPath
+from dicomcloak.engine.values import dictionary_vr
 from dicomcloak.errors import ReadLimitError, UnsafeContentError
 from dicomcloak.policy.cdr import Disposition, SanitizeSettings
 from dicomcloak.policy.model import Policy
@@ -79,17 +79,6 @@ class Walk:
     def drop(self, path: TagPath, reason: str) -> None:
         """Record the removal of the element at ``path`` (a tag path of the input)."""
         self.changes.append(Change(path, "X", f"sanitize:{reason}"))
-
-
-@cache
-def dictionary_vr(tag: int) -> str:
-    """The data dictionary's VR of a public tag ("UN" when unknown)."""
-    from pydicom.datadict import dictionary_VR
-
-    try:
-        return str(dictionary_VR(tag))
-    except KeyError:
-        return "UN"
 
 
 def charset_checks(value: Any) -> dict[str, Check]:
