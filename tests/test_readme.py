@@ -131,3 +131,7 @@ def test_python_api_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     original = pydicom.dcmread(tmp_path / "scan.dcm")
     assert outcome.dataset.PatientIdentityRemoved == "YES"  # type: ignore[attr-defined]
     assert str(outcome.dataset.PatientName) != str(original.PatientName)  # type: ignore[attr-defined]
+    from dicomcloak.testing.restored import differences
+
+    restored = namespace["restored"]
+    assert differences(original, restored) == []  # type: ignore[arg-type]
