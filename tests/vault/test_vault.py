@@ -250,3 +250,16 @@ def test_audit_in_its_own_database(tmp_path: Path, db_url: str, ring: Keyring) -
     engine = sa.create_engine(db_url)
     assert not sa.inspect(engine).has_table("dicomcloak_audit")
     engine.dispose()
+
+
+def test_sqlite_commits_are_durable(tmp_path: Path) -> None:
+    """WAL with synchronous=FULL: a sealed group is on disk before its files are renamed into place."""
+    from dicomcloak.audit.db import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'vault.db'}")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    finally:
+        engine.dispose()
