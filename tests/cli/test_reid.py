@@ -315,3 +315,20 @@ def test_reid_sanitizes_what_comes_back(
     back = dcmread(tmp_path / "back" / second.relative_to(tmp_path / "out"))
     assert not [element for element in back if element.tag.group == 0x0099]  # restored privates stay
     _assert_restored(dicom_tree, tmp_path / "back", 1 + len(rest))
+
+
+def test_embedded_only_deid_is_audited_in_the_run_directory(
+    run_cli: RunCli, dicom_tree: Path, key_file: Path, owner: Path, tmp_path: Path
+) -> None:
+    """No vault to audit each group in: one seal event per run, counts only, in RUN_DIR/audit.db."""
+    _deid(run_cli, dicom_tree, tmp_path / "out", key_file, "--recipient", owner / "owner.cert.pem")
+    log = AuditLog.open(f"sqlite:///{tmp_path / 'out.run' / 'audit.db'}")
+    try:
+        events = log.events()
+        log.verify()
+    finally:
+        log.close()
+    assert [event["action"] for event in events] == ["seal"]
+    facts = {"mode": "embedded", "recipients": 1, "files": 6, "sealed": 6, "quarantined": 0}
+    assert events[0]["facts"] == facts
+    assert PATIENT_NAME not in str(events) and PATIENT_ID not in str(events)

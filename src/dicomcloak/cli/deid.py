@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -24,7 +24,7 @@ from dicomcloak.cli._common import (
     load_policy,
     warn,
 )
-from dicomcloak.errors import UsageError
+from dicomcloak.errors import DicomcloakError, UsageError
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -76,7 +76,10 @@ def deid(
         str | None, typer.Option("--vault", help="Seal the originals in this vault (SQLAlchemy URL).")
     ] = None,
     audit: Annotated[
-        str | None, typer.Option("--audit", help="Audit trail URL (default: in the vault's database).")
+        str | None,
+        typer.Option(
+            "--audit", help="Audit log URL (default: the vault's; embedded only: RUN_DIR/audit.db)."
+        ),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -98,7 +101,13 @@ def deid(
     worker = WorkerSettings(
         the_policy, the_key, domain, out, qdir, Layout(layout.value), len(inputs) > 1, seal=seal
     )
-    summary = run_items(items, RunSettings(worker, run, jobs or default_jobs()), progress=not as_json)
+    settings = RunSettings(worker, run, jobs or default_jobs())
+    if seal is not None and seal.vault_url is None:
+        # Embedded-only sealing has no vault to audit each group in: one event per run, in --audit or
+        # in the run directory's own log (every seal is audited, DESIGN.md decision 3).
+        summary = _audited_embedded(seal, run, lambda: run_items(items, settings, progress=not as_json))
+    else:
+        summary = run_items(items, settings, progress=not as_json)
     print(json.dumps(summary.to_dict(), indent=2, sort_keys=True) if as_json else render_summary(summary))
     if summary.quarantined:
         raise typer.Exit(int(ExitCode.QUARANTINED))
@@ -111,8 +120,10 @@ def seal_settings(
     from dicomcloak.batch.worker import SealSettings
     from dicomcloak.keys.cms import load_certificate
 
-    if audit is not None and vault is None:
-        raise UsageError("--audit needs --vault", reference="audit-without-vault", hint="add --vault URL")
+    if audit is not None and vault is None and not recipients:
+        raise UsageError(
+            "--audit needs sealing", reference="audit-without-sealing", hint="add --vault URL or --recipient"
+        )
     if not recipients and vault is None:
         return None
     pems = tuple(_read(path) for path in recipients)
@@ -130,6 +141,27 @@ def seal_settings(
 
         keyring = load_keyring_from(key)
     return SealSettings(pems, vault, keyring, audit)
+
+
+def _audited_embedded(seal: SealSettings, run: Path, work: Callable[[], RunSummary]) -> RunSummary:
+    """Run an embedded-only sealing run and audit it (counts and reference codes, never values)."""
+    from dicomcloak.audit import AuditLog
+
+    run.mkdir(parents=True, exist_ok=True)
+    log = AuditLog.open(seal.audit_url or f"sqlite:///{run / 'audit.db'}")
+    try:
+        facts: dict[str, object] = {"mode": "embedded", "recipients": len(seal.recipients)}
+        try:
+            summary = work()
+        except DicomcloakError as error:
+            log.append("seal-failed", reference=error.reference, **facts)
+            raise
+        log.append(
+            "seal", files=summary.files, sealed=summary.written, quarantined=summary.quarantined, **facts
+        )
+        return summary
+    finally:
+        log.close()
 
 
 def _read(path: Path) -> bytes:
