@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from subprocess import CompletedProcess
+from typing import Any
 
 import pytest
 from pydicom import dcmread
@@ -43,6 +44,16 @@ def _assert_restored(inputs: Path, restored: Path, count: int) -> None:
         assert differences(dcmread(originals[sop]), back) == [], path.name
         assert back.PatientName == PATIENT_NAME and back.PatientID == PATIENT_ID
         assert "EncryptedAttributesSequence" not in back and "DeidentificationMethod" not in back
+
+
+def _verified_events(database: Path) -> list[dict[str, Any]]:
+    """The events of a SQLite audit log, after checking its hash chain."""
+    log = AuditLog.open(f"sqlite:///{database}")
+    try:
+        log.verify()
+        return log.events()
+    finally:
+        log.close()
 
 
 @pytest.fixture
@@ -127,12 +138,7 @@ def test_wrong_private_key_fails_closed(
     assert result.returncode == SEAL_EXIT and "seal-wrong-key" in result.stderr
     assert not list((tmp_path / "back").rglob("*.dcm"))
     # The refused attempt is audited in the run directory's own log (no --audit given): code, no values.
-    log = AuditLog.open(f"sqlite:///{tmp_path / 'back.run' / 'audit.db'}")
-    try:
-        events = log.events()
-        log.verify()
-    finally:
-        log.close()
+    events = _verified_events(tmp_path / "back.run" / "audit.db")
     assert [(event["action"], event["facts"]["reference"]) for event in events] == [
         ("reidentify-refused", "seal-wrong-key")
     ]
@@ -322,12 +328,7 @@ def test_embedded_only_deid_is_audited_in_the_run_directory(
 ) -> None:
     """No vault to audit each group in: one seal event per run, counts only, in RUN_DIR/audit.db."""
     _deid(run_cli, dicom_tree, tmp_path / "out", key_file, "--recipient", owner / "owner.cert.pem")
-    log = AuditLog.open(f"sqlite:///{tmp_path / 'out.run' / 'audit.db'}")
-    try:
-        events = log.events()
-        log.verify()
-    finally:
-        log.close()
+    events = _verified_events(tmp_path / "out.run" / "audit.db")
     assert [event["action"] for event in events] == ["seal"]
     facts = {"mode": "embedded", "recipients": 1, "files": 6, "sealed": 6, "quarantined": 0}
     assert events[0]["facts"] == facts
