@@ -23,7 +23,7 @@ from dicomcloak.batch.worker import (
     process_chunk,
     process_item,
 )
-from dicomcloak.errors import OutputError, SealError
+from dicomcloak.errors import OutputError
 from dicomcloak.io.inputs import iter_inputs
 from dicomcloak.keys import ProjectKey
 from dicomcloak.policy import build_policy
@@ -126,22 +126,3 @@ def test_a_chunk_ships_its_change_counts_once(dicom_tree: Path, tmp_path: Path) 
     assert all(not result.changes for result in chunk[:-1])
     assert Counter(dict(chunk[-1].changes)) == expected
     assert [r.n_changes for r in chunk] == [r.n_changes for r in singles]
-
-
-@pytest.mark.parametrize(
-    ("mark", "error", "reference"),
-    [
-        ("commit-failed-seal-4242.vault-record-tampered", SealError, "vault-record-tampered"),
-        ("commit-failed-4242", OutputError, "output-unwritable"),
-    ],
-)
-def test_a_worker_failure_mark_becomes_the_typed_error(
-    tmp_path: Path, mark: str, error: type[Exception], reference: str
-) -> None:
-    """A worker's last commit fails after its results were sent: its mark carries the reference code."""
-    from dicomcloak.batch.run import _raise_if_a_worker_failed
-
-    (tmp_path / mark).touch()
-    with pytest.raises(error) as raised:
-        _raise_if_a_worker_failed(tmp_path)
-    assert raised.value.reference == reference  # type: ignore[attr-defined]

@@ -101,3 +101,12 @@ def test_sync_file_system_accepts_a_directory_and_a_missing_one(tmp_path: Path) 
     sync_file_system(tmp_path)  # syncfs of the directory's file system
     sync_file_system(tmp_path / "missing")  # falls back to sync()
     assert (tmp_path / "f.dcm").read_bytes() == b"x"
+
+
+def test_more_parts_than_one_writev_takes_are_written_in_order(tmp_path: Path) -> None:
+    """A payload of more parts than IOV_MAX (1,024) is written in batches, nothing lost or reordered."""
+    parts = [number.to_bytes(2, "little") * (number % 7) for number in range(3000)]
+    writer = GroupedWriter(background=True)
+    writer.submit(tmp_path / "many.dcm", parts)
+    writer.close()
+    assert (tmp_path / "many.dcm").read_bytes() == b"".join(parts)

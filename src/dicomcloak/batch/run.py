@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
-import multiprocessing.util
 import os
 import shutil
 import tempfile
@@ -22,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from dicomcloak.batch.pool import Pool, WorkerFunctions
 from dicomcloak.batch.report import ReportBuilder, RunSummary, encode_report, report_path
 from dicomcloak.batch.worker import (
     FileResult,
@@ -30,7 +30,7 @@ from dicomcloak.batch.worker import (
     build_context,
     process_chunk,
 )
-from dicomcloak.errors import OutputError, SealError
+from dicomcloak.errors import OutputError
 from dicomcloak.io.grouped import sync_file_system
 from dicomcloak.io.inputs import InputItem
 from dicomcloak.io.writer import atomic_file, write_atomic
@@ -156,27 +156,20 @@ def _pooled(
         first = process_chunk([(0, items[0])], first_ctx)[0]
         first_ctx.close()  # its output is on disk (and sealed) before the workers start
         _freeze_heap()  # before forking: the workers inherit the frozen heap
-        # The pool is created before the observer starts its own threads (fork safety).
-        pool = _mp_context().Pool(jobs, initializer=_init_worker, initargs=(worker,))
-        try:
+        # The workers are started before the observer starts its own threads (fork safety).
+        functions = WorkerFunctions(_init_worker, worker, _run_chunk, _close_worker)
+        with Pool(jobs, functions, _mp_context()) as pool:
             if observer is not None:
                 observer.start(len(items))
             yield first
-            chunks = _chunks(list(enumerate(items[1:], start=1)), chunksize)
-            for results in pool.imap_unordered(_run_chunk, chunks):
+            # Workers commit their last group when the pool closes; an error there is raised
+            # by the pool with its type and reference (a worker that dies: worker-died).
+            for results in pool.imap_unordered(_chunks(list(enumerate(items[1:], start=1)), chunksize)):
                 yield from results
-            # Workers commit their last group as they exit: close and join, never terminate.
-            pool.close()
-            pool.join()
-        finally:
-            pool.terminate()
-        _raise_if_a_worker_failed(claims)
     finally:
         shutil.rmtree(claims, ignore_errors=True)
 
 
-_FAILED_MARK = "commit-failed-"
-_SEAL_MARK = "seal-"
 _SHARED_MEMORY = Path("/dev/shm")  # a private mkdtemp directory (mode 0700) is made inside it
 
 
@@ -190,24 +183,6 @@ def _claims_parent(run_dir: Path) -> Path:
     if _SHARED_MEMORY.is_dir() and os.access(_SHARED_MEMORY, os.W_OK | os.X_OK):
         return _SHARED_MEMORY
     return run_dir
-
-
-def _raise_if_a_worker_failed(claims: Path) -> None:
-    """A worker whose final commit failed leaves a mark (its exception cannot reach us)."""
-    sealing = [path.name for path in claims.iterdir() if path.name.startswith(_FAILED_MARK + _SEAL_MARK)]
-    if sealing:
-        # The mark's suffix is the error's reference code (kebab-case, never a value).
-        reference = sealing[0].rpartition(".")[2] or None
-        raise SealError(
-            "a worker could not seal the originals of its last outputs; they were not written",
-            reference=reference,
-            hint="check the vault (its URL, key and free space)",
-        )
-    if any(path.name.startswith(_FAILED_MARK) for path in claims.iterdir()):
-        raise OutputError(
-            "a worker could not write its last outputs",
-            hint="check free space and permissions of the output directory",
-        )
 
 
 def _freeze_heap() -> None:
@@ -232,27 +207,19 @@ def _mp_context() -> multiprocessing.context.BaseContext:
 def _init_worker(settings: WorkerSettings) -> None:
     global _CONTEXT
     _CONTEXT = build_context(settings)
-    # Runs when the worker exits after pool.close(): commits the last group of outputs.
-    multiprocessing.util.Finalize(None, _close_worker, exitpriority=10)
 
 
 def _close_worker() -> None:
-    if _CONTEXT is None:  # pragma: no cover - the initializer always runs first
-        return
-    try:
+    """Commit the worker's last group (and seal it); an error goes back to the parent, typed."""
+    if _CONTEXT is not None:
         _CONTEXT.close()
-    except Exception as error:  # noqa: BLE001 - reported to the parent by a mark, never by a traceback
-        claims = _CONTEXT.settings.claims_dir
-        if claims is not None:
-            kind = f"{_SEAL_MARK}{os.getpid()}.{error.reference}" if isinstance(error, SealError) else ""
-            (claims / f"{_FAILED_MARK}{kind or os.getpid()}").touch()
 
 
 def _run_chunk(tasks: list[tuple[int, InputItem]]) -> list[FileResult]:
     if _CONTEXT is None:  # pragma: no cover - the initializer always runs first
         raise RuntimeError("worker used before its initializer ran")
     # Groups commit in the background while the next chunks are processed; a failure
-    # surfaces with a later commit, and the last group commits at exit.
+    # surfaces with a later commit, and the last group commits when the pool closes.
     return process_chunk(tasks, _CONTEXT)
 
 

@@ -118,7 +118,6 @@ def seal_settings(
 ) -> SealSettings | None:
     """Sealing asked on the command line: certificates read now (a bad one stops before any work)."""
     from dicomcloak.batch.worker import SealSettings
-    from dicomcloak.keys.cms import load_certificate
 
     if audit is not None and vault is None and not recipients:
         raise UsageError(
@@ -126,6 +125,8 @@ def seal_settings(
         )
     if not recipients and vault is None:
         return None
+    from dicomcloak.keys.cms import load_certificate  # cryptography's x509: only when sealing
+
     pems = tuple(_read(path) for path in recipients)
     for path, pem in zip(recipients, pems, strict=True):
         load_certificate(pem, str(path))

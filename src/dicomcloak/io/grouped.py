@@ -17,10 +17,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, cast
 
 from dicomcloak.errors import OutputError
-from dicomcloak.io.writer import _open_temp, _remove_quietly, _unwritable
+from dicomcloak.io.writer import _open_temp_fd, _remove_quietly, _unwritable
 
 __all__ = ["GroupedWriter", "sync_file_system"]
 
@@ -57,7 +57,7 @@ class GroupedWriter:
     ) -> None:
         self._max_files = max_files
         self._max_bytes = max_bytes
-        self._pending: list[tuple[BinaryIO, Path, Path]] = []
+        self._pending: list[tuple[int, Path, Path]] = []
         self._payloads: list[tuple[Path, Sequence[bytes]]] = []
         self._records: list[Any] = []
         self._before_commit = before_commit
@@ -132,16 +132,44 @@ class GroupedWriter:
 _MAX_IN_FLIGHT = 2
 
 
-def _write_temp(path: Path, parts: Sequence[bytes]) -> tuple[BinaryIO, Path]:
-    """Write ``parts`` to a new temporary file beside ``path``; remove it if that fails."""
-    handle, tmp = _open_temp(path)
+def _write_temp(path: Path, parts: Sequence[bytes]) -> tuple[int, Path]:
+    """Write ``parts`` to a new temporary file beside ``path``; its open descriptor. Removed if that fails.
+
+    One ``writev`` per file, straight from the parts (no buffered file object,
+    no join): on the commit thread every system call gives up the interpreter
+    lock and must win it back from the thread that de-identifies, so fewer
+    calls mean fewer waits.
+    """
+    fd, tmp = _open_temp_fd(path)
     try:
-        handle.writelines(parts)
-        handle.flush()
+        _write_all(fd, parts)
     except OSError:
-        _discard(handle, tmp)
+        _discard(fd, tmp)
         raise _unwritable(path) from None
-    return handle, tmp
+    return fd, tmp
+
+
+_IOV_MAX = 1024  # POSIX minimum of IOV_MAX (Linux: 1024)
+
+
+def _write_all(fd: int, parts: Sequence[bytes]) -> None:
+    """Write every part in order; ``writev`` may write less than asked (a signal, a full disk)."""
+    views = [memoryview(part) for part in parts if len(part)]
+    while views:
+        batch = views[:_IOV_MAX]
+        written = os.writev(fd, batch)
+        if written == 0:
+            raise OSError("writev wrote nothing")
+        del views[: len(batch)]
+        # Put back what this call did not write, from the first part it cut short.
+        done, rest = 0, []
+        for view in batch:
+            if done + len(view) <= written:
+                done += len(view)
+            else:
+                rest.append(view[max(0, written - done) :])
+                done += len(view)
+        views[:0] = rest
 
 
 def _write_and_commit(
@@ -150,13 +178,13 @@ def _write_and_commit(
     records: list[Any] | None = None,
 ) -> None:
     """Write a group's temporary files, run the hook, then commit them; after a failure nothing is left."""
-    written: list[tuple[BinaryIO, Path, Path]] = []
+    written: list[tuple[int, Path, Path]] = []
     try:
         for path, parts in payloads:
             written.append((*_write_temp(path, parts), path))
     except OutputError:
-        for handle, tmp, _ in written:
-            _discard(handle, tmp)
+        for fd, tmp, _ in written:
+            _discard(fd, tmp)
         raise
     _run_hook(before_commit, records or [], written)
     _commit(written)
@@ -165,7 +193,7 @@ def _write_and_commit(
 def _run_hook(
     before_commit: Callable[[list[Any]], None] | None,
     records: list[Any],
-    written: list[tuple[BinaryIO, Path, Path]],
+    written: list[tuple[int, Path, Path]],
 ) -> None:
     """Call the group's hook; if it fails, remove the group's temporary files and re-raise."""
     if before_commit is None:
@@ -173,12 +201,12 @@ def _run_hook(
     try:
         before_commit(records)
     except BaseException:
-        for handle, tmp, _ in written:
-            _discard(handle, tmp)
+        for fd, tmp, _ in written:
+            _discard(fd, tmp)
         raise
 
 
-def _commit(pending: list[tuple[BinaryIO, Path, Path]]) -> None:
+def _commit(pending: list[tuple[int, Path, Path]]) -> None:
     """Make a group durable, then close and rename each file; after a failure, remove the rest.
 
     Where the system has ``syncfs`` (Linux), one call writes back every file of
@@ -187,18 +215,19 @@ def _commit(pending: list[tuple[BinaryIO, Path, Path]]) -> None:
     once per file, stalling every file creation of the writing thread meanwhile.
     """
     failed: Path | None = None
-    synced = bool(pending) and _syncfs(pending[0][0].fileno())
-    for handle, tmp, path in pending:
+    synced = bool(pending) and _syncfs(pending[0][0])
+    for fd, tmp, path in pending:
         if failed is None:
             try:
                 if not synced:
-                    os.fsync(handle.fileno())
-                handle.close()
+                    os.fsync(fd)
+                os.close(fd)
+                fd = -1
                 os.replace(tmp, path)
                 continue
             except OSError:
                 failed = path
-        _discard(handle, tmp)
+        _discard(fd, tmp)
     if failed is not None:
         raise _unwritable(failed)
 
@@ -246,7 +275,9 @@ def _load_syncfs() -> Callable[[int], int] | None:
 _SYNCFS = _load_syncfs()
 
 
-def _discard(handle: BinaryIO, tmp: Path) -> None:
-    with suppress(OSError):
-        handle.close()
+def _discard(fd: int, tmp: Path) -> None:
+    """Close (unless already closed: -1) and remove a temporary file."""
+    if fd >= 0:
+        with suppress(OSError):
+            os.close(fd)
     _remove_quietly(tmp)

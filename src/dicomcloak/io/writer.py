@@ -155,7 +155,13 @@ _known_directories: set[str] = set()
 
 
 def _open_temp(path: Path) -> tuple[BinaryIO, Path]:
-    """Create the hidden temporary file beside `path` (same file system), mode 0600.
+    """Create the hidden temporary file beside `path` (same file system), mode 0600, as a file object."""
+    fd, tmp = _open_temp_fd(path)
+    return os.fdopen(fd, "wb"), tmp
+
+
+def _open_temp_fd(path: Path) -> tuple[int, Path]:
+    """Create the hidden temporary file beside `path` (same file system), mode 0600; its descriptor.
 
     The name is unique per process, thread and call (O_EXCL guards against
     anything else), which is cheaper than ``tempfile``'s random names; known
@@ -171,7 +177,7 @@ def _open_temp(path: Path) -> tuple[BinaryIO, Path]:
     except OSError:
         _known_directories.discard(directory)
         raise _unwritable(path) from None
-    return os.fdopen(fd, "wb"), tmp
+    return fd, tmp
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -1,0 +1,106 @@
+"""The batch process pool with real worker processes: results, finalizers, typed errors, dead workers."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dicomcloak.batch.pool import Pool, WorkerFunctions
+from dicomcloak.errors import OutputError, SealError
+
+_STATE: dict[str, Any] = {}
+
+
+def _init(settings: dict[str, Any]) -> None:
+    _STATE.clear()
+    _STATE.update(settings)
+
+
+def _square(task: int) -> tuple[int, int, int]:
+    if task == _STATE.get("fail_on"):
+        raise OutputError("cannot write", reference="output-unwritable")
+    if task == _STATE.get("die_on"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    if task == _STATE.get("odd_on"):
+        raise _UnpicklableError()
+    return task, task * task, os.getpid()
+
+
+class _UnpicklableError(Exception):
+    def __reduce__(self) -> Any:
+        raise TypeError("not picklable")
+
+
+def _finish() -> None:
+    marks = _STATE.get("marks")
+    if marks is not None:
+        (Path(marks) / str(os.getpid())).touch()
+    if _STATE.get("fail_at_exit"):
+        raise SealError("the vault refused the last group", reference="vault-record-tampered")
+
+
+def _pool(jobs: int = 2, **settings: Any) -> Pool[int, tuple[int, int, int]]:
+    functions = WorkerFunctions(_init, settings, _square, _finish)
+    return Pool(jobs, functions, multiprocessing.get_context("fork"))
+
+
+def _no_children_left() -> bool:
+    return not multiprocessing.active_children()
+
+
+def test_every_task_runs_once_on_several_workers(tmp_path: Path) -> None:
+    with _pool(2, marks=str(tmp_path)) as pool:
+        results = list(pool.imap_unordered(range(200)))
+    assert sorted(r[:2] for r in results) == [(i, i * i) for i in range(200)]
+    pids = {r[2] for r in results}
+    assert len(pids) == 2 and os.getpid() not in pids
+    assert {p.name for p in tmp_path.iterdir()} == {str(pid) for pid in pids}  # each worker finalized
+    assert _no_children_left()
+
+
+def test_an_error_at_a_workers_exit_reaches_the_parent_typed(tmp_path: Path) -> None:
+    """The last commit of a worker fails after its results were sent: close() raises it, reference kept."""
+    pool = _pool(2, fail_at_exit=True, marks=str(tmp_path))
+    with pytest.raises(SealError) as raised, pool:
+        assert len(list(pool.imap_unordered(range(20)))) == 20
+    assert raised.value.reference == "vault-record-tampered"
+    assert len(list(tmp_path.iterdir())) == 2  # both workers ran their finalizer
+    assert _no_children_left()
+
+
+def test_a_task_error_stops_the_run_typed_and_the_others_finalize(tmp_path: Path) -> None:
+    pool = _pool(2, fail_on=7, marks=str(tmp_path))
+    with pytest.raises(OutputError) as raised, pool:
+        list(pool.imap_unordered(range(50)))
+    assert raised.value.reference == "output-unwritable"
+    assert len(list(tmp_path.iterdir())) == 2  # the failing worker committed what it had, so did the other
+    assert _no_children_left()
+
+
+def test_a_dead_worker_stops_the_run_instead_of_hanging() -> None:
+    pool = _pool(2, die_on=5)
+    with pytest.raises(OutputError) as raised, pool:
+        list(pool.imap_unordered(range(50)))
+    assert raised.value.reference == "worker-died"
+    assert "-9" in str(raised.value)  # the exit code says it was killed
+    assert _no_children_left()
+
+
+def test_an_unpicklable_error_arrives_as_its_type_name_only() -> None:
+    pool = _pool(1, odd_on=3)
+    with pytest.raises(RuntimeError, match="_UnpicklableError"), pool:
+        list(pool.imap_unordered(range(10)))
+    assert _no_children_left()
+
+
+def test_leaving_early_still_finalizes_every_worker(tmp_path: Path) -> None:
+    with _pool(2, marks=str(tmp_path)) as pool:
+        for _ in pool.imap_unordered(range(100)):
+            break
+    assert len(list(tmp_path.iterdir())) == 2
+    assert _no_children_left()
