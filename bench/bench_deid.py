@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,8 @@ import resource, subprocess, sys, time
 t0 = time.perf_counter()
 code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
 wall = time.perf_counter() - t0
-print(wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(wall, usage.ru_maxrss, code, usage.ru_utime + usage.ru_stime)
 """
 
 
@@ -52,6 +54,8 @@ class Row:
     mbytes: float
     quality: dict[str, Any] = field(default_factory=dict)
     walls: list[float] = field(default_factory=list)
+    cpu: float = 0.0  # user + sys seconds of the whole process tree
+    pair_ratios: list[float] = field(default_factory=list)  # --jobs 2 only: each round's --jobs 1 wall / this
 
     @property
     def files_per_s(self) -> float:
@@ -71,9 +75,10 @@ def measure(name: str, cmd: list[str], files: int, mbytes: float) -> Row:
     """
     os.sync()
     done = subprocess.run([sys.executable, "-c", _WRAPPER, *cmd], capture_output=True, text=True, check=True)
-    wall, rss_kib, code = done.stdout.split()
-    row = Row(name, float(wall), int(rss_kib) / 1024, int(code), files, mbytes)
-    print(f"  {name}: {row.wall:.1f} s, {row.files_per_s:.0f} files/s, exit {row.code}", file=sys.stderr)
+    wall, rss_kib, code, cpu = done.stdout.split()
+    row = Row(name, float(wall), int(rss_kib) / 1024, int(code), files, mbytes, cpu=float(cpu))
+    print(f"  {name}: {row.wall:.2f} s, {row.files_per_s:.0f} files/s, CPU {row.cpu:.2f} s, exit {row.code}",
+          file=sys.stderr)
     return row
 
 
@@ -172,15 +177,28 @@ def specs(files: Path, work: Path, key: Path) -> list[Spec]:
     return todo
 
 
-def _clear(out: Path | None) -> None:
-    if out is not None:
-        shutil.rmtree(out, ignore_errors=True)
-        shutil.rmtree(out.with_name(out.name + ".run"), ignore_errors=True)
+def settle(seconds: float) -> None:
+    """Let the file system forget the outputs just deleted before the next timed command.
+
+    ext4 without a journal (this project's reference machine) skips, on every
+    file creation, inodes freed in the last ~30 s (``find_inode_bit`` ->
+    ``recently_deleted``): deleting 2,000 outputs right before a timed run made
+    each creation scan past them, ~20% of the next run's CPU by ``perf``. So each
+    round writes into fresh directories, deletes them at its end, and waits.
+    """
+    os.sync()
+    if seconds > 0:
+        print(f"  (settling {seconds:.0f} s after deleting outputs)", file=sys.stderr)
+        time.sleep(seconds)
 
 
 def run_all(args: argparse.Namespace, corpus: Path, work: Path) -> tuple[list[Row], dict[str, Any]]:
     """Time every command ``--repeat`` times, in rounds (so drift in the machine's load hits all
-    commands alike); report the median; score each dicomcloak output of the last round."""
+    commands alike); report the median; score each dicomcloak output of the last round.
+
+    ``--jobs 1`` and ``--jobs 2`` of a profile run back to back, so each round gives one ratio
+    measured under the same conditions; the median of those is reported beside the ratio of medians.
+    """
     files = corpus / "files"
     answer = json.loads((corpus / "answer_key.json").read_text())
     n = len(answer["files"])
@@ -190,20 +208,31 @@ def run_all(args: argparse.Namespace, corpus: Path, work: Path) -> tuple[list[Ro
     if not key.exists():
         init = [*dicomcloak_cmd(), "keys", "init", "--out", str(key)]
         subprocess.run(init, check=True, capture_output=True)
-    todo = specs(files, work, key)
-    runs: dict[str, list[Row]] = {spec.name: [] for spec in todo}
+    kept = work / "out-default-j2"
+    shutil.rmtree(kept, ignore_errors=True)
+    runs: dict[str, list[Row]] = {}
     for round_ in range(args.repeat):
         last = round_ == args.repeat - 1
+        scratch = work / f"round-{round_}"
+        shutil.rmtree(scratch, ignore_errors=True)
+        settle(args.settle)
+        scratch.mkdir(parents=True)
+        todo = specs(files, scratch, key)
         for spec in todo:
-            _clear(spec.out)
             row = measure(spec.name, spec.cmd, n, mbytes)
             if last and spec.score and spec.out is not None:
                 row.quality = summarize(evaluate(corpus, spec.out, args.validate_sample))
-            runs[spec.name].append(row)
-            if not (last and spec.keep):
-                _clear(spec.out)
-    rows = [_median(runs[spec.name]) for spec in todo]
-    check = [*dicomcloak_cmd(), "verify", str(files), str(work / "out-default-j2"), "--key", str(key)]
+            runs.setdefault(spec.name, []).append(row)
+            if last and spec.keep and spec.out is not None:
+                spec.out.rename(kept)
+        shutil.rmtree(scratch, ignore_errors=True)
+    rows = [_median(runs[name]) for name in runs]
+    for row in rows:
+        if row.name.endswith("--jobs 2"):
+            singles = runs[row.name.replace("--jobs 2", "--jobs 1")]
+            row.pair_ratios = [a.wall / b.wall for a, b in zip(singles, runs[row.name], strict=True)]
+    settle(args.settle)
+    check = [*dicomcloak_cmd(), "verify", str(files), str(kept), "--key", str(key)]
     verify = measure("dicomcloak verify --key (leak check of the default output)", check, n, mbytes)
     return [*rows, verify], answer
 
@@ -214,7 +243,7 @@ def _median(rows: list[Row]) -> Row:
     middle = ordered[(len(ordered) - 1) // 2]
     quality = next((r.quality for r in rows if r.quality), {})
     return Row(middle.name, middle.wall, max(r.rss_mb for r in rows), max(r.code for r in rows),
-               middle.files, middle.mbytes, quality, [r.wall for r in rows])
+               middle.files, middle.mbytes, quality, [r.wall for r in rows], middle.cpu)
 
 
 def machine() -> str:
@@ -234,8 +263,8 @@ def table(rows: list[Row]) -> str:
     """The Markdown table of all measurements."""
     base = next(r for r in rows if r.name.startswith("pydicom"))
     j1 = {r.name.split(",")[1].strip(): r for r in rows if r.name.endswith("--jobs 1")}
-    head = ("| command | files/s | MB/s | wall s (median) | runs, s | peak RSS MB | ratio | PHI leaked "
-            "| UIDs | refs | pixels | validator errors added |\n" + "|---" * 12 + "|")
+    head = ("| command | files/s | MB/s | wall s (median) | runs, s | CPU s | peak RSS MB | ratio "
+            "| PHI leaked | UIDs | refs | pixels | validator errors added |\n" + "|---" * 13 + "|")
     lines = [head]
     for r in rows:
         ratio = ""
@@ -243,11 +272,15 @@ def table(rows: list[Row]) -> str:
             ratio = f"{r.files_per_s / base.files_per_s:.2f}x pydicom baseline"
         elif r.name.endswith("--jobs 2"):
             ratio = f"{r.files_per_s / j1[r.name.split(',')[1].strip()].files_per_s:.2f}x --jobs 1"
+            if r.pair_ratios:
+                pairs = sorted(r.pair_ratios)
+                ratio += (f"; by round {' '.join(f'{x:.2f}' for x in r.pair_ratios)}, "
+                          f"median {pairs[(len(pairs) - 1) // 2]:.2f}x")
         q = r.quality
         status = "" if r.code == 0 else f" (exit {r.code})"
         lines.append(
             f"| {r.name}{status} | {r.files_per_s:,.0f} | {r.mb_per_s:,.1f} | {r.wall:.1f} "
-            f"| {' '.join(f'{w:.1f}' for w in r.walls) or f'{r.wall:.1f}'} | {r.rss_mb:,.0f} "
+            f"| {' '.join(f'{w:.1f}' for w in r.walls) or f'{r.wall:.1f}'} | {r.cpu:.1f} | {r.rss_mb:,.0f} "
             f"| {ratio} | {q.get('leaks', '')} | {q.get('uids', '')} | {q.get('refs', '')} "
             f"| {q.get('pixels', '')} | {q.get('validator', '')} |")
     return "\n".join(lines)
@@ -265,7 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpus", type=Path, help="reuse (or create) the corpus in DIR")
     ap.add_argument("--work", type=Path, help="scratch directory for outputs (default: a temporary one)")
     ap.add_argument("--validate-sample", type=int, default=14)
-    ap.add_argument("--repeat", type=int, default=3, help="rounds of timings; the median is reported")
+    ap.add_argument("--repeat", type=int, default=5, help="rounds of timings; the median is reported")
+    ap.add_argument("--settle", type=float, default=35.0,
+                    help="seconds to wait after deleting a round's outputs (see settle())")
     ap.add_argument("--md", type=Path, help="append the results to this Markdown file (docs/benchmarks.md)")
     args = ap.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="dicomcloak-bench-"))
