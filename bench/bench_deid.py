@@ -181,10 +181,12 @@ def settle(seconds: float) -> None:
     """Let the file system forget the outputs just deleted before the next timed command.
 
     ext4 without a journal (this project's reference machine) skips, on every
-    file creation, inodes freed in the last ~30 s (``find_inode_bit`` ->
-    ``recently_deleted``): deleting 2,000 outputs right before a timed run made
-    each creation scan past them, ~20% of the next run's CPU by ``perf``. So each
-    round writes into fresh directories, deletes them at its end, and waits.
+    file creation, inodes freed in the last 60 s (``find_inode_bit`` ->
+    ``recently_deleted``, ``RECENTCY_MIN``; 360 s while their inode table block
+    is dirty, hence the sync first): deleting 2,000 outputs right before a timed
+    run made each creation scan past them, ~20% of the next run's CPU by
+    ``perf``. So each round writes into fresh directories, deletes them at its
+    end, syncs, and waits.
     """
     os.sync()
     if seconds > 0:
@@ -299,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, help="scratch directory for outputs (default: a temporary one)")
     ap.add_argument("--validate-sample", type=int, default=14)
     ap.add_argument("--repeat", type=int, default=5, help="rounds of timings; the median is reported")
-    ap.add_argument("--settle", type=float, default=35.0,
+    ap.add_argument("--settle", type=float, default=65.0,
                     help="seconds to wait after deleting a round's outputs (see settle())")
     ap.add_argument("--md", type=Path, help="append the results to this Markdown file (docs/benchmarks.md)")
     args = ap.parse_args(argv)

@@ -26,6 +26,9 @@ def test_all_is_locked() -> None:
 
 
 def test_all_imports_are_exported() -> None:
+    """Every public name resolves (they are imported lazily), and nothing else public is in the namespace."""
+    for name in dicomcloak.__all__:
+        getattr(dicomcloak, name)
     included_private_members = ["__version__"]
     exported = sorted(
         name
@@ -41,3 +44,13 @@ def test_exported_members_come_from_dicomcloak() -> None:
         member = getattr(dicomcloak, name)
         if name != "__version__":
             assert member.__module__.startswith("dicomcloak."), name
+
+
+def test_importing_the_command_line_loads_neither_pydicom_nor_numpy() -> None:
+    """The CLI package sets up the process (OpenBLAS threads) before NumPy loads: the names are lazy."""
+    import subprocess
+    import sys
+
+    code = "import sys, dicomcloak.cli; print(sorted({'pydicom', 'numpy'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

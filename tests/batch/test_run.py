@@ -64,6 +64,26 @@ def test_job_count_changes_neither_outputs_nor_report_counts(dicom_tree: Path, t
     assert (one.written, one.changed_attributes) == (two.written, two.changed_attributes)
 
 
+def test_workers_started_without_fork_give_the_same_outputs(dicom_tree: Path, tmp_path: Path) -> None:
+    """With a thread alive, fork is unsafe: the pool starts its workers by forkserver (or spawn) instead."""
+    import threading
+
+    from dicomcloak.batch.run import _mp_context
+
+    one = run_batch(iter_inputs([dicom_tree]), _settings(tmp_path, 1, "one"))
+    stop = threading.Event()
+    alive = threading.Thread(target=stop.wait)
+    alive.start()
+    try:
+        assert _mp_context().get_start_method() != "fork"
+        two = run_batch(iter_inputs([dicom_tree]), _settings(tmp_path, 2, "two"))
+    finally:
+        stop.set()
+        alive.join()
+    assert _tree(tmp_path / "one") == _tree(tmp_path / "two")
+    assert (one.written, one.changed_attributes) == (two.written, two.changed_attributes)
+
+
 def test_non_dicom_is_quarantined_with_a_small_phi_free_result(tmp_path: Path) -> None:
     source = tmp_path / "in" / "Smithers_Waylon.txt"
     source.parent.mkdir()
