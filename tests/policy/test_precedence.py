@@ -129,3 +129,18 @@ def test_policy_is_frozen() -> None:
     policy: Policy = build_policy()
     with pytest.raises(AttributeError):
         policy.unknown_public = Action.K  # type: ignore[misc]
+
+
+def test_a_policy_with_site_overrides_pickles_to_the_same_rules(tmp_path: Path) -> None:
+    """Pool workers started by forkserver or spawn receive the policy pickled (read-only views included)."""
+    import pickle
+
+    site = write(tmp_path, '[tags]\nPatientName = "K"\n[vr]\nPN = "X"\n[private]\n"0009,ACME,10" = "K"\n')
+    policy = build_policy([Option.CLEAN_DESCRIPTORS], site)
+    copy = pickle.loads(pickle.dumps(policy))
+    assert copy.rule(PATIENT_NAME) == policy.rule(PATIENT_NAME)
+    assert copy.rule(PATIENT_NAME).action is Action.K
+    assert dict(copy.overrides.vrs) == dict(policy.overrides.vrs)
+    assert dict(copy.overrides.private) == dict(policy.overrides.private)
+    with pytest.raises(TypeError):
+        copy.overrides.tags[PATIENT_NAME] = Action.X  # type: ignore[index]

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from types import MappingProxyType
+from typing import Any
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 
@@ -54,6 +55,20 @@ class SiteOverrides:
     tags: Mapping[int, Action] = field(default_factory=lambda: _EMPTY)
     private: Mapping[PrivateKey, Action] = field(default_factory=lambda: MappingProxyType({}))
     vrs: Mapping[str, Action] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle the read-only views as plain dicts (a ``mappingproxy`` does not pickle).
+
+        A policy crosses a process boundary when pool workers are started by
+        forkserver or spawn instead of fork (``dicomcloak.batch.run``).
+        """
+        return (_read_only_overrides, (dict(self.tags), dict(self.private), dict(self.vrs)))
+
+
+def _read_only_overrides(
+    tags: dict[int, Action], private: dict[PrivateKey, Action], vrs: dict[str, Action]
+) -> SiteOverrides:
+    return SiteOverrides(MappingProxyType(tags), MappingProxyType(private), MappingProxyType(vrs))
 
 
 def default_safe_private() -> frozenset[PrivateKey]:
