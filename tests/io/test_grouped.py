@@ -110,3 +110,29 @@ def test_more_parts_than_one_writev_takes_are_written_in_order(tmp_path: Path) -
     writer.submit(tmp_path / "many.dcm", parts)
     writer.close()
     assert (tmp_path / "many.dcm").read_bytes() == b"".join(parts)
+
+
+def test_a_short_writev_goes_on_from_where_it_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """writev may write less than asked (a signal, a nearly full disk): the rest follows, in order."""
+    import os
+
+    real_writev = os.writev
+
+    def short_writev(fd: int, buffers: list[memoryview]) -> int:
+        # The real call, on at most 7 bytes: cuts parts in the middle and at their ends.
+        budget, taken = 7, []
+        for buffer in buffers:
+            taken.append(buffer[:budget])
+            budget -= len(taken[-1])
+            if budget == 0:
+                break
+        return real_writev(fd, taken)
+
+    monkeypatch.setattr(os, "writev", short_writev)
+    parts = [b"preamble", b"", b"x" * 20, b"meta", bytes(range(50))]
+    writer = GroupedWriter()
+    writer.submit(tmp_path / "short.dcm", parts)
+    writer.close()
+    assert (tmp_path / "short.dcm").read_bytes() == b"".join(parts)

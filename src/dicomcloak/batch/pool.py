@@ -20,6 +20,7 @@ Errors are pickled with their reference code (:mod:`dicomcloak.errors`).
 
 from __future__ import annotations
 
+import pickle
 import signal
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
@@ -220,8 +221,6 @@ def _serve(conn: Connection, functions: WorkerFunctions[Any, Any]) -> None:
 
 def _picklable(error: BaseException) -> BaseException:
     """The error itself when it pickles, else a RuntimeError naming its type (never its message)."""
-    import pickle
-
     try:
         pickle.dumps(error)
     except Exception:  # noqa: BLE001 - any pickling failure

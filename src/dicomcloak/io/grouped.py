@@ -155,21 +155,16 @@ _IOV_MAX = 1024  # POSIX minimum of IOV_MAX (Linux: 1024)
 def _write_all(fd: int, parts: Sequence[bytes]) -> None:
     """Write every part in order; ``writev`` may write less than asked (a signal, a full disk)."""
     views = [memoryview(part) for part in parts if len(part)]
-    while views:
-        batch = views[:_IOV_MAX]
-        written = os.writev(fd, batch)
+    first = 0  # the first part not yet wholly written
+    while first < len(views):
+        written = os.writev(fd, views[first : first + _IOV_MAX])
         if written == 0:
             raise OSError("writev wrote nothing")
-        del views[: len(batch)]
-        # Put back what this call did not write, from the first part it cut short.
-        done, rest = 0, []
-        for view in batch:
-            if done + len(view) <= written:
-                done += len(view)
-            else:
-                rest.append(view[max(0, written - done) :])
-                done += len(view)
-        views[:0] = rest
+        while first < len(views) and written >= len(views[first]):
+            written -= len(views[first])
+            first += 1
+        if written:  # the call stopped inside a part: go on from there
+            views[first] = views[first][written:]
 
 
 def _write_and_commit(
