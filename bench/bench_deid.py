@@ -282,8 +282,10 @@ def table(rows: list[Row]) -> str:
     """The Markdown table of all measurements."""
     base = next(r for r in rows if r.name.startswith("pydicom"))
     j1 = {r.name.split(",")[1].strip(): r for r in rows if r.name.endswith("--jobs 1")}
-    head = ("| command | files/s | MB/s | wall s (median) | runs, s | CPU s | peak RSS MB | ratio "
-            "| PHI leaked | UIDs | refs | pixels | validator errors added |\n" + "|---" * 13 + "|")
+    # cores = CPU s / wall s: what the run kept busy. On N cores, --jobs 2 can be at most
+    # min(2, N) / (cores of --jobs 1) times --jobs 1 (docs/benchmarks.md, "the ceiling").
+    head = ("| command | files/s | MB/s | wall s (median) | runs, s | CPU s | cores | peak RSS MB | ratio "
+            "| PHI leaked | UIDs | refs | pixels | validator errors added |\n" + "|---" * 14 + "|")
     lines = [head]
     for r in rows:
         ratio = ""
@@ -299,7 +301,8 @@ def table(rows: list[Row]) -> str:
         status = "" if r.code == 0 else f" (exit {r.code})"
         lines.append(
             f"| {r.name}{status} | {r.files_per_s:,.0f} | {r.mb_per_s:,.1f} | {r.wall:.1f} "
-            f"| {' '.join(f'{w:.1f}' for w in r.walls) or f'{r.wall:.1f}'} | {r.cpu:.1f} | {r.rss_mb:,.0f} "
+            f"| {' '.join(f'{w:.1f}' for w in r.walls) or f'{r.wall:.1f}'} | {r.cpu:.1f} "
+            f"| {r.cpu / r.wall if r.wall else 0:.2f} | {r.rss_mb:,.0f} "
             f"| {ratio} | {q.get('leaks', '')} | {q.get('uids', '')} | {q.get('refs', '')} "
             f"| {q.get('pixels', '')} | {q.get('validator', '')} |")
     return "\n".join(lines)

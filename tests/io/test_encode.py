@@ -9,6 +9,7 @@ import subprocess
 import warnings
 import zlib
 from io import BytesIO
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -538,3 +539,30 @@ def test_deferred_elements_are_read() -> None:
         ds = dcmread(path, defer_size=256)
     assert ds._dict[BaseTag(0x7FE00010)].value is None
     assert encode_file(ds)[128:] == _pydicom_bytes(_read(path))[128:]
+
+
+def test_small_parts_are_joined_and_big_ones_passed_through() -> None:
+    from dicomcloak.io.encode import _BIG_PART, _coalesced
+
+    big_a, big_b = b"\x01" * _BIG_PART, bytes(range(256)) * (_BIG_PART // 128)
+    parts = [b"ab", b"c", big_a, b"d", b"", b"ef", big_b]
+    out = _coalesced(parts)
+    assert out == [b"abc", big_a, b"def", big_b]
+    assert out[1] is big_a and out[3] is big_b  # values are never copied
+    assert _coalesced([b"x", b"y"]) == [b"xy"]
+    assert _coalesced([big_a]) == [big_a]
+    assert _coalesced([]) == []
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm"])
+def test_file_parts_are_few_and_make_the_file(name: str) -> None:
+    from dicomcloak.io.encode import _BIG_PART, encode_file_parts
+
+    ds = _read(Path(get_testdata_file(name)))
+    ds.PixelData = bytes(range(256)) * (3 * _BIG_PART // 256)  # large enough to stay a part of its own
+    parts = encode_file_parts(ds)
+    assert b"".join(parts) == encode_file(ds)
+    assert _read(b"".join(parts)).PixelData == ds.PixelData
+    small = [len(part) < _BIG_PART for part in parts]
+    assert not any(a and b for a, b in pairwise(small))  # no two small parts in a row
+    assert len(parts) <= 3

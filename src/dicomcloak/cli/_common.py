@@ -7,9 +7,11 @@ functions that need them, so ``dicomcloak --help`` stays fast.
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn, ParamSpec, TypeVar
@@ -32,6 +34,7 @@ __all__ = [
     "PolicyFileArg",
     "QuarantineArg",
     "RunDirArg",
+    "collector_paused",
     "exit_code_for",
     "fail",
     "handles_errors",
@@ -84,6 +87,28 @@ QuarantineArg = Annotated[
 JobsArg = Annotated[
     int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores).")
 ]
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a batch command builds its long-lived state.
+
+    Start-up imports pydicom and the engine and builds the standard's tables
+    and the policy: tens of thousands of objects that live until the process
+    ends. Every automatic collection in that phase traverses them all again
+    and finds next to nothing (a few hundred objects), in the serial part of a
+    run that no ``--jobs`` can shorten (docs/benchmarks.md). The batch then
+    collects once and freezes what is alive (``gc.freeze``,
+    :mod:`dicomcloak.batch.run`) before the work starts. The collector's
+    previous state is restored on leaving, also after an error.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def exit_code_for(error: DicomcloakError) -> ExitCode:

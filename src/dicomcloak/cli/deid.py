@@ -19,6 +19,7 @@ from dicomcloak.cli._common import (
     PolicyFileArg,
     QuarantineArg,
     RunDirArg,
+    collector_paused,
     handles_errors,
     load_key,
     load_policy,
@@ -84,20 +85,21 @@ def deid(
     as_json: JsonFlag = False,
 ) -> None:
     """De-identify INPUT... into OUT per PS3.15 Annex E; reports and quarantine go to the run dir."""
-    from dicomcloak.batch.run import RunSettings, default_jobs
-    from dicomcloak.batch.worker import Layout, WorkerSettings
-    from dicomcloak.io.inputs import iter_inputs
+    with collector_paused():  # start-up state lives until exit; the batch freezes it
+        from dicomcloak.batch.run import RunSettings, default_jobs
+        from dicomcloak.batch.worker import Layout, WorkerSettings
+        from dicomcloak.io.inputs import iter_inputs
 
-    out = out.resolve()
-    run = (run_dir or default_run_dir(out)).resolve()
-    qdir = (quarantine or run / "quarantine").resolve()
-    check_paths([path.resolve() for path in inputs], out, run, qdir)
-    items = iter_inputs(inputs)  # checks that every input exists before anything runs
-    the_policy = load_policy(option, policy)
-    the_key = load_key(key, ephemeral=ephemeral_key)
+        out = out.resolve()
+        run = (run_dir or default_run_dir(out)).resolve()
+        qdir = (quarantine or run / "quarantine").resolve()
+        check_paths([path.resolve() for path in inputs], out, run, qdir)
+        items = iter_inputs(inputs)  # checks that every input exists before anything runs
+        the_policy = load_policy(option, policy)
+        the_key = load_key(key, ephemeral=ephemeral_key)
+        seal = seal_settings(recipient or [], vault, audit, key, ephemeral=ephemeral_key)
     if layout is LayoutChoice.MIRROR:
         warn("--layout mirror copies input paths verbatim; they may hold names or IDs")
-    seal = seal_settings(recipient or [], vault, audit, key, ephemeral=ephemeral_key)
     worker = WorkerSettings(
         the_policy, the_key, domain, out, qdir, Layout(layout.value), len(inputs) > 1, seal=seal
     )

@@ -17,6 +17,7 @@ from dicomcloak.cli._common import (
     PolicyFileArg,
     QuarantineArg,
     RunDirArg,
+    collector_paused,
     handles_errors,
     load_policy,
 )
@@ -65,17 +66,20 @@ def sanitize(
     Outputs keep the inputs' relative paths and are NOT de-identified. Private
     elements are kept only as the policy (--option, --policy) allows.
     """
-    from dicomcloak.batch.run import RunSettings, default_jobs
-    from dicomcloak.batch.worker import Layout, WorkerSettings
-    from dicomcloak.io.inputs import iter_inputs
-    from dicomcloak.keys import ProjectKey
+    with collector_paused():  # start-up state lives until exit; the batch freezes it
+        from dicomcloak.batch.run import RunSettings, default_jobs
+        from dicomcloak.batch.worker import Layout, WorkerSettings
+        from dicomcloak.io.inputs import iter_inputs
+        from dicomcloak.keys import ProjectKey
 
-    out = out.resolve()
-    run = (run_dir or default_run_dir(out)).resolve()
-    qdir = (quarantine or run / "quarantine").resolve()
-    check_paths([path.resolve() for path in inputs], out, run, qdir)
-    items = iter_inputs(inputs)
-    the_policy = _with_choices(load_policy(option, policy), documents, waveforms, icons, overlays, max_depth)
+        out = out.resolve()
+        run = (run_dir or default_run_dir(out)).resolve()
+        qdir = (quarantine or run / "quarantine").resolve()
+        check_paths([path.resolve() for path in inputs], out, run, qdir)
+        items = iter_inputs(inputs)
+        the_policy = _with_choices(
+            load_policy(option, policy), documents, waveforms, icons, overlays, max_depth
+        )
     # No pseudonym is made without de-identification: the key is a placeholder, never used or shown.
     unused_key = ProjectKey.generate(ephemeral=True)
     worker = WorkerSettings(

@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from itertools import compress
 from typing import cast
 
 from pydicom.charset import convert_encodings, default_encoding
@@ -361,8 +362,9 @@ def encode_file(ds: Dataset) -> bytes:
 def encode_file_parts(ds: Dataset) -> list[bytes]:
     """As :func:`encode_file`, as a list of byte strings to write one after the other.
 
-    Writing the parts (``writelines``) instead of joining them saves a copy
-    of the pixel data, the bulk of a large file.
+    Writing the parts (``writev``) instead of joining them saves a copy of
+    the pixel data, the bulk of a large file; the many small parts around it
+    (one or more per element) are joined (see :func:`_coalesced`).
     """
     file_meta = getattr(ds, "file_meta", None)
     if file_meta is None:
@@ -394,4 +396,30 @@ def encode_file_parts(ds: Dataset) -> list[bytes]:
         raise ProcessingError("cannot encode: sequences nested too deeply", reference=_REFERENCE) from None
     if tsyntax == DeflatedExplicitVRLittleEndian:
         body = _deflate(body)
-    return [_PREAMBLE, meta, *body]
+    return _coalesced([_PREAMBLE, meta, *body])
+
+
+#: Parts at least this long are written as they are; shorter neighbours are joined.
+_BIG_PART = 1 << 16
+
+
+def _coalesced(parts: list[bytes]) -> list[bytes]:
+    """The same bytes in fewer parts: each run of small parts joined, big parts (values) kept as they are.
+
+    A typical header is ~200 parts of a few bytes each. Written as they are,
+    each costs a buffer view on the writing thread, a slot in a ``writev`` and
+    a segment in the kernel's copy; joined, one C-level copy of a few
+    kilobytes. Big parts (Pixel Data, large values) are never copied. The
+    scan runs in C (``compress`` over ``map``); Python loops only over big parts.
+    """
+    big = list(compress(range(len(parts)), map(_BIG_PART.__le__, map(len, parts))))
+    out: list[bytes] = []
+    start = 0
+    for index in big:
+        if index > start:
+            out.append(b"".join(parts[start:index]))
+        out.append(parts[index])
+        start = index + 1
+    if start < len(parts):
+        out.append(b"".join(parts[start:]))
+    return out
