@@ -146,3 +146,18 @@ def test_a_chunk_ships_its_change_counts_once(dicom_tree: Path, tmp_path: Path) 
     assert all(not result.changes for result in chunk[:-1])
     assert Counter(dict(chunk[-1].changes)) == expected
     assert [r.n_changes for r in chunk] == [r.n_changes for r in singles]
+
+
+@pytest.mark.parametrize("padding", [2, 16])
+def test_zero_padded_input_gives_the_unpadded_output(tmp_path: Path, padding: int) -> None:
+    from pydicom.data import get_testdata_file
+
+    data = Path(get_testdata_file("CT_small.dcm")).read_bytes()
+    outputs = {}
+    for name, content in (("plain", data), ("padded", data + b"\x00" * padding)):
+        (tmp_path / f"in-{name}").mkdir()
+        (tmp_path / f"in-{name}" / "x.dcm").write_bytes(content)
+        summary = run_batch(iter_inputs([tmp_path / f"in-{name}"]), _settings(tmp_path, 1, name))
+        assert (summary.written, summary.quarantined) == (1, 0)
+        outputs[name] = _tree(tmp_path / name)
+    assert outputs["padded"] == outputs["plain"]

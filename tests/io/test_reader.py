@@ -175,6 +175,14 @@ def test_trailing_bytes_shorter_than_an_element_header_are_truncated(mr_bytes: b
     assert info.value.reference == "truncated"
 
 
+@pytest.mark.parametrize("padding", [1, 2, 6, 7, 8, 64])
+def test_trailing_zero_padding_is_read_and_dropped(mr_bytes: bytes, padding: int) -> None:
+    """Some writers pad files with zeros: fewer than 8 are not an element, 8 or more read as empty ones."""
+    expected = read_dataset(mr_bytes)
+    padded = read_dataset(mr_bytes + b"\x00" * padding)
+    assert [elem.tag for elem in padded if elem.tag != 0] == [elem.tag for elem in expected]
+
+
 def test_missing_sequence_delimiter_is_truncated(rtplan_bytes: bytes) -> None:
     with pytest.raises(MalformedError) as info:
         read_dataset(rtplan_bytes[:-8])

@@ -291,7 +291,10 @@ def _read_elements(
 
     pydicom's generator stops quietly when fewer than 8 bytes remain and
     returns a short value when a length points past the end; both mean the
-    file was cut or lies, so the last element must end exactly where the data ends.
+    file was cut or lies, so the last element must end exactly where the data
+    ends. The one exception: fewer than 8 trailing zero bytes, padding some
+    writers add (8 or more read as empty (0000,0000) elements, which the
+    sanitizer drops); they carry nothing and are not copied.
     """
     elements, end, last = read_elements(
         data, fp, enc.implicit, enc.little, limits.max_element_bytes, limits.max_elements
@@ -302,9 +305,17 @@ def _read_elements(
             reference="length-beyond-file",
             hint=_HINT_MALFORMED,
         )
-    if end != len(data) or (last is not None and _is_short(last)):
+    if (end != len(data) and not _is_zero_padding(data, end)) or (last is not None and _is_short(last)):
         raise _truncated()
     return elements
+
+
+def _is_zero_padding(data: bytes, end: int) -> bool:
+    """True if what follows the last element is shorter than an element header and all zeros."""
+    return len(data) - end < _HEADER_BYTES and not data[end:].strip(b"\x00")
+
+
+_HEADER_BYTES = 8  # tag and length, the shortest element header (PS3.5 7.1.2, 7.1.3)
 
 
 def _is_short(elem: RawDataElement | DataElement) -> bool:
