@@ -101,6 +101,14 @@ def test_file_result_round_trips_through_pickle() -> None:
         3, Status.WRITTEN, "", 2, "P1/S/R/I.dcm", 10, 12, ((("(0010,0010)", "Z", "table:basic"), 1),)
     )
     assert pickle.loads(pickle.dumps(result)) == result
+    # Every field crosses: FileResult pickles as a constructor call that lists them all.
+    from dataclasses import fields
+
+    full = FileResult(
+        **{f.name: getattr(result, f.name) for f in fields(FileResult)} | {"reason": "r", "event": "{}"}
+    )
+    assert pickle.loads(pickle.dumps(full, protocol=pickle.HIGHEST_PROTOCOL)) == full
+    assert len(pickle.loads(pickle.dumps(full)).__reduce__()[1]) == len(fields(FileResult))
 
 
 def test_claims_first_wins(tmp_path: Path) -> None:

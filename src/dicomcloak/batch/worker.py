@@ -128,6 +128,11 @@ class FileResult:
     changes: tuple[tuple[ChangeKey, int], ...] = ()
     event: str = ""
 
+    def __reduce__(self) -> tuple[type[FileResult], tuple[object, ...]]:
+        """Pickle as a constructor call on a tuple: dataclasses' per-field state of slotted classes
+        runs in Python, on both ends of every result a pool worker sends (half the cost, measured)."""
+        return (FileResult, _RESULT_FIELDS(self))
+
 
 class Claims(Protocol):
     """Who writes an output path first: later inputs with the same path are duplicates."""
@@ -334,6 +339,10 @@ def process_chunk(tasks: list[tuple[int, InputItem]], ctx: WorkerContext) -> lis
         results[-1] = replace(results[-1], changes=tuple(counts.items()))
     return results
 
+
+_RESULT_FIELDS = attrgetter(
+    "index", "status", "reason", "n_changes", "out_relpath", "bytes_in", "bytes_out", "changes", "event"
+)
 
 #: The aggregation key of a change: (tag path, action, rule source).
 _CHANGE_KEY = attrgetter("path", "action", "source")
