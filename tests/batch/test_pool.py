@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -103,4 +104,19 @@ def test_leaving_early_still_finalizes_every_worker(tmp_path: Path) -> None:
         for _ in pool.imap_unordered(range(100)):
             break
     assert len(list(tmp_path.iterdir())) == 2
+    assert _no_children_left()
+
+
+def test_stop_lets_the_workers_finalize_while_the_parent_goes_on(tmp_path: Path) -> None:
+    """stop() returns at once; the workers finalize meanwhile; close() waits and reports as usual."""
+    pool = _pool(2, marks=str(tmp_path), fail_at_exit=True)
+    assert len(list(pool.imap_unordered(range(40)))) == 40
+    pool.stop()
+    pool.stop()  # telling twice is harmless
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)  # the finalizers run without the parent waiting on the pool
+    assert len(list(tmp_path.iterdir())) == 2
+    with pytest.raises(SealError):
+        pool.close()
     assert _no_children_left()

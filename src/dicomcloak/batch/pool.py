@@ -63,6 +63,7 @@ class _Worker:
     process: BaseProcess
     conn: Connection
     in_flight: int = 0
+    stopping: bool = False  # told to stop
     closed: bool = False
 
 
@@ -109,11 +110,19 @@ class Pool(Generic[T, R]):
                 _feed(worker, todo, 1)
                 yield result
 
+    def stop(self) -> None:
+        """Tell every worker to stop, without waiting: each commits its last outputs meanwhile.
+
+        The caller may tidy up in that time (what :meth:`close` would otherwise wait through);
+        :meth:`close` then waits. Telling a worker twice is harmless.
+        """
+        for worker in self._workers:
+            _send_stop(worker)
+
     def close(self) -> None:
         """Tell every worker to stop, wait until each has run its finalizer; raise the first error."""
         first: BaseException | None = None
-        for worker in self._workers:
-            _send_stop(worker)
+        self.stop()
         for worker in self._workers:
             try:
                 _drain(worker)
@@ -184,7 +193,8 @@ def _receive(worker: _Worker, expected: str) -> Any:
 
 
 def _send_stop(worker: _Worker) -> None:
-    if not worker.closed:
+    if not worker.closed and not worker.stopping:
+        worker.stopping = True
         with suppress(OSError):
             worker.conn.send(None)
 

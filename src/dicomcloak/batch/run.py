@@ -166,6 +166,9 @@ def _pooled(
             # by the pool with its type and reference (a worker that dies: worker-died).
             for results in pool.imap_unordered(_chunks(list(enumerate(items[1:], start=1)), chunksize)):
                 yield from results
+            # Every input is claimed by now: the claims go while the workers commit their last group.
+            pool.stop()
+            shutil.rmtree(claims, ignore_errors=True)
     finally:
         shutil.rmtree(claims, ignore_errors=True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from dicomcloak.cli import audit, deid, keys, policy, reid, sanitize, vault, verify
+from dicomcloak.cli._process import exit_now, limit_library_threads
 
 __all__ = ["app", "main"]
 
@@ -45,5 +46,11 @@ def _root(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: run the command, then end the process at once (cli._process)."""
+    limit_library_threads()
+    try:
+        app()
+    except SystemExit as stop:
+        exit_now(stop.code)
+        raise
+    exit_now(0)
