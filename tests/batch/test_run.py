@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import pickle
 from collections import Counter
@@ -169,3 +170,14 @@ def test_zero_padded_input_gives_the_unpadded_output(tmp_path: Path, padding: in
         assert (summary.written, summary.quarantined) == (1, 0)
         outputs[name] = _tree(tmp_path / name)
     assert outputs["padded"] == outputs["plain"]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_run_gives_the_collector_back_to_a_long_lived_caller(
+    dicom_tree: Path, tmp_path: Path, jobs: int
+) -> None:
+    """The heap is frozen for the run only: a service calling run_batch again and again would
+    otherwise never collect a cycle made before any of its runs."""
+    gc.unfreeze()
+    run_batch(iter_inputs([dicom_tree]), _settings(tmp_path, jobs))
+    assert gc.get_freeze_count() == 0

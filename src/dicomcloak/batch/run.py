@@ -130,6 +130,7 @@ def _results(
                 yield from process_chunk(chunk, ctx)
         finally:
             ctx.close()
+            gc.unfreeze()  # a long-lived caller (a service, a Dask task) gets its collector back
         return
     yield from _pooled(items, settings, jobs, observer)
 
@@ -171,6 +172,7 @@ def _pooled(
             shutil.rmtree(claims, ignore_errors=True)
     finally:
         shutil.rmtree(claims, ignore_errors=True)
+        gc.unfreeze()
 
 
 _SHARED_MEMORY = Path("/dev/shm")  # a private mkdtemp directory (mode 0700) is made inside it
@@ -194,8 +196,12 @@ def _freeze_heap() -> None:
     Each instance allocates thousands of short-lived objects, which triggers
     full collections; without this, each one traverses pydicom's dictionaries
     and the policy tables again (gc.freeze, made for exactly this in servers).
+    No collection first, as the :func:`gc.freeze` documentation advises before
+    a fork (freed holes in the parent's pages are copied into each worker):
+    start-up runs with the collector paused (``cli._common.collector_paused``)
+    and leaves next to no garbage; a full collection here found none and cost
+    25 ms of the run's serial start (docs/benchmarks.md).
     """
-    gc.collect()
     gc.freeze()
 
 
