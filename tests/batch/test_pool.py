@@ -113,10 +113,23 @@ def test_stop_lets_the_workers_finalize_while_the_parent_goes_on(tmp_path: Path)
     assert len(list(pool.imap_unordered(range(40)))) == 40
     pool.stop()
     pool.stop()  # telling twice is harmless
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 20
     while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)  # the finalizers run without the parent waiting on the pool
     assert len(list(tmp_path.iterdir())) == 2
     with pytest.raises(SealError):
         pool.close()
+    assert _no_children_left()
+
+
+def test_a_worker_finalizes_as_soon_as_the_tasks_run_out(tmp_path: Path) -> None:
+    """No stop() or close() yet: once every task is handed out, each worker is told to stop after
+    its last one and commits its outputs while the run is still collecting results."""
+    pool = _pool(2, marks=str(tmp_path))
+    assert len(list(pool.imap_unordered(range(40)))) == 40
+    deadline = time.monotonic() + 20
+    while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(list(tmp_path.iterdir())) == 2
+    pool.close()
     assert _no_children_left()

@@ -155,9 +155,16 @@ def _start(context: BaseContext, functions: WorkerFunctions[Any, Any]) -> _Worke
 
 
 def _feed(worker: _Worker, todo: Iterator[Any], count: int) -> None:
+    """Send up to ``count`` tasks; once there are none left, tell the worker to stop after its last.
+
+    The stop queues behind the worker's tasks, so each worker commits its last
+    outputs as soon as it is done, while the others still work, instead of at
+    the end of the whole run.
+    """
     for _ in range(count):
         task = next(todo, _NO_TASK)
         if task is _NO_TASK:
+            _send_stop(worker)
             return
         worker.in_flight += 1
         try:
