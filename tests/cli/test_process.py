@@ -115,3 +115,38 @@ def test_the_entry_point_limits_openblas_before_numpy_is_imported() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == "numpy before main: False"
     assert done.stdout.splitlines()[-1] == "threads: 1"
+
+
+def _into_a_closed_pipe(command: list[str], unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` with its standard output a pipe nobody reads any more (``| head`` once done)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    environ = {name: value for name, value in os.environ.items() if name not in unset}
+    try:
+        return subprocess.run(
+            command, stdout=write_end, stderr=subprocess.PIPE, text=True, env=environ, timeout=300,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+
+
+def test_a_gone_reader_of_stdout_ends_the_command_quietly_with_141(
+    dicom_tree: Path, key_file: Path, tmp_path: Path
+) -> None:
+    """As if killed by SIGPIPE, like any Unix tool: no 'internal-error', no traceback; the work is done."""
+    cli = [sys.executable, "-c", "from dicomcloak.cli.app import main; main()"]  # the console script's
+    explained = _into_a_closed_pipe([*cli, "policy", "explain"])
+    assert (explained.returncode, explained.stderr) == (141, "")
+    out = tmp_path / "out"
+    args = ["deid", str(dicom_tree), "--out", str(out), "--key", str(key_file), "--json"]
+    done = _into_a_closed_pipe([*cli, *args])
+    assert (done.returncode, done.stderr) == (141, "")
+    assert len(list(out.rglob("*.dcm"))) == 6
+
+
+def test_output_still_buffered_for_a_gone_reader_exits_141_too() -> None:
+    """The command printed into the buffer and returned; the flush at exit meets the closed pipe."""
+    code = "import sys; from dicomcloak.cli._process import exit_now; sys.stdout.write('x'); exit_now(0)"
+    done = _into_a_closed_pipe([sys.executable, "-c", code], unset=("PYTHONUNBUFFERED",))
+    assert (done.returncode, done.stderr) == (141, "")

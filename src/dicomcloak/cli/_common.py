@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import gc
 import os
+import select
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -35,12 +36,15 @@ __all__ = [
     "QuarantineArg",
     "RunDirArg",
     "collector_paused",
+    "discard_standard_output",
     "exit_code_for",
     "fail",
     "handles_errors",
     "load_key",
     "load_optional_key",
     "load_policy",
+    "output_reader_gone",
+    "raise_internal_error",
     "warn",
 ]
 
@@ -59,6 +63,7 @@ class ExitCode(IntEnum):
     FATAL = 3  # no usable key, output not writable, nothing could run
     SEAL = 4  # integrity/seal failure: tampered, missing or shredded sealed originals, wrong key
     INTERRUPTED = 130
+    OUTPUT_CLOSED = 141  # the reader of standard output went away (``| head``): as if killed by SIGPIPE
 
 
 #: The one place our errors become exit codes (STYLE.md habit 4). Most specific first.
@@ -143,20 +148,60 @@ def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except (typer.Exit, typer.Abort):
             raise
-        except Exception as error:
-            # A bug. Its message may quote element values (PHI), so only the type is
-            # printed unless the operator asks for the traceback.
-            if os.environ.get(DEBUG_ENV):
-                raise
-            fail(
-                DicomcloakError(
-                    f"unexpected {type(error).__name__} (a bug in dicomcloak)",
-                    reference="internal-error",
-                    hint=f"rerun with {DEBUG_ENV}=1 for the traceback (it may show values) and report it",
-                )
-            )
+        except BrokenPipeError:
+            if not output_reader_gone():
+                raise_internal_error()
+            discard_standard_output()  # what is still buffered for the reader goes nowhere
+            raise typer.Exit(int(ExitCode.OUTPUT_CLOSED)) from None
+        except Exception:  # noqa: BLE001 - a bug: reported by its type only (raise_internal_error)
+            raise_internal_error()
 
     return wrapper
+
+
+def raise_internal_error() -> NoReturn:
+    """Report the exception being handled as a bug: its type only, its message may quote values (PHI).
+
+    With ``DICOMCLOAK_DEBUG`` set the exception itself goes on, traceback and all.
+    """
+    error = sys.exc_info()[1]
+    if os.environ.get(DEBUG_ENV) and error is not None:
+        raise error
+    fail(
+        DicomcloakError(
+            f"unexpected {type(error).__name__} (a bug in dicomcloak)",
+            reference="internal-error",
+            hint=f"rerun with {DEBUG_ENV}=1 for the traceback (it may show values) and report it",
+        )
+    )
+
+
+def output_reader_gone() -> bool:
+    """True when standard output is a pipe whose reader has gone, so every write there fails.
+
+    The write end of such a pipe polls as an error (POLLERR): a BrokenPipeError
+    from anywhere else (a socket, a worker's pipe) is not mistaken for it.
+    """
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll(), no stdout, no descriptor
+        return False
+
+
+def discard_standard_output() -> None:
+    """Point standard output at the null device, so nothing is written to the gone reader at exit.
+
+    The recipe of Python's own documentation (:mod:`signal`, "Note on SIGPIPE").
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)
 
 
 def load_policy(options: Iterable[Option] | None, policy_file: Path | None) -> Policy:

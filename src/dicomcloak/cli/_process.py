@@ -12,6 +12,8 @@ import sys
 import threading
 from collections.abc import Callable
 
+from dicomcloak.cli._common import ExitCode, discard_standard_output
+
 __all__ = ["exit_now", "limit_library_threads"]
 
 #: Thread pools of numerical libraries that our process-level parallelism would oversubscribe.
@@ -57,18 +59,23 @@ def exit_now(code: object) -> None:
         return
     if code is not None and not isinstance(code, int):
         return  # a message to print: the normal exit prints it
-    if not _flushed():
-        return  # the normal exit reports the failure as usual
     run_exit_functions()
-    status = (code or 0) if _flushed() else _FLUSH_FAILED
-    os._exit(status)
+    os._exit(_flushed(code or 0))
 
 
-def _flushed() -> bool:
+def _flushed(status: int) -> int:
+    """Flush stdout and stderr; ``status``, or the status their failure calls for.
+
+    The reader of a pipe gone (``| head``): 141, as if killed by SIGPIPE, and
+    nothing more is written. Another failure: 120, as CPython exits.
+    """
     try:
         for stream in (sys.stdout, sys.stderr):
             if stream is not None:
                 stream.flush()
+    except BrokenPipeError:
+        discard_standard_output()
+        return int(ExitCode.OUTPUT_CLOSED)
     except (OSError, ValueError):
-        return False
-    return True
+        return _FLUSH_FAILED
+    return status
