@@ -8,6 +8,7 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,9 +27,17 @@ PATIENT_ID = "MRN-4471-XQ"
 RunCli = Callable[..., subprocess.CompletedProcess[str]]
 
 
-def make_instance(path: Path, index: int, *, source: str = "CT_small.dcm", study_uid: str = "") -> Path:
-    """Write one CT with planted PHI and fresh UIDs (a deterministic function of ``index``)."""
+def make_instance(
+    path: Path, index: int, *, source: str = "CT_small.dcm", study_uid: str = "", side: int = 0
+) -> Path:
+    """Write one CT with planted PHI and fresh UIDs (a deterministic function of ``index``).
+
+    ``side``: replace the image by a ``side`` x ``side`` one (16-bit, a ramp).
+    """
     ds = dcmread(str(get_testdata_file(source)))
+    if side:
+        ds.Rows = ds.Columns = side
+        ds.PixelData = bytes(range(256)) * (side * side * 2 // 256)
     ds.PatientName = PATIENT_NAME
     ds.PatientID = PATIENT_ID
     ds.StudyInstanceUID = study_uid or generate_uid(entropy_srcs=["study", str(index // 4)])
@@ -42,9 +51,14 @@ def make_instance(path: Path, index: int, *, source: str = "CT_small.dcm", study
 
 
 def make_tree(root: Path, n: int) -> Path:
-    """``n`` instances under ``root``, named after the patient (as real exports often are)."""
+    """``n`` instances under ``root``, named after the patient (as real exports often are).
+
+    Every third has a 256 x 256 image (128 KiB of Pixel Data, which a batch
+    worker shares with the bytes it read instead of copying; the others 32 KiB).
+    """
     for index in range(n):
-        make_instance(root / "Smithers_Waylon" / f"series{index // 2}" / f"img{index:03d}.dcm", index)
+        path = root / "Smithers_Waylon" / f"series{index // 2}" / f"img{index:03d}.dcm"
+        make_instance(path, index, side=256 if index % 3 == 2 else 0)
     return root
 
 
@@ -83,6 +97,12 @@ def key_file(tmp_path: Path) -> Path:
     return path
 
 
+def _cap_address_space(limit: int) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
 def _cli_command() -> list[str]:
     script = Path(sys.executable).with_name("dicomcloak")
     if script.exists():
@@ -94,7 +114,10 @@ def _cli_command() -> list[str]:
 def run_cli(tmp_path: Path) -> RunCli:
     """Run the real ``dicomcloak`` console script in a subprocess; no key in the environment."""
 
-    def run(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str | Path, env: dict[str, str] | None = None, address_space: int | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """``address_space``: cap the process's virtual memory (bytes), as ``ulimit -v`` does."""
         environ = {k: v for k, v in os.environ.items() if k != "DICOMCLOAK_KEY_FILE"}
         environ.update(env or {})
         return subprocess.run(
@@ -105,6 +128,7 @@ def run_cli(tmp_path: Path) -> RunCli:
             cwd=tmp_path,
             timeout=300,
             check=False,
+            preexec_fn=None if address_space is None else partial(_cap_address_space, address_space),
         )
 
     return run

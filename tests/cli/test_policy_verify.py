@@ -42,3 +42,13 @@ def test_verify_finds_leak_exits_1(run_cli: RunCli, dicom_tree: Path, key_file: 
     # The originals themselves, offered as "output", leak everything.
     result = run_cli("verify", dicom_tree, dicom_tree, "--key", key_file)
     assert result.returncode == 1, result.stdout + result.stderr
+
+
+def test_verify_works_with_the_address_space_capped_far_below_the_read_limit(
+    run_cli: RunCli, dicom_tree: Path, key_file: Path, tmp_path: Path
+) -> None:
+    """``ulimit -v`` (shared clusters, strict overcommit): reading once asked for the whole 4 GiB limit."""
+    out = tmp_path / "out"
+    assert run_cli("deid", dicom_tree, "--out", out, "--key", key_file, "--jobs", "1").returncode == 0
+    result = run_cli("verify", dicom_tree, out, "--key", key_file, address_space=3 << 30)
+    assert result.returncode == 0, result.stdout + result.stderr

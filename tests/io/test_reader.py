@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 import struct
 import zipfile
@@ -320,3 +321,33 @@ def test_error_messages_never_contain_values(
         assert planted_name not in text
         assert "Zebedee" not in text
         assert error.__cause__ is None
+
+
+def _ct_with_side(side: int, syntax: pydicom.uid.UID) -> bytes:
+    ds = dcmread(str(get_testdata_file("CT_small.dcm")))
+    ds.Rows = ds.Columns = side
+    ds.PixelData = bytes(range(256)) * (side * side * 2 // 256)
+    ds.file_meta.TransferSyntaxUID = syntax
+    buffer = BytesIO()
+    ds.save_as(buffer, implicit_vr=syntax == ImplicitVRLittleEndian, little_endian=True)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+def test_shared_pixel_data_is_a_read_only_view_equal_to_the_copy(syntax: pydicom.uid.UID) -> None:
+    from dicomcloak.io.writer import encode_dataset
+
+    data = _ct_with_side(256, syntax)  # 128 KiB of Pixel Data
+    copied, shared = read_dataset(data), read_dataset(data, share_pixel_data=True)
+    view = shared.get_item(0x7FE00010).value
+    assert isinstance(view, memoryview) and view.readonly and view.obj is data
+    assert isinstance(copied.get_item(0x7FE00010).value, bytes)
+    assert bytes(view) == copied.get_item(0x7FE00010).value
+    assert encode_dataset(shared) == encode_dataset(copied)
+    copy.deepcopy(copied)  # what users get by default still deep-copies (a view does not)
+
+
+def test_small_pixel_data_and_other_values_are_never_shared() -> None:
+    small = read_dataset(_ct_with_side(128, ExplicitVRLittleEndian), share_pixel_data=True)  # 32 KiB
+    assert isinstance(small.get_item(0x7FE00010).value, bytes)
+    assert all(not isinstance(elem.value, memoryview) for elem in small if elem.tag != 0x7FE00010)

@@ -250,7 +250,8 @@ def _deidentify_one(
     settings = ctx.settings
     limits = settings.read_limits
     data = item.read_bytes(limits.max_file_bytes)
-    source = read_dataset(data, limits)
+    # The pixels are streamed through to the output: shared with `data`, not copied.
+    source = read_dataset(data, limits, share_pixel_data=True)
     sanitized = ctx.deidentifier.sanitize(source, then_deidentify=settings.deidentify)
     event = _event(verdict_event(index, "", sanitized.verdict.preamble, sanitized.changes))
     record = None

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO
 
 from dicomcloak.errors import MalformedError, ReadLimitError, UsageError
+from dicomcloak.io.bounded import read_capped
 
 __all__ = ["InputItem", "count_inputs", "iter_inputs"]
 
@@ -83,18 +84,13 @@ class InputItem:
         Raises
         ------
         ReadLimitError
-            ``file-too-large``.
+            ``file-too-large``; ``memory-exhausted`` (:func:`~dicomcloak.io.bounded.read_capped`).
         MalformedError
             ``unreadable``: the file or member cannot be opened or read.
         """
         try:
             with self._open_within(max_bytes) as handle:
-                # Read the declared size plus one byte (growth or a lying zip header shows
-                # as a longer read), never max_bytes + 1: Python allocates the size asked for.
-                size = self._declared_size(handle)
-                data = handle.read(min(size, max_bytes) + 1)
-                if len(data) > size and len(data) <= max_bytes:
-                    data += handle.read(max_bytes + 1 - len(data))
+                data = read_capped(handle, self._declared_size(handle), max_bytes)
         except _READ_ERRORS:
             raise _unreadable(self) from None
         if len(data) > max_bytes:

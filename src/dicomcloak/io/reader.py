@@ -60,6 +60,7 @@ from dicomcloak.io._read_encoding import (
     _sniff_bare,
     _syntax_for,
 )
+from dicomcloak.io.bounded import read_capped
 from dicomcloak.raw import read_elements
 from dicomcloak.raw.elements import charset_unknown, too_many_elements
 from dicomcloak.raw.limits import ReadLimits
@@ -81,12 +82,13 @@ def read_path(path: Path, limits: ReadLimits = _DEFAULT_LIMITS) -> Dataset:
     """Read and parse the DICOM file at `path`.
 
     The size is checked with ``stat`` before a byte is read, so an oversized
-    file is refused without loading it.
+    file is refused without loading it, and only the file's own size is
+    allocated (:mod:`dicomcloak.io.bounded`).
 
     Raises
     ------
     ReadLimitError
-        ``file-too-large``, or any limit :func:`read_dataset` enforces.
+        ``file-too-large``, ``memory-exhausted``, or any limit :func:`read_dataset` enforces.
     MalformedError
         ``unreadable`` when the file cannot be opened or read.
     NotDicomError, MalformedError
@@ -94,8 +96,9 @@ def read_path(path: Path, limits: ReadLimits = _DEFAULT_LIMITS) -> Dataset:
     """
     try:
         with path.open("rb") as handle:
-            _check_size(_fstat_size(handle.fileno()), limits)
-            data = handle.read(limits.max_file_bytes + 1)
+            size = _fstat_size(handle.fileno())
+            _check_size(size, limits)
+            data = read_capped(handle, size, limits.max_file_bytes)
     except OSError:
         raise MalformedError(
             f"cannot read {path}", reference="unreadable", hint="check the file's permissions"
@@ -103,7 +106,9 @@ def read_path(path: Path, limits: ReadLimits = _DEFAULT_LIMITS) -> Dataset:
     return read_dataset(data, limits)
 
 
-def read_dataset(data: bytes, limits: ReadLimits = _DEFAULT_LIMITS) -> Dataset:
+def read_dataset(
+    data: bytes, limits: ReadLimits = _DEFAULT_LIMITS, *, share_pixel_data: bool = False
+) -> Dataset:
     """Parse DICOM Part 10 bytes (or a bare data set) into a raw Dataset.
 
     Elements stay raw: later stages decide what to decode, and a value that
@@ -119,6 +124,12 @@ def read_dataset(data: bytes, limits: ReadLimits = _DEFAULT_LIMITS) -> Dataset:
         VR Big Endian.
     limits:
         Size and nesting bounds.
+    share_pixel_data:
+        Leave a large native Pixel Data value in `data` (a read-only
+        ``memoryview``) instead of copying it, for a caller that streams
+        the pixels through to an output and keeps the data set to itself
+        (:func:`dicomcloak.raw.elements.read_fast` says why and what a
+        view cannot do). Off by default: users get ``bytes``.
 
     Raises
     ------
@@ -131,7 +142,7 @@ def read_dataset(data: bytes, limits: ReadLimits = _DEFAULT_LIMITS) -> Dataset:
     """
     _check_size(len(data), limits)
     try:
-        return _parse(data, limits)
+        return _parse(data, limits, share_pixel_data)
     except InputError:
         raise
     except RecursionError:
@@ -148,7 +159,7 @@ def read_dataset(data: bytes, limits: ReadLimits = _DEFAULT_LIMITS) -> Dataset:
         ) from None
 
 
-def _parse(data: bytes, limits: ReadLimits) -> FileDataset:
+def _parse(data: bytes, limits: ReadLimits, share_pixel_data: bool = False) -> FileDataset:
     """Parse header, then data set, then check the result is complete."""
     fp = BytesIO(data)
     preamble = _read_preamble(data, fp)
@@ -159,8 +170,9 @@ def _parse(data: bytes, limits: ReadLimits) -> FileDataset:
         data = _inflate(data[fp.tell() :], limits)
         fp = BytesIO(data)
     enc = bare if bare is not None and not meta else _dataset_encoding(data, fp.tell(), ts)
-    ds = FileDataset(fp, _read_elements(data, fp, enc, limits), preamble, meta, enc.implicit, enc.little)
-    ds.buffer = None  # do not keep the input bytes alive with the dataset
+    elements = _read_elements(data, fp, enc, limits, share_pixel_data)
+    ds = FileDataset(fp, elements, preamble, meta, enc.implicit, enc.little)
+    ds.buffer = None  # the dataset keeps no reference to `data` (a shared Pixel Data view does)
     ds.set_original_encoding(enc.implicit, enc.little, _charset(ds))
     _check_depth(ds, limits, 0, [0])
     _require_sop_instance_uid(ds)
@@ -285,7 +297,7 @@ def _inflate(deflated: bytes, limits: ReadLimits) -> bytes:
 
 
 def _read_elements(
-    data: bytes, fp: BytesIO, enc: _Encoding, limits: ReadLimits
+    data: bytes, fp: BytesIO, enc: _Encoding, limits: ReadLimits, share_pixel_data: bool = False
 ) -> dict[BaseTag, RawDataElement | DataElement]:
     """Read every top-level element to the end of `data`, raw.
 
@@ -297,7 +309,13 @@ def _read_elements(
     sanitizer drops); they carry nothing and are not copied.
     """
     elements, end, last = read_elements(
-        data, fp, enc.implicit, enc.little, limits.max_element_bytes, limits.max_elements
+        data,
+        fp,
+        enc.implicit,
+        enc.little,
+        limits.max_element_bytes,
+        limits.max_elements,
+        share_pixel_data=share_pixel_data,
     )
     if end > len(data):
         raise MalformedError(

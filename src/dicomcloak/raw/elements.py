@@ -41,6 +41,10 @@ _KNOWN_VRS: dict[bytes, str] = {vr: vr.decode() for vr in ENCODED_VR if len(vr) 
 _new_raw = tuple.__new__
 _LONG_VRS = frozenset(str(vr) for vr in EXPLICIT_VR_LENGTH_32)
 _NO_LIMIT = 2**64
+_PIXEL_DATA = 0x7FE00010
+_view = memoryview
+#: Pixel Data this long or longer is shared with the input, not copied, when asked (read_fast).
+SHARED_PIXEL_BYTES = 64 << 10
 
 
 @cache
@@ -56,12 +60,15 @@ def read_elements(
     little: bool,
     max_length: int = _NO_LIMIT,
     max_count: int = _NO_LIMIT,
+    *,
+    share_pixel_data: bool = False,
 ) -> tuple[dict[BaseTag, Element], int, Element | None]:
     """Read the data elements of ``data`` from ``fp``'s position, as pydicom's generator does.
 
     Returns the elements by tag, the position where the last one ends (beyond
     ``len(data)`` when a value the fast path read was cut short) and the last
     element pydicom's generator yielded, if it took over (its values may be short).
+    ``share_pixel_data``: see :func:`read_fast`.
 
     Raises
     ------
@@ -74,7 +81,8 @@ def read_elements(
     pos = fp.tell()
     charset: str | list[str] | None = None
     if little:
-        pos, charset = read_fast(data, pos, len(data), implicit, elements, max_length, max_count)
+        share_from = SHARED_PIXEL_BYTES if share_pixel_data else _NO_LIMIT
+        pos, charset = read_fast(data, pos, len(data), implicit, elements, max_length, max_count, share_from)
         if pos >= len(data) - 7:
             return elements, pos, None
         fp.seek(pos)
@@ -115,6 +123,7 @@ def read_fast(
     elements: dict[BaseTag, Element],
     max_length: int = _NO_LIMIT,
     max_count: int = _NO_LIMIT,
+    share_from: int = _NO_LIMIT,
 ) -> tuple[int, str | list[str] | None]:
     """Read defined-length little-endian elements with known VRs into ``elements``.
 
@@ -123,6 +132,15 @@ def read_fast(
     ``limit`` when the last value is cut short) and the codecs of the Specific
     Character Set it read, if any. The limits are integer compares in the
     loop, before a value is sliced (see :func:`read_elements`).
+
+    A Pixel Data (7FE0,0010) value of ``share_from`` bytes or more becomes a
+    read-only :class:`memoryview` of ``data`` instead of a copy. Slicing bytes
+    copies them: for a batch that streams the pixels through unchanged, that
+    copy was most of a file's bytes again, in memory never touched before
+    (a page fault per 4 KiB). A view is not :class:`bytes`: it has no
+    ``decode``, and neither pickles nor deep-copies, so only a caller that
+    keeps the data set to itself asks for it (the batch worker, which encodes
+    it straight back to a file).
     """
     charset: str | list[str] | None = None
     long_vrs, known = _LONG_VRS, _KNOWN_VRS
@@ -150,9 +168,13 @@ def read_fast(
         if count > max_count:
             raise too_many_elements()
         end = value_pos + length
-        value = data[value_pos:end] if length else _empty(vr)
-        if tag == _CHARSET:
-            charset = _charset_of(value)
+        value: bytes | memoryview | None
+        if length >= share_from and tag == _PIXEL_DATA:
+            value = _view(data)[value_pos:end]
+        else:
+            value = data[value_pos:end] if length else _empty(vr)
+            if tag == _CHARSET:
+                charset = _charset_of(value)
         key = BaseTag(tag)
         # tuple.__new__ directly: the namedtuple's own __new__ is one more Python call per element
         fields = (key, vr, length, value, value_pos, implicit, True, True, False)
