@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -72,10 +73,12 @@ def test_background_failure_is_raised_by_close(tmp_path: Path) -> None:
     assert not list(tmp_path.rglob("*.tmp"))
 
 
-def test_background_write_failure_leaves_nothing_of_its_group(tmp_path: Path) -> None:
+@pytest.mark.parametrize("write_batch", [1, 2, 8])
+def test_background_write_failure_leaves_nothing_of_its_group(tmp_path: Path, write_batch: int) -> None:
+    """Whether the group's files were handed over one at a time, in pairs or all at once."""
     blocker = tmp_path / "not-a-directory"
     blocker.write_bytes(b"x")
-    writer = GroupedWriter(background=True)
+    writer = GroupedWriter(background=True, write_batch=write_batch)
     writer.submit(tmp_path / "a" / "first.dcm", b"first")
     writer.submit(blocker / "out.dcm", b"data")  # written on the commit thread, fails there
     writer.submit(tmp_path / "c" / "last.dcm", b"last")
@@ -136,3 +139,30 @@ def test_a_short_writev_goes_on_from_where_it_stopped(
     writer.submit(tmp_path / "short.dcm", parts)
     writer.close()
     assert (tmp_path / "short.dcm").read_bytes() == b"".join(parts)
+
+
+def test_background_files_are_written_as_they_arrive_and_appear_on_commit(tmp_path: Path) -> None:
+    """The payloads go to disk a batch at a time (hidden temporary files), not when the group is whole."""
+    writer = GroupedWriter(max_files=100, background=True, write_batch=2)
+    paths = [tmp_path / f"f{number}.dcm" for number in range(5)]
+    for number, path in enumerate(paths):
+        writer.submit(path, bytes([number]) * 100)
+    deadline = time.monotonic() + 10
+    while len(list(tmp_path.glob(".*.tmp"))) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(list(tmp_path.glob(".*.tmp"))) == 4  # two batches of two; the fifth waits for its batch
+    assert not any(path.exists() for path in paths)
+    writer.close()
+    assert [path.read_bytes() for path in paths] == [bytes([n]) * 100 for n in range(5)]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_background_groups_commit_in_order_across_batches(tmp_path: Path) -> None:
+    """Groups of 5 written in batches of 3: every group is renamed whole, none before its writes."""
+    writer = GroupedWriter(max_files=5, background=True, write_batch=3)
+    payloads = {tmp_path / f"s{n % 3}" / f"f{n}.dcm": [bytes([n]) * (100 + n), b"end"] for n in range(23)}
+    for path, parts in payloads.items():
+        writer.submit(path, parts)
+    writer.close()
+    assert {path: path.read_bytes() for path in payloads} == {p: b"".join(v) for p, v in payloads.items()}
+    assert not list(tmp_path.rglob("*.tmp"))

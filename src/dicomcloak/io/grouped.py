@@ -34,10 +34,18 @@ class GroupedWriter:
         A group is committed when it reaches either bound (open files and
         unsynced bytes stay bounded); :meth:`commit` commits it sooner.
     background:
-        Write and commit each group on one background thread while the caller
-        goes on with the next (at most two groups in flight, so a slow journal
-        commit does not stall the caller); a failure is raised by a later
-        :meth:`commit` or by :meth:`close`.
+        Write and commit on one background thread while the caller goes on
+        (at most two groups in flight, so a slow journal commit does not
+        stall the caller); a failure is raised by a later :meth:`commit` or
+        by :meth:`close`. Files are written a few at a time as they arrive
+        (``write_batch``), and each group is synced and renamed once whole.
+    write_batch:
+        With ``background``, how many submitted files are handed to the
+        background thread at a time. Writing a payload soon after it was
+        encoded copies it into the page cache while it is still in the CPU's
+        cache, and frees its memory for the next file; holding it until its
+        whole group was ready (up to ``max_files`` files, tens of MB) did
+        neither (docs/benchmarks.md).
     before_commit:
         Called once per group, on the thread that commits it, with the
         records submitted with the group's files (in order, possibly none),
@@ -54,15 +62,20 @@ class GroupedWriter:
         *,
         background: bool = False,
         before_commit: Callable[[list[Any]], None] | None = None,
+        write_batch: int = 8,
     ) -> None:
         self._max_files = max_files
         self._max_bytes = max_bytes
+        self._write_batch = max(1, write_batch)
         self._pending: list[tuple[int, Path, Path]] = []
         self._payloads: list[tuple[Path, Sequence[bytes]]] = []
+        self._group = _Group()
+        self._files = 0  # files of the current group (background)
         self._records: list[Any] = []
         self._before_commit = before_commit
         self._bytes = 0
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="dicomcloak-commit") if background else None
+        self._writes: deque[Future[None]] = deque()
         self._in_flight: deque[Future[None]] = deque()
 
     def submit(self, path: Path, payload: bytes | Sequence[bytes], record: Any = None) -> None:
@@ -82,10 +95,14 @@ class GroupedWriter:
             self._records.append(record)
         if self._executor is not None:
             self._payloads.append((path, parts))
+            self._files += 1
+            if len(self._payloads) >= self._write_batch:
+                self._hand_over_writes(self._executor)
         else:
             self._pending.append((*_write_temp(path, parts), path))
+            self._files = len(self._pending)
         self._bytes += sum(map(len, parts))
-        if len(self._pending) + len(self._payloads) >= self._max_files or self._bytes >= self._max_bytes:
+        if self._files >= self._max_files or self._bytes >= self._max_bytes:
             self.commit()
 
     def commit(self) -> None:
@@ -97,17 +114,25 @@ class GroupedWriter:
             ``output-unwritable`` for the first file that failed; the files of
             the group not yet renamed are removed, none is left half-written.
         """
-        pending, self._pending, self._bytes = self._pending, [], 0
-        payloads, self._payloads = self._payloads, []
+        pending, self._pending, self._bytes, files, self._files = self._pending, [], 0, self._files, 0
         records, self._records = self._records, []
-        self._wait(keep=_MAX_IN_FLIGHT - 1)
         if self._executor is None:
+            self._wait(keep=_MAX_IN_FLIGHT - 1)
             if pending:
                 _run_hook(self._before_commit, records, pending)
             _commit(pending)
-        elif payloads:
-            task = self._executor.submit(_write_and_commit, payloads, self._before_commit, records)
-            self._in_flight.append(task)
+            return
+        self._hand_over_writes(self._executor)
+        group, self._group = self._group, _Group()
+        self._wait(keep=_MAX_IN_FLIGHT - 1)
+        if files:
+            self._in_flight.append(self._executor.submit(_commit_group, group, self._before_commit, records))
+
+    def _hand_over_writes(self, executor: ThreadPoolExecutor) -> None:
+        """Queue the files submitted since the last hand-over for writing into the current group."""
+        if self._payloads:
+            self._writes.append(executor.submit(_write_batch, self._group, self._payloads))
+            self._payloads = []
 
     def sync(self) -> None:
         """Commit what is pending and wait until every file written so far is on disk."""
@@ -124,7 +149,14 @@ class GroupedWriter:
                 self._executor = None
 
     def _wait(self, keep: int = 0) -> None:
-        """Wait for the oldest groups in flight until at most ``keep`` remain."""
+        """Wait for the oldest groups in flight until at most ``keep`` remain; raise a write's failure.
+
+        Writes run in order before their group's commit, so a write that is
+        not done yet belongs to a group still in flight: its failure is
+        raised when it is done (at the latest by :meth:`sync`).
+        """
+        while self._writes and (self._writes[0].done() or not keep):
+            self._writes.popleft().result()
         while len(self._in_flight) > keep:
             self._in_flight.popleft().result()
 
@@ -167,22 +199,39 @@ def _write_all(fd: int, parts: Sequence[bytes]) -> None:
             views[first] = views[first][written:]
 
 
-def _write_and_commit(
-    payloads: list[tuple[Path, Sequence[bytes]]],
-    before_commit: Callable[[list[Any]], None] | None = None,
-    records: list[Any] | None = None,
-) -> None:
-    """Write a group's temporary files, run the hook, then commit them; after a failure nothing is left."""
-    written: list[tuple[int, Path, Path]] = []
+class _Group:
+    """A group's temporary files as the background thread writes them (only that thread touches it)."""
+
+    __slots__ = ("failed", "written")
+
+    def __init__(self) -> None:
+        self.written: list[tuple[int, Path, Path]] = []
+        self.failed = False
+
+
+def _write_batch(group: _Group, payloads: list[tuple[Path, Sequence[bytes]]]) -> None:
+    """Write some of a group's temporary files; after a failure nothing of the group is left or written."""
+    if group.failed:
+        return
     try:
         for path, parts in payloads:
-            written.append((*_write_temp(path, parts), path))
+            group.written.append((*_write_temp(path, parts), path))
     except OutputError:
-        for fd, tmp, _ in written:
+        group.failed = True
+        for fd, tmp, _ in group.written:
             _discard(fd, tmp)
+        group.written.clear()
         raise
-    _run_hook(before_commit, records or [], written)
-    _commit(written)
+
+
+def _commit_group(
+    group: _Group, before_commit: Callable[[list[Any]], None] | None, records: list[Any]
+) -> None:
+    """Run the hook, then commit the files; a group whose write failed is dropped (its write raises)."""
+    if group.failed:
+        return
+    _run_hook(before_commit, records, group.written)
+    _commit(group.written)
 
 
 def _run_hook(
