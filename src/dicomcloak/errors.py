@@ -28,6 +28,7 @@ An :class:`InputError` never stops a run: the file is quarantined with its
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -102,9 +103,16 @@ class KeyError_(DicomcloakError):  # noqa: N801, N818 - named for the key, not s
 
 
 class OutputError(DicomcloakError):
-    """The output location cannot be written."""
+    """The output location cannot be written.
+
+    ``path``, when set, is the file that could not be written. It stays in the
+    process that raised the error (it is not pickled): the batch worker uses it
+    to name only the directory the user gave when the path below it is an
+    input's own name (:func:`dicomcloak.batch.worker.without_input_names`).
+    """
 
     default_reference = "output-unwritable"
+    path: Path | None = None
 
 
 class SealError(DicomcloakError):

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from subprocess import CompletedProcess
 
+import pytest
 from pydicom import dcmread
 
 RunCli = Callable[..., CompletedProcess[str]]
@@ -191,3 +192,34 @@ def test_same_key_same_pseudonyms_other_domain_differs(
     )
     assert _files(a) == _files(b)
     assert set(_files(a)).isdisjoint(_files(c))
+
+
+def _assert_no_input_names(result: CompletedProcess[str], directory: Path) -> None:
+    """Exit 3 with output-unwritable, naming the directory the user gave but no input folder or file name."""
+    assert result.returncode == 3, result.stderr
+    assert "output-unwritable" in result.stderr and str(directory) in result.stderr
+    assert "Smithers" not in result.stderr + result.stdout and "Waylon" not in result.stderr + result.stdout
+    assert "img0" not in result.stderr
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_an_unwritable_mirrored_output_is_reported_without_the_input_path(
+    run_cli: RunCli, dicom_tree: Path, key_file: Path, tmp_path: Path, jobs: str
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "Smithers_Waylon").write_bytes(b"a file where the mirrored folder must go")
+    result = run_cli("deid", dicom_tree, "--out", out, "--key", key_file, "--layout", "mirror", "-j", jobs)
+    _assert_no_input_names(result, out)
+
+
+def test_an_unwritable_quarantine_is_reported_without_the_input_path(
+    run_cli: RunCli, dicom_tree: Path, key_file: Path, tmp_path: Path
+) -> None:
+    (dicom_tree / "Smithers_Waylon" / "junk.bin").write_bytes(b"\0" * 300)
+    qdir = tmp_path / "q"
+    (qdir / dicom_tree.name).mkdir(parents=True)
+    (qdir / dicom_tree.name / "Smithers_Waylon").write_bytes(b"a file where the quarantined folder must go")
+    out = tmp_path / "out"
+    result = run_cli("deid", dicom_tree, "--out", out, "--key", key_file, "-j", "1", "--quarantine", qdir)
+    _assert_no_input_names(result, qdir)

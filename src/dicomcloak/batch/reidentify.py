@@ -25,7 +25,7 @@ from typing import Any
 
 from dicomcloak.api import Reidentified, Reidentifier
 from dicomcloak.batch.report import ReportBuilder, RunSummary, encode_report, report_path
-from dicomcloak.batch.worker import ChangeKey, FileResult, Status
+from dicomcloak.batch.worker import ChangeKey, FileResult, Status, without_input_names
 from dicomcloak.errors import DicomcloakError, InputError, OutputError, ProcessingError
 from dicomcloak.io.grouped import GroupedWriter, sync_file_system
 from dicomcloak.io.inputs import InputItem
@@ -67,12 +67,15 @@ def run_reid(inputs: Iterable[InputItem], reidentifier: Reidentifier, settings: 
     modes: Counter[str] = Counter()
     writer = GroupedWriter()
     try:
-        for index, item in enumerate(inputs):
-            builder.add(_one(index, item, reidentifier, settings, writer, modes))
-    except OSError as error:
-        raise OutputError(f"cannot write: {error.strerror or type(error).__name__}") from None
-    finally:
-        writer.close()  # what was restored before a failure is complete and kept
+        try:
+            for index, item in enumerate(inputs):
+                builder.add(_one(index, item, reidentifier, settings, writer, modes))
+        except OSError as error:
+            raise OutputError(f"cannot write: {error.strerror or type(error).__name__}") from None
+        finally:
+            writer.close()  # what was restored before a failure is complete and kept
+    except OutputError as error:  # the outputs and the quarantine mirror the inputs' paths
+        raise without_input_names(error, settings.quarantine_dir, settings.out_dir) from None
     sync_file_system(settings.out_dir)
     facts = {
         "schema": REID_SCHEMA,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from dicomcloak.api import Deidentifier, Sealer
 from dicomcloak.engine.outcome import Outcome, TagPath
-from dicomcloak.errors import DicomcloakError, InputError, ProcessingError
+from dicomcloak.errors import DicomcloakError, InputError, OutputError, ProcessingError
 from dicomcloak.io.grouped import GroupedWriter
 from dicomcloak.io.inputs import InputItem
 from dicomcloak.io.layout import mirror_relpath, pseudonymous_relpath
@@ -50,6 +50,7 @@ __all__ = [
     "build_context",
     "process_chunk",
     "process_item",
+    "without_input_names",
 ]
 
 #: One aggregated change: (tag path, action, rule source); paths are formatted once, in the report.
@@ -190,6 +191,8 @@ class WorkerContext:
         """Commit the last group, then close the vault (in that order: the last group seals there)."""
         try:
             self.writer.close()
+        except OutputError as error:
+            raise _named_safely(error, self.settings) from None
         finally:
             if self.vault is not None:
                 self.vault.close()
@@ -233,15 +236,54 @@ def process_item(
     (hostile input never crashes a run, DESIGN.md decision 5).
     """
     try:
-        return _deidentify_one(index, item, ctx, counts)
-    except InputError as error:
-        return _quarantined(index, item, error, ctx)
-    except (DicomcloakError, OSError):
-        raise
-    except Exception as error:  # noqa: BLE001 - one hostile input must not stop the run
-        # The type name is safe to record; the message may hold values and is dropped.
-        wrapped = ProcessingError(f"unexpected {type(error).__name__}", reference="internal-error")
-        return _quarantined(index, item, wrapped, ctx)
+        try:
+            return _deidentify_one(index, item, ctx, counts)
+        except InputError as error:
+            return _quarantined(index, item, error, ctx)
+        except (DicomcloakError, OSError):
+            raise
+        except Exception as error:  # noqa: BLE001 - one hostile input must not stop the run
+            # The type name is safe to record; the message may hold values and is dropped.
+            wrapped = ProcessingError(f"unexpected {type(error).__name__}", reference="internal-error")
+            return _quarantined(index, item, wrapped, ctx)
+    except OutputError as error:  # writing the output or the quarantined original
+        raise _named_safely(error, ctx.settings) from None
+
+
+def without_input_names(error: OutputError, quarantine_dir: Path, mirrored_out: Path | None) -> OutputError:
+    """``error``, naming only the quarantine or output directory when the failed path is an input's name.
+
+    Quarantined originals and mirrored outputs (``--layout mirror``, ``sanitize``,
+    ``reid``; ``mirrored_out``, None when outputs are named by pseudonyms) keep
+    their inputs' relative paths, and input folder and file names often carry
+    patient names and IDs: an error message is no place for them.
+    """
+    path = error.path
+    if path is not None and _below(path, quarantine_dir):
+        return _hidden(error, "quarantine", quarantine_dir)
+    if path is not None and mirrored_out is not None and _below(path, mirrored_out):
+        return _hidden(error, "output", mirrored_out)
+    return error
+
+
+def _named_safely(error: OutputError, settings: WorkerSettings) -> OutputError:
+    """:func:`without_input_names` for this run: output paths are the inputs' unless pseudonymous."""
+    pseudonymous = settings.deidentify and settings.layout is Layout.PSEUDONYMOUS
+    return without_input_names(error, settings.quarantine_dir, None if pseudonymous else settings.out_dir)
+
+
+def _hidden(error: OutputError, what: str, root: Path) -> OutputError:
+    hidden = OutputError(
+        f"cannot write a file in the {what} directory {root} (its path, an input's name, is not shown)",
+        reference=error.reference,
+        hint=error.hint,
+    )
+    hidden.path = error.path
+    return hidden
+
+
+def _below(path: Path, root: Path) -> bool:
+    return path.is_relative_to(root)
 
 
 def _deidentify_one(

@@ -200,11 +200,13 @@ def _remove_quietly(tmp: Path) -> None:
 
 
 def _unwritable(path: Path) -> OutputError:
-    return OutputError(
+    error = OutputError(
         f"cannot write {path}",
         reference="output-unwritable",
         hint="check that the output directory exists, is writable and has free space",
     )
+    error.path = path
+    return error
 
 
 def _encode_failed(kind: str) -> ProcessingError:
