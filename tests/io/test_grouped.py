@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,22 @@ def test_background_groups_commit_in_order_across_batches(tmp_path: Path) -> Non
     writer.close()
     assert {path: path.read_bytes() for path in payloads} == {p: b"".join(v) for p, v in payloads.items()}
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_an_earlier_group_failure_leaves_no_temporary_file_of_the_next_group(tmp_path: Path) -> None:
+    """The next group's files, already written when the failure surfaces, are removed, not left as debris."""
+    writer = GroupedWriter(max_files=2, background=True, write_batch=1)
+    target = tmp_path / "in-the-way.dcm"
+    target.mkdir()  # the first group's rename fails on the commit thread
+    writer.submit(target, b"first")
+    writer.submit(tmp_path / "a.dcm", b"a")  # group 1 full: committed in the background
+    failed = False
+    try:  # the failure surfaces at one of the next group commits, when they wait for it
+        for number in range(6):
+            writer.submit(tmp_path / f"later{number}.dcm", b"later")
+    except OutputError:
+        failed = True
+    with pytest.raises(OutputError) if not failed else nullcontext():
+        writer.close()
+    assert not list(tmp_path.rglob("*.tmp"))
+    assert not (tmp_path / "a.dcm").exists()

@@ -124,7 +124,12 @@ class GroupedWriter:
             return
         self._hand_over_writes(self._executor)
         group, self._group = self._group, _Group()
-        self._wait(keep=_MAX_IN_FLIGHT - 1)
+        try:
+            self._wait(keep=_MAX_IN_FLIGHT - 1)
+        except BaseException:
+            # An earlier group failed: this one, already partly written, is removed, not committed.
+            self._executor.submit(_discard_group, group)
+            raise
         if files:
             self._in_flight.append(self._executor.submit(_commit_group, group, self._before_commit, records))
 
@@ -217,11 +222,16 @@ def _write_batch(group: _Group, payloads: list[tuple[Path, Sequence[bytes]]]) ->
         for path, parts in payloads:
             group.written.append((*_write_temp(path, parts), path))
     except OutputError:
-        group.failed = True
-        for fd, tmp, _ in group.written:
-            _discard(fd, tmp)
-        group.written.clear()
+        _discard_group(group)
         raise
+
+
+def _discard_group(group: _Group) -> None:
+    """Remove a group's temporary files and drop its later writes (a failure elsewhere stops the writer)."""
+    group.failed = True
+    for fd, tmp, _ in group.written:
+        _discard(fd, tmp)
+    group.written.clear()
 
 
 def _commit_group(
