@@ -259,9 +259,9 @@ def without_input_names(error: OutputError, quarantine_dir: Path, mirrored_out: 
     patient names and IDs: an error message is no place for them.
     """
     path = error.path
-    if path is not None and _below(path, quarantine_dir):
+    if path is not None and path.is_relative_to(quarantine_dir):
         return _hidden(error, "quarantine", quarantine_dir)
-    if path is not None and mirrored_out is not None and _below(path, mirrored_out):
+    if path is not None and mirrored_out is not None and path.is_relative_to(mirrored_out):
         return _hidden(error, "output", mirrored_out)
     return error
 
@@ -280,10 +280,6 @@ def _hidden(error: OutputError, what: str, root: Path) -> OutputError:
     )
     hidden.path = error.path
     return hidden
-
-
-def _below(path: Path, root: Path) -> bool:
-    return path.is_relative_to(root)
 
 
 def _deidentify_one(
