@@ -117,7 +117,7 @@ def _dicognito(src: Path, out: Path) -> int:
                 target = out / path.relative_to(src)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 ds.save_as(target)
-            except Exception:  # noqa: BLE001, S112 - a file dicognito cannot handle has no output
+            except Exception:  # a file dicognito cannot handle has no output
                 continue
         written += 1
     return written
@@ -140,7 +140,9 @@ def _synthetic_truth(corpus: Path, out: Path) -> set[str]:
     return leaking
 
 
-def _elements(ds: Dataset, prefix: tuple[int, ...] = ()) -> Iterator[tuple[tuple[int, ...], DataElement, Any]]:
+def _elements(
+    ds: Dataset, prefix: tuple[int, ...] = ()
+) -> Iterator[tuple[tuple[int, ...], DataElement, Any]]:
     creators: dict[int, str] = {}
     for elem in ds:
         tag = int(elem.tag)
@@ -179,7 +181,8 @@ def _real_truth(src: Path, out: Path, parts: tuple[str, ...]) -> set[str]:
             kept = {place: _text(elem) for place, elem, _ in _elements(output)}
             for place, elem, creator in _elements(original):
                 action = policy.rule(place[-1], elem.VR, creator).action
-                if elem.VR == "UI" or action is Action.K or (action is Action.C and elem.VR not in ("DA", "DT", "TM")):
+                keeps = action is Action.K or (action is Action.C and elem.VR not in ("DA", "DT", "TM"))
+                if elem.VR == "UI" or keeps:
                     continue
                 text = _text(elem)
                 if text and sum(ch.isalnum() for ch in text) >= 4 and kept.get(place) == text:
