@@ -16,8 +16,10 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import generate_uid
 
+from dicomcloak.engine.dates import shift_date
+from dicomcloak.engine.identity import identify
 from dicomcloak.engine.values import dummy_value
-from dicomcloak.keys import ProjectKey
+from dicomcloak.keys import ProjectKey, Pseudonymizer
 from dicomcloak.policy import Policy, build_policy
 from dicomcloak.verify import VerifyReport, verify_trees
 from dicomcloak.verify.kinds import DummyValues
@@ -135,3 +137,25 @@ def test_outputs_of_originals_sharing_a_sop_instance_uid_are_matched_by_content(
     report = verify_trees(src, out, policy, key)
     assert report.ok, report.render_text()
     assert (report.matched_by_key, report.matched_by_content) == (0, 2)
+
+
+def test_a_shifted_date_equal_to_another_date_of_the_instance_is_not_a_finding(
+    tmp_path: Path, key: ProjectKey
+) -> None:
+    src, out = tmp_path / "src", tmp_path / "out"
+
+    def collide(ds: Dataset) -> None:
+        # the engine's own shift of the Study Date, planted as the original's Instance Creation Date
+        shift = identify(ds, Pseudonymizer(key)).shift
+        ds.InstanceCreationDate = shift_date(ds.StudyDate, ds.StudyTime, shift)
+
+    original = write_original(src / "a.dcm", collide)
+    policy = build_policy(["retain-long-modified-dates"])
+    assert deidentify_tree(src, out, policy, key) == 1
+    assert dcmread(out / "a.dcm").StudyDate == dcmread(original).InstanceCreationDate
+    for report in _verified(src, out, policy, key):
+        assert report.ok, report.render_text()
+    # Left unshifted, the date is found.
+    plant(out / "a.dcm", lambda ds: setattr(ds, "StudyDate", dcmread(original).StudyDate))
+    report = verify_trees(src, out, policy, key)
+    assert [(named_path(f.path), f.kind) for f in report.findings] == [("StudyDate (0008,0020)", "date")]

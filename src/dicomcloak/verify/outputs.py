@@ -5,10 +5,12 @@ and by whether it is unchanged from its original's element at the same path
 (same 64-bit digest of path and value, :func:`~dicomcloak.verify.walk.leaf_key`):
 
 * ``skip``: kept as it was (rule K, or a C that keeps its value: codes,
-  numbers, private values under Retain Safe Private); a private creator left
-  as it was; a kept definition UID; a value dicomcloak writes itself
-  (:class:`~dicomcloak.verify.kinds.DummyValues`); ciphertext (Encrypted
-  Content, PS3.15 E.1.2); pixel data; binary numbers.
+  numbers, private values under Retain Safe Private); a date or time the
+  policy shifts (C), changed (so shifted: that it equals another date of the
+  instance is chance, the shift being uniform over ten years and a day); a
+  private creator left as it was; a kept definition UID; a value dicomcloak
+  writes itself (:class:`~dicomcloak.verify.kinds.DummyValues`); ciphertext
+  (Encrypted Content, PS3.15 E.1.2); pixel data; binary numbers.
 * ``cleaned``: free text under C, changed or not. C removes the instance's
   own identifying values (names, IDs, other text values, dates) and keeps
   the clinical words, so it is searched for those of its original, and for
@@ -100,7 +102,8 @@ def scope_of(leaf: Leaf, unchanged: bool, policy: Policy) -> str:
     if action is Action.C and leaf.vr in _CLEANABLE_VRS:
         return Scope.CLEANED
     if not unchanged:
-        return Scope.FULL
+        # A date the policy shifts, shifted: another date of the instance it equals, it equals by chance.
+        return Scope.SKIP if action is Action.C and leaf.vr in DATE_VRS else Scope.FULL
     if action is Action.K or (action is Action.C and leaf.vr not in DATE_VRS):
         return Scope.SKIP
     return Scope.FULL
