@@ -212,3 +212,10 @@ def test_nothing_to_compare_is_a_usage_error(
     with pytest.raises(UsageError) as raised:
         verify_trees(*trees_for[which], trees["policy"])
     assert raised.value.reference == reference
+
+
+def test_an_output_that_could_not_be_read_makes_the_report_fail() -> None:
+    report = VerifyReport(originals=3, outputs=2, unreadable_outputs=1)
+    assert not report.ok
+    assert "FAILED: 1 output file(s) could not be read" in report.render_text()
+    assert report.to_dict()["outputs"]["unreadable"] == 1

@@ -27,7 +27,7 @@ from dicomcloak.policy.model import Policy
 from dicomcloak.standard.table import Option
 from dicomcloak.verify.kinds import DummyValues
 from dicomcloak.verify.needles import NeedleIndex
-from dicomcloak.verify.originals import BINARY_NUMBERS, OriginalRecord
+from dicomcloak.verify.originals import BINARY_NUMBERS, OriginalRecord, sop_instance_uid
 from dicomcloak.verify.outputs import (
     UNION_KINDS,
     Finding,
@@ -45,7 +45,6 @@ __all__ = ["OutputResult", "Shared", "check_bytes", "check_dataset"]
 
 #: A digest held by more originals than this (a common Modality, Rows, ...) casts no vote.
 _MAX_VOTERS = 256
-_SOP_INSTANCE_UID = 0x00080018
 _UID_LIKE = re.compile(r"[0-9]+(?:\.[0-9]+)+")
 
 
@@ -77,7 +76,7 @@ class Shared:
         self.union = NeedleIndex(
             needle for record in records for needle in record.needles if needle.kind in UNION_KINDS
         )
-        self.union_uids = UidIndex(list(self.originals.values()))
+        self.union_uids = UidIndex(records)
 
     @classmethod
     def build(
@@ -127,16 +126,8 @@ def _vote(keys: list[bytes | None], postings: dict[bytes, list[int]]) -> int | N
     return max(scores.items(), key=lambda item: (item[1], -item[0]))[0]
 
 
-def _sop_uid(ds: Dataset) -> str:
-    elem = ds.get_item(_SOP_INSTANCE_UID)
-    value = getattr(elem, "value", None)
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    return str(value or "").strip(" \x00")
-
-
 def _match(ds: Dataset, found: list[Leaf], shared: Shared) -> tuple[OriginalRecord | None, str]:
-    index = shared.by_sop.get(_sop_uid(ds)) if shared.by_sop else None
+    index = shared.by_sop.get(sop_instance_uid(ds)) if shared.by_sop else None
     if index is not None:
         return shared.originals[index], "key"
     keys = [None if leaf.vr in BINARY_NUMBERS else leaf_key(leaf) for leaf in found]

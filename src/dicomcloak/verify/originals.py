@@ -34,12 +34,16 @@ from dicomcloak.verify.kinds import DummyValues, kind_of
 from dicomcloak.verify.needles import Needle, NeedleIndex, make_needle
 from dicomcloak.verify.walk import PIXEL_TAGS, Leaf, leaf_key, leaf_texts, leaves
 
-__all__ = ["OriginalRecord", "collect", "is_identifying", "keeps_uid"]
+__all__ = [
+    "BINARY_NUMBERS", "DATE_VRS", "OriginalRecord", "collect", "date_variants", "is_creator",
+    "is_identifying", "keeps_uid", "sop_instance_uid",
+]
 
 #: Binary numbers hold no text a person could be identified by (and no text to search).
 BINARY_NUMBERS = frozenset(
     {"US", "SS", "UL", "SL", "UV", "SV", "FL", "FD", "AT", "OF", "OD", "OL", "OV"}
 )
+#: Dates and times: C shifts them (PS3.15 E.3.6, Retain Longitudinal Temporal Information, Modified Dates).
 DATE_VRS = frozenset({"DA", "DT", "TM"})
 _SOP_INSTANCE_UID = 0x00080018
 _MIN_ASCII_IN_BINARY = 3
