@@ -38,6 +38,7 @@ _UNREADABLE = OutputResult((), "none", "unreadable")
 
 
 def _collect_one(task: tuple[int, InputItem]) -> OriginalRecord | None:
+    quiet_pydicom()  # also in a worker started by spawn, which does not inherit the setting
     policy, dummies, limits = state()
     index, item = task
     read = read_item(item, limits)
@@ -47,6 +48,7 @@ def _collect_one(task: tuple[int, InputItem]) -> OriginalRecord | None:
 
 
 def _check_one(item: InputItem) -> OutputResult:
+    quiet_pydicom()
     shared, limits = state()
     read = read_item(item, limits)
     if read.dataset is not None:
