@@ -47,6 +47,7 @@ def test_a_run_dir_that_is_a_file(
         assert result.returncode == 3, (command[0], result.stderr)
         assert result.stderr.startswith("error[output-unwritable]: "), result.stderr
         assert str(run_dir) in result.stderr and "--run-dir" in result.stderr
+    assert not list(tmp_path.glob("o[0-9]"))  # refused before any output directory was made
 
 
 def test_an_output_that_is_a_file(

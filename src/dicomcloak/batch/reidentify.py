@@ -27,7 +27,7 @@ from typing import Any
 
 from dicomcloak.api import Reidentified, Reidentifier
 from dicomcloak.batch.report import ReportBuilder, RunSummary, encode_report
-from dicomcloak.batch.run import quarantine_refused
+from dicomcloak.batch.run import prepare_dir, quarantine_refused
 from dicomcloak.batch.rundir import RunFolder, begin_run, check_made_alike, finish_run
 from dicomcloak.batch.worker import ChangeKey, FileResult, Status, without_input_names
 from dicomcloak.errors import DicomcloakError, InputError, OutputError, ProcessingError
@@ -68,7 +68,8 @@ def run_reid(inputs: Iterable[WalkEntry], reidentifier: Reidentifier, settings: 
     started = time.perf_counter()
     facts = {"command": "reid"}
     check_made_alike(settings.out_dir, facts, [settings.run_dir, *settings.history])
-    _make_output(settings.out_dir)
+    prepare_dir(settings.run_dir, "run", "--run-dir (it holds the reports and the quarantine)")
+    prepare_dir(settings.out_dir, "output", "--out")
     folder = begin_run(settings.run_dir, settings.out_dir, facts)
     builder = ReportBuilder()
     modes: Counter[str] = Counter()
@@ -92,15 +93,6 @@ def run_reid(inputs: Iterable[WalkEntry], reidentifier: Reidentifier, settings: 
     summary = builder.summary(time.perf_counter() - started, _facts(settings, folder, modes))
     finish_run(folder, encode_report(builder.report(summary)))
     return summary
-
-
-def _make_output(out_dir: Path) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OutputError(
-            f"cannot create the output directory {out_dir}: {error.strerror}", hint="choose a writable --out"
-        ) from None
 
 
 def _facts(settings: ReidSettings, folder: RunFolder, modes: Counter[str]) -> dict[str, Any]:

@@ -45,7 +45,15 @@ from dicomcloak.io.quarantine import quarantine
 from dicomcloak.io.writer import atomic_file
 from dicomcloak.sanitize import classify_prefix, verdict_event
 
-__all__ = ["Observer", "RunSettings", "default_jobs", "made_with", "quarantine_refused", "run_batch"]
+__all__ = [
+    "Observer",
+    "RunSettings",
+    "default_jobs",
+    "made_with",
+    "prepare_dir",
+    "quarantine_refused",
+    "run_batch",
+]
 
 _CONTEXT: WorkerContext | None = None  # one per worker process, set by the pool initializer
 
@@ -100,7 +108,9 @@ def run_batch(
     worker = settings.worker
     facts = made_with(worker)
     check_made_alike(worker.out_dir, facts, [settings.run_dir, *settings.history])
-    _prepare_dir(worker.out_dir, "output")
+    # Both directories exist before this run is recorded: a run refused here leaves no record behind.
+    prepare_dir(settings.run_dir, "run", "--run-dir (it holds the reports and the quarantine)")
+    prepare_dir(worker.out_dir, "output", "--out")
     folder = begin_run(settings.run_dir, worker.out_dir, facts)
     tasks = [(index, entry) for index, entry in enumerate(entries) if isinstance(entry, InputItem)]
     jobs = max(1, min(settings.jobs, len(tasks)))
@@ -185,15 +195,15 @@ def _head(item: InputItem) -> bytes:
         return b""
 
 
-def _prepare_dir(path: Path, what: str) -> None:
+def prepare_dir(path: Path, what: str, option: str) -> None:
+    """Create ``path`` if needed and check it is writable; the hint names the command-line ``option``."""
+    hint = f"choose a writable {option}"
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise OutputError(
-            f"cannot create the {what} directory {path}: {error.strerror}", hint="choose a writable location"
-        ) from None
+        raise OutputError(f"cannot create the {what} directory {path}: {error.strerror}", hint=hint) from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise OutputError(f"the {what} directory {path} is not writable", hint="choose a writable location")
+        raise OutputError(f"the {what} directory {path} is not writable", hint=hint)
 
 
 def _results(
