@@ -66,11 +66,7 @@ class ReidSettings:
 def run_reid(inputs: Iterable[WalkEntry], reidentifier: Reidentifier, settings: ReidSettings) -> RunSummary:
     """Re-identify every input into ``settings.out_dir``; write this run's report; return the summary."""
     started = time.perf_counter()
-    facts = {"command": "reid"}
-    check_made_alike(settings.out_dir, facts, [settings.run_dir, *settings.history])
-    prepare_dir(settings.run_dir, "run", "--run-dir (it holds the reports and the quarantine)")
-    prepare_dir(settings.out_dir, "output", "--out")
-    folder = begin_run(settings.run_dir, settings.out_dir, facts)
+    folder = _begin(settings)
     builder = ReportBuilder()
     modes: Counter[str] = Counter()
     writer = GroupedWriter()
@@ -79,7 +75,7 @@ def run_reid(inputs: Iterable[WalkEntry], reidentifier: Reidentifier, settings: 
             for index, entry in enumerate(inputs):
                 if isinstance(entry, Skipped):
                     builder.skip(index, entry.reason)
-                elif isinstance(entry, Refused):
+                elif isinstance(entry, Refused):  # a zip-slip member: quarantined, never restored
                     builder.add(quarantine_refused(index, entry, settings.quarantine_dir))
                 else:
                     builder.add(_one(index, entry, reidentifier, settings, writer, modes))
@@ -93,6 +89,15 @@ def run_reid(inputs: Iterable[WalkEntry], reidentifier: Reidentifier, settings: 
     summary = builder.summary(time.perf_counter() - started, _facts(settings, folder, modes))
     finish_run(folder, encode_report(builder.report(summary)))
     return summary
+
+
+def _begin(settings: ReidSettings) -> RunFolder:
+    """As ``deid`` does: refuse an output another command made, make the directories, record the run."""
+    facts: dict[str, Any] = {"command": "reid"}
+    check_made_alike(settings.out_dir, facts, [settings.run_dir, *settings.history])
+    prepare_dir(settings.run_dir, "run", "--run-dir (it holds the reports and the quarantine)")
+    prepare_dir(settings.out_dir, "output", "--out")
+    return begin_run(settings.run_dir, settings.out_dir, facts)
 
 
 def _facts(settings: ReidSettings, folder: RunFolder, modes: Counter[str]) -> dict[str, Any]:

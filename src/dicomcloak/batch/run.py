@@ -105,20 +105,47 @@ def run_batch(
     """
     entries = list(inputs)
     started = time.perf_counter()
-    worker = settings.worker
-    facts = made_with(worker)
-    check_made_alike(worker.out_dir, facts, [settings.run_dir, *settings.history])
-    # Both directories exist before this run is recorded: a run refused here leaves no record behind.
-    prepare_dir(settings.run_dir, "run", "--run-dir (it holds the reports and the quarantine)")
-    prepare_dir(worker.out_dir, "output", "--out")
-    folder = begin_run(settings.run_dir, worker.out_dir, facts)
+    facts = made_with(settings.worker)
+    folder = _begin(settings, facts)
     tasks = [(index, entry) for index, entry in enumerate(entries) if isinstance(entry, InputItem)]
     jobs = max(1, min(settings.jobs, len(tasks)))
     builder = ReportBuilder()
+    _process(entries, tasks, settings, jobs, folder, builder, observer)
+    # Each output's data was synced before its rename; one sync here makes all the
+    # renames durable, instead of one directory fsync per file (io.grouped).
+    sync_file_system(settings.worker.out_dir)
+    summary = builder.summary(time.perf_counter() - started, _run_facts(settings, folder, facts, jobs))
+    finish_run(folder, encode_report(builder.report(summary)))
+    return summary
+
+
+def _begin(settings: RunSettings, facts: dict[str, Any]) -> RunFolder:
+    """Refuse an output made differently, make the directories, then record this run (in that order).
+
+    Both directories exist before the run is recorded: a run refused here
+    leaves no record that a later run into the same output would have to match.
+    """
+    out = settings.worker.out_dir
+    check_made_alike(out, facts, [settings.run_dir, *settings.history])
+    prepare_dir(settings.run_dir, "run", "--run-dir (it holds the reports and the quarantine)")
+    prepare_dir(out, "output", "--out")
+    return begin_run(settings.run_dir, out, facts)
+
+
+def _process(
+    entries: Sequence[WalkEntry],
+    tasks: list[Task],
+    settings: RunSettings,
+    jobs: int,
+    folder: RunFolder,
+    builder: ReportBuilder,
+    observer: Observer | None,
+) -> None:
+    """Account for the walk's entries, process its items, write one verdict event per input judged."""
     try:
         # One sanitize verdict event per input (tags and codes only), in completion order.
         with atomic_file(folder.events) as events:
-            for result in _walk_results(entries, builder, worker):
+            for result in _walk_results(entries, builder, settings.worker):
                 events.write(result.event.encode("utf-8") + b"\n")
             for result in _results(tasks, settings, jobs, observer):
                 builder.add(result)
@@ -131,12 +158,6 @@ def run_batch(
             f"cannot write: {error.strerror or type(error).__name__}",
             hint="check free space and permissions of the output and run directories",
         ) from None
-    # Each output's data was synced before its rename; one sync here makes all the
-    # renames durable, instead of one directory fsync per file (io.grouped).
-    sync_file_system(worker.out_dir)
-    summary = builder.summary(time.perf_counter() - started, _run_facts(settings, folder, facts, jobs))
-    finish_run(folder, encode_report(builder.report(summary)))
-    return summary
 
 
 def made_with(worker: WorkerSettings) -> dict[str, Any]:
