@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from pydicom.datadict import dictionary_keyword, dictionary_VR, tag_for_keyword
@@ -93,3 +94,7 @@ def test_edition_names_the_list() -> None:
     assert edition.startswith(EDITION)
     assert "beyond-table.csv" in edition
 
+
+def test_docs_give_the_count() -> None:
+    docs = " ".join((Path(__file__).resolve().parents[2] / "docs" / "policy.md").read_text("utf-8").split())
+    assert f"`src/dicomcloak/standard/data/beyond-table.csv` ({len(beyond_rows())} attributes)" in docs
