@@ -2,20 +2,26 @@
 
 Input paths often hold patient names, so quarantined and duplicate inputs are
 listed by their index in the (sorted) input order, with their reason code.
+Attributes are named by tag path and keyword. A de-identifying run also lists
+the policy's deviations from the profile (``deviations``, docs/policy.md).
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dicomcloak.batch.worker import ChangeKey, FileResult, Status
-from dicomcloak.engine.outcome import format_path
+from pydicom.datadict import keyword_for_tag
 
-__all__ = ["REPORT_NAME", "SUMMARY_SCHEMA", "ReportBuilder", "RunSummary"]
+from dicomcloak.batch.worker import ChangeKey, FileResult, Status, WorkerSettings
+from dicomcloak.engine.outcome import TagPath, format_path
+from dicomcloak.policy.deviations import Deviation
+
+__all__ = ["REPORT_NAME", "SUMMARY_SCHEMA", "ReportBuilder", "RunSummary", "run_deviations"]
 
 #: Version tag of the JSON summary printed by ``deid --json`` (schema in README.md).
 SUMMARY_SCHEMA = "dicomcloak/deid-summary/1"
@@ -61,9 +67,14 @@ class RunSummary:
 
 
 class ReportBuilder:
-    """Accumulate :class:`FileResult` objects in any order; the report is order-independent."""
+    """Accumulate :class:`FileResult` objects in any order; the report is order-independent.
 
-    def __init__(self) -> None:
+    ``deviations`` (a de-identifying run's, :func:`run_deviations`) become the
+    report's ``deviations`` list; None leaves the list out (sanitize, reid).
+    """
+
+    def __init__(self, deviations: Sequence[Deviation] | None = None) -> None:
+        self.deviations = None if deviations is None else tuple(deviations)
         self.status: Counter[Status] = Counter()
         self.reasons: Counter[str] = Counter()
         self.changes: Counter[ChangeKey] = Counter()
@@ -105,10 +116,24 @@ class ReportBuilder:
             for index, reason, out in sorted(self.skipped)
         ]
         changes = [
-            {"path": format_path(path), "action": action, "source": source, "count": count}
+            {"path": format_path(path), "keyword": _keyword(path), "action": action, "source": source,
+             "count": count}
             for (path, action, source), count in sorted(self.changes.items())
         ]
-        return {"summary": summary.to_dict(), "skipped": skipped, "changes": changes}
+        document = {"summary": summary.to_dict(), "skipped": skipped, "changes": changes}
+        if self.deviations is not None:
+            document["deviations"] = [deviation.to_dict() for deviation in self.deviations]
+        return document
+
+
+def _keyword(path: TagPath) -> str:
+    """The PS3.6 keyword of the element a tag path ends at ("" for private and unknown tags)."""
+    return keyword_for_tag(path[-1]) if path else ""
+
+
+def run_deviations(worker: WorkerSettings) -> tuple[Deviation, ...] | None:
+    """What a run's report lists as deviations: the policy's, computed once, when the run de-identifies."""
+    return worker.policy.deviations if worker.deidentify else None
 
 
 def encode_report(document: dict[str, Any]) -> bytes:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dicomcloak.batch.pool import Pool, WorkerFunctions
-from dicomcloak.batch.report import ReportBuilder, RunSummary, encode_report, report_path
+from dicomcloak.batch.report import ReportBuilder, RunSummary, encode_report, report_path, run_deviations
 from dicomcloak.batch.worker import (
     FileResult,
     WorkerContext,
@@ -75,7 +75,7 @@ def run_batch(
     _prepare_dir(settings.worker.out_dir, "output")
     _prepare_dir(settings.run_dir, "run")
     jobs = max(1, min(settings.jobs, len(items)))
-    builder = ReportBuilder()
+    builder = ReportBuilder(run_deviations(settings.worker))
     try:
         # One sanitize verdict event per input (tags and codes only), in completion order.
         with atomic_file(events_path(settings.run_dir)) as events:
