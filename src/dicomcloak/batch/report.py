@@ -4,20 +4,26 @@ Every entry the input walk yields is counted once: ``files = written +
 duplicates + quarantined + skipped``. Input paths often hold patient names, so
 every entry not written (a duplicate, a quarantined input, an entry the walk
 skipped) is listed by its index in the walk's order, with its status and
-reason code.
+reason code. Attributes are named by tag path and keyword. A de-identifying
+run also lists the policy's deviations from the profile (``deviations``,
+docs/policy.md).
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dicomcloak.batch.worker import ChangeKey, FileResult, Status
-from dicomcloak.engine.outcome import format_path
+from pydicom.datadict import keyword_for_tag
 
-__all__ = ["SKIPPED", "SUMMARY_SCHEMA", "ReportBuilder", "RunSummary", "encode_report"]
+from dicomcloak.batch.worker import ChangeKey, FileResult, Status, WorkerSettings
+from dicomcloak.engine.outcome import TagPath, format_path
+from dicomcloak.policy.deviations import Deviation
+
+__all__ = ["SKIPPED", "SUMMARY_SCHEMA", "ReportBuilder", "RunSummary", "encode_report", "run_deviations"]
 
 #: Version tag of the JSON summary printed by ``deid --json`` (schema in README.md).
 SUMMARY_SCHEMA = "dicomcloak/deid-summary/1"
@@ -68,9 +74,14 @@ class RunSummary:
 
 
 class ReportBuilder:
-    """Accumulate :class:`FileResult` objects in any order; the report is order-independent."""
+    """Accumulate :class:`FileResult` objects in any order; the report is order-independent.
 
-    def __init__(self) -> None:
+    ``deviations`` (a de-identifying run's, :func:`run_deviations`) become the
+    report's ``deviations`` list; None leaves the list out (sanitize, reid).
+    """
+
+    def __init__(self, deviations: Sequence[Deviation] | None = None) -> None:
+        self.deviations = None if deviations is None else tuple(deviations)
         self.status: Counter[Status] = Counter()
         self.reasons: Counter[str] = Counter()
         self.changes: Counter[ChangeKey] = Counter()
@@ -121,10 +132,24 @@ class ReportBuilder:
             for index, status, reason, out in sorted(self.not_written)
         ]
         changes = [
-            {"path": format_path(path), "action": action, "source": source, "count": count}
+            {"path": format_path(path), "keyword": _keyword(path), "action": action, "source": source,
+             "count": count}
             for (path, action, source), count in sorted(self.changes.items())
         ]
-        return {"summary": summary.to_dict(), "not_written": not_written, "changes": changes}
+        document = {"summary": summary.to_dict(), "not_written": not_written, "changes": changes}
+        if self.deviations is not None:
+            document["deviations"] = [deviation.to_dict() for deviation in self.deviations]
+        return document
+
+
+def _keyword(path: TagPath) -> str:
+    """The PS3.6 keyword of the element a tag path ends at ("" for private and unknown tags)."""
+    return keyword_for_tag(path[-1]) if path else ""
+
+
+def run_deviations(worker: WorkerSettings) -> tuple[Deviation, ...] | None:
+    """What a run's report lists as deviations: the policy's, computed once, when the run de-identifies."""
+    return worker.policy.deviations if worker.deidentify else None
 
 
 def encode_report(document: dict[str, Any]) -> bytes:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dicomcloak.batch.pool import Pool, WorkerFunctions
-from dicomcloak.batch.report import ReportBuilder, RunSummary, encode_report
+from dicomcloak.batch.report import ReportBuilder, RunSummary, encode_report, run_deviations
 from dicomcloak.batch.rundir import RunFolder, begin_run, check_made_alike, finish_run, policy_fingerprint
 from dicomcloak.batch.worker import (
     FileResult,
@@ -109,7 +109,7 @@ def run_batch(
     folder = _begin(settings, facts)
     tasks = [(index, entry) for index, entry in enumerate(entries) if isinstance(entry, InputItem)]
     jobs = max(1, min(settings.jobs, len(tasks)))
-    builder = ReportBuilder()
+    builder = ReportBuilder(run_deviations(settings.worker))
     _process(entries, tasks, settings, jobs, folder, builder, observer)
     # Each output's data was synced before its rename; one sync here makes all the
     # renames durable, instead of one directory fsync per file (io.grouped).

@@ -36,6 +36,7 @@ __all__ = [
     "PolicyFileArg",
     "QuarantineArg",
     "RunDirArg",
+    "StrictTableArg",
     "collector_paused",
     "discard_standard_output",
     "exit_code_for",
@@ -48,6 +49,7 @@ __all__ = [
     "raise_internal_error",
     "usage_errors",
     "warn",
+    "warn_deviations",
 ]
 
 #: Set to show tracebacks of unexpected errors (they may contain data values).
@@ -83,6 +85,13 @@ OptionsArg = Annotated[
 ]
 PolicyFileArg = Annotated[
     Path | None, typer.Option("--policy", help="Site policy TOML file (overrides win over the table).")
+]
+StrictTableArg = Annotated[
+    bool,
+    typer.Option(
+        "--strict-table",
+        help="Follow PS3.15 Table E.1-1 exactly: without the beyond-table list (docs/policy.md).",
+    ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 RunDirArg = Annotated[
@@ -222,11 +231,28 @@ def discard_standard_output() -> None:
         os.close(devnull)
 
 
-def load_policy(options: Iterable[Option] | None, policy_file: Path | None) -> Policy:
-    """Build the frozen Policy from ``--option`` and ``--policy`` once, at the edge."""
+def load_policy(
+    options: Iterable[Option] | None, policy_file: Path | None, *, strict_table: bool = False
+) -> Policy:
+    """Build the frozen Policy from ``--option``, ``--policy`` and ``--strict-table`` once, at the edge."""
     from dicomcloak.policy import build_policy
 
-    return build_policy(list(options or ()), policy_file)
+    return build_policy(list(options or ()), policy_file, strict_table=strict_table)
+
+
+def warn_deviations(policy: Policy) -> None:
+    """One warning, before any work, when the site policy keeps or weakens what the profile would change.
+
+    It names how many attributes and where they are listed; nothing is
+    printed for a policy that applies the profile (docs/policy.md, "Deviations").
+    """
+    weakening = policy.weakening
+    if weakening:
+        warn(
+            f"the site policy keeps or weakens {len(weakening)} attribute(s) that the PS3.15 profile "
+            "would change: outputs are not marked Patient Identity Removed YES; see "
+            "'dicomcloak policy explain --deviations' and report.json"
+        )
 
 
 def load_optional_key(key_file: Path | None) -> ProjectKey | None:

@@ -19,11 +19,13 @@ from dicomcloak.cli._common import (
     PolicyFileArg,
     QuarantineArg,
     RunDirArg,
+    StrictTableArg,
     collector_paused,
     handles_errors,
     load_key,
     load_policy,
     warn,
+    warn_deviations,
 )
 from dicomcloak.errors import DicomcloakError, UsageError
 
@@ -70,6 +72,7 @@ def deid(
     domain: Annotated[str, typer.Option("--domain", help="Pseudonym domain, one per recipient.")] = "default",
     option: OptionsArg = None,
     policy: PolicyFileArg = None,
+    strict_table: StrictTableArg = False,
     layout: Annotated[
         LayoutChoice, typer.Option("--layout", help="Output paths.")
     ] = LayoutChoice.PSEUDONYMOUS,
@@ -105,7 +108,8 @@ def deid(
         qdir = (quarantine or run / "quarantine").resolve()
         check_paths([path.resolve() for path in inputs], out, run, qdir)
         items = iter_inputs(inputs)  # checks that every input exists before anything runs
-        the_policy = load_policy(option, policy)
+        the_policy = load_policy(option, policy, strict_table=strict_table)
+        warn_deviations(the_policy)  # once, before any work
         the_key = load_key(key, ephemeral=ephemeral_key)
         seal = seal_settings(recipient or [], vault, audit, key, ephemeral=ephemeral_key)
     if layout is LayoutChoice.MIRROR:

@@ -17,6 +17,7 @@ from dicomcloak.cli._common import (
     PolicyFileArg,
     QuarantineArg,
     RunDirArg,
+    StrictTableArg,
     handles_errors,
     load_policy,
 )
@@ -62,6 +63,7 @@ def reid(
     ] = None,
     option: OptionsArg = None,
     policy: PolicyFileArg = None,
+    strict_table: StrictTableArg = False,
     run_dir: RunDirArg = None,
     quarantine: QuarantineArg = None,
     as_json: JsonFlag = False,
@@ -88,7 +90,7 @@ def reid(
     check_paths([path.resolve() for path in inputs], out, run, qdir)
     items = list(iter_inputs(inputs))
     several = len(inputs) > 1
-    the_policy = load_policy(option, policy)
+    the_policy = load_policy(option, policy, strict_table=strict_table)
     if private_key is not None:
         reidentifier = Reidentifier(_owner(private_key, cert), accept_unverified=accept_unverified)
         facts = {"mode": "embedded"}

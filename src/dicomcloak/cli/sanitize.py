@@ -17,6 +17,7 @@ from dicomcloak.cli._common import (
     PolicyFileArg,
     QuarantineArg,
     RunDirArg,
+    StrictTableArg,
     collector_paused,
     handles_errors,
     load_policy,
@@ -40,6 +41,7 @@ def sanitize(
     out: Annotated[Path, typer.Option("--out", help="Output directory (rebuilt DICOM only).")],
     option: OptionsArg = None,
     policy: PolicyFileArg = None,
+    strict_table: StrictTableArg = False,
     documents: Annotated[
         str | None,
         typer.Option("--documents", help=_DOCUMENTS_HELP),
@@ -77,9 +79,8 @@ def sanitize(
         qdir = (quarantine or run / "quarantine").resolve()
         check_paths([path.resolve() for path in inputs], out, run, qdir)
         items = iter_inputs(inputs)
-        the_policy = _with_choices(
-            load_policy(option, policy), documents, waveforms, icons, overlays, max_depth
-        )
+        loaded = load_policy(option, policy, strict_table=strict_table)
+        the_policy = _with_choices(loaded, documents, waveforms, icons, overlays, max_depth)
     # No pseudonym is made without de-identification: the key is a placeholder, never used or shown.
     unused_key = ProjectKey.generate(ephemeral=True)
     worker = WorkerSettings(

@@ -13,6 +13,7 @@ from dicomcloak.cli._common import (
     JsonFlag,
     OptionsArg,
     PolicyFileArg,
+    StrictTableArg,
     handles_errors,
     load_optional_key,
     load_policy,
@@ -33,12 +34,14 @@ def verify(
     ] = "default",
     option: OptionsArg = None,
     policy: PolicyFileArg = None,
+    strict_table: StrictTableArg = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Exit 0 when OUTPUT leaks nothing from ORIGINAL under the policy, 1 when it does."""
     from dicomcloak.verify import verify_trees
 
-    report = verify_trees(original, output, load_policy(option, policy), load_optional_key(key), domain)
+    the_policy = load_policy(option, policy, strict_table=strict_table)
+    report = verify_trees(original, output, the_policy, load_optional_key(key), domain)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True))
     else:
