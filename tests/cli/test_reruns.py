@@ -73,9 +73,10 @@ def test_the_same_command_twice_keeps_both_reports(
         (("--domain", "partner-b"), ("pseudonym domain 'default'", "'partner-b'")),
         (("--option", "retain-uids"), ("options [] (this run: ['retain-uids'])",)),
         (("--layout", "mirror"), ("pseudonymous layout",)),
+        (("--strict-table",), ("another policy (fingerprint",)),
     ],
 )
-def test_another_domain_option_or_layout_is_refused(
+def test_another_domain_option_layout_or_table_is_refused(
     run_cli: RunCli, dicom_tree: Path, key_file: Path, tmp_path: Path, extra: tuple[str, ...],
     words: tuple[str, ...]
 ) -> None:

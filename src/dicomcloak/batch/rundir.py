@@ -180,8 +180,8 @@ def _made_differently(output: Path, report: str, what: str) -> UsageError:
     return UsageError(
         f"the output {output} was made {what}; see {report}",
         reference="output-made-differently",
-        hint="write to a new --out, or repeat that run's --key, --domain, --layout, --option and --policy "
-        "(an --ephemeral-key output cannot be added to)",
+        hint="write to a new --out, or repeat that run's --key, --domain, --layout, --option, --policy and "
+        "--strict-table (an --ephemeral-key output cannot be added to)",
     )
 
 
