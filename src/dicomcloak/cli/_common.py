@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn, ParamSpec, TypeVar
 
 import typer
+from typer import _click  # typer 0.28 (pinned) vendors Click: its usage errors are these classes
 
 from dicomcloak.errors import ConfigError, DicomcloakError, InputError, SealError, UsageError
 from dicomcloak.standard.table import Option
@@ -46,6 +47,7 @@ __all__ = [
     "load_policy",
     "output_reader_gone",
     "raise_internal_error",
+    "usage_errors",
     "warn",
     "warn_deviations",
 ]
@@ -141,6 +143,22 @@ def fail(error: DicomcloakError) -> NoReturn:
     if error.hint:
         print(f"  hint: {error.hint}", file=sys.stderr)
     raise typer.Exit(int(exit_code_for(error)))
+
+
+@contextmanager
+def usage_errors() -> Iterator[None]:
+    """Print Click's usage errors (unknown option, missing argument, bad choice) as ours: one line, exit 2.
+
+    A command group called without a command still prints its help
+    (Click's ``NoArgsIsHelpError``); ``--help`` never raises.
+    """
+    try:
+        yield
+    except _click.exceptions.NoArgsIsHelpError:
+        raise
+    except _click.exceptions.UsageError as error:
+        command = error.ctx.command_path if error.ctx is not None else "dicomcloak"
+        fail(UsageError(error.format_message(), reference="usage", hint=f"see '{command} --help'"))
 
 
 def handles_errors(command: Callable[P, R]) -> Callable[P, R]:

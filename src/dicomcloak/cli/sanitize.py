@@ -22,7 +22,7 @@ from dicomcloak.cli._common import (
     handles_errors,
     load_policy,
 )
-from dicomcloak.cli.deid import check_paths, default_run_dir, render_summary, run_items
+from dicomcloak.cli.deid import check_paths, default_run_dir, history, render_summary, run_items
 
 if TYPE_CHECKING:
     from dicomcloak.policy.model import Policy
@@ -86,7 +86,7 @@ def sanitize(
     worker = WorkerSettings(
         the_policy, unused_key, "default", out, qdir, Layout.MIRROR, len(inputs) > 1, deidentify=False
     )
-    settings = RunSettings(worker, run, jobs or default_jobs())
+    settings = RunSettings(worker, run, jobs or default_jobs(), history(out, run))
     summary = run_items(items, settings, progress=not as_json, label="sanitizing")
     print(json.dumps(summary.to_dict(), indent=2, sort_keys=True) if as_json else render_summary(summary))
     if summary.quarantined:
