@@ -45,7 +45,7 @@ Done.
   de-identified output    demo/output
   vault (sealed originals) demo/vault.db
   re-identified           demo/restored
-  run report              demo/output.run/report.json
+  run report              demo/output.run/latest/report.json
   quarantine              demo/output.run/quarantine
   demo key (back it up!)  demo/demo.key
 Try: .venv/bin/dicomcloak policy explain --option retain-long-modified-dates

@@ -13,6 +13,7 @@ may be PHI (DESIGN.md decision 7).
      +-- ConfigError                bad policy file or settings         (exit 2)
      +-- KeyError_                  key missing, unreadable, malformed  (exit 3)
      +-- OutputError                output not writable                 (exit 3)
+     +-- StoreError                 vault or audit database unreachable (exit 3)
      +-- SealError                  sealed originals cannot be opened   (exit 4)
                                     (tampered, missing, shredded, wrong key); fail closed
      +-- InputError                 one input cannot be processed       (quarantined)
@@ -42,6 +43,7 @@ __all__ = [
     "ProcessingError",
     "ReadLimitError",
     "SealError",
+    "StoreError",
     "UnsafeContentError",
     "UsageError",
 ]
@@ -113,6 +115,16 @@ class OutputError(DicomcloakError):
 
     default_reference = "output-unwritable"
     path: Path | None = None
+
+
+class StoreError(DicomcloakError):
+    """The vault or audit database cannot be reached: no server, no such host or socket, refused
+    credentials, no such database, a SQLite file that cannot be opened. An error of the environment,
+    not of dicomcloak: reported with a hint, never as ``internal-error``, and never with the URL
+    (it may hold a password).
+    """
+
+    default_reference = "vault-unreachable"
 
 
 class SealError(DicomcloakError):

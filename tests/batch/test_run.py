@@ -49,7 +49,7 @@ def test_run_batch_writes_outputs_and_report(dicom_tree: Path, tmp_path: Path) -
     summary = run_batch(iter_inputs([dicom_tree]), settings)
     assert (summary.files, summary.written, summary.quarantined) == (6, 6, 0)
     assert len(_tree(tmp_path / "out")) == 6
-    report = json.loads((tmp_path / "out.run" / "report.json").read_text())
+    report = json.loads((tmp_path / "out.run" / "latest" / "report.json").read_text())
     assert report["summary"]["written"] == 6
     assert sum(change["count"] for change in report["changes"]) == summary.changed_attributes
     assert not list((tmp_path / "out.run").glob(".claims-*"))
@@ -59,8 +59,8 @@ def test_job_count_changes_neither_outputs_nor_report_counts(dicom_tree: Path, t
     one = run_batch(iter_inputs([dicom_tree]), _settings(tmp_path, 1, "one"))
     two = run_batch(iter_inputs([dicom_tree]), _settings(tmp_path, 2, "two"))
     assert _tree(tmp_path / "one") == _tree(tmp_path / "two")
-    report_one = json.loads((tmp_path / "one.run" / "report.json").read_text())
-    report_two = json.loads((tmp_path / "two.run" / "report.json").read_text())
+    report_one = json.loads((tmp_path / "one.run" / "latest" / "report.json").read_text())
+    report_two = json.loads((tmp_path / "two.run" / "latest" / "report.json").read_text())
     assert report_one["changes"] == report_two["changes"]
     assert (one.written, one.changed_attributes) == (two.written, two.changed_attributes)
 

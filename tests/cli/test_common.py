@@ -16,6 +16,7 @@ from dicomcloak.errors import (
     MalformedError,
     OutputError,
     SealError,
+    StoreError,
     UsageError,
 )
 
@@ -27,6 +28,7 @@ from dicomcloak.errors import (
         (ConfigError("x"), 2),
         (KeyError_("x", reference="key-required"), 3),
         (OutputError("x"), 3),
+        (StoreError("x"), 3),
         (InputError("x"), 3),
         (MalformedError("x"), 3),
         (DicomcloakError("x"), 3),

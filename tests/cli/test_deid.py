@@ -21,6 +21,10 @@ SUMMARY_KEYS = {
     "written",
     "duplicates",
     "quarantined",
+    "skipped",
+    "skip_reasons",
+    "command",
+    "policy_sha256",
     "changed_attributes",
     "bytes_in",
     "bytes_out",
@@ -67,7 +71,7 @@ def test_directory_and_zip_write_only_dicom_under_out(
         assert PATIENT_NAME.split("^")[0] not in path.as_posix()
         assert dcmread(path).PatientName != PATIENT_NAME
     run_dir = tmp_path / "out.run"
-    assert (run_dir / "report.json").is_file()
+    assert (run_dir / "latest" / "report.json").is_file()
     reasons = list((run_dir / "quarantine").rglob("*.reason.json"))
     assert len(reasons) == 1
     assert json.loads(reasons[0].read_text())["reason"] == "not-dicom"
@@ -105,12 +109,13 @@ def test_report_has_no_phi_or_input_paths(
         "deid", dicom_tree, "--out", tmp_path / "out", "--key", key_file, "--jobs", "1", "--json"
     )
     assert result.returncode == 1
-    text = (tmp_path / "out.run" / "report.json").read_text() + result.stdout
+    text = (tmp_path / "out.run" / "latest" / "report.json").read_text() + result.stdout
     for needle in ("Smithers", "Waylon", "MRN-4471", "scan-notes", str(dicom_tree)):
         assert needle not in text
-    report = json.loads((tmp_path / "out.run" / "report.json").read_text())
-    assert [entry["reason"] for entry in report["skipped"]] == ["not-dicom"]
-    assert set(report["skipped"][0]) == {"index", "reason"}
+    report = json.loads((tmp_path / "out.run" / "latest" / "report.json").read_text())
+    assert [entry["reason"] for entry in report["not_written"]] == ["not-dicom"]
+    assert set(report["not_written"][0]) == {"index", "status", "reason"}
+    assert report["not_written"][0]["status"] == "quarantined"
     assert {"path", "action", "source", "count"} <= set(report["changes"][0])
 
 
@@ -173,7 +178,7 @@ def test_run_dir_and_quarantine_options(
         qdir,
     )
     assert result.returncode == 1, result.stderr
-    assert (run_dir / "report.json").is_file()
+    assert (run_dir / "latest" / "report.json").is_file()
     assert list(qdir.rglob("*.reason.json"))
     assert not (tmp_path / "out.run").exists()
 

@@ -92,7 +92,7 @@ def test_embedded_round_trip(
     verify = run_cli("audit", "verify", "--vault", audit, "--json")
     assert verify.returncode == 0, verify.stderr
     assert json.loads(verify.stdout)["events"] == 1
-    report = (tmp_path / "back.run" / "report.json").read_text()
+    report = (tmp_path / "back.run" / "latest" / "report.json").read_text()
     assert PATIENT_NAME not in report and PATIENT_ID not in report
 
 

@@ -20,7 +20,7 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 
 
 def _events(run_dir: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    return [json.loads(line) for line in (run_dir / "latest" / "events.jsonl").read_text().splitlines()]
 
 
 def test_sanitize_rebuilds_clean_files_and_quarantines_polyglots(
@@ -55,7 +55,7 @@ def test_sanitize_rebuilds_clean_files_and_quarantines_polyglots(
         ("quarantined", "preamble-executable", "pe")
     ]
     assert any(event["removed"].get("private") for event in events)  # type: ignore[attr-defined]
-    assert PATIENT_NAME not in (run_dir / "events.jsonl").read_text()
+    assert PATIENT_NAME not in (run_dir / "latest" / "events.jsonl").read_text()
 
 
 def test_sanitize_is_idempotent_on_its_own_output(run_cli: RunCli, dicom_tree: Path, tmp_path: Path) -> None:

@@ -1,16 +1,27 @@
-"""iter_inputs over files, trees and zip archives; InputItem.read_bytes limits."""
+"""iter_inputs over files, trees and zip archives, every entry accounted for; InputItem.read_bytes limits."""
 
 from __future__ import annotations
 
 import os
 import pickle
 import zipfile
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
 from dicomcloak.errors import MalformedError, ReadLimitError, UsageError
 from dicomcloak.io import InputItem, count_inputs, iter_inputs
+from dicomcloak.io.inputs import Refused, Skipped, WalkEntry
+
+
+def _items(entries: Iterable[WalkEntry]) -> list[InputItem]:
+    return [entry for entry in entries if isinstance(entry, InputItem)]
+
+
+def _skips(entries: Iterable[WalkEntry]) -> list[str]:
+    return [entry.reason for entry in entries if isinstance(entry, Skipped)]
 
 
 def _tree(root: Path, mr_bytes: bytes) -> Path:
@@ -33,36 +44,72 @@ def _zip(path: Path, members: dict[str, bytes], *, directories: tuple[str, ...] 
     return path
 
 
-def test_directory_walk_is_sorted_recursive_and_skips_temp_files(tmp_path: Path, mr_bytes: bytes) -> None:
+def test_directory_walk_is_sorted_recursive_and_counts_temp_files(tmp_path: Path, mr_bytes: bytes) -> None:
     root = _tree(tmp_path / "in", mr_bytes)
-    items = list(iter_inputs([root]))
+    entries = list(iter_inputs([root]))
+    items = _items(entries)
     assert [item.relpath for item in items] == ["IMG0001", "a.dcm", "b/10.dcm", "b/2.dcm", "c/d/e/deep.dcm"]
     assert {item.root_name for item in items} == {"in"}
     assert all(item.member is None and item.root == root for item in items)
     assert items[2].source == root / "b" / "10.dcm"
     assert items[2].read_bytes(len(mr_bytes)) == mr_bytes
-    assert count_inputs([root]) == 5
+    # The crashed write's debris is counted (first: "." sorts first), the empty directory is not an entry.
+    assert entries[0] == Skipped("temporary-file")
+    assert count_inputs([root]) == 6
 
 
-def test_symlinked_directories_are_not_followed_but_symlinked_files_are(
-    tmp_path: Path, mr_bytes: bytes
-) -> None:
+def test_symbolic_links_are_never_followed_and_each_is_counted(tmp_path: Path, mr_bytes: bytes) -> None:
+    """A link inside the input is a second path to what the walk reaches by its real path; one outside
+    could expose any readable file; a dangling one leads nowhere. Each is one skip, never read."""
     root = _tree(tmp_path / "in", mr_bytes)
     outside = _tree(tmp_path / "outside", mr_bytes)
     (root / "link-to-outside").symlink_to(outside, target_is_directory=True)
+    (root / "outside.dcm").symlink_to(outside / "a.dcm")
     (root / "loop").symlink_to(root, target_is_directory=True)
-    (root / "linked.dcm").symlink_to(outside / "a.dcm")
+    (root / "c" / "d" / "up").symlink_to(root / "c", target_is_directory=True)
+    (root / "b-again").symlink_to(root / "b", target_is_directory=True)
+    (root / "linked.dcm").symlink_to(root / "a.dcm")
     (root / "dangling").symlink_to(tmp_path / "nowhere")
-    relpaths = [item.relpath for item in iter_inputs([root])]
-    assert "linked.dcm" in relpaths
-    assert not any(rel.startswith(("link-to-outside", "loop", "dangling")) for rel in relpaths)
+    (root / "self").symlink_to(root / "self")  # a loop of links: dangling too
+    entries = list(iter_inputs([root]))
+    assert [item.relpath for item in _items(entries)] == [
+        "IMG0001", "a.dcm", "b/10.dcm", "b/2.dcm", "c/d/e/deep.dcm"
+    ]
+    assert Counter(_skips(entries)) == {
+        "temporary-file": 1, "symlink-outside-input": 2, "symlink-duplicate": 4, "dangling-symlink": 2
+    }
+    assert len(entries) == 5 + 9
 
 
-def test_fifo_is_skipped(tmp_path: Path) -> None:
+def test_a_symlinked_input_argument_is_followed(tmp_path: Path, mr_bytes: bytes) -> None:
+    """The operator named it: a link given as an argument is the input (its links are judged against it)."""
+    real = _tree(tmp_path / "real", mr_bytes)
+    (real / "inner-link.dcm").symlink_to(real / "a.dcm")
+    alias = tmp_path / "alias"
+    alias.symlink_to(real, target_is_directory=True)
+    entries = list(iter_inputs([alias]))
+    assert len(_items(entries)) == 5
+    assert _skips(entries) == ["temporary-file", "symlink-duplicate"]
+    file_alias = tmp_path / "one.dcm"
+    file_alias.symlink_to(real / "a.dcm")
+    assert [item.relpath for item in _items(iter_inputs([file_alias]))] == ["one.dcm"]
+
+
+def test_fifo_socket_and_device_are_skipped_without_being_opened(tmp_path: Path) -> None:
+    """Opening a FIFO blocks until a writer comes: the walk must decide from the listing alone."""
+    import socket
+
     root = tmp_path / "in"
     root.mkdir()
     os.mkfifo(root / "pipe")
-    assert list(iter_inputs([root])) == []
+    listener = socket.socket(socket.AF_UNIX)
+    try:
+        listener.bind(str(root / "sock"))
+        assert list(iter_inputs([root])) == [Skipped("not-regular-file"), Skipped("not-regular-file")]
+        assert list(iter_inputs([root / "pipe"])) == [Skipped("not-regular-file")]  # an argument too
+    finally:
+        listener.close()
+    assert list(iter_inputs([Path("/dev/null")])) == [Skipped("not-regular-file")]
 
 
 def test_single_file_argument(tmp_path: Path, mr_bytes: bytes) -> None:
@@ -79,7 +126,7 @@ def test_dot_argument_is_named_after_the_directory(
 ) -> None:
     root = _tree(tmp_path / "study", mr_bytes)
     monkeypatch.chdir(root / "b")
-    assert {item.root_name for item in iter_inputs([Path("."), Path("..")])} == {"b", "study"}
+    assert {item.root_name for item in _items(iter_inputs([Path("."), Path("..")]))} == {"b", "study"}
 
 
 def test_missing_input_fails_before_anything_is_yielded(tmp_path: Path, mr_bytes: bytes) -> None:
@@ -89,7 +136,7 @@ def test_missing_input_fails_before_anything_is_yielded(tmp_path: Path, mr_bytes
     assert info.value.reference == "input-missing"
 
 
-def test_zip_members_sorted_nested_and_unsafe_members_skipped(tmp_path: Path, mr_bytes: bytes) -> None:
+def test_zip_members_sorted_nested_and_unsafe_members_refused(tmp_path: Path, mr_bytes: bytes) -> None:
     archive = _zip(
         tmp_path / "export.zip",
         {
@@ -100,10 +147,12 @@ def test_zip_members_sorted_nested_and_unsafe_members_skipped(tmp_path: Path, mr
             "series1/../../evil2.dcm": b"zip slip",
             "/etc/evil3.dcm": b"absolute",
             "C:/evil4.dcm": b"drive",
+            "..\\evil5.dcm": b"backslashes",
         },
-        directories=("series1/", "series3/"),
+        directories=("series1/", "series3/", "../evil-dir/"),
     )
-    items = list(iter_inputs([archive]))
+    entries = list(iter_inputs([archive]))
+    items = _items(entries)
     assert [item.relpath for item in items] == [
         "series1/img1.dcm",
         "series1/sub/img2.dcm",
@@ -116,6 +165,19 @@ def test_zip_members_sorted_nested_and_unsafe_members_skipped(tmp_path: Path, mr
     ]
     assert all(item.source == archive and item.root_name == "export.zip" for item in items)
     assert items[1].read_bytes(10**6) == mr_bytes[:-1]
+    refused = [entry for entry in entries if isinstance(entry, Refused)]
+    assert {entry.reason for entry in refused} == {"unsafe-path"}
+    assert sorted(entry.item.relpath for entry in refused) == [
+        "unsafe-path/C_/evil4.dcm",
+        "unsafe-path/__/evil.dcm",
+        "unsafe-path/__/evil5.dcm",
+        "unsafe-path/etc/evil3.dcm",
+        "unsafe-path/series1/__/__/evil2.dcm",
+    ]
+    # Their bytes stay reachable, for the quarantine; directory entries hold none and are not entries.
+    contents = {entry.item.read_bytes(100) for entry in refused}
+    assert contents == {b"zip slip", b"absolute", b"drive", b"backslashes"}
+    assert len(entries) == 3 + 5
 
 
 def test_zip_detected_by_content_when_given_as_argument(tmp_path: Path, mr_bytes: bytes) -> None:
@@ -135,7 +197,7 @@ def test_zip_inside_a_directory_is_expanded_under_its_own_path(tmp_path: Path, m
     root = tmp_path / "in"
     _zip(root / "sub" / "part.ZIP", {"x/1.dcm": mr_bytes})
     (root / "sub" / "broken.zip").write_bytes(b"PK\x03\x04 not really a zip")
-    items = list(iter_inputs([root]))
+    items = _items(iter_inputs([root]))
     assert [(item.relpath, item.member) for item in items] == [
         ("sub/broken.zip", None),
         ("sub/part.ZIP/x/1.dcm", "x/1.dcm"),

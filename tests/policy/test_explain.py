@@ -6,8 +6,11 @@ import json
 from pathlib import Path
 
 from dicomcloak.policy import build_policy, explain, render_json, render_text
+from dicomcloak.standard.beyond import beyond_rows
 from dicomcloak.standard.safe_private import safe_private_entries
 from dicomcloak.standard.table import table_rows
+
+N_TABLE = 656
 
 DEFAULT_SOURCES = {
     "default:private-creator",
@@ -17,12 +20,15 @@ DEFAULT_SOURCES = {
 }
 
 
-def test_lists_every_table_row_then_defaults() -> None:
+def test_lists_every_table_row_then_beyond_table_rows_then_defaults() -> None:
     rows = explain(build_policy())
-    assert len(table_rows()) == 656
-    assert [row.tag for row in rows[:656]] == [row.tag for row in table_rows()]
-    assert {row.source for row in rows[656:]} == DEFAULT_SOURCES
-    assert len(rows) == 656 + 4
+    beyond = len(beyond_rows())
+    assert len(table_rows()) == N_TABLE
+    assert [row.tag for row in rows[:N_TABLE]] == [row.tag for row in table_rows()]
+    assert [row.tag for row in rows[N_TABLE : N_TABLE + beyond]] == [row.tag_text for row in beyond_rows()]
+    assert {row.source for row in rows[N_TABLE : N_TABLE + beyond]} == {"beyond-table"}
+    assert {row.source for row in rows[N_TABLE + beyond :]} == DEFAULT_SOURCES
+    assert len(rows) == N_TABLE + beyond + 4
 
 
 def test_reflects_options() -> None:
@@ -76,7 +82,7 @@ def test_render_text_is_aligned() -> None:
     text = render_text(explain(build_policy()))
     lines = text.splitlines()
     assert lines[0].split() == ["TAG", "NAME", "ACTION", "SOURCE", "NOTE"]
-    assert len(lines) == 656 + 4 + 1
+    assert len(lines) == N_TABLE + len(beyond_rows()) + 4 + 1
     column = lines[0].index("ACTION")
     assert all(line[column - 2 : column] == "  " for line in lines)
 

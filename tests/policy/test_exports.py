@@ -7,6 +7,7 @@ import dicomcloak.policy as policy
 
 def test_all_is_exact() -> None:
     assert set(policy.__all__) == {
+        "Deviation",
         "Disposition",
         "ExplainRow",
         "Policy",
@@ -16,8 +17,11 @@ def test_all_is_exact() -> None:
         "SitePolicy",
         "build_policy",
         "default_safe_private",
+        "deviations",
         "explain",
         "load_policy_file",
+        "render_deviations_json",
+        "render_deviations_text",
         "render_json",
         "render_text",
     }

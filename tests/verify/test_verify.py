@@ -219,3 +219,14 @@ def test_an_output_that_could_not_be_read_makes_the_report_fail() -> None:
     assert not report.ok
     assert "FAILED: 1 output file(s) could not be read" in report.render_text()
     assert report.to_dict()["outputs"]["unreadable"] == 1
+
+
+def test_links_out_of_the_output_are_counted_as_skipped(trees: dict[str, Any], tmp_path: Path) -> None:
+    out, _, _ = _copy(trees, tmp_path)
+    outside = tmp_path / "elsewhere.dcm"
+    outside.write_bytes(b"not part of the output")
+    (out / "link.dcm").symlink_to(outside)
+    report = verify_trees(trees["src"], out, trees["policy"], trees["key"])
+    assert (report.ok, report.outputs, report.skipped_outputs) == (True, N, 1)
+    assert report.to_dict()["outputs"]["skipped"] == 1
+    assert "skipped in OUTPUT (links, FIFOs, temporary files): 1" in report.render_text()

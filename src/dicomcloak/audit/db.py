@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 
-from dicomcloak.errors import OutputError, UsageError
+from dicomcloak.errors import OutputError, StoreError, UsageError
 
 __all__ = ["insert_missing", "make_engine", "parse_url", "upsert"]
 
@@ -41,11 +41,56 @@ def parse_url(url: str) -> URL:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE`` transactions."""
+    """An engine for ``url``, connected once; SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE``.
+
+    Connecting here, where the vault and the audit log are opened, makes an
+    unreachable database one typed error before any work starts (the
+    connection goes back to the pool and serves the first statement).
+
+    Raises
+    ------
+    StoreError
+        ``vault-unreachable``: no server answered, the credentials or the
+        database were refused, the SQLite file cannot be opened.
+    """
     parsed = parse_url(url)
     if parsed.drivername == "sqlite":
-        return _sqlite_engine(parsed)
-    return sa.create_engine(parsed, pool_pre_ping=True)
+        engine = _sqlite_engine(parsed)
+    else:
+        engine = sa.create_engine(parsed, pool_pre_ping=True)
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.DBAPIError as error:
+        engine.dispose()
+        raise _unreachable(engine.dialect.name, error.orig) from None
+    return engine
+
+
+#: PostgreSQL's SQLSTATE codes for a connection the server refused (PostgreSQL documentation, Appendix A).
+_REFUSALS = {
+    "28000": "the server refused the user (invalid authorization)",
+    "28P01": "the server refused the password",
+    "3D000": "the database does not exist",
+}
+
+
+#: Without the server's reason: no server (refused, no such host or socket), or it hung up first
+#: (pg8000 may meet a closed socket before it reads the server's refusal).
+_NO_SERVER = "no server answered, or it closed the connection"
+
+
+def _unreachable(dialect: str, cause: BaseException | None) -> StoreError:
+    """The typed error for a failed first connection; the URL is never shown (it may hold a password)."""
+    if dialect != "postgresql":
+        return StoreError("the SQLite database file cannot be opened", reference="vault-unreachable",
+                          hint="check that the path names a SQLite file, or none yet, in a writable folder")
+    args = getattr(cause, "args", ())
+    fields = args[0] if args and isinstance(args[0], dict) else {}  # pg8000: the server's error fields
+    what = _REFUSALS.get(str(fields.get("C", "")), _NO_SERVER)
+    return StoreError(f"cannot connect to the PostgreSQL database: {what}", reference="vault-unreachable",
+                      hint="check the URL's host, port or unix_sock, that the server runs, the user, "
+                      "password and database name (the URL is not shown: it may hold a password)")
 
 
 def _sqlite_engine(url: URL) -> Engine:

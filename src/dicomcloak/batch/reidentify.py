@@ -2,8 +2,10 @@
 
 The same conventions as ``deid`` (DESIGN.md decision 6): inputs never
 modified, outputs under their final name only when complete, unreadable
-inputs quarantined with a reason code, a ``report.json`` in the run
-directory. A :class:`~dicomcloak.errors.SealError` (wrong key, tampered or
+inputs quarantined with a reason code, the walk's skips counted, a
+``report.json`` in the run's own folder of the run directory (and no
+re-identified file written into an output made by another command,
+:mod:`dicomcloak.batch.rundir`). A :class:`~dicomcloak.errors.SealError` (wrong key, tampered or
 missing sealed originals) is not a quarantine: it stops the run, and nothing
 is written for that input (fail closed). Re-identification is rare and
 audited, so it runs in one process.
@@ -24,15 +26,17 @@ from pathlib import Path
 from typing import Any
 
 from dicomcloak.api import Reidentified, Reidentifier
-from dicomcloak.batch.report import ReportBuilder, RunSummary, encode_report, report_path
+from dicomcloak.batch.report import ReportBuilder, RunSummary, encode_report
+from dicomcloak.batch.run import prepare_dir, quarantine_refused
+from dicomcloak.batch.rundir import RunFolder, begin_run, check_made_alike, finish_run
 from dicomcloak.batch.worker import ChangeKey, FileResult, Status, without_input_names
 from dicomcloak.errors import DicomcloakError, InputError, OutputError, ProcessingError
 from dicomcloak.io.grouped import GroupedWriter, sync_file_system
-from dicomcloak.io.inputs import InputItem
+from dicomcloak.io.inputs import InputItem, Refused, Skipped, WalkEntry
 from dicomcloak.io.layout import mirror_relpath
 from dicomcloak.io.quarantine import quarantine
 from dicomcloak.io.reader import ReadLimits, read_dataset
-from dicomcloak.io.writer import encode_dataset_parts, write_atomic
+from dicomcloak.io.writer import encode_dataset_parts
 from dicomcloak.policy.model import Policy
 from dicomcloak.sanitize import sanitize_dataset
 
@@ -51,6 +55,7 @@ class ReidSettings:
     several_roots: bool = False
     policy: Policy = field(default_factory=Policy)  # its private rules, limits and content choices
     facts: dict[str, Any] = field(default_factory=dict)  # mode facts for the summary (no secrets)
+    history: tuple[Path, ...] = ()  # other run directories that may hold runs into out_dir
 
     @property
     def limits(self) -> ReadLimits:
@@ -58,18 +63,22 @@ class ReidSettings:
         return self.policy.sanitize.limits
 
 
-def run_reid(inputs: Iterable[InputItem], reidentifier: Reidentifier, settings: ReidSettings) -> RunSummary:
-    """Re-identify every input into ``settings.out_dir``; write ``report.json``; return the summary."""
+def run_reid(inputs: Iterable[WalkEntry], reidentifier: Reidentifier, settings: ReidSettings) -> RunSummary:
+    """Re-identify every input into ``settings.out_dir``; write this run's report; return the summary."""
     started = time.perf_counter()
-    for directory in (settings.out_dir, settings.run_dir):
-        directory.mkdir(parents=True, exist_ok=True)
+    folder = _begin(settings)
     builder = ReportBuilder()
     modes: Counter[str] = Counter()
     writer = GroupedWriter()
     try:
         try:
-            for index, item in enumerate(inputs):
-                builder.add(_one(index, item, reidentifier, settings, writer, modes))
+            for index, entry in enumerate(inputs):
+                if isinstance(entry, Skipped):
+                    builder.skip(index, entry.reason)
+                elif isinstance(entry, Refused):  # a zip-slip member: quarantined, never restored
+                    builder.add(quarantine_refused(index, entry, settings.quarantine_dir))
+                else:
+                    builder.add(_one(index, entry, reidentifier, settings, writer, modes))
         except OSError as error:
             raise OutputError(f"cannot write: {error.strerror or type(error).__name__}") from None
         finally:
@@ -77,18 +86,31 @@ def run_reid(inputs: Iterable[InputItem], reidentifier: Reidentifier, settings: 
     except OutputError as error:  # the outputs and the quarantine mirror the inputs' paths
         raise without_input_names(error, settings.quarantine_dir, settings.out_dir) from None
     sync_file_system(settings.out_dir)
-    facts = {
+    summary = builder.summary(time.perf_counter() - started, _facts(settings, folder, modes))
+    finish_run(folder, encode_report(builder.report(summary)))
+    return summary
+
+
+def _begin(settings: ReidSettings) -> RunFolder:
+    """As ``deid`` does: refuse an output another command made, make the directories, record the run."""
+    facts: dict[str, Any] = {"command": "reid"}
+    check_made_alike(settings.out_dir, facts, [settings.run_dir, *settings.history])
+    prepare_dir(settings.run_dir, "run", "--run-dir (it holds the reports and the quarantine)")
+    prepare_dir(settings.out_dir, "output", "--out")
+    return begin_run(settings.run_dir, settings.out_dir, facts)
+
+
+def _facts(settings: ReidSettings, folder: RunFolder, modes: Counter[str]) -> dict[str, Any]:
+    return {
         "schema": REID_SCHEMA,
+        "command": "reid",
         "modes": dict(sorted(modes.items())),
         "output": str(settings.out_dir),
         "run_dir": str(settings.run_dir),
         "quarantine": str(settings.quarantine_dir),
-        "report": str(report_path(settings.run_dir)),
+        "report": str(folder.report),
         **settings.facts,
     }
-    summary = builder.summary(time.perf_counter() - started, facts)
-    write_atomic(report_path(settings.run_dir), encode_report(builder.report(summary)))
-    return summary
 
 
 def _one(

@@ -1,25 +1,34 @@
 """The run summary and ``report.json``: counts, reason codes and tag paths, never values or input paths.
 
-Input paths often hold patient names, so quarantined and duplicate inputs are
-listed by their index in the (sorted) input order, with their reason code.
+Every entry the input walk yields is counted once: ``files = written +
+duplicates + quarantined + skipped``. Input paths often hold patient names, so
+every entry not written (a duplicate, a quarantined input, an entry the walk
+skipped) is listed by its index in the walk's order, with its status and
+reason code. Attributes are named by tag path and keyword. A de-identifying
+run also lists the policy's deviations from the profile (``deviations``,
+docs/policy.md).
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from dicomcloak.batch.worker import ChangeKey, FileResult, Status
-from dicomcloak.engine.outcome import format_path
+from pydicom.datadict import keyword_for_tag
 
-__all__ = ["REPORT_NAME", "SUMMARY_SCHEMA", "ReportBuilder", "RunSummary"]
+from dicomcloak.batch.worker import ChangeKey, FileResult, Status, WorkerSettings
+from dicomcloak.engine.outcome import TagPath, format_path
+from dicomcloak.policy.deviations import Deviation
+
+__all__ = ["SKIPPED", "SUMMARY_SCHEMA", "ReportBuilder", "RunSummary", "encode_report", "run_deviations"]
 
 #: Version tag of the JSON summary printed by ``deid --json`` (schema in README.md).
 SUMMARY_SCHEMA = "dicomcloak/deid-summary/1"
-REPORT_NAME = "report.json"
+#: The status of an entry the input walk saw and did not process (``io.inputs.Skipped``).
+SKIPPED = "skipped"
 
 
 @dataclass(frozen=True)
@@ -30,11 +39,13 @@ class RunSummary:
     written: int
     duplicates: int
     quarantined: int
+    skipped: int
     changed_attributes: int
     bytes_in: int
     bytes_out: int
     seconds: float
     reasons: dict[str, int]
+    skip_reasons: dict[str, int] = field(default_factory=dict)
     run: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -50,25 +61,33 @@ class RunSummary:
             "written": self.written,
             "duplicates": self.duplicates,
             "quarantined": self.quarantined,
+            "skipped": self.skipped,
             "changed_attributes": self.changed_attributes,
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
             "seconds": round(self.seconds, 3),
             "files_per_second": round(self.files_per_second, 1),
             "reasons": dict(sorted(self.reasons.items())),
+            "skip_reasons": dict(sorted(self.skip_reasons.items())),
             **self.run,
         }
 
 
 class ReportBuilder:
-    """Accumulate :class:`FileResult` objects in any order; the report is order-independent."""
+    """Accumulate :class:`FileResult` objects in any order; the report is order-independent.
 
-    def __init__(self) -> None:
+    ``deviations`` (a de-identifying run's, :func:`run_deviations`) become the
+    report's ``deviations`` list; None leaves the list out (sanitize, reid).
+    """
+
+    def __init__(self, deviations: Sequence[Deviation] | None = None) -> None:
+        self.deviations = None if deviations is None else tuple(deviations)
         self.status: Counter[Status] = Counter()
         self.reasons: Counter[str] = Counter()
         self.changes: Counter[ChangeKey] = Counter()
+        self.skip_reasons: Counter[str] = Counter()
         self.n_changes = self.bytes_in = self.bytes_out = 0
-        self.skipped: list[tuple[int, str, str]] = []
+        self.not_written: list[tuple[int, str, str, str]] = []  # (index, status, reason, output)
 
     def add(self, result: FileResult) -> None:
         """Count one result."""
@@ -79,43 +98,61 @@ class ReportBuilder:
         if result.reason:
             self.reasons[result.reason] += 1
         if result.status is not Status.WRITTEN:
-            self.skipped.append((result.index, result.reason, result.out_relpath))
+            self.not_written.append((result.index, result.status.value, result.reason, result.out_relpath))
         for key, count in result.changes:
             self.changes[key] += count
 
+    def skip(self, index: int, reason: str) -> None:
+        """Count one entry the input walk skipped (never sent to a worker)."""
+        self.skip_reasons[reason] += 1
+        self.not_written.append((index, SKIPPED, reason, ""))
+
     def summary(self, seconds: float, run: dict[str, Any]) -> RunSummary:
         """Freeze the counts into a :class:`RunSummary`."""
+        skipped = sum(self.skip_reasons.values())
         return RunSummary(
-            files=sum(self.status.values()),
+            files=sum(self.status.values()) + skipped,
             written=self.status[Status.WRITTEN],
             duplicates=self.status[Status.DUPLICATE],
             quarantined=self.status[Status.QUARANTINED],
+            skipped=skipped,
             changed_attributes=self.n_changes,
             bytes_in=self.bytes_in,
             bytes_out=self.bytes_out,
             seconds=seconds,
             reasons=dict(self.reasons),
+            skip_reasons=dict(self.skip_reasons),
             run=run,
         )
 
     def report(self, summary: RunSummary) -> dict[str, Any]:
-        """The full ``report.json`` document: summary, skipped inputs, aggregated changes."""
-        skipped = [
-            {"index": index, "reason": reason, **({"output": out} if out else {})}
-            for index, reason, out in sorted(self.skipped)
+        """The full ``report.json`` document: summary, entries not written (by index), aggregated changes."""
+        not_written = [
+            {"index": index, "status": status, "reason": reason, **({"output": out} if out else {})}
+            for index, status, reason, out in sorted(self.not_written)
         ]
         changes = [
-            {"path": format_path(path), "action": action, "source": source, "count": count}
+            {"path": format_path(path), "keyword": _keyword(path), "action": action, "source": source,
+             "count": count}
             for (path, action, source), count in sorted(self.changes.items())
         ]
-        return {"summary": summary.to_dict(), "skipped": skipped, "changes": changes}
+        document = {"summary": summary.to_dict(), "not_written": not_written, "changes": changes}
+        if self.deviations is not None:
+            document["deviations"] = [deviation.to_dict() for deviation in self.deviations]
+        return document
+
+
+def _keyword(path: TagPath) -> str:
+    """The PS3.6 keyword of the element a tag path ends at ("" for private and unknown tags)."""
+    return keyword_for_tag(path[-1]) if path else ""
+
+
+def run_deviations(worker: WorkerSettings) -> tuple[Deviation, ...] | None:
+    """What a run's report lists as deviations: the policy's, computed once, when the run de-identifies."""
+    return worker.policy.deviations if worker.deidentify else None
 
 
 def encode_report(document: dict[str, Any]) -> bytes:
     """Serialize a report deterministically (sorted keys, UTF-8, trailing newline)."""
     return (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
-
-def report_path(run_dir: Path) -> Path:
-    """Where ``report.json`` goes in a run directory."""
-    return run_dir / REPORT_NAME

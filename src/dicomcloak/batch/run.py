@@ -5,11 +5,16 @@ arrives through the pool's ``initargs``, never argv or the environment), reads
 and writes its files itself, and returns a small :class:`FileResult`. Outputs
 do not depend on the job count: the engine is deterministic and a shared claim
 directory decides duplicates, so ordering never changes content.
+
+Only input items reach the workers: what the walk skipped is counted here,
+and what it refused (zip slip) is quarantined here. Each run writes its own
+folder in the run directory (:mod:`dicomcloak.batch.rundir`).
 """
 
 from __future__ import annotations
 
 import gc
+import json
 import multiprocessing
 import os
 import shutil
@@ -22,20 +27,33 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dicomcloak.batch.pool import Pool, WorkerFunctions
-from dicomcloak.batch.report import ReportBuilder, RunSummary, encode_report, report_path
+from dicomcloak.batch.report import ReportBuilder, RunSummary, encode_report, run_deviations
+from dicomcloak.batch.rundir import RunFolder, begin_run, check_made_alike, finish_run, policy_fingerprint
 from dicomcloak.batch.worker import (
     FileResult,
+    Status,
     WorkerContext,
     WorkerSettings,
     build_context,
     process_chunk,
+    without_input_names,
 )
-from dicomcloak.errors import OutputError
+from dicomcloak.errors import InputError, OutputError
 from dicomcloak.io.grouped import sync_file_system
-from dicomcloak.io.inputs import InputItem
-from dicomcloak.io.writer import atomic_file, write_atomic
+from dicomcloak.io.inputs import InputItem, Refused, Skipped, WalkEntry
+from dicomcloak.io.quarantine import quarantine
+from dicomcloak.io.writer import atomic_file
+from dicomcloak.sanitize import classify_prefix, verdict_event
 
-__all__ = ["EVENTS_NAME", "Observer", "RunSettings", "default_jobs", "events_path", "run_batch"]
+__all__ = [
+    "Observer",
+    "RunSettings",
+    "default_jobs",
+    "made_with",
+    "prepare_dir",
+    "quarantine_refused",
+    "run_batch",
+]
 
 _CONTEXT: WorkerContext | None = None  # one per worker process, set by the pool initializer
 
@@ -52,11 +70,16 @@ class Observer(Protocol):
 
 @dataclass(frozen=True)
 class RunSettings:
-    """One batch run: what each worker does, where reports go, how many processes."""
+    """One batch run: what each worker does, where reports go, how many processes.
+
+    ``history``: other run directories where earlier runs into the same output
+    may have left their record (:func:`dicomcloak.batch.rundir.begin_run`).
+    """
 
     worker: WorkerSettings
     run_dir: Path
     jobs: int = 1
+    history: tuple[Path, ...] = ()
 
 
 def default_jobs() -> int:
@@ -66,20 +89,65 @@ def default_jobs() -> int:
     return os.cpu_count() or 1
 
 
+#: One task for a worker: an input item and its index in the walk's order.
+Task = tuple[int, InputItem]
+
+
 def run_batch(
-    inputs: Iterable[InputItem], settings: RunSettings, observer: Observer | None = None
+    inputs: Iterable[WalkEntry], settings: RunSettings, observer: Observer | None = None
 ) -> RunSummary:
-    """De-identify every input, write ``report.json`` in the run directory, return the summary."""
-    items = list(inputs)
+    """Process every input the walk yields; write this run's report in its run folder; return the summary.
+
+    Entries the walk skipped are counted with their reason and refused ones
+    quarantined here, never sent to a worker; every other item goes to the
+    workers. Before anything is written, an output made differently is
+    refused (``output-made-differently``, :mod:`dicomcloak.batch.rundir`).
+    """
+    entries = list(inputs)
     started = time.perf_counter()
-    _prepare_dir(settings.worker.out_dir, "output")
-    _prepare_dir(settings.run_dir, "run")
-    jobs = max(1, min(settings.jobs, len(items)))
-    builder = ReportBuilder()
+    facts = made_with(settings.worker)
+    folder = _begin(settings, facts)
+    tasks = [(index, entry) for index, entry in enumerate(entries) if isinstance(entry, InputItem)]
+    jobs = max(1, min(settings.jobs, len(tasks)))
+    builder = ReportBuilder(run_deviations(settings.worker))
+    _process(entries, tasks, settings, jobs, folder, builder, observer)
+    # Each output's data was synced before its rename; one sync here makes all the
+    # renames durable, instead of one directory fsync per file (io.grouped).
+    sync_file_system(settings.worker.out_dir)
+    summary = builder.summary(time.perf_counter() - started, _run_facts(settings, folder, facts, jobs))
+    finish_run(folder, encode_report(builder.report(summary)))
+    return summary
+
+
+def _begin(settings: RunSettings, facts: dict[str, Any]) -> RunFolder:
+    """Refuse an output made differently, make the directories, then record this run (in that order).
+
+    Both directories exist before the run is recorded: a run refused here
+    leaves no record that a later run into the same output would have to match.
+    """
+    out = settings.worker.out_dir
+    check_made_alike(out, facts, [settings.run_dir, *settings.history])
+    prepare_dir(settings.run_dir, "run", "--run-dir (it holds the reports and the quarantine)")
+    prepare_dir(out, "output", "--out")
+    return begin_run(settings.run_dir, out, facts)
+
+
+def _process(
+    entries: Sequence[WalkEntry],
+    tasks: list[Task],
+    settings: RunSettings,
+    jobs: int,
+    folder: RunFolder,
+    builder: ReportBuilder,
+    observer: Observer | None,
+) -> None:
+    """Account for the walk's entries, process its items, write one verdict event per input judged."""
     try:
         # One sanitize verdict event per input (tags and codes only), in completion order.
-        with atomic_file(events_path(settings.run_dir)) as events:
-            for result in _results(items, settings, jobs, observer):
+        with atomic_file(folder.events) as events:
+            for result in _walk_results(entries, builder, settings.worker):
+                events.write(result.event.encode("utf-8") + b"\n")
+            for result in _results(tasks, settings, jobs, observer):
                 builder.add(result)
                 if result.event:
                     events.write(result.event.encode("utf-8") + b"\n")
@@ -90,82 +158,124 @@ def run_batch(
             f"cannot write: {error.strerror or type(error).__name__}",
             hint="check free space and permissions of the output and run directories",
         ) from None
-    # Each output's data was synced before its rename; one sync here makes all the
-    # renames durable, instead of one directory fsync per file (io.grouped).
-    sync_file_system(settings.worker.out_dir)
-    summary = builder.summary(time.perf_counter() - started, _run_facts(settings, jobs))
-    write_atomic(report_path(settings.run_dir), encode_report(builder.report(summary)))
-    return summary
 
 
-EVENTS_NAME = "events.jsonl"
+def made_with(worker: WorkerSettings) -> dict[str, Any]:
+    """What decides an output's content, compared with earlier runs into the same output (no secrets)."""
+    if not worker.deidentify:
+        return {"command": "sanitize", "policy_sha256": policy_fingerprint(worker.policy)}
+    return {
+        "command": "deid",
+        "key_id": worker.key.key_id,
+        "domain": worker.domain,
+        "layout": worker.layout.value,
+        "options": sorted(option.value for option in worker.policy.options),
+        "policy_sha256": policy_fingerprint(worker.policy),
+    }
 
 
-def events_path(run_dir: Path) -> Path:
-    """Where the sanitize verdict events of a run go (JSON lines)."""
-    return run_dir / EVENTS_NAME
+def _walk_results(
+    entries: Sequence[WalkEntry], builder: ReportBuilder, worker: WorkerSettings
+) -> Iterator[FileResult]:
+    """Count the walk's skips; quarantine its refusals (yielded, for their events)."""
+    for index, entry in enumerate(entries):
+        if isinstance(entry, Skipped):
+            builder.skip(index, entry.reason)
+        elif isinstance(entry, Refused):
+            result = quarantine_refused(index, entry, worker.quarantine_dir)
+            builder.add(result)
+            yield result
 
 
-def _prepare_dir(path: Path, what: str) -> None:
+def quarantine_refused(index: int, entry: Refused, quarantine_dir: Path) -> FileResult:
+    """Quarantine an input the walk refused, as a worker quarantines one it cannot process.
+
+    The member's name is an input's own (it may hold a patient's name): a
+    failure to write names the quarantine directory only.
+    """
+    error = InputError(
+        "a zip member's path would leave the archive (absolute, a drive, or '..')",
+        reference=entry.reason,
+        hint="the member is quarantined under unsafe-path/; an honest archive has no such name",
+    )
+    try:
+        quarantine(entry.item, error, quarantine_dir)
+    except OutputError as failure:
+        raise without_input_names(failure, quarantine_dir, None) from None
+    event = verdict_event(index, entry.reason, classify_prefix(_head(entry.item)))
+    line = json.dumps(event, sort_keys=True, separators=(",", ":"))
+    return FileResult(index, Status.QUARANTINED, entry.reason, event=line)
+
+
+def _head(item: InputItem) -> bytes:
+    """The first 132 bytes of an input (preamble and ``DICM``), for its verdict event."""
+    try:
+        with item.open() as handle:
+            return handle.read(132)
+    except (InputError, OSError):
+        return b""
+
+
+def prepare_dir(path: Path, what: str, option: str) -> None:
+    """Create ``path`` if needed and check it is writable; the hint names the command-line ``option``."""
+    hint = f"choose a writable {option}"
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise OutputError(
-            f"cannot create the {what} directory {path}: {error.strerror}", hint="choose a writable location"
-        ) from None
+        raise OutputError(f"cannot create the {what} directory {path}: {error.strerror}", hint=hint) from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise OutputError(f"the {what} directory {path} is not writable", hint="choose a writable location")
+        raise OutputError(f"the {what} directory {path} is not writable", hint=hint)
 
 
 def _results(
-    items: Sequence[InputItem], settings: RunSettings, jobs: int, observer: Observer | None
+    tasks: list[Task], settings: RunSettings, jobs: int, observer: Observer | None
 ) -> Iterator[FileResult]:
     if jobs == 1:
         ctx = build_context(settings.worker)
         _freeze_heap()
         if observer is not None:
-            observer.start(len(items))
+            observer.start(len(tasks))
         try:
-            for chunk in _chunks(list(enumerate(items)), _IN_PROCESS_CHUNK):
+            for chunk in _chunks(tasks, _IN_PROCESS_CHUNK):
                 yield from process_chunk(chunk, ctx)
         finally:
             ctx.close()
             gc.unfreeze()  # a long-lived caller (a service, a Dask task) gets its collector back
         return
-    yield from _pooled(items, settings, jobs, observer)
+    yield from _pooled(tasks, settings, jobs, observer)
 
 
 _IN_PROCESS_CHUNK = 64
 
 
-def _chunks(tasks: list[tuple[int, InputItem]], size: int) -> Iterator[list[tuple[int, InputItem]]]:
+def _chunks(tasks: list[Task], size: int) -> Iterator[list[Task]]:
     for start in range(0, len(tasks), size):
         yield tasks[start : start + size]
 
 
 def _pooled(
-    items: Sequence[InputItem], settings: RunSettings, jobs: int, observer: Observer | None
+    tasks: list[Task], settings: RunSettings, jobs: int, observer: Observer | None
 ) -> Iterator[FileResult]:
     claims = Path(tempfile.mkdtemp(prefix=".claims-", dir=_claims_parent(settings.run_dir)))
     worker = replace(settings.worker, claims_dir=claims)
     # Small chunks: few IPC round trips, yet no long tail when one worker gets the big files.
-    chunksize = max(1, min(8, len(items) // (jobs * 16)))
+    chunksize = max(1, min(8, len(tasks) // (jobs * 16)))
     try:
         # The first file is done here, before forking: lazy imports, the policy's
         # tables and codec caches are then warm in every worker instead of built by each.
         first_ctx = build_context(worker)
-        first = process_chunk([(0, items[0])], first_ctx)[0]
+        first = process_chunk(tasks[:1], first_ctx)[0]
         first_ctx.close()  # its output is on disk (and sealed) before the workers start
         _freeze_heap()  # before forking: the workers inherit the frozen heap
         # The workers are started before the observer starts its own threads (fork safety).
         functions = WorkerFunctions(_init_worker, worker, _run_chunk, _close_worker)
         with Pool(jobs, functions, _mp_context()) as pool:
             if observer is not None:
-                observer.start(len(items))
+                observer.start(len(tasks))
             yield first
             # Workers commit their last group when the pool closes; an error there is raised
             # by the pool with its type and reference (a worker that dies: worker-died).
-            for results in pool.imap_unordered(_chunks(list(enumerate(items[1:], start=1)), chunksize)):
+            for results in pool.imap_unordered(_chunks(tasks[1:], chunksize)):
                 yield from results
             # Every input is claimed by now: the claims go while the workers commit their last group.
             pool.stop()
@@ -224,7 +334,7 @@ def _close_worker() -> None:
         _CONTEXT.close()
 
 
-def _run_chunk(tasks: list[tuple[int, InputItem]]) -> list[FileResult]:
+def _run_chunk(tasks: list[Task]) -> list[FileResult]:
     if _CONTEXT is None:  # pragma: no cover - the initializer always runs first
         raise RuntimeError("worker used before its initializer ran")
     # Groups commit in the background while the next chunks are processed; a failure
@@ -232,31 +342,21 @@ def _run_chunk(tasks: list[tuple[int, InputItem]]) -> list[FileResult]:
     return process_chunk(tasks, _CONTEXT)
 
 
-def _run_facts(settings: RunSettings, jobs: int) -> dict[str, Any]:
+def _run_facts(
+    settings: RunSettings, folder: RunFolder, facts: dict[str, Any], jobs: int
+) -> dict[str, Any]:
+    """The summary's facts about the run: where things went, and what it was made with."""
     worker = settings.worker
-    if not worker.deidentify:
-        return {
-            "jobs": jobs,
-            "command": "sanitize",
-            "output": str(worker.out_dir),
-            "run_dir": str(settings.run_dir),
-            "quarantine": str(worker.quarantine_dir),
-            "report": str(report_path(settings.run_dir)),
-            "events": str(events_path(settings.run_dir)),
-        }
-    return {
-        "jobs": jobs,
-        "layout": worker.layout.value,
-        "domain": worker.domain,
-        "options": sorted(option.value for option in worker.policy.options),
-        "key_id": worker.key.key_id,
-        "ephemeral_key": worker.key.ephemeral,
+    places = {
         "output": str(worker.out_dir),
         "run_dir": str(settings.run_dir),
         "quarantine": str(worker.quarantine_dir),
-        "report": str(report_path(settings.run_dir)),
-        "sealing": _seal_facts(worker),
+        "report": str(folder.report),
     }
+    if not worker.deidentify:
+        return {"jobs": jobs, **facts, **places, "events": str(folder.events)}
+    sealing = _seal_facts(worker)
+    return {"jobs": jobs, **facts, "ephemeral_key": worker.key.ephemeral, **places, "sealing": sealing}
 
 
 def _seal_facts(worker: WorkerSettings) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn, ParamSpec, TypeVar
 
 import typer
+from typer import _click  # typer 0.28 (pinned) vendors Click: its usage errors are these classes
 
 from dicomcloak.errors import ConfigError, DicomcloakError, InputError, SealError, UsageError
 from dicomcloak.standard.table import Option
@@ -35,6 +36,7 @@ __all__ = [
     "PolicyFileArg",
     "QuarantineArg",
     "RunDirArg",
+    "StrictTableArg",
     "collector_paused",
     "discard_standard_output",
     "exit_code_for",
@@ -45,7 +47,9 @@ __all__ = [
     "load_policy",
     "output_reader_gone",
     "raise_internal_error",
+    "usage_errors",
     "warn",
+    "warn_deviations",
 ]
 
 #: Set to show tracebacks of unexpected errors (they may contain data values).
@@ -81,6 +85,13 @@ OptionsArg = Annotated[
 ]
 PolicyFileArg = Annotated[
     Path | None, typer.Option("--policy", help="Site policy TOML file (overrides win over the table).")
+]
+StrictTableArg = Annotated[
+    bool,
+    typer.Option(
+        "--strict-table",
+        help="Follow PS3.15 Table E.1-1 exactly: without the beyond-table list (docs/policy.md).",
+    ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 RunDirArg = Annotated[
@@ -132,6 +143,22 @@ def fail(error: DicomcloakError) -> NoReturn:
     if error.hint:
         print(f"  hint: {error.hint}", file=sys.stderr)
     raise typer.Exit(int(exit_code_for(error)))
+
+
+@contextmanager
+def usage_errors() -> Iterator[None]:
+    """Print Click's usage errors (unknown option, missing argument, bad choice) as ours: one line, exit 2.
+
+    A command group called without a command still prints its help
+    (Click's ``NoArgsIsHelpError``); ``--help`` never raises.
+    """
+    try:
+        yield
+    except _click.exceptions.NoArgsIsHelpError:
+        raise
+    except _click.exceptions.UsageError as error:
+        command = error.ctx.command_path if error.ctx is not None else "dicomcloak"
+        fail(UsageError(error.format_message(), reference="usage", hint=f"see '{command} --help'"))
 
 
 def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
@@ -204,11 +231,28 @@ def discard_standard_output() -> None:
         os.close(devnull)
 
 
-def load_policy(options: Iterable[Option] | None, policy_file: Path | None) -> Policy:
-    """Build the frozen Policy from ``--option`` and ``--policy`` once, at the edge."""
+def load_policy(
+    options: Iterable[Option] | None, policy_file: Path | None, *, strict_table: bool = False
+) -> Policy:
+    """Build the frozen Policy from ``--option``, ``--policy`` and ``--strict-table`` once, at the edge."""
     from dicomcloak.policy import build_policy
 
-    return build_policy(list(options or ()), policy_file)
+    return build_policy(list(options or ()), policy_file, strict_table=strict_table)
+
+
+def warn_deviations(policy: Policy) -> None:
+    """One warning, before any work, when the site policy keeps or weakens what the profile would change.
+
+    It names how many attributes and where they are listed; nothing is
+    printed for a policy that applies the profile (docs/policy.md, "Deviations").
+    """
+    weakening = policy.weakening
+    if weakening:
+        warn(
+            f"the site policy keeps or weakens {len(weakening)} attribute(s) that the PS3.15 profile "
+            "would change: outputs are not marked Patient Identity Removed YES; see "
+            "'dicomcloak policy explain --deviations' and report.json"
+        )
 
 
 def load_optional_key(key_file: Path | None) -> ProjectKey | None:

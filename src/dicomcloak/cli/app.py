@@ -2,15 +2,42 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+from typer import _click  # typer 0.28 (pinned) vendors Click
+from typer.core import TyperGroup
 
 from dicomcloak.cli import audit, deid, keys, policy, reid, sanitize, vault, verify
+from dicomcloak.cli._common import usage_errors
 from dicomcloak.cli._process import exit_now, limit_library_threads
 
 __all__ = ["app", "main"]
 
+
+class _Commands(TyperGroup):
+    """The root command group: Click's usage errors, at any depth, print as ``error[usage]`` (exit 2).
+
+    Arguments are parsed in ``make_context`` (the root's) and ``invoke`` (each
+    subcommand's own context is made there), so both are wrapped.
+    """
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: _click.Context | None = None, **extra: Any
+    ) -> _click.Context:
+        """Parse the root's arguments."""
+        with usage_errors():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: _click.Context) -> Any:
+        """Parse and run the subcommand."""
+        with usage_errors():
+            return super().invoke(ctx)
+
+
 app = typer.Typer(
     name="dicomcloak",
+    cls=_Commands,
     help="De-identify DICOM per PS3.15 Annex E with keyed pseudonyms.",
     no_args_is_help=True,
     add_completion=False,

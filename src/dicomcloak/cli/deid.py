@@ -19,11 +19,13 @@ from dicomcloak.cli._common import (
     PolicyFileArg,
     QuarantineArg,
     RunDirArg,
+    StrictTableArg,
     collector_paused,
     handles_errors,
     load_key,
     load_policy,
     warn,
+    warn_deviations,
 )
 from dicomcloak.errors import DicomcloakError, UsageError
 
@@ -33,9 +35,19 @@ if TYPE_CHECKING:
     from dicomcloak.batch.report import RunSummary
     from dicomcloak.batch.run import RunSettings
     from dicomcloak.batch.worker import FileResult, SealSettings
-    from dicomcloak.io.inputs import InputItem
+    from dicomcloak.io.inputs import WalkEntry
 
-__all__ = ["LayoutChoice", "check_paths", "default_run_dir", "deid", "render_summary", "run_items"]
+__all__ = [
+    "LayoutChoice",
+    "check_paths",
+    "default_run_dir",
+    "deid",
+    "history",
+    "make_run_dir",
+    "render_summary",
+    "run_items",
+    "warn_skipped",
+]
 
 
 class LayoutChoice(StrEnum):
@@ -60,6 +72,7 @@ def deid(
     domain: Annotated[str, typer.Option("--domain", help="Pseudonym domain, one per recipient.")] = "default",
     option: OptionsArg = None,
     policy: PolicyFileArg = None,
+    strict_table: StrictTableArg = False,
     layout: Annotated[
         LayoutChoice, typer.Option("--layout", help="Output paths.")
     ] = LayoutChoice.PSEUDONYMOUS,
@@ -95,7 +108,8 @@ def deid(
         qdir = (quarantine or run / "quarantine").resolve()
         check_paths([path.resolve() for path in inputs], out, run, qdir)
         items = iter_inputs(inputs)  # checks that every input exists before anything runs
-        the_policy = load_policy(option, policy)
+        the_policy = load_policy(option, policy, strict_table=strict_table)
+        warn_deviations(the_policy)  # once, before any work
         the_key = load_key(key, ephemeral=ephemeral_key)
         seal = seal_settings(recipient or [], vault, audit, key, ephemeral=ephemeral_key)
     if layout is LayoutChoice.MIRROR:
@@ -103,7 +117,7 @@ def deid(
     worker = WorkerSettings(
         the_policy, the_key, domain, out, qdir, Layout(layout.value), len(inputs) > 1, seal=seal
     )
-    settings = RunSettings(worker, run, jobs or default_jobs())
+    settings = RunSettings(worker, run, jobs or default_jobs(), history(out, run))
     if seal is not None and seal.vault_url is None:
         # Embedded-only sealing has no vault to audit each group in: one event per run, in --audit or
         # in the run directory's own log (every seal is audited, DESIGN.md decision 3).
@@ -150,7 +164,7 @@ def _audited_embedded(seal: SealSettings, run: Path, work: Callable[[], RunSumma
     """Run an embedded-only sealing run and audit it (counts and reference codes, never values)."""
     from dicomcloak.audit import AuditLog
 
-    run.mkdir(parents=True, exist_ok=True)
+    make_run_dir(run)
     log = AuditLog.open(seal.audit_url or f"sqlite:///{run / 'audit.db'}")
     try:
         facts: dict[str, object] = {"mode": "embedded", "recipients": len(seal.recipients)}
@@ -181,6 +195,25 @@ def _read(path: Path) -> bytes:
 def default_run_dir(out: Path) -> Path:
     """``OUT.run`` beside OUT: reports never go inside the output tree."""
     return out.with_name(out.name + ".run")
+
+
+def history(out: Path, run: Path) -> tuple[Path, ...]:
+    """Where else earlier runs into OUT may be recorded: ``OUT.run``, when ``--run-dir`` chose another."""
+    default = default_run_dir(out)
+    return () if run == default else (default,)
+
+
+def make_run_dir(run: Path) -> None:
+    """Create the run directory now (its audit log opens before the batch starts)."""
+    from dicomcloak.errors import OutputError
+
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(
+            f"cannot create the run directory {run}: {error.strerror}",
+            hint="choose a writable --run-dir (it holds the reports and the quarantine)",
+        ) from None
 
 
 def _within(path: Path, parent: Path) -> bool:
@@ -220,7 +253,7 @@ def _check_input(path: Path, out: Path, run_dir: Path, quarantine: Path) -> None
 
 
 def run_items(
-    items: Iterable[InputItem], settings: RunSettings, *, progress: bool, label: str = "de-identifying"
+    items: Iterable[WalkEntry], settings: RunSettings, *, progress: bool, label: str = "de-identifying"
 ) -> RunSummary:
     """Run a batch with a progress bar named ``label`` on a terminal (``deid`` and ``sanitize``)."""
     from dicomcloak.batch.run import run_batch
@@ -232,7 +265,21 @@ def run_items(
         bar.close()
     if not summary.files:
         warn("no input files found")
+    warn_skipped(summary)
     return summary
+
+
+def warn_skipped(summary: RunSummary) -> None:
+    """One warning when the walk skipped entries: how many, why, where they are listed (never their names)."""
+    if summary.skipped:
+        warn(
+            f"{summary.skipped} entries skipped ({_counts(summary.skip_reasons)}): "
+            f"listed by index in {summary.run.get('report', 'the report')}"
+        )
+
+
+def _counts(reasons: dict[str, int]) -> str:
+    return ", ".join(f"{code}: {count}" for code, count in sorted(reasons.items()))
 
 
 class ProgressBar:
@@ -273,14 +320,14 @@ class ProgressBar:
 def render_summary(summary: RunSummary) -> str:
     """The human summary printed at the end of a run."""
     facts = summary.run
-    reasons = ", ".join(
-        f"{code}: {count}" for code, count in sorted(summary.reasons.items()) if code != "duplicate-instance"
-    )
+    reasons = _counts({code: n for code, n in summary.reasons.items() if code != "duplicate-instance"})
+    skips = _counts(summary.skip_reasons)
     lines = [
         f"{summary.files} files in {summary.seconds:.1f} s ({summary.files_per_second:.1f} files/s)",
         f"  written             {summary.written}",
         f"  duplicates          {summary.duplicates}",
         f"  quarantined         {summary.quarantined}" + (f"  ({reasons})" if reasons else ""),
+        f"  skipped             {summary.skipped}" + (f"  ({skips})" if skips else ""),
         f"  changed attributes  {summary.changed_attributes}",
         f"  output              {facts.get('output', '')}",
         f"  report              {facts.get('report', '')}",

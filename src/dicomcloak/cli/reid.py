@@ -17,10 +17,11 @@ from dicomcloak.cli._common import (
     PolicyFileArg,
     QuarantineArg,
     RunDirArg,
+    StrictTableArg,
     handles_errors,
     load_policy,
 )
-from dicomcloak.cli.deid import check_paths, default_run_dir
+from dicomcloak.cli.deid import check_paths, default_run_dir, history, make_run_dir, warn_skipped
 from dicomcloak.cli.vault import KeyArg
 from dicomcloak.errors import DicomcloakError, KeyError_, UsageError
 
@@ -62,6 +63,7 @@ def reid(
     ] = None,
     option: OptionsArg = None,
     policy: PolicyFileArg = None,
+    strict_table: StrictTableArg = False,
     run_dir: RunDirArg = None,
     quarantine: QuarantineArg = None,
     as_json: JsonFlag = False,
@@ -88,12 +90,13 @@ def reid(
     check_paths([path.resolve() for path in inputs], out, run, qdir)
     items = list(iter_inputs(inputs))
     several = len(inputs) > 1
-    the_policy = load_policy(option, policy)
+    the_policy = load_policy(option, policy, strict_table=strict_table)
     if private_key is not None:
         reidentifier = Reidentifier(_owner(private_key, cert), accept_unverified=accept_unverified)
-        settings = ReidSettings(out, run, qdir, several, the_policy, facts={"mode": "embedded"})
+        facts = {"mode": "embedded"}
+        settings = ReidSettings(out, run, qdir, several, the_policy, facts, history(out, run))
         # Always audited (DESIGN.md decision 3): with no --audit, in the run directory's own log.
-        run.mkdir(parents=True, exist_ok=True)
+        make_run_dir(run)
         with _audit_log(audit or f"sqlite:///{run / 'audit.db'}") as log:
             summary = _audited(log, "embedded", lambda: run_reid(items, reidentifier, settings))
     else:
@@ -103,9 +106,10 @@ def reid(
         with open_vault(vault, key) as store:
             reidentifier = Reidentifier(vault=store)
             facts = {"mode": "vault", "vault": vault.split(":", 1)[0]}
-            settings = ReidSettings(out, run, qdir, several, the_policy, facts=facts)
+            settings = ReidSettings(out, run, qdir, several, the_policy, facts, history(out, run))
             with _audit_log(audit) if audit is not None else nullcontext(store.audit) as log:
                 summary = _audited(log, "vault", lambda: run_reid(items, reidentifier, settings))
+    warn_skipped(summary)
     if as_json:
         print(json.dumps(summary.to_dict(), indent=2, sort_keys=True))
     else:
@@ -120,6 +124,7 @@ def _audit_facts(summary: RunSummary) -> dict[str, object]:
         "files": summary.files,
         "written": summary.written,
         "quarantined": summary.quarantined,
+        "skipped": summary.skipped,
         "restored_or_mapped": summary.changed_attributes,
         "modes": summary.run.get("modes", {}),
     }
@@ -170,6 +175,7 @@ def render_reid_summary(summary: RunSummary) -> str:
         f"{summary.files} files in {summary.seconds:.1f} s",
         f"  re-identified       {summary.written}  ({modes})",
         f"  quarantined         {summary.quarantined}",
+        f"  skipped             {summary.skipped}",
         f"  restored/mapped     {summary.changed_attributes} attributes",
         f"  output              {facts.get('output', '')}",
         f"  report              {facts.get('report', '')}",

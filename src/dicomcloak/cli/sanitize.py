@@ -17,11 +17,12 @@ from dicomcloak.cli._common import (
     PolicyFileArg,
     QuarantineArg,
     RunDirArg,
+    StrictTableArg,
     collector_paused,
     handles_errors,
     load_policy,
 )
-from dicomcloak.cli.deid import check_paths, default_run_dir, render_summary, run_items
+from dicomcloak.cli.deid import check_paths, default_run_dir, history, render_summary, run_items
 
 if TYPE_CHECKING:
     from dicomcloak.policy.model import Policy
@@ -40,6 +41,7 @@ def sanitize(
     out: Annotated[Path, typer.Option("--out", help="Output directory (rebuilt DICOM only).")],
     option: OptionsArg = None,
     policy: PolicyFileArg = None,
+    strict_table: StrictTableArg = False,
     documents: Annotated[
         str | None,
         typer.Option("--documents", help=_DOCUMENTS_HELP),
@@ -77,15 +79,14 @@ def sanitize(
         qdir = (quarantine or run / "quarantine").resolve()
         check_paths([path.resolve() for path in inputs], out, run, qdir)
         items = iter_inputs(inputs)
-        the_policy = _with_choices(
-            load_policy(option, policy), documents, waveforms, icons, overlays, max_depth
-        )
+        loaded = load_policy(option, policy, strict_table=strict_table)
+        the_policy = _with_choices(loaded, documents, waveforms, icons, overlays, max_depth)
     # No pseudonym is made without de-identification: the key is a placeholder, never used or shown.
     unused_key = ProjectKey.generate(ephemeral=True)
     worker = WorkerSettings(
         the_policy, unused_key, "default", out, qdir, Layout.MIRROR, len(inputs) > 1, deidentify=False
     )
-    settings = RunSettings(worker, run, jobs or default_jobs())
+    settings = RunSettings(worker, run, jobs or default_jobs(), history(out, run))
     summary = run_items(items, settings, progress=not as_json, label="sanitizing")
     print(json.dumps(summary.to_dict(), indent=2, sort_keys=True) if as_json else render_summary(summary))
     if summary.quarantined:

@@ -14,6 +14,7 @@ from dicomcloak.cli._common import (
     JsonFlag,
     OptionsArg,
     PolicyFileArg,
+    StrictTableArg,
     handles_errors,
     load_optional_key,
     load_policy,
@@ -34,6 +35,7 @@ def verify(
     ] = "default",
     option: OptionsArg = None,
     policy: PolicyFileArg = None,
+    strict_table: StrictTableArg = False,
     as_json: JsonFlag = False,
     jobs: JobsArg = None,
 ) -> None:
@@ -41,9 +43,9 @@ def verify(
     from dicomcloak.batch.run import default_jobs
     from dicomcloak.verify import verify_trees
 
+    the_policy = load_policy(option, policy, strict_table=strict_table)
     report = verify_trees(
-        original, output, load_policy(option, policy), load_optional_key(key), domain,
-        jobs=jobs or default_jobs(),
+        original, output, the_policy, load_optional_key(key), domain, jobs=jobs or default_jobs()
     )
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True))

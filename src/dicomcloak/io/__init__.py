@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dicomcloak.io.inputs import InputItem, count_inputs, iter_inputs
+from dicomcloak.io.inputs import InputItem, Refused, Skipped, WalkEntry, count_inputs, iter_inputs
 from dicomcloak.io.layout import mirror_relpath, pseudonymous_relpath, safe_part, safe_relpath
 from dicomcloak.io.quarantine import quarantine, reason_path
 from dicomcloak.io.reader import ReadLimits, read_dataset, read_path
@@ -11,6 +11,9 @@ from dicomcloak.io.writer import copy_atomic, encode_dataset, write_atomic, writ
 __all__ = [
     "InputItem",
     "ReadLimits",
+    "Refused",
+    "Skipped",
+    "WalkEntry",
     "copy_atomic",
     "count_inputs",
     "encode_dataset",

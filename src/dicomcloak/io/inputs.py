@@ -1,32 +1,46 @@
-"""Turn the paths a user gives into a deterministic stream of input items.
+"""Turn the paths a user gives into a deterministic stream of entries, each one accounted for.
 
 Files, directory trees and zip archives (PACS exports often come zipped)
-all become :class:`InputItem` values: small, picklable descriptions that
-cross process boundaries to the workers, which read the bytes themselves.
-Walking is sorted so two runs over the same tree process the same items in
-the same order (resumable journals rely on that); symlinked directories are
-not followed (no cycles, no escaping the tree); zip members that would
-escape the output tree (absolute paths, ``..``) are skipped.
+become :class:`InputItem` values: small, picklable descriptions that cross
+process boundaries to the workers, which read the bytes themselves. Walking
+is sorted so two runs over the same tree see the same entries in the same
+order (resumable journals and report indexes rely on that).
+
+Nothing the walk sees is dropped silently (docs/security.md, "Input walk"):
+what it will not process is yielded in the same stream as a :class:`Skipped`
+entry with a reason code (symbolic links, FIFOs, sockets, devices, the
+writer's temporary files), decided from the directory listing and link
+metadata without opening anything, so a FIFO never blocks the walk; a zip
+member whose path would escape the tree is a :class:`Refused` entry, its
+bytes quarantined as ``unsafe-path``.
 """
 
 from __future__ import annotations
 
-import atexit
 import os
 import re
-import threading
+import stat
 import zipfile
 import zlib
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from dicomcloak.errors import MalformedError, ReadLimitError, UsageError
+from dicomcloak.io._zipcache import ZIPS
 from dicomcloak.io.bounded import read_capped
 
-__all__ = ["InputItem", "count_inputs", "iter_inputs"]
+__all__ = [
+    "SKIP_REASONS",
+    "UNSAFE_PATH",
+    "InputItem",
+    "Refused",
+    "Skipped",
+    "WalkEntry",
+    "count_inputs",
+    "iter_inputs",
+]
 
 _DICM_OFFSET = 128
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -56,7 +70,8 @@ class InputItem:
         Its base name; the top folder of mirrored and quarantined outputs.
     relpath:
         POSIX path relative to `root` (for a single file argument, its
-        name); for zip members, the sanitised member path.
+        name); for zip members, the sanitised member path (for a member
+        the walk refuses, ``unsafe-path/`` and its defused name).
     member:
         The zip member name, or ``None`` for a plain file.
     source:
@@ -113,7 +128,7 @@ class InputItem:
     def _declared_size(self, handle: IO[bytes]) -> int:
         if self.member is None:
             return os.fstat(handle.fileno()).st_size
-        return int(_ZIPS.get(self.source).getinfo(self.member).file_size)
+        return int(ZIPS.get(self.source).getinfo(self.member).file_size)
 
     def _open_within(self, max_bytes: int | None) -> IO[bytes]:
         """Open the bytes, refusing early if the known size exceeds `max_bytes`."""
@@ -122,7 +137,7 @@ class InputItem:
             handle = self.source.open("rb")
             size = os.fstat(handle.fileno()).st_size
         else:
-            archive = _ZIPS.get(self.source)
+            archive = ZIPS.get(self.source)
             info = archive.getinfo(self.member)
             handle, size = archive.open(info), info.file_size
         if max_bytes is not None and size > max_bytes:
@@ -131,8 +146,43 @@ class InputItem:
         return handle
 
 
-def iter_inputs(paths: Sequence[Path]) -> Iterator[InputItem]:
-    """Yield every input item under `paths`, in a deterministic order.
+@dataclass(frozen=True)
+class Skipped:
+    """An entry the walk saw and does not process: counted and reported with its reason, never opened.
+
+    ``reason`` is one of :data:`SKIP_REASONS`. The entry's path is not kept:
+    reports list skips by their index in the walk's order, never by name.
+    """
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    """An input the walk itself refuses: its bytes are quarantined with ``reason``, it is never processed.
+
+    Today only a zip member whose path would escape the archive (``unsafe-path``).
+    """
+
+    item: InputItem
+    reason: str
+
+
+#: What the walk yields, in its deterministic order; each one is counted in a run's summary.
+WalkEntry = InputItem | Refused | Skipped
+
+SYMLINK_OUTSIDE = "symlink-outside-input"
+SYMLINK_DUPLICATE = "symlink-duplicate"
+DANGLING_SYMLINK = "dangling-symlink"
+NOT_REGULAR_FILE = "not-regular-file"
+TEMPORARY_FILE = "temporary-file"
+UNSAFE_PATH = "unsafe-path"
+#: Reason codes of :class:`Skipped` entries (README.md, docs/security.md).
+SKIP_REASONS = (SYMLINK_OUTSIDE, SYMLINK_DUPLICATE, DANGLING_SYMLINK, NOT_REGULAR_FILE, TEMPORARY_FILE)
+
+
+def iter_inputs(paths: Sequence[Path]) -> Iterator[WalkEntry]:
+    """Yield every entry under `paths`, in a deterministic order: items, refusals and skips.
 
     All paths are checked before anything is yielded, so a typo in the
     last argument fails the command before any work is done.
@@ -153,22 +203,40 @@ def iter_inputs(paths: Sequence[Path]) -> Iterator[InputItem]:
 
 
 def count_inputs(paths: Sequence[Path]) -> int:
-    """Return how many items :func:`iter_inputs` yields (for progress bars)."""
+    """Return how many entries :func:`iter_inputs` yields (a run's ``files``)."""
     return sum(1 for _ in iter_inputs(paths))
 
 
-def _iter_all(paths: list[Path]) -> Iterator[InputItem]:
+@dataclass(frozen=True)
+class _Root:
+    """One input argument being walked: as given, its base name, and its real path."""
+
+    path: Path
+    name: str
+    real: str
+
+    def holds(self, real: str) -> bool:
+        """True if the real path ``real`` is this root or lies below it."""
+        return real == self.real or real.startswith(self.real.rstrip(os.sep) + os.sep)
+
+
+def _iter_all(paths: list[Path]) -> Iterator[WalkEntry]:
     for path in paths:
-        yield from _iter_one(path, _root_name(path))
+        yield from _iter_one(_Root(path, _root_name(path), os.path.realpath(path)))
 
 
-def _iter_one(path: Path, root_name: str) -> Iterator[InputItem]:
-    if path.is_dir():
-        yield from _walk(path, root_name, path, "")
+def _iter_one(root: _Root) -> Iterator[WalkEntry]:
+    """An argument is followed even if it is a symbolic link: the operator named it."""
+    path = root.path
+    mode = path.stat().st_mode
+    if stat.S_ISDIR(mode):
+        yield from _walk(root, path, "")
+    elif not stat.S_ISREG(mode):
+        yield Skipped(NOT_REGULAR_FILE)  # a FIFO or device: opening it could block
     elif not _starts_like_dicom(path) and (_named_zip(path) or zipfile.is_zipfile(path)):
-        yield from _zip_items(path, root_name, path, "")
+        yield from _zip_items(root, path, "")
     else:
-        yield InputItem(path, root_name, path.name, None, path)
+        yield InputItem(path, root.name, path.name, None, path)
 
 
 def _root_name(path: Path) -> str:
@@ -176,8 +244,8 @@ def _root_name(path: Path) -> str:
     return os.path.basename(os.path.normpath(os.path.abspath(path))) or "root"
 
 
-def _walk(root: Path, root_name: str, directory: Path, prefix: str) -> Iterator[InputItem]:
-    """Yield the items of `directory`, recursively, sorted by name.
+def _walk(root: _Root, directory: Path, prefix: str) -> Iterator[WalkEntry]:
+    """Yield the entries of `directory`, recursively, sorted by name.
 
     Only files named ``*.zip`` are opened as archives here: sniffing every
     file of a million-file tree would double the reads. An unreadable
@@ -187,24 +255,39 @@ def _walk(root: Path, root_name: str, directory: Path, prefix: str) -> Iterator[
         with os.scandir(directory) as scan:
             entries = sorted(scan, key=lambda entry: entry.name)
     except OSError:
-        yield InputItem(root, root_name, prefix.rstrip("/") or root_name, None, directory)
+        yield InputItem(root.path, root.name, prefix.rstrip("/") or root.name, None, directory)
         return
     for entry in entries:
-        yield from _walk_entry(root, root_name, entry, prefix + entry.name)
+        yield from _walk_entry(root, entry, prefix + entry.name)
 
 
-def _walk_entry(root: Path, root_name: str, entry: os.DirEntry[str], relpath: str) -> Iterator[InputItem]:
-    path = Path(entry.path)
-    if entry.is_dir(follow_symlinks=False):
-        yield from _walk(root, root_name, path, relpath + "/")
-    elif entry.is_symlink() and entry.is_dir():
-        return  # symlinked directories are not followed
-    elif not entry.is_file() or _is_temp(entry.name):
-        return  # FIFOs, sockets, dangling links; debris of a crashed write
-    elif _named_zip(path) and not _starts_like_dicom(path):
-        yield from _zip_items(root, root_name, path, relpath + "/")
+def _walk_entry(root: _Root, entry: os.DirEntry[str], relpath: str) -> Iterator[WalkEntry]:
+    """One directory entry, judged by its type as the directory lists it (no ``stat``, never opened)."""
+    if entry.is_symlink():
+        yield Skipped(_link_reason(root, entry.path))
+    elif entry.is_dir(follow_symlinks=False):
+        yield from _walk(root, Path(entry.path), relpath + "/")
+    elif not entry.is_file(follow_symlinks=False):
+        yield Skipped(NOT_REGULAR_FILE)  # FIFOs, sockets, devices
+    elif _is_temp(entry.name):
+        yield Skipped(TEMPORARY_FILE)  # the debris of a crashed write
+    elif _named_zip(path := Path(entry.path)) and not _starts_like_dicom(path):
+        yield from _zip_items(root, path, relpath + "/")
     else:
-        yield InputItem(root, root_name, relpath, None, path)
+        yield InputItem(root.path, root.name, relpath, None, path)
+
+
+def _link_reason(root: _Root, link: str) -> str:
+    """Why a symbolic link met in a walk is skipped; decided from link metadata, its target never opened.
+
+    A link inside the input is never followed: its target, file or directory,
+    lies in the same tree and the walk reaches it by its real path, so every
+    file is processed once and a link cycle ends here. A link that leaves the
+    input could expose any file the process can read: not an input.
+    """
+    if not os.path.exists(link):  # stat only; a loop of links is dangling too
+        return DANGLING_SYMLINK
+    return SYMLINK_DUPLICATE if root.holds(os.path.realpath(link)) else SYMLINK_OUTSIDE
 
 
 def _is_temp(name: str) -> bool:
@@ -226,25 +309,35 @@ def _starts_like_dicom(path: Path) -> bool:
     return head[_DICM_OFFSET:] == b"DICM"
 
 
-def _zip_items(root: Path, root_name: str, archive: Path, prefix: str) -> Iterator[InputItem]:
-    """Yield the file members of `archive`, sorted; a broken archive is one item."""
+def _zip_items(root: _Root, archive: Path, prefix: str) -> Iterator[WalkEntry]:
+    """Yield the file members of `archive`, sorted; a broken archive is one item.
+
+    A member whose name would escape (zip slip) is refused: quarantined
+    under a defused name below ``unsafe-path/``, never processed.
+    """
     try:
         with zipfile.ZipFile(archive) as handle:
             infos = handle.infolist()
     except _READ_ERRORS:
-        yield InputItem(root, root_name, prefix.rstrip("/") or archive.name, None, archive)
+        yield InputItem(root.path, root.name, prefix.rstrip("/") or archive.name, None, archive)
         return
     for info in sorted(infos, key=lambda info: info.filename):
-        relpath = None if info.is_dir() else _member_relpath(info.filename)
-        if relpath is not None:
-            yield InputItem(root, root_name, prefix + relpath, info.filename, archive)
+        if info.is_dir():
+            continue  # a folder entry holds no bytes, like an empty directory
+        relpath = _member_relpath(info.filename)
+        if relpath is None:
+            unsafe = InputItem(root.path, root.name, prefix + _defused(info.filename), info.filename, archive)
+            yield Refused(unsafe, UNSAFE_PATH)
+        else:
+            yield InputItem(root.path, root.name, prefix + relpath, info.filename, archive)
 
 
 def _member_relpath(name: str) -> str | None:
     """Return a member's safe relative path, or None if it tries to escape.
 
-    Absolute names and ``..`` components are the zip-slip attack; such a
-    member is skipped rather than renamed, because no honest archive has one.
+    Absolute names, drive letters and ``..`` components are the zip-slip
+    attack; such a member is refused rather than renamed, because no honest
+    archive has one.
     """
     posix = name.replace("\\", "/")
     if posix.startswith("/") or _DRIVE.match(posix):
@@ -255,41 +348,10 @@ def _member_relpath(name: str) -> str | None:
     return "/".join(parts)
 
 
-class _ZipCache:
-    """A few open archives per process, so reading N members parses one directory.
-
-    Opening a ZipFile parses its whole central directory; doing that once
-    per member makes a 10,000-member export quadratic. Entries are keyed by
-    process id (a forked worker never shares a parent's file offset) and by
-    mtime and size (a replaced archive is reopened). Evicted archives are
-    closed; zipfile keeps the file open until members being read are closed.
-    """
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._open: OrderedDict[tuple[str, int, int, int], zipfile.ZipFile] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, path: Path) -> zipfile.ZipFile:
-        stat = path.stat()
-        key = (str(path), os.getpid(), stat.st_mtime_ns, stat.st_size)
-        with self._lock:
-            archive = self._open.pop(key, None)
-            if archive is None:
-                archive = zipfile.ZipFile(path)
-            self._open[key] = archive
-            while len(self._open) > self._size:
-                self._open.popitem(last=False)[1].close()
-        return archive
-
-    def clear(self) -> None:
-        with self._lock:
-            while self._open:
-                self._open.popitem()[1].close()
-
-
-_ZIPS = _ZipCache(size=4)
-atexit.register(_ZIPS.clear)
+def _defused(name: str) -> str:
+    """``unsafe-path/`` and the member's name with ``..`` and drive colons made harmless (quarantine only)."""
+    parts = [part for part in name.replace("\\", "/").split("/") if part not in ("", ".")]
+    return "/".join(["unsafe-path", *("__" if part == ".." else part.replace(":", "_") for part in parts)])
 
 
 def _unreadable(item: InputItem) -> MalformedError:

@@ -14,11 +14,20 @@ from dataclasses import dataclass
 
 from pydicom.datadict import keyword_for_tag
 
+from dicomcloak.policy.deviations import Deviation
 from dicomcloak.policy.model import Policy, PrivateKey, Rule, SiteOverrides
+from dicomcloak.standard.beyond import BeyondRow, beyond_rows
 from dicomcloak.standard.safe_private import safe_private_rows
 from dicomcloak.standard.table import EDITION, Action, Option, TableRow, table_rows
 
-__all__ = ["ExplainRow", "explain", "render_json", "render_text"]
+__all__ = [
+    "ExplainRow",
+    "explain",
+    "render_deviations_json",
+    "render_deviations_text",
+    "render_json",
+    "render_text",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +87,15 @@ def _table_row(row: TableRow, policy: Policy) -> ExplainRow:
     return _row(row.tag, name, policy.table_rule(row), policy)
 
 
+_STRICT_NOTE = "listed beyond the table, not applied: strict table"
+
+
+def _beyond_row(row: BeyondRow, policy: Policy) -> ExplainRow:
+    """A beyond-table row: its rule (the dictionary default when strict) and its reason."""
+    note = _STRICT_NOTE if policy.strict_table else row.reason
+    return _row(row.tag_text, row.keyword, policy.rule(row.tag), policy, note)
+
+
 def _site_rows(policy: Policy, tabled: set[int]) -> Iterator[ExplainRow]:
     for tag in sorted(set(policy.overrides.tags) - tabled):
         yield _row(_tag_text(tag), keyword_for_tag(tag) or "", policy.rule(tag), policy)
@@ -112,12 +130,16 @@ def explain(policy: Policy) -> list[ExplainRow]:
     """Return the explanation of ``policy``.
 
     In order: every row of Table E.1-1 (concrete, repeating-group and private
-    rows), site overrides for tags the table does not list, private and VR
-    overrides, the safe-listed private elements when Retain Safe Private is
-    in force, then the rules for attributes the table does not list.
+    rows), every row of the beyond-table list (source ``beyond-table``, or
+    the dictionary default under ``strict_table``), site overrides for tags
+    neither lists, private and VR overrides, the safe-listed private elements
+    when Retain Safe Private is in force, then the rules for attributes the
+    table does not list.
     """
     rows = [_table_row(row, policy) for row in table_rows()]
+    rows.extend(_beyond_row(row, policy) for row in beyond_rows())
     tabled = {tag for row in table_rows() if (tag := _concrete(row.tag)) is not None}
+    tabled.update(row.tag for row in beyond_rows())
     rows.extend(_site_rows(policy, tabled))
     rows.extend(_safe_rows(policy))
     rows.extend(_default_rows(policy))
@@ -147,4 +169,26 @@ def render_text(rows: Sequence[ExplainRow]) -> str:
 def render_json(rows: Sequence[ExplainRow]) -> str:
     """Render rows as JSON: ``{"edition": ..., "rows": [{"tag", "name", "action", "source", "note"}]}``."""
     document = {"edition": EDITION, "rows": [dataclasses.asdict(row) for row in rows]}
+    return json.dumps(document, indent=2) + "\n"
+
+
+_DEVIATION_HEADER = ("TAG", "KEYWORD", "PROFILE", "ACTION", "SOURCE", "WEAKENS")
+
+
+def render_deviations_text(deviations: Sequence[Deviation]) -> str:
+    """Render deviations as an aligned table (``policy explain --deviations``)."""
+    if not deviations:
+        return "no deviations: the policy applies the profile with its options\n"
+    cells = [_DEVIATION_HEADER] + [
+        (d.tag, _clip(d.keyword), d.profile_action, d.action, d.source, "yes" if d.weakens else "no")
+        for d in deviations
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(_DEVIATION_HEADER))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def render_deviations_json(deviations: Sequence[Deviation]) -> str:
+    """Render deviations as JSON: ``{"edition": ..., "deviations": [{"tag", "keyword", ...}]}``."""
+    document = {"edition": EDITION, "deviations": [deviation.to_dict() for deviation in deviations]}
     return json.dumps(document, indent=2) + "\n"

@@ -8,7 +8,10 @@ Precedence (most specific first), documented in docs/policy.md:
 4. Table E.1-1: the Basic Profile action, replaced by an option's action when that
    option is in force (when two options in force disagree, K wins over C: a
    "retain" option is the user's explicit wish to keep);
-5. rules for attributes the table does not list (PS3.15 E.1.1): private
+5. the packaged beyond-table list (identifying attributes the table omits,
+   :mod:`dicomcloak.standard.beyond`), with its option columns read the same
+   way; skipped when ``strict_table`` follows the table exactly;
+6. rules for attributes the table does not list (PS3.15 E.1.1): private
    elements removed unless Retain Safe Private keeps a safe-listed one; curves
    (50xx) removed; group lengths removed (they are recomputed on write);
    public attributes known to the data dictionary kept; unknown public
@@ -22,22 +25,29 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 
 from dicomcloak.errors import ConfigError
 from dicomcloak.policy.cdr import SanitizeSettings
+from dicomcloak.standard.beyond import BeyondRow, beyond_rows
 from dicomcloak.standard.safe_private import normalize_creator as normalize_creator  # re-exported
 from dicomcloak.standard.safe_private import safe_private_entries
 from dicomcloak.standard.table import Action, Option, TableRow, table_rows
 
-__all__ = ["Policy", "PrivateKey", "Rule", "SiteOverrides", "default_safe_private"]
+if TYPE_CHECKING:
+    from dicomcloak.policy.deviations import Deviation
+
+__all__ = ["BEYOND_TABLE", "Policy", "PrivateKey", "Rule", "SiteOverrides", "default_safe_private"]
 
 #: A private element's identity: (group, private creator, element low byte).
 PrivateKey = tuple[int, str, int]
 
 _EMPTY: Mapping[int, Action] = MappingProxyType({})
+
+#: Rule source of the beyond-table list (``beyond-table:<option>`` when an option column decides).
+BEYOND_TABLE = "beyond-table"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +115,10 @@ class Policy:
         (referential integrity, the default) instead of X/Z.
     sanitize:
         The sanitize (CDR) stage's limits and content choices.
+    strict_table:
+        Follow Table E.1-1 exactly: the beyond-table list is not applied and
+        its attributes fall back to the rules for attributes the table does
+        not list (``--strict-table``, ``[policy] strict_table``).
     """
 
     options: frozenset[Option] = frozenset()
@@ -113,6 +127,7 @@ class Policy:
     unknown_public: Action = Action.X
     keep_reference_sequences: bool = True
     sanitize: SanitizeSettings = field(default_factory=SanitizeSettings)
+    strict_table: bool = False
 
     def __post_init__(self) -> None:
         if {Option.RETAIN_LONG_FULL_DATES, Option.RETAIN_LONG_MODIFIED_DATES} <= self.options:
@@ -124,7 +139,10 @@ class Policy:
 
     @cached_property
     def _table(self) -> Mapping[int, Rule]:
+        """Rules of the concrete rows of Table E.1-1 and, unless strict, of the beyond-table list."""
         rules: dict[int, Rule] = {}
+        if not self.strict_table:
+            rules.update((row.tag, self.beyond_rule(row)) for row in beyond_rows())
         for row in table_rows():
             tag = _concrete_tag(row.tag)
             if tag is not None:
@@ -137,15 +155,42 @@ class Policy:
 
     def table_rule(self, row: TableRow) -> Rule:
         """The action the table gives ``row`` under this policy's options."""
-        chosen = [(opt, row.options[opt]) for opt in Option if opt in self.options and opt in row.options]
+        chosen = self._option_action(row.options)
+        if chosen is None:
+            return Rule(row.basic, "table:basic")
+        return Rule(chosen[1], f"table:{chosen[0].value}")
+
+    def beyond_rule(self, row: BeyondRow) -> Rule:
+        """The action the beyond-table list gives ``row`` under this policy's options (strictness aside)."""
+        chosen = self._option_action(row.options)
+        if chosen is None:
+            return Rule(row.basic, BEYOND_TABLE)
+        return Rule(chosen[1], f"{BEYOND_TABLE}:{chosen[0].value}")
+
+    def _option_action(self, columns: Mapping[Option, Action]) -> tuple[Option, Action] | None:
+        """The option in force that decides a row: K, then C, then the first in table order."""
+        chosen = [(opt, columns[opt]) for opt in Option if opt in self.options and opt in columns]
         for wanted in (Action.K, Action.C):
             for opt, action in chosen:
                 if action is wanted:
-                    return Rule(action, f"table:{opt.value}")
-        if chosen:
-            opt, action = chosen[0]
-            return Rule(action, f"table:{opt.value}")
-        return Rule(row.basic, "table:basic")
+                    return opt, action
+        return chosen[0] if chosen else None
+
+    @cached_property
+    def deviations(self) -> tuple[Deviation, ...]:
+        """Where this policy departs from the profile, its options and (unless strict) the beyond-table list.
+
+        Computed once per Policy (:func:`dicomcloak.policy.deviations.deviations`),
+        never per instance.
+        """
+        from dicomcloak.policy.deviations import deviations  # here: that module imports this one
+
+        return deviations(self)
+
+    @cached_property
+    def weakening(self) -> tuple[Deviation, ...]:
+        """The deviations that keep more of an original value than the profile would (markers use them)."""
+        return tuple(deviation for deviation in self.deviations if deviation.weakens)
 
     @cached_property
     def _memo(self) -> dict[tuple[int, str | None, str | None], Rule]:
@@ -232,7 +277,7 @@ class Policy:
         """Return a copy with ``options`` in force instead of this policy's."""
         return Policy(
             frozenset(options), self.overrides, self.safe_private,
-            self.unknown_public, self.keep_reference_sequences, self.sanitize,
+            self.unknown_public, self.keep_reference_sequences, self.sanitize, self.strict_table,
         )
 
 

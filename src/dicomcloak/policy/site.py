@@ -30,7 +30,7 @@ __all__ = ["SitePolicy", "build_policy", "load_policy_file", "parse_option", "pa
 
 _SECTIONS = frozenset({"policy", "tags", "private", "vr", "safe_private", "sanitize"})
 _SANITIZE_KEYS = frozenset({"encapsulated_documents", "waveforms", "icons", "overlays", "limits"})
-_POLICY_KEYS = frozenset({"options", "unknown_public", "keep_reference_sequences"})
+_POLICY_KEYS = frozenset({"options", "unknown_public", "keep_reference_sequences", "strict_table"})
 _SAFE_KEYS = frozenset({"add", "remove"})
 _UNKNOWN_PUBLIC = (Action.X, Action.K)
 _VRS = frozenset(name for name in VR.__members__ if len(name) == 2)
@@ -45,6 +45,7 @@ class SitePolicy:
     options: frozenset[Option] = frozenset()
     unknown_public: Action | None = None
     keep_reference_sequences: bool | None = None
+    strict_table: bool = False
     overrides: SiteOverrides = field(default_factory=SiteOverrides)
     safe_private_add: frozenset[PrivateKey] = frozenset()
     safe_private_remove: frozenset[PrivateKey] = frozenset()
@@ -218,16 +219,17 @@ def _parse_policy_section(section: Mapping[str, Any]) -> dict[str, Any]:
     parsed["options"] = frozenset(parse_option(name, "[policy] options") for name in options)
     if "unknown_public" in section:
         parsed["unknown_public"] = _parse_unknown_public(section["unknown_public"])
-    if "keep_reference_sequences" in section:
-        keep = section["keep_reference_sequences"]
-        if not isinstance(keep, bool):
-            raise _error(
-                "policy-bad-value",
-                "[policy] keep_reference_sequences must be true or false",
-                "write keep_reference_sequences = true",
-            )
-        parsed["keep_reference_sequences"] = keep
+    for key in ("keep_reference_sequences", "strict_table"):
+        if key in section:
+            parsed[key] = _boolean(section[key], key)
     return parsed
+
+
+def _boolean(value: object, key: str) -> bool:
+    if not isinstance(value, bool):
+        hint = f"write {key} = true or {key} = false"
+        raise _error("policy-bad-value", f"[policy] {key} must be true or false", hint)
+    return value
 
 
 def _disposition(value: object, where: str) -> Disposition:
@@ -300,12 +302,16 @@ def load_policy_file(path: Path) -> SitePolicy:
     return parse_policy(document)
 
 
-def build_policy(options: Iterable[Option | str] = (), policy_file: Path | None = None) -> Policy:
+def build_policy(
+    options: Iterable[Option | str] = (), policy_file: Path | None = None, *, strict_table: bool = False
+) -> Policy:
     """Build the frozen Policy from command-line options and an optional site policy file.
 
     The file's options are merged with ``options``; its overrides win over the
-    table (docs/policy.md). Raises ConfigError (e.g. ``options-conflict`` when
-    both Retain Longitudinal Temporal Information options are in force).
+    table (docs/policy.md). ``strict_table`` (``--strict-table``) or the file's
+    ``[policy] strict_table = true`` follows Table E.1-1 exactly, without the
+    beyond-table list. Raises ConfigError (e.g. ``options-conflict`` when both
+    Retain Longitudinal Temporal Information options are in force).
     """
     chosen = {parse_option(opt) for opt in options}
     site = load_policy_file(policy_file) if policy_file is not None else SitePolicy()
@@ -319,4 +325,5 @@ def build_policy(options: Iterable[Option | str] = (), policy_file: Path | None 
             True if site.keep_reference_sequences is None else site.keep_reference_sequences
         ),
         sanitize=site.sanitize,
+        strict_table=strict_table or site.strict_table,
     )

@@ -23,10 +23,10 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from dicomcloak.errors import InputError, MalformedError, UsageError
-from dicomcloak.io.inputs import InputItem, iter_inputs
+from dicomcloak.io.inputs import InputItem, Refused, Skipped, iter_inputs
 from dicomcloak.io.reader import ReadLimits, read_dataset
 
-__all__ = ["Read", "list_tree", "read_item"]
+__all__ = ["Read", "Tree", "list_tree", "read_item"]
 
 
 class Read(NamedTuple):
@@ -36,8 +36,20 @@ class Read(NamedTuple):
     data: bytes | None
 
 
-def list_tree(root: Path, role: str) -> list[InputItem]:
+class Tree(NamedTuple):
+    """The files of one tree to read, and how many entries the walk skipped (links, FIFOs, ...)."""
+
+    items: list[InputItem]
+    skipped: int
+
+
+def list_tree(root: Path, role: str) -> Tree:
     """Every file under ``root`` (a file, a directory or a zip archive), sorted.
+
+    A zip member whose path would escape the archive, which ``deid`` refuses,
+    is read all the same: another tool may have used it, or written it. What
+    the walk skips without opening (symbolic links out of the tree, FIFOs, the
+    writer's temporary files, docs/security.md "Input walk") is only counted.
 
     Raises
     ------
@@ -51,14 +63,20 @@ def list_tree(root: Path, role: str) -> list[InputItem]:
             hint=f"give the {role} tree as it was passed to 'dicomcloak deid'" if role == "original"
             else "give the OUT directory of 'dicomcloak deid'",
         )
-    items = list(iter_inputs([root]))
+    items: list[InputItem] = []
+    skipped = 0
+    for entry in iter_inputs([root]):
+        if isinstance(entry, Skipped):
+            skipped += 1
+        else:
+            items.append(entry.item if isinstance(entry, Refused) else entry)
     if not items:
         raise UsageError(
             f"{role.upper()} holds no file", reference=f"verify-{role}-empty",
             hint="nothing was written there: check the path, or the run's report and quarantine"
             if role == "output" else "check the path",
         )
-    return items
+    return Tree(items, skipped)
 
 
 def read_item(item: InputItem, limits: ReadLimits) -> Read:

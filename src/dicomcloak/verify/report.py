@@ -57,6 +57,10 @@ class VerifyReport:
     unreadable_outputs:
         Outputs that could not be read at all (over the size limit, unreadable):
         not checked, so the report is not OK.
+    skipped_outputs:
+        Entries of OUTPUT the walk skips without opening them (symbolic links
+        out of the tree or to a file also reached by its own path, FIFOs, the
+        writer's temporary files): not part of the output a recipient gets.
     matched_by_key, matched_by_content:
         Outputs matched to their original by pseudonymous SOP Instance UID, or by content.
     findings:
@@ -71,6 +75,7 @@ class VerifyReport:
     unreadable_originals: int = 0
     unparsed_outputs: int = 0
     unreadable_outputs: int = 0
+    skipped_outputs: int = 0
     matched_by_key: int = 0
     matched_by_content: int = 0
     matches: dict[str, str] = field(default_factory=dict)
@@ -101,6 +106,7 @@ class VerifyReport:
                 "matched_by_content": self.matched_by_content,
                 "unmatched": self.outputs - self.matched_by_key - self.matched_by_content,
                 "unparsed": self.unparsed_outputs, "unreadable": self.unreadable_outputs,
+                "skipped": self.skipped_outputs,
             },
             "findings_count": len(self.findings),
             "outputs_with_findings": self.outputs_with_findings,
@@ -125,6 +131,8 @@ class VerifyReport:
                 f"not DICOM or unreadable: {self.unreadable_originals} original(s); outputs: "
                 f"{self.unparsed_outputs} searched as raw bytes, {self.unreadable_outputs} not checked"
             )
+        if self.skipped_outputs:
+            lines.append(f"skipped in OUTPUT (links, FIFOs, temporary files): {self.skipped_outputs}")
         if self.ok:
             lines.append("OK: no original identifying value found where the policy does not keep it")
         elif not self.findings:

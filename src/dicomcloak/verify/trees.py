@@ -72,7 +72,7 @@ def _read_originals(
 
 
 def _report(
-    originals: int, unreadable: int, outputs: list[InputItem], results: list[OutputResult]
+    originals: int, unreadable: int, outputs: list[InputItem], results: list[OutputResult], skipped: int
 ) -> VerifyReport:
     matches = {item.relpath: result.match for item, result in zip(outputs, results, strict=True)}
     statuses = [result.status for result in results]
@@ -82,7 +82,7 @@ def _report(
         findings=tuple(sorted(finding for result in results for finding in result.findings)),
         unreadable_originals=unreadable, unparsed_outputs=statuses.count("unparsed"),
         unreadable_outputs=statuses.count("unreadable"), matched_by_key=hows.count("key"),
-        matched_by_content=hows.count("content"),
+        matched_by_content=hows.count("content"), skipped_outputs=skipped,
         matches=matches,
     )
 
@@ -120,12 +120,12 @@ def verify_trees(
         ``verify-output-empty``: there is nothing to compare.
     """
     quiet_pydicom()  # pydicom's reading validation quotes invalid values: never (DESIGN.md decision 7)
-    original_items = list_tree(original, "original")
-    output_items = list_tree(output, "output")
+    originals, outputs = list_tree(original, "original"), list_tree(output, "output")
     dummies = DummyValues(policy)
-    records = _read_originals(original_items, policy, dummies, limits, jobs)
+    records = _read_originals(originals.items, policy, dummies, limits, jobs)
     shared = Shared.build(policy, dummies, records, key, domain)
     if key is None:
         shared.postings()  # built before the workers start, so they share it
-    results = run_tasks(_check_one, output_items, (shared, limits), jobs)
-    return _report(len(records), len(original_items) - len(records), output_items, results)
+    results = run_tasks(_check_one, outputs.items, (shared, limits), jobs)
+    unreadable = len(originals.items) - len(records)
+    return _report(len(records), unreadable, outputs.items, results, outputs.skipped)
