@@ -10,6 +10,7 @@ import typer
 
 from dicomcloak.cli._common import (
     ExitCode,
+    JobsArg,
     JsonFlag,
     OptionsArg,
     PolicyFileArg,
@@ -36,12 +37,16 @@ def verify(
     policy: PolicyFileArg = None,
     strict_table: StrictTableArg = False,
     as_json: JsonFlag = False,
+    jobs: JobsArg = None,
 ) -> None:
-    """Exit 0 when OUTPUT leaks nothing from ORIGINAL under the policy, 1 when it does."""
+    """Exit 0 when OUTPUT leaks nothing from ORIGINAL under the policy, 1 when it does (docs/verify.md)."""
+    from dicomcloak.batch.run import default_jobs
     from dicomcloak.verify import verify_trees
 
     the_policy = load_policy(option, policy, strict_table=strict_table)
-    report = verify_trees(original, output, the_policy, load_optional_key(key), domain)
+    report = verify_trees(
+        original, output, the_policy, load_optional_key(key), domain, jobs=jobs or default_jobs()
+    )
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True))
     else:

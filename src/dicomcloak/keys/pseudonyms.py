@@ -20,8 +20,11 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from dicomcloak.keys.project import ProjectKey
 
-__all__ = ["DateShift", "Pseudonymizer"]
+__all__ = ["PERSON_NAME_PREFIX", "UID_ROOT", "DateShift", "Pseudonymizer"]
 
+#: The root of every keyed UID, and the prefix of every keyed dummy person name (``verify`` skips both).
+UID_ROOT = "2.25."
+PERSON_NAME_PREFIX = "ANON^"
 _SALT = b"dicomcloak/pseudonyms/v1"
 # Crockford base32: no I, L, O, U, so tokens read unambiguously.
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -97,7 +100,7 @@ class Pseudonymizer:
         raw = bytearray(self._mac("uid", original)[:16])
         raw[6] = (raw[6] & 0x0F) | 0x80  # version 8
         raw[8] = (raw[8] & 0x3F) | 0x80  # variant 10xx
-        return f"2.25.{int.from_bytes(raw, 'big')}"
+        return f"{UID_ROOT}{int.from_bytes(raw, 'big')}"
 
     def identifier(self, value: str, max_len: int = 16) -> str:
         """A keyed ID for ``value`` (accession, study ID, other IDs), at most ``max_len`` chars."""
@@ -109,7 +112,7 @@ class Pseudonymizer:
 
     def person_name(self, value: str) -> str:
         """A keyed dummy person name (PN) for other persons (operators, physicians)."""
-        return "ANON^" + _token(self._mac("name", value), 8)
+        return PERSON_NAME_PREFIX + _token(self._mac("name", value), 8)
 
     def date_shift(self, patient_key: str) -> DateShift:
         """The per-patient date offset: back 1..3650 days, plus 1..86399 seconds."""

@@ -1,148 +1,90 @@
 """``verify_trees``: search a de-identified tree for the identifying values of its original tree.
 
-For every original instance the identifying values are collected (see
-:func:`~dicomcloak.verify.collect.collect_identifying`): the values of every
-element the policy changes or removes, person-name parts, dates in six more
-formats, and every instance UID not in the standard's UID registry. Every
-element value of every output file (file meta, any depth, private, bytes as
-latin-1; pixel data and byte values over 1 MB skipped) is then searched for
-them, text case-insensitively (precision rules in
-:mod:`dicomcloak.verify.needles`), UIDs as exact multi-value components.
+Two phases, each over independent files and so run on ``jobs`` processes
+(:mod:`dicomcloak.verify.parallel`):
 
-Every output is searched for the values of all originals at once (one
-index; a value of another instance, as a batch mix-up would produce, is a
-leak too). With the project key, an output is also matched to its original
-by recomputing the original's pseudonymous SOP Instance UID and searched for
-that original's values alone, which the union may have dropped because
-another original keeps them.
+1. every original is read once and reduced to an
+   :class:`~dicomcloak.verify.originals.OriginalRecord`: the values the policy
+   changes (names and their parts, IDs, dates in seven written forms, times,
+   other text, instance UIDs) and a digest of each element;
+2. every output is matched to its original (by key, else by content,
+   :mod:`dicomcloak.verify.check`) and its elements are searched where the
+   policy did not keep them (:mod:`dicomcloak.verify.outputs`).
 
-The report names output files, tag paths and kinds of value; never a value.
+The report names files, element paths and kinds of value; never a value.
 """
 
 from __future__ import annotations
 
-import bisect
-from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydicom.dataset import Dataset
-
-from dicomcloak.engine.outcome import format_path
 from dicomcloak.engine.quiet import quiet_pydicom
-from dicomcloak.errors import InputError
-from dicomcloak.io.reader import ReadLimits, read_path
-from dicomcloak.keys import ProjectKey, Pseudonymizer
+from dicomcloak.errors import UsageError
+from dicomcloak.io.inputs import InputItem
+from dicomcloak.io.reader import ReadLimits
+from dicomcloak.keys import ProjectKey
 from dicomcloak.policy.model import Policy
-from dicomcloak.verify.collect import InputValues, collect_identifying, element_texts
-from dicomcloak.verify.needles import NeedleIndex
-from dicomcloak.verify.report import Leak, VerifyReport
+from dicomcloak.verify.check import OutputResult, Shared, check_bytes, check_dataset
+from dicomcloak.verify.kinds import DummyValues
+from dicomcloak.verify.originals import OriginalRecord, collect
+from dicomcloak.verify.parallel import run_tasks, state
+from dicomcloak.verify.reading import list_tree, read_item
+from dicomcloak.verify.report import VerifyReport
 
 __all__ = ["verify_trees"]
 
-_UNPARSED = "<unparsed file>"
 _LIMITS = ReadLimits()
+_UNREADABLE = OutputResult((), "none", "unreadable")
 
 
-@dataclass
-class _Originals:
-    values: list[InputValues] = field(default_factory=list)
-    unreadable: int = 0
-    _union: InputValues | None = None
-
-    def union(self) -> InputValues:
-        """Every original's values at once (built on first use)."""
-        if self._union is None:
-            merged = InputValues()
-            kept: set[str] = set()
-            for values in self.values:
-                merged.needles.update(values.needles)
-                merged.uids |= values.uids
-                kept |= values.kept
-            for text in kept:
-                merged.needles.discard(text)
-            merged.uids -= kept
-            self._union = merged
-        return self._union
+def _collect_one(task: tuple[int, InputItem]) -> OriginalRecord | None:
+    quiet_pydicom()  # also in a worker started by spawn, which does not inherit the setting
+    policy, dummies, limits = state()
+    index, item = task
+    read = read_item(item, limits)
+    if read.dataset is None:
+        return None
+    return collect(read.dataset, item.relpath, index, policy, dummies)
 
 
-def _files(root: Path) -> Iterator[Path]:
-    if root.is_file():
-        yield root
-        return
-    yield from sorted(p for p in root.rglob("*") if p.is_file())
+def _check_one(item: InputItem) -> OutputResult:
+    quiet_pydicom()
+    shared, limits = state()
+    read = read_item(item, limits)
+    if read.dataset is not None:
+        return check_dataset(item.relpath, read.dataset, shared)
+    if read.data is not None:
+        return check_bytes(item.relpath, read.data, shared)
+    return _UNREADABLE
 
 
-def _relpath(path: Path, root: Path) -> str:
-    return path.name if root.is_file() else path.relative_to(root).as_posix()
+def _read_originals(
+    items: list[InputItem], policy: Policy, dummies: DummyValues, limits: ReadLimits, jobs: int
+) -> dict[int, OriginalRecord]:
+    records = run_tasks(_collect_one, list(enumerate(items)), (policy, dummies, limits), jobs)
+    found = {record.index: record for record in records if record is not None}
+    if not found:
+        raise UsageError(
+            "ORIGINAL holds no DICOM file that could be read", reference="verify-original-empty",
+            hint="give the tree that was passed to 'dicomcloak deid'",
+        )
+    return found
 
 
-def _read_originals(root: Path, policy: Policy, limits: ReadLimits) -> _Originals:
-    originals = _Originals()
-    for path in _files(root):
-        try:
-            ds = read_path(path, limits)
-        except InputError:
-            originals.unreadable += 1
-            continue
-        originals.values.append(collect_identifying(ds, policy))
-    return originals
-
-
-def _uid_leaks(rel: str, entries: list[tuple[str, str, bool]], uids: set[str]) -> Iterator[Leak]:
-    for path, text, _ in entries:
-        if any(part.strip(" \x00") in uids for part in text.split("\\")):
-            yield Leak(rel, path, "uid")
-
-
-def _text_leaks(rel: str, entries: list[tuple[str, str, bool]], needles: NeedleIndex) -> Iterator[Leak]:
-    texts = [(path, text.lower()) for path, text, is_ui in entries if not is_ui]
-    starts: list[int] = []
-    position = 0
-    for _, text in texts:
-        starts.append(position)
-        position += len(text) + 1
-    blob = "\x00".join(text for _, text in texts)
-    for start, needle in needles.search(blob):
-        yield Leak(rel, texts[bisect.bisect_right(starts, start) - 1][0], needle.kind)
-
-
-def _dataset_leaks(rel: str, ds: Dataset, values: InputValues) -> set[Leak]:
-    entries = [(format_path(path), text, is_ui) for path, text, is_ui in element_texts(ds)]
-    return set(_uid_leaks(rel, entries, values.uids)) | set(_text_leaks(rel, entries, values.needles))
-
-
-def _raw_leaks(rel: str, data: bytes, values: InputValues) -> set[Leak]:
-    text = data.decode("latin-1")
-    found = {Leak(rel, _UNPARSED, "uid") for uid in values.uids if uid in text}
-    return found | set(_text_leaks(rel, [(_UNPARSED, text, False)], values.needles))
-
-
-@dataclass
-class _Scan:
-    originals: _Originals
-    by_new_sop: dict[str, InputValues]
-    leaks: set[Leak] = field(default_factory=set)
-    outputs: int = 0
-    matched: int = 0
-    unreadable: int = 0
-
-    def check(self, path: Path, rel: str, limits: ReadLimits) -> None:
-        self.outputs += 1
-        try:
-            ds = read_path(path, limits)
-        except InputError:
-            self.unreadable += 1
-            self.leaks |= _raw_leaks(rel, path.read_bytes(), self.originals.union())
-            return
-        own = self.by_new_sop.get(str(ds.get("SOPInstanceUID", "")))
-        if own is not None:
-            self.matched += 1
-            self.leaks |= _dataset_leaks(rel, ds, own)
-        # every output is also searched for every original's values: a value of another
-        # instance (a cross-file mix-up in a batch) is a leak too
-        self.leaks |= _dataset_leaks(rel, ds, self.originals.union())
+def _report(
+    originals: int, unreadable: int, outputs: list[InputItem], results: list[OutputResult], skipped: int
+) -> VerifyReport:
+    matches = {item.relpath: result.match for item, result in zip(outputs, results, strict=True)}
+    statuses = [result.status for result in results]
+    hows = list(matches.values())
+    return VerifyReport(
+        originals=originals, outputs=len(results) - statuses.count("unreadable"),
+        findings=tuple(sorted(finding for result in results for finding in result.findings)),
+        unreadable_originals=unreadable, unparsed_outputs=statuses.count("unparsed"),
+        unreadable_outputs=statuses.count("unreadable"), matched_by_key=hows.count("key"),
+        matched_by_content=hows.count("content"), skipped_outputs=skipped,
+        matches=matches,
+    )
 
 
 def verify_trees(
@@ -152,33 +94,38 @@ def verify_trees(
     key: ProjectKey | None = None,
     domain: str = "default",
     limits: ReadLimits = _LIMITS,
+    jobs: int = 1,
 ) -> VerifyReport:
     """Search ``output`` for identifying values of the instances under ``original``.
 
     Parameters
     ----------
     original, output:
-        The original tree (or file) and the de-identified tree (or file) made from it.
+        The original tree (a file, directory or zip archive) and the de-identified one made from it.
     policy:
-        The policy the output was made with; it defines what counts as identifying.
+        The policy the output was made with; it defines what is identifying and what is kept.
     key, domain:
         The project key and pseudonym domain the output was made with; when given,
-        each output is matched to its original (faster and more precise).
+        outputs are matched to their originals by pseudonymous SOP Instance UID,
+        else (and for UIDs several originals share) by content.
     limits:
         Reading limits for both trees.
+    jobs:
+        Worker processes (1: all work in this process).
+
+    Raises
+    ------
+    UsageError
+        ``verify-original-missing``, ``verify-original-empty``, ``verify-output-missing``,
+        ``verify-output-empty``: there is nothing to compare.
     """
     quiet_pydicom()  # pydicom's reading validation quotes invalid values: never (DESIGN.md decision 7)
-    originals = _read_originals(original, policy, limits)
-    by_new_sop: dict[str, InputValues] = {}
-    if key is not None:
-        pseudonymizer = Pseudonymizer(key, domain)
-        by_new_sop = {pseudonymizer.uid(v.sop_uid): v for v in originals.values if v.sop_uid}
-    scan = _Scan(originals, by_new_sop)
-    for path in _files(output):
-        scan.check(path, _relpath(path, output), limits)
-    leaked = tuple(sorted(scan.leaks))
-    return VerifyReport(
-        files_checked=len(originals.values), outputs_checked=scan.outputs, leaks=len(leaked),
-        leaked=leaked, matched_outputs=scan.matched, unreadable_inputs=originals.unreadable,
-        unreadable_outputs=scan.unreadable, kinds=dict(Counter(leak.kind for leak in leaked)),
-    )
+    originals, outputs = list_tree(original, "original"), list_tree(output, "output")
+    dummies = DummyValues(policy)
+    records = _read_originals(originals.items, policy, dummies, limits, jobs)
+    shared = Shared.build(policy, dummies, records, key, domain)
+    if key is None:
+        shared.postings()  # built before the workers start, so they share it
+    results = run_tasks(_check_one, outputs.items, (shared, limits), jobs)
+    unreadable = len(originals.items) - len(records)
+    return _report(len(records), unreadable, outputs.items, results, outputs.skipped)
