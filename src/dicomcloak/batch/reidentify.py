@@ -64,7 +64,7 @@ def run_reid(inputs: Iterable[InputItem], reidentifier: Reidentifier, settings: 
     for directory in (settings.out_dir, settings.run_dir):
         directory.mkdir(parents=True, exist_ok=True)
     builder = ReportBuilder()
-    modes: Counter[str] = Counter()
+    modes: Counter[str] = Counter()  # files per mode, and the "unbound" and "unverified" ones
     writer = GroupedWriter()
     try:
         try:
@@ -77,9 +77,11 @@ def run_reid(inputs: Iterable[InputItem], reidentifier: Reidentifier, settings: 
     except OutputError as error:  # the outputs and the quarantine mirror the inputs' paths
         raise without_input_names(error, settings.quarantine_dir, settings.out_dir) from None
     sync_file_system(settings.out_dir)
+    trust = {name: modes.pop(name, 0) for name in _TRUST}
     facts = {
         "schema": REID_SCHEMA,
         "modes": dict(sorted(modes.items())),
+        **trust,
         "output": str(settings.out_dir),
         "run_dir": str(settings.run_dir),
         "quarantine": str(settings.quarantine_dir),
@@ -103,8 +105,10 @@ def _one(
         limits = settings.limits
         data = item.read_bytes(limits.max_file_bytes)
         policy = settings.policy
-        sanitized = sanitize_dataset(read_dataset(data, limits), policy.sanitize, policy)
-        result = reidentifier.reidentify(sanitized.dataset)
+        as_read = read_dataset(data, limits)
+        sanitized = sanitize_dataset(as_read, policy.sanitize, policy)
+        # A vault record is bound to the output it was made for: the file as read, before sanitizing.
+        result = reidentifier.reidentify(sanitized.dataset, as_read=as_read)
         payload = encode_dataset_parts(result.dataset)
     except InputError as error:
         return _quarantined(index, item, error, settings)
@@ -115,10 +119,16 @@ def _one(
         return _quarantined(index, item, wrapped, settings)
     writer.submit(settings.out_dir / mirror_relpath(item, settings.several_roots), payload)
     modes[result.mode] += 1
+    modes.update(name for name, flag in zip(_TRUST, (result.bound, result.verified), strict=True) if not flag)
     changes = _changes(result)
     return FileResult(
         index, Status.WRITTEN, "", sum(c for _, c in changes), "", len(data), sum(map(len, payload)), changes
     )
+
+
+#: Summary counts of files restored from originals not known to be theirs (a vault record sealed before
+#: records were bound to their output), or without dicomcloak's integrity check (--accept-unverified).
+_TRUST = ("unbound", "unverified")
 
 
 def _quarantined(index: int, item: InputItem, error: InputError, settings: ReidSettings) -> FileResult:
