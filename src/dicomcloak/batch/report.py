@@ -1,7 +1,10 @@
 """The run summary and ``report.json``: counts, reason codes and tag paths, never values or input paths.
 
 Input paths often hold patient names, so quarantined and duplicate inputs are
-listed by their index in the (sorted) input order, with their reason code.
+listed by their index in the (sorted) input order, with their reason code; so
+are UID conflicts (two inputs with one SOP Instance UID and different content,
+:mod:`dicomcloak.batch.claims`): the later input, the earlier one, and what was
+done (``quarantined``, or ``kept-both``: written under a UID of its own).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class RunSummary:
     seconds: float
     reasons: dict[str, int]
     run: dict[str, Any] = field(default_factory=dict)
+    uid_conflicts: int = 0
 
     @property
     def files_per_second(self) -> float:
@@ -56,6 +60,7 @@ class RunSummary:
             "seconds": round(self.seconds, 3),
             "files_per_second": round(self.files_per_second, 1),
             "reasons": dict(sorted(self.reasons.items())),
+            "uid_conflicts": self.uid_conflicts,
             **self.run,
         }
 
@@ -69,6 +74,7 @@ class ReportBuilder:
         self.changes: Counter[ChangeKey] = Counter()
         self.n_changes = self.bytes_in = self.bytes_out = 0
         self.skipped: list[tuple[int, str, str]] = []
+        self.conflicts: list[tuple[int, int, str]] = []
 
     def add(self, result: FileResult) -> None:
         """Count one result."""
@@ -82,6 +88,9 @@ class ReportBuilder:
             self.skipped.append((result.index, result.reason, result.out_relpath))
         for key, count in result.changes:
             self.changes[key] += count
+        if result.conflict_with >= 0:
+            kept = "kept-both" if result.status is Status.WRITTEN else "quarantined"
+            self.conflicts.append((result.index, result.conflict_with, kept))
 
     def summary(self, seconds: float, run: dict[str, Any]) -> RunSummary:
         """Freeze the counts into a :class:`RunSummary`."""
@@ -96,6 +105,7 @@ class ReportBuilder:
             seconds=seconds,
             reasons=dict(self.reasons),
             run=run,
+            uid_conflicts=len(self.conflicts),
         )
 
     def report(self, summary: RunSummary) -> dict[str, Any]:
@@ -108,7 +118,12 @@ class ReportBuilder:
             {"path": format_path(path), "action": action, "source": source, "count": count}
             for (path, action, source), count in sorted(self.changes.items())
         ]
-        return {"summary": summary.to_dict(), "skipped": skipped, "changes": changes}
+        conflicts = [
+            {"index": index, "conflicts_with": first, "resolution": resolution}
+            for index, first, resolution in sorted(self.conflicts)
+        ]
+        document = {"summary": summary.to_dict(), "skipped": skipped, "changes": changes}
+        return {**document, "uid_conflicts": conflicts}
 
 
 def encode_report(document: dict[str, Any]) -> bytes:

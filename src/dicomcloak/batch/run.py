@@ -247,6 +247,7 @@ def _run_facts(settings: RunSettings, jobs: int) -> dict[str, Any]:
     return {
         "jobs": jobs,
         "layout": worker.layout.value,
+        "uid_conflict_resolution": worker.on_conflict.value,
         "domain": worker.domain,
         "options": sorted(option.value for option in worker.policy.options),
         "key_id": worker.key.key_id,

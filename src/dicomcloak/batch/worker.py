@@ -7,17 +7,16 @@ and its result a :class:`FileResult` (counts and codes, never PHI).
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from operator import attrgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any
 
 from dicomcloak.api import Deidentifier, Sealer
+from dicomcloak.batch.claims import Claims, Contents, OnConflict, instance_key, keep_both, make_claims
 from dicomcloak.engine.outcome import Outcome, TagPath
 from dicomcloak.errors import DicomcloakError, InputError, OutputError, ProcessingError
 from dicomcloak.io.grouped import GroupedWriter
@@ -25,7 +24,7 @@ from dicomcloak.io.inputs import InputItem
 from dicomcloak.io.layout import mirror_relpath, pseudonymous_relpath
 from dicomcloak.io.quarantine import quarantine
 from dicomcloak.io.reader import ReadLimits, read_dataset
-from dicomcloak.io.writer import encode_dataset_parts
+from dicomcloak.io.writer import encode_dataset_bound, encode_dataset_parts
 from dicomcloak.keys import ProjectKey
 from dicomcloak.policy.model import Policy
 from dicomcloak.sanitize import classify_prefix, verdict_event
@@ -38,11 +37,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ChangeKey",
-    "Claims",
-    "DirClaims",
     "FileResult",
     "Layout",
-    "MemoryClaims",
     "SealSettings",
     "Status",
     "WorkerContext",
@@ -87,6 +83,7 @@ class WorkerSettings:
     claims_dir: Path | None = None  # shared claim directory when several processes write
     seal: SealSettings | None = None  # sealing of the originals (embedded and/or vault), if asked
     deidentify: bool = True  # False: sanitize only (``dicomcloak sanitize``), mirrored paths
+    on_conflict: OnConflict = OnConflict.QUARANTINE  # another object under an instance already written
 
     @property
     def read_limits(self) -> ReadLimits:
@@ -117,6 +114,8 @@ class FileResult:
     pseudonyms); ``changes`` counts applied rules by (tag path, action, source). In a
     chunk, the last result carries the counts of the whole chunk (see process_chunk).
     ``event`` is the sanitize verdict's audit event as one JSON line (codes only).
+    ``conflict_with`` is the index of the input this one is in UID conflict with
+    (quarantined, or written under a UID of its own), -1 for none.
     """
 
     index: int
@@ -128,48 +127,12 @@ class FileResult:
     bytes_out: int = 0
     changes: tuple[tuple[ChangeKey, int], ...] = ()
     event: str = ""
+    conflict_with: int = -1
 
     def __reduce__(self) -> tuple[type[FileResult], tuple[object, ...]]:
         """Pickle as a constructor call on a tuple: dataclasses' per-field state of slotted classes
         runs in Python, on both ends of every result a pool worker sends (half the cost, measured)."""
         return (FileResult, _RESULT_FIELDS(self))
-
-
-class Claims(Protocol):
-    """Who writes an output path first: later inputs with the same path are duplicates."""
-
-    def claim(self, relpath: str) -> bool:
-        """Return True if ``relpath`` was free and is now ours."""
-
-
-class MemoryClaims:
-    """Claims for a single process: a set."""
-
-    def __init__(self) -> None:
-        self._taken: set[str] = set()
-
-    def claim(self, relpath: str) -> bool:
-        """Return True the first time ``relpath`` is seen."""
-        if relpath in self._taken:
-            return False
-        self._taken.add(relpath)
-        return True
-
-
-class DirClaims:
-    """Claims shared by worker processes: one ``O_EXCL`` marker file per output path."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def claim(self, relpath: str) -> bool:
-        """Atomically create the marker for ``relpath``; False if another worker did."""
-        name = hashlib.sha256(relpath.encode("utf-8", "surrogateescape")).hexdigest()[:40]
-        try:
-            os.close(os.open(self.directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        except FileExistsError:
-            return False
-        return True
 
 
 @dataclass
@@ -186,6 +149,7 @@ class WorkerContext:
     writer: GroupedWriter = field(default_factory=lambda: GroupedWriter(background=True))
     sealer: Sealer | None = None
     vault: Vault | None = None
+    contents: Contents = field(default_factory=Contents)  # digests of inputs that share a UID
 
     def close(self) -> None:
         """Commit the last group, then close the vault (in that order: the last group seals there)."""
@@ -202,7 +166,7 @@ class WorkerContext:
 def build_context(settings: WorkerSettings) -> WorkerContext:
     """Build the Deidentifier once; the policy and key are never re-read per file."""
     deidentifier = Deidentifier(settings.policy, settings.key, settings.domain)
-    claims: Claims = MemoryClaims() if settings.claims_dir is None else DirClaims(settings.claims_dir)
+    claims = make_claims(settings.claims_dir)
     seal = settings.seal
     if seal is None:
         return WorkerContext(settings, deidentifier, claims)
@@ -292,52 +256,107 @@ def _deidentify_one(
     source = read_dataset(data, limits, share_pixel_data=True)
     sanitized = ctx.deidentifier.sanitize(source, then_deidentify=settings.deidentify)
     event = _event(verdict_event(index, "", sanitized.verdict.preamble, sanitized.changes))
-    record = None
     if settings.deidentify:
         outcome = ctx.deidentifier.deidentify_sanitized(sanitized)
-        dataset, all_changes, relpath = outcome.dataset, outcome.changes, _relpath(outcome, item, settings)
-        # The originals come from the dataset as read: both stages' change paths address it.
-        # Embedded sealing adds the Encrypted Attributes Sequence to outcome.dataset.
-        record = _seal(source, outcome, ctx)
+        all_changes = outcome.changes
+        placed = _placed(index, item, data, source, outcome, ctx)
     else:
-        dataset, all_changes = sanitized.dataset, sanitized.changes
-        relpath = mirror_relpath(item, settings.several_roots)
-    shown = relpath if settings.layout is Layout.PSEUDONYMOUS else ""  # mirrored paths may hold PHI
-    payload = encode_dataset_parts(dataset)
-    if not ctx.claims.claim(relpath):
-        if settings.layout is Layout.MIRROR:
-            raise InputError("another input already wrote this output path", reference="output-collision")
-        return FileResult(index, Status.DUPLICATE, "duplicate-instance", 0, shown, len(data), event=event)
-    ctx.writer.submit(settings.out_dir / relpath, payload, record)  # renamed when its group commits
+        all_changes = sanitized.changes
+        placed = _sanitized_placed(index, item, sanitized.dataset, ctx)
+    if isinstance(placed, FileResult):  # a duplicate, or a quarantined UID conflict
+        return replace(placed, bytes_in=len(data), event=placed.event or event)
+    ctx.writer.submit(settings.out_dir / placed.relpath, placed.payload, placed.record)  # renamed on commit
     n_changes = len(all_changes)
     if counts is None:
         changes = tuple(Counter(map(_CHANGE_KEY, all_changes)).items())
     else:  # a chunk counts its files' changes together (process_chunk)
         counts.update(map(_CHANGE_KEY, all_changes))
         changes = ()
-    size = sum(map(len, payload))
-    return FileResult(index, Status.WRITTEN, "", n_changes, shown, len(data), size, changes, event)
+    size = sum(map(len, placed.payload))
+    shown = placed.relpath if settings.layout is Layout.PSEUDONYMOUS else ""  # mirrored paths may hold PHI
+    return FileResult(
+        index, Status.WRITTEN, "", n_changes, shown, len(data), size, changes, event, placed.conflict_with
+    )
+
+
+_Pairs = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Placed:
+    """An output ready to write: where, its encoded parts, its vault record, the input it conflicts with."""
+
+    relpath: str
+    payload: list[bytes]
+    record: VaultRecord | None = None
+    conflict_with: int = -1
+
+
+def _sanitized_placed(index: int, item: InputItem, ds: Dataset, ctx: WorkerContext) -> _Placed | FileResult:
+    """``dicomcloak sanitize``: mirrored paths, the first input of a path wins."""
+    relpath, payload = mirror_relpath(item, ctx.settings.several_roots), encode_dataset_parts(ds)
+    return _Placed(relpath, payload) if ctx.claims.claim_path(relpath) else _duplicate(index, "")
+
+
+def _placed(
+    index: int, item: InputItem, data: bytes, source: Dataset, outcome: Outcome, ctx: WorkerContext
+) -> _Placed | FileResult:
+    """Seal, encode and claim a de-identified instance: an output to write, or why there is none.
+
+    Encoded before its instance is claimed, so a claim means a written output. A
+    later input of a claimed instance is a duplicate or a UID conflict, set
+    aside or kept under a UID of its own (:mod:`dicomcloak.batch.claims`).
+    Sealing failures are :class:`~dicomcloak.errors.SealError` and stop the run.
+    """
+    settings = ctx.settings
+    # The originals come from the dataset as read: both stages' change paths address it.
+    # Embedded sealing adds the Encrypted Attributes Sequence to outcome.dataset.
+    sealed = ctx.sealer.seal(source, outcome) if ctx.sealer is not None else None
+    payload, binding = _encoded(outcome.dataset, ctx)
+    pairs: _Pairs = () if sealed is None else sealed.uid_pairs
+    first = ctx.claims.claim(instance_key(outcome), index, item)
+    conflict = None if first is None else ctx.contents.compare(first, index, data, settings.read_limits)
+    if first is not None and conflict is None:
+        return _duplicate(index, _shown(outcome, item, settings))
+    if conflict is not None:
+        if settings.on_conflict is OnConflict.QUARANTINE:
+            result = _quarantined(index, item, conflict.error(), ctx, conflict.details())
+            return replace(result, conflict_with=conflict.first.index)
+        pairs += keep_both(source, outcome, conflict.digest, ctx.deidentifier.pseudonymizer)
+        payload, binding = _encoded(outcome.dataset, ctx)
+        if ctx.claims.claim(instance_key(outcome), index, item):  # its UID comes from its content:
+            return _duplicate(index, _shown(outcome, item, settings))  # the same object, already written
+    relpath = _relpath(outcome, item, settings)
+    if settings.layout is Layout.MIRROR and not ctx.claims.claim_path(relpath):
+        raise InputError("another input already wrote this output path", reference="output-collision")
+    record = None if sealed is None or ctx.vault is None else _record(outcome, sealed.payload, pairs, binding)
+    return _Placed(relpath, payload, record, -1 if conflict is None else conflict.first.index)
+
+
+def _encoded(dataset: Dataset, ctx: WorkerContext) -> tuple[list[bytes], bytes]:
+    """The output's parts, and its binding digest when a vault record is bound to it (else empty)."""
+    return (encode_dataset_parts(dataset), b"") if ctx.vault is None else encode_dataset_bound(dataset)
+
+
+def _duplicate(index: int, shown: str) -> FileResult:
+    return FileResult(index, Status.DUPLICATE, "duplicate-instance", out_relpath=shown)
+
+
+def _shown(outcome: Outcome, item: InputItem, settings: WorkerSettings) -> str:
+    """The output path a report may show: pseudonymous paths only (mirrored ones may hold PHI)."""
+    return _relpath(outcome, item, settings) if settings.layout is Layout.PSEUDONYMOUS else ""
+
+
+def _record(outcome: Outcome, payload: bytes, pairs: _Pairs, binding: bytes) -> VaultRecord:
+    """This instance's vault record, bound to its output by ``binding`` (DESIGN.md decision 3)."""
+    from dicomcloak.vault import VaultRecord
+
+    patient, study, instance = outcome.patient_pseudonym, outcome.study_uid, outcome.sop_instance_uid
+    return VaultRecord(patient, study, instance, payload, pairs, binding)
 
 
 def _event(record: dict[str, object]) -> str:
     return json.dumps(record, sort_keys=True, separators=(",", ":"))
-
-
-def _seal(source: Dataset, outcome: Outcome, ctx: WorkerContext) -> VaultRecord | None:
-    """Seal the originals: into the output (embedded) and/or as the vault record of this instance.
-
-    A failure here is a :class:`~dicomcloak.errors.SealError` and stops the run:
-    an output is never written unsealed when sealing was asked for.
-    """
-    if ctx.sealer is None:
-        return None
-    sealed = ctx.sealer.seal(source, outcome)
-    if ctx.vault is None:
-        return None
-    from dicomcloak.vault import VaultRecord
-
-    patient, study, instance = outcome.patient_pseudonym, outcome.study_uid, outcome.sop_instance_uid
-    return VaultRecord(patient, study, instance, sealed.payload, sealed.uid_pairs)
 
 
 def _relpath(outcome: Outcome, item: InputItem, settings: WorkerSettings) -> str:
@@ -348,8 +367,10 @@ def _relpath(outcome: Outcome, item: InputItem, settings: WorkerSettings) -> str
     )
 
 
-def _quarantined(index: int, item: InputItem, error: InputError, ctx: WorkerContext) -> FileResult:
-    quarantine(item, error, ctx.settings.quarantine_dir)
+def _quarantined(
+    index: int, item: InputItem, error: InputError, ctx: WorkerContext, details: dict[str, Any] | None = None
+) -> FileResult:
+    quarantine(item, error, ctx.settings.quarantine_dir, details)
     event = _event(verdict_event(index, error.reference, classify_prefix(_head(item))))
     return FileResult(index, Status.QUARANTINED, error.reference, event=event)
 
@@ -380,7 +401,8 @@ def process_chunk(tasks: list[tuple[int, InputItem]], ctx: WorkerContext) -> lis
 
 
 _RESULT_FIELDS = attrgetter(
-    "index", "status", "reason", "n_changes", "out_relpath", "bytes_in", "bytes_out", "changes", "event"
+    "index", "status", "reason", "n_changes", "out_relpath", "bytes_in", "bytes_out", "changes", "event",
+    "conflict_with",
 )
 
 #: The aggregation key of a change: (tag path, action, rule source).
