@@ -64,7 +64,7 @@ class Status(StrEnum):
     """What happened to one input."""
 
     WRITTEN = "written"
-    DUPLICATE = "duplicate"  # the same instance was already written in this run
+    DUPLICATE = "duplicate"  # the same data set (or, for sanitize, output path) was already written
     QUARANTINED = "quarantined"
 
 
@@ -260,9 +260,11 @@ def _deidentify_one(
         outcome = ctx.deidentifier.deidentify_sanitized(sanitized)
         all_changes = outcome.changes
         placed = _placed(index, item, data, source, outcome, ctx)
-    else:
-        all_changes = sanitized.changes
-        placed = _sanitized_placed(index, item, sanitized.dataset, ctx)
+    else:  # ``dicomcloak sanitize``: mirrored paths, the first input of a path wins
+        all_changes, relpath = sanitized.changes, mirror_relpath(item, settings.several_roots)
+        placed = _Placed(relpath, encode_dataset_parts(sanitized.dataset))
+        if not ctx.claims.claim_path(relpath):
+            placed = _duplicate(index, None, item, settings)
     if isinstance(placed, FileResult):  # a duplicate, or a quarantined UID conflict
         return replace(placed, bytes_in=len(data), event=placed.event or event)
     ctx.writer.submit(settings.out_dir / placed.relpath, placed.payload, placed.record)  # renamed on commit
@@ -279,9 +281,6 @@ def _deidentify_one(
     )
 
 
-_Pairs = tuple[tuple[str, str], ...]
-
-
 @dataclass(frozen=True, slots=True)
 class _Placed:
     """An output ready to write: where, its encoded parts, its vault record, the input it conflicts with."""
@@ -290,12 +289,6 @@ class _Placed:
     payload: list[bytes]
     record: VaultRecord | None = None
     conflict_with: int = -1
-
-
-def _sanitized_placed(index: int, item: InputItem, ds: Dataset, ctx: WorkerContext) -> _Placed | FileResult:
-    """``dicomcloak sanitize``: mirrored paths, the first input of a path wins."""
-    relpath, payload = mirror_relpath(item, ctx.settings.several_roots), encode_dataset_parts(ds)
-    return _Placed(relpath, payload) if ctx.claims.claim_path(relpath) else _duplicate(index, "")
 
 
 def _placed(
@@ -313,11 +306,11 @@ def _placed(
     # Embedded sealing adds the Encrypted Attributes Sequence to outcome.dataset.
     sealed = ctx.sealer.seal(source, outcome) if ctx.sealer is not None else None
     payload, binding = _encoded(outcome.dataset, ctx)
-    pairs: _Pairs = () if sealed is None else sealed.uid_pairs
+    pairs = () if sealed is None else sealed.uid_pairs
     first = ctx.claims.claim(instance_key(outcome), index, item)
     conflict = None if first is None else ctx.contents.compare(first, index, data, settings.read_limits)
     if first is not None and conflict is None:
-        return _duplicate(index, _shown(outcome, item, settings))
+        return _duplicate(index, outcome, item, settings)
     if conflict is not None:
         if settings.on_conflict is OnConflict.QUARANTINE:
             result = _quarantined(index, item, conflict.error(), ctx, conflict.details())
@@ -325,7 +318,7 @@ def _placed(
         pairs += keep_both(source, outcome, conflict.digest, ctx.deidentifier.pseudonymizer)
         payload, binding = _encoded(outcome.dataset, ctx)
         if ctx.claims.claim(instance_key(outcome), index, item):  # its UID comes from its content:
-            return _duplicate(index, _shown(outcome, item, settings))  # the same object, already written
+            return _duplicate(index, outcome, item, settings)  # the same object, already written
     relpath = _relpath(outcome, item, settings)
     if settings.layout is Layout.MIRROR and not ctx.claims.claim_path(relpath):
         raise InputError("another input already wrote this output path", reference="output-collision")
@@ -338,21 +331,18 @@ def _encoded(dataset: Dataset, ctx: WorkerContext) -> tuple[list[bytes], bytes]:
     return (encode_dataset_parts(dataset), b"") if ctx.vault is None else encode_dataset_bound(dataset)
 
 
-def _duplicate(index: int, shown: str) -> FileResult:
+def _duplicate(index: int, outcome: Outcome | None, item: InputItem, settings: WorkerSettings) -> FileResult:
+    """A duplicate; with the output it duplicates when pseudonymous (mirrored paths may hold PHI)."""
+    shown = "" if outcome is None or settings.layout is Layout.MIRROR else _relpath(outcome, item, settings)
     return FileResult(index, Status.DUPLICATE, "duplicate-instance", out_relpath=shown)
 
 
-def _shown(outcome: Outcome, item: InputItem, settings: WorkerSettings) -> str:
-    """The output path a report may show: pseudonymous paths only (mirrored ones may hold PHI)."""
-    return _relpath(outcome, item, settings) if settings.layout is Layout.PSEUDONYMOUS else ""
-
-
-def _record(outcome: Outcome, payload: bytes, pairs: _Pairs, binding: bytes) -> VaultRecord:
-    """This instance's vault record, bound to its output by ``binding`` (DESIGN.md decision 3)."""
+def _record(outcome: Outcome, payload: bytes, pairs: tuple[tuple[str, str], ...], to: bytes) -> VaultRecord:
+    """This instance's vault record, bound to its output's binding digest ``to`` (DESIGN.md decision 3)."""
     from dicomcloak.vault import VaultRecord
 
     patient, study, instance = outcome.patient_pseudonym, outcome.study_uid, outcome.sop_instance_uid
-    return VaultRecord(patient, study, instance, payload, pairs, binding)
+    return VaultRecord(patient, study, instance, payload, pairs, to)
 
 
 def _event(record: dict[str, object]) -> str:
