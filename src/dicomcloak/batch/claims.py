@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -168,25 +167,31 @@ class MemoryClaims:
 
 
 class DirClaims:
-    """Claims shared by worker processes: one file per claimed instance or path in ``directory``."""
+    """Claims shared by worker processes: one file per claimed instance or path in ``directory``.
+
+    Every input claims its instance, so a claim costs a few system calls on
+    tmpfs and no :class:`~pathlib.Path` objects.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self._prefix = os.fspath(directory) + os.sep
         self._numbers = itertools.count()
 
     def claim(self, key: str, index: int, item: InputItem) -> Claim | None:
         """Link a complete claim file to the key's name; if another worker did first, read its claim."""
-        target = self.directory / _name("i", key)
-        temp = self.directory / f".{os.getpid()}-{next(self._numbers)}.tmp"
+        target = self._prefix + _name("i", key)
+        temp = f"{self._prefix}.{os.getpid()}-{next(self._numbers)}.tmp"
         fd = os.open(temp, _EXCLUSIVE, 0o600)
         try:
-            os.write(fd, _encode(Claim(index, item)))
+            os.write(fd, _encode(index, item))
         finally:
             os.close(fd)
         try:
             os.link(temp, target)
         except FileExistsError:
-            return _decode(target.read_bytes())
+            with open(target, "rb") as handle:
+                return _decode(handle.read())
         finally:
             os.unlink(temp)
         return None
@@ -194,7 +199,7 @@ class DirClaims:
     def claim_path(self, relpath: str) -> bool:
         """Atomically create the marker for ``relpath``; False if another worker did."""
         try:
-            os.close(os.open(self.directory / _name("p", relpath), _EXCLUSIVE, 0o600))
+            os.close(os.open(self._prefix + _name("p", relpath), _EXCLUSIVE, 0o600))
         except FileExistsError:
             return False
         return True
@@ -207,22 +212,21 @@ def _name(kind: str, key: str) -> str:
     return kind + hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:40]
 
 
-_ITEM_FIELDS = ("root", "root_name", "relpath", "member", "source")
+def _encode(index: int, item: InputItem) -> bytes:
+    """The claim's fields, NUL-separated: no path or zip member name holds NUL (zipfile cuts names at one).
 
-
-def _encode(claim: Claim) -> bytes:
-    """JSON with ASCII escapes: file names that are not UTF-8 (surrogate escapes) survive the round trip."""
-    item = claim.item
-    fields = {"root": str(item.root), "root_name": item.root_name, "relpath": item.relpath,
-              "member": item.member, "source": str(item.source)}
-    return json.dumps({"index": claim.index, **fields}, ensure_ascii=True).encode("ascii")
+    Names that are not UTF-8 (surrogate escapes) survive the round trip. The
+    member field is prefixed by ``+`` when there is one (an empty name is one).
+    """
+    member = "" if item.member is None else "+" + item.member
+    fields = (str(index), os.fspath(item.root), item.root_name, item.relpath, member, os.fspath(item.source))
+    return "\0".join(fields).encode("utf-8", "surrogateescape")
 
 
 def _decode(data: bytes) -> Claim:
-    record = json.loads(data)
-    root_name, relpath, member = record["root_name"], record["relpath"], record["member"]
-    item = InputItem(Path(record["root"]), root_name, relpath, member, Path(record["source"]))
-    return Claim(int(record["index"]), item)
+    index, root, root_name, relpath, member, source = data.decode("utf-8", "surrogateescape").split("\0")
+    item = InputItem(Path(root), root_name, relpath, member[1:] if member else None, Path(source))
+    return Claim(int(index), item)
 
 
 class Contents:

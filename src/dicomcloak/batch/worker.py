@@ -265,8 +265,9 @@ def _deidentify_one(
         placed = _Placed(relpath, encode_dataset_parts(sanitized.dataset))
         if not ctx.claims.claim_path(relpath):
             placed = _duplicate(index, None, item, settings)
-    if isinstance(placed, FileResult):  # a duplicate, or a quarantined UID conflict
-        return replace(placed, bytes_in=len(data), event=placed.event or event)
+    if isinstance(placed, FileResult):  # a quarantined UID conflict, or a duplicate (read, accepted)
+        duplicate = placed.status is Status.DUPLICATE
+        return replace(placed, bytes_in=len(data), event=event) if duplicate else placed
     ctx.writer.submit(settings.out_dir / placed.relpath, placed.payload, placed.record)  # renamed on commit
     n_changes = len(all_changes)
     if counts is None:
@@ -302,8 +303,7 @@ def _placed(
     Sealing failures are :class:`~dicomcloak.errors.SealError` and stop the run.
     """
     settings = ctx.settings
-    # The originals come from the dataset as read: both stages' change paths address it.
-    # Embedded sealing adds the Encrypted Attributes Sequence to outcome.dataset.
+    # Originals from the dataset as read (both stages' change paths address it); embedded: adds (0400,0500).
     sealed = ctx.sealer.seal(source, outcome) if ctx.sealer is not None else None
     payload, binding = _encoded(outcome.dataset, ctx)
     pairs = () if sealed is None else sealed.uid_pairs
