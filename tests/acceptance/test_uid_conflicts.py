@@ -21,7 +21,7 @@ from pydicom.dataset import Dataset
 from dicomcloak.audit import AuditLog
 from dicomcloak.engine.quiet import quiet_pydicom
 from dicomcloak.io.reader import read_dataset
-from dicomcloak.testing.restored import differences
+from dicomcloak.testing.restored import compare_trees, differences
 
 from .conftest import Shared, run_cli  # type: ignore[import-not-found]
 
@@ -132,6 +132,7 @@ def _check_all_restored(shared: Shared, tmp_path: Path, layout: str, sealing: st
         facts = json.loads(result.stdout)
         assert (facts["modes"], facts["unbound"]) == ({mode: 10}, 0)
         _each_restores_its_own(inputs, back)
+        assert compare_trees(inputs, back) == (10, 10, [])  # the demo's checker, on shared UIDs too
         if layout == "mirror":  # the mirrored path says which input each output came from
             for path in back.rglob("*.dcm"):
                 assert differences(_read(inputs / path.relative_to(back)), _read(path)) == [], path.name
@@ -160,6 +161,8 @@ def test_by_default_conflicts_are_quarantined_and_the_rest_restores(
     out = tmp_path / "out"
     summary = _deid(shared, inputs, out, "--vault", db_url)
     assert summary["returncode"] == 1  # quarantined inputs: exit 1, as any quarantine
+    human = run_cli("deid", inputs, "--out", tmp_path / "again", "--key", shared.key("key-a"))
+    assert "uid conflicts       6  (quarantined; report.json lists them by index)" in human.stdout
     assert (summary["written"], summary["quarantined"], summary["uid_conflicts"]) == (4, 6, 6)
     assert summary["reasons"] == {"uid-conflict": 6}
     back = tmp_path / "back"

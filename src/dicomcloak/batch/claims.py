@@ -104,15 +104,13 @@ class Conflict:
         }
 
 
-def instance_key(outcome: Outcome) -> str:
+def instance_key(study_uid: str, sop_instance_uid: str) -> str:
     """The claim key of a de-identified instance: its pseudonymous Study and SOP Instance UIDs."""
-    return f"{outcome.study_uid}/{outcome.sop_instance_uid}"
+    return f"{study_uid}/{sop_instance_uid}"
 
 
-def keep_both(
-    source: Dataset, outcome: Outcome, digest: bytes, pseudonyms: Pseudonymizer
-) -> tuple[tuple[str, str]]:
-    """Give the later of two objects under one UID a SOP Instance UID of its own; return its map pair.
+def keep_both(source: Dataset, outcome: Outcome, digest: bytes, pseudonyms: Pseudonymizer) -> tuple[str, str]:
+    """Give the later of two objects under one UID a SOP Instance UID of its own; return (it, the original).
 
     The new UID is derived from the key, the original UID and the object's
     content digest (:meth:`~dicomcloak.keys.Pseudonymizer.conflict_uid`), so
@@ -124,7 +122,7 @@ def keep_both(
     uid = UID(pseudonyms.conflict_uid(original, digest))
     outcome.dataset.SOPInstanceUID = uid
     outcome.dataset.file_meta.MediaStorageSOPInstanceUID = uid
-    return ((uid, original),)
+    return uid, original
 
 
 _SOP_INSTANCE_UID = 0x00080018

@@ -15,8 +15,9 @@ from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dicomcloak.api import Deidentifier, Sealer
+from dicomcloak.api import Deidentifier, Sealed, Sealer
 from dicomcloak.batch.claims import Claims, Contents, OnConflict, instance_key, keep_both, make_claims
+from dicomcloak.batch.names import without_input_names
 from dicomcloak.engine.outcome import Outcome, TagPath
 from dicomcloak.errors import DicomcloakError, InputError, OutputError, ProcessingError
 from dicomcloak.io.grouped import GroupedWriter
@@ -214,36 +215,10 @@ def process_item(
         raise _named_safely(error, ctx.settings) from None
 
 
-def without_input_names(error: OutputError, quarantine_dir: Path, mirrored_out: Path | None) -> OutputError:
-    """``error``, naming only the quarantine or output directory when the failed path is an input's name.
-
-    Quarantined originals and mirrored outputs (``--layout mirror``, ``sanitize``,
-    ``reid``; ``mirrored_out``, None when outputs are named by pseudonyms) keep
-    their inputs' relative paths, and input folder and file names often carry
-    patient names and IDs: an error message is no place for them.
-    """
-    path = error.path
-    if path is not None and path.is_relative_to(quarantine_dir):
-        return _hidden(error, "quarantine", quarantine_dir)
-    if path is not None and mirrored_out is not None and path.is_relative_to(mirrored_out):
-        return _hidden(error, "output", mirrored_out)
-    return error
-
-
 def _named_safely(error: OutputError, settings: WorkerSettings) -> OutputError:
     """:func:`without_input_names` for this run: output paths are the inputs' unless pseudonymous."""
     pseudonymous = settings.deidentify and settings.layout is Layout.PSEUDONYMOUS
     return without_input_names(error, settings.quarantine_dir, None if pseudonymous else settings.out_dir)
-
-
-def _hidden(error: OutputError, what: str, root: Path) -> OutputError:
-    hidden = OutputError(
-        f"cannot write a file in the {what} directory {root} (its path, an input's name, is not shown)",
-        reference=error.reference,
-        hint=error.hint,
-    )
-    hidden.path = error.path
-    return hidden
 
 
 def _deidentify_one(
@@ -306,8 +281,9 @@ def _placed(
     # Originals from the dataset as read (both stages' change paths address it); embedded: adds (0400,0500).
     sealed = ctx.sealer.seal(source, outcome) if ctx.sealer is not None else None
     payload, binding = _encoded(outcome.dataset, ctx)
-    pairs = () if sealed is None else sealed.uid_pairs
-    first = ctx.claims.claim(instance_key(outcome), index, item)
+    original = ""  # the original SOP Instance UID of an object kept under a UID of its own
+    uids = outcome.study_uid, outcome.sop_instance_uid  # decoded once: for the claim, the path, the record
+    first = ctx.claims.claim(instance_key(*uids), index, item)
     conflict = None if first is None else ctx.contents.compare(first, index, data, settings.read_limits)
     if first is not None and conflict is None:
         return _duplicate(index, outcome, item, settings)
@@ -315,14 +291,14 @@ def _placed(
         if settings.on_conflict is OnConflict.QUARANTINE:
             result = _quarantined(index, item, conflict.error(), ctx, conflict.details())
             return replace(result, conflict_with=conflict.first.index)
-        pairs += keep_both(source, outcome, conflict.digest, ctx.deidentifier.pseudonymizer)
-        payload, binding = _encoded(outcome.dataset, ctx)
-        if ctx.claims.claim(instance_key(outcome), index, item):  # its UID comes from its content:
+        sop, original = keep_both(source, outcome, conflict.digest, ctx.deidentifier.pseudonymizer)
+        uids, (payload, binding) = (uids[0], sop), _encoded(outcome.dataset, ctx)
+        if ctx.claims.claim(instance_key(*uids), index, item):  # its UID comes from its content:
             return _duplicate(index, outcome, item, settings)  # the same object, already written
-    relpath = _relpath(outcome, item, settings)
+    relpath = _relpath(outcome, item, settings, uids)
     if settings.layout is Layout.MIRROR and not ctx.claims.claim_path(relpath):
         raise InputError("another input already wrote this output path", reference="output-collision")
-    record = None if sealed is None or ctx.vault is None else _record(outcome, sealed.payload, pairs, binding)
+    record = _record(outcome, uids, sealed, binding, original) if ctx.vault is not None else None
     return _Placed(relpath, payload, record, -1 if conflict is None else conflict.first.index)
 
 
@@ -337,24 +313,32 @@ def _duplicate(index: int, outcome: Outcome | None, item: InputItem, settings: W
     return FileResult(index, Status.DUPLICATE, "duplicate-instance", out_relpath=shown)
 
 
-def _record(outcome: Outcome, payload: bytes, pairs: tuple[tuple[str, str], ...], to: bytes) -> VaultRecord:
-    """This instance's vault record, bound to its output's binding digest ``to`` (DESIGN.md decision 3)."""
+def _record(
+    outcome: Outcome, uids: tuple[str, str], sealed: Sealed | None, to: bytes, original: str
+) -> VaultRecord | None:
+    """This instance's vault record, bound to its output by the output's binding digest ``to``.
+
+    ``original`` is the original SOP Instance UID of an object written under a
+    UID of its own (``--uid-conflicts keep-both``): its pair joins the map.
+    """
+    if sealed is None:
+        return None
     from dicomcloak.vault import VaultRecord
 
-    patient, study, instance = outcome.patient_pseudonym, outcome.study_uid, outcome.sop_instance_uid
-    return VaultRecord(patient, study, instance, payload, pairs, to)
+    pairs = (*sealed.uid_pairs, (uids[1], original)) if original else sealed.uid_pairs
+    return VaultRecord(outcome.patient_pseudonym, *uids, sealed.payload, pairs, to)
 
 
 def _event(record: dict[str, object]) -> str:
     return json.dumps(record, sort_keys=True, separators=(",", ":"))
 
 
-def _relpath(outcome: Outcome, item: InputItem, settings: WorkerSettings) -> str:
+def _relpath(outcome: Outcome, item: InputItem, settings: WorkerSettings, uids: tuple[str, ...] = ()) -> str:
+    """The output path; ``uids``: the (study, SOP instance) UIDs, when already decoded."""
     if settings.layout is Layout.MIRROR:
         return mirror_relpath(item, settings.several_roots)
-    return pseudonymous_relpath(
-        outcome.patient_pseudonym, outcome.study_uid, outcome.series_uid, outcome.sop_instance_uid
-    )
+    study, sop = uids or (outcome.study_uid, outcome.sop_instance_uid)
+    return pseudonymous_relpath(outcome.patient_pseudonym, study, outcome.series_uid, sop)
 
 
 def _quarantined(
