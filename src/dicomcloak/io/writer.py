@@ -23,7 +23,6 @@ from typing import IO, BinaryIO, TypeVar
 from pydicom.dataset import Dataset
 
 from dicomcloak.errors import OutputError, ProcessingError
-from dicomcloak.io.binding import encode_file_bound
 from dicomcloak.io.encode import encode_file_parts
 
 __all__ = [
@@ -108,6 +107,8 @@ def encode_dataset_bound(ds: Dataset) -> tuple[list[bytes], bytes]:
     ProcessingError
         ``encode-failed``, as :func:`encode_dataset_parts`.
     """
+    from dicomcloak.io.binding import encode_file_bound  # vault runs only
+
     return _typed(encode_file_bound, ds)
 
 
