@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from dicomcloak.batch.pool import Pool
+from dicomcloak.batch.report import ReportBuilder
 from dicomcloak.batch.worker import FileResult, WorkerContext
 from dicomcloak.errors import DicomcloakError
 
@@ -76,10 +77,14 @@ class Placement:
         return [result for results in pool.leftovers for result in results]
 
 
-def stopped_facts(error: DicomcloakError, unwritten: int, not_processed: int) -> dict[str, Any]:
-    """The summary's ``stopped`` entry: the error's reference and message (never values), what it left."""
-    return {"stopped": {"reference": error.reference, "message": error.message, "unwritten": unwritten,
-                        "not_processed": not_processed}}
+def stopped_facts(error: DicomcloakError | None, builder: ReportBuilder, entries: int) -> dict[str, Any]:
+    """The summary's ``stopped`` entry (none for a run that finished): the error's reference and message
+    (never values), how many inputs went unwritten, how many of the walk's ``entries`` were not processed."""
+    if error is None:
+        return {}
+    stopped = {"reference": error.reference, "message": error.message, "unwritten": builder.unwritten,
+               "not_processed": entries - builder.accounted}
+    return {"stopped": stopped}
 
 
 def with_report(error: DicomcloakError, report: Path) -> DicomcloakError:

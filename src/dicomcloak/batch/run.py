@@ -117,9 +117,7 @@ def run_batch(
     # Each output's data was synced before its rename; one sync here makes all the
     # renames durable, instead of one directory fsync per file (io.grouped).
     sync_file_system(settings.worker.out_dir)
-    run = _run_facts(settings, folder, facts, jobs)
-    if stopped is not None:
-        run.update(stopped_facts(stopped, builder.unwritten, len(entries) - builder.accounted))
+    run = _run_facts(settings, folder, facts, jobs) | stopped_facts(stopped, builder, len(entries))
     summary = builder.summary(time.perf_counter() - started, run, len(entries))
     finish_run(folder, encode_report(builder.report(summary)))
     if stopped is not None:
@@ -387,7 +385,9 @@ def _run_facts(
     if not worker.deidentify:
         return {"jobs": jobs, **facts, **places, "events": str(folder.events)}
     sealing = _seal_facts(worker)
-    return {"jobs": jobs, **facts, "ephemeral_key": worker.key.ephemeral, **places, "sealing": sealing}
+    conflicts = worker.on_conflict.value
+    made = {**facts, "uid_conflict_resolution": conflicts, "ephemeral_key": worker.key.ephemeral}
+    return {"jobs": jobs, **made, **places, "sealing": sealing}
 
 
 def _seal_facts(worker: WorkerSettings) -> dict[str, Any]:

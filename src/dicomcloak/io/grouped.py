@@ -6,11 +6,9 @@ of temporary files first and fsyncs them together: the first fsync commits the
 file system journal for the whole group, so the others cost next to nothing,
 and no thread or lock is needed to keep the CPU busy meanwhile.
 
-A file submitted with a ``tag`` (the batch uses the input's index) stays in
-:attr:`GroupedWriter.unplaced` until it is renamed into place. A group that
-cannot be sealed or committed is removed whole, so after :meth:`close` (or a
-failure) ``unplaced`` names exactly the submitted files that are not on disk:
-the batch counts "written" from it, never from what it submitted.
+A file submitted with a ``tag`` stays in :attr:`GroupedWriter.unplaced` until it
+is in place: after :meth:`close`, exactly the submitted files not on disk (the
+batch counts "written" from it, not from what it submitted).
 """
 
 from __future__ import annotations
@@ -58,10 +56,8 @@ class GroupedWriter:
         after the files are written and before any is renamed into place:
         the vault seals a group's originals there, so no output appears
         unless its originals are sealed. If it raises, no file of the group
-        is renamed and the error surfaces like a write failure (an exception
-        that is none of ours, a bug, as ``internal-error``): from a later
-        :meth:`submit`, :meth:`commit` or :meth:`close`, whichever file the
-        caller is at, so the caller must not blame that file for it.
+        is renamed and the error (a bug: ``internal-error``) surfaces like a
+        write failure, from a later call: never the caller's current file's.
     """
 
     def __init__(
@@ -93,8 +89,7 @@ class GroupedWriter:
     ) -> None:
         """Write ``payload`` to a temporary file beside ``path``; it is renamed on commit.
 
-        ``tag`` (hashable, unique per file) is listed in :attr:`unplaced`
-        until the file is renamed into place.
+        ``tag`` (hashable, unique): in :attr:`unplaced` until the file is in place.
 
         With ``background``, the temporary file is created and written on the
         commit thread too: creating a file waits while the file system commits
@@ -161,12 +156,7 @@ class GroupedWriter:
 
     @property
     def unplaced(self) -> dict[Any, int]:
-        """The tags of submitted files not (yet) renamed into place, with their sizes in bytes.
-
-        After :meth:`close`, or after a failure once :meth:`close` has run,
-        these are the files that are not on disk: their group could not be
-        written, sealed (``before_commit``) or committed.
-        """
+        """Tags of submitted files not (yet) in place, with their sizes; after :meth:`close`, not on disk."""
         return dict(self._unplaced)
 
     def sync(self) -> None:

@@ -10,7 +10,9 @@ the output tree, because its content is identifying.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from dicomcloak.errors import InputError
 from dicomcloak.io.inputs import InputItem
@@ -20,14 +22,19 @@ from dicomcloak.io.writer import copy_atomic, write_atomic
 __all__ = ["quarantine", "reason_path"]
 
 
-def quarantine(item: InputItem, error: InputError, qdir: Path) -> Path:
+def quarantine(
+    item: InputItem, error: InputError, qdir: Path, details: Mapping[str, Any] | None = None
+) -> Path:
     """Copy `item`'s original bytes into `qdir` and record why.
 
     The copy goes to ``qdir/<root_name>/<relpath>`` (for a zip member, the
     member's path inside the archive) and the reason to that path plus
     ``.reason.json``. Both are written atomically. If the original cannot be
     copied (unreadable, vanished, damaged archive) the reason is still
-    written, so the operator always learns what happened.
+    written, so the operator always learns what happened. `details` adds
+    facts to the reason record (a ``uid-conflict`` names the input it
+    conflicts with and both content digests: the quarantine holds originals,
+    and their names, anyway; logs and reports never do).
 
     Returns
     -------
@@ -42,7 +49,7 @@ def quarantine(item: InputItem, error: InputError, qdir: Path) -> Path:
     """
     target = qdir / safe_relpath(item.label)
     _copy_original(item, target)
-    write_atomic(reason_path(target), _reason(item, error))
+    write_atomic(reason_path(target), _reason(item, error, details or {}))
     return target
 
 
@@ -65,12 +72,13 @@ def _copy_original(item: InputItem, target: Path) -> bool:
     return True
 
 
-def _reason(item: InputItem, error: InputError) -> bytes:
-    """The reason record: codes and the error's value-free message only."""
+def _reason(item: InputItem, error: InputError, details: Mapping[str, Any]) -> bytes:
+    """The reason record: codes, the error's value-free message, and the caller's details."""
     record = {
         "reason": error.reference,
         "message": error.message,
         "hint": error.hint,
         "input": item.label,
+        **details,
     }
     return json.dumps(record, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
