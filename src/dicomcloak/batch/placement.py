@@ -88,7 +88,7 @@ def stopped_facts(error: DicomcloakError | None, builder: ReportBuilder, entries
 
 
 def with_report(error: DicomcloakError, report: Path) -> DicomcloakError:
-    """``error``, its hint naming the stopped run's report (which counts only what is on disk)."""
-    note = f"the run stopped; {report} counts what was written (every output written is sealed)"
+    """``error``, its hint naming the stopped run's report (which counts only what is on disk, all sealed)."""
+    note = f"the run stopped; {report} counts the outputs it wrote"
     error.hint = f"{error.hint}; {note}" if error.hint else note
     return error
