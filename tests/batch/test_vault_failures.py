@@ -249,3 +249,10 @@ def test_a_postgresql_vault_stopped_mid_run_stops_it_with_counts_equal_to_disk(
         _stopped(code, stderr, summary, "vault-unreachable")
         start_again(server)  # committed transactions survive an immediate stop
         _every_output_sealed(url, out, key)
+
+
+def test_vault_wait_needs_a_vault(run_cli: Any, dicom_tree: Path, key: Path, tmp_path: Path) -> None:
+    for wait in ("5", "-1"):
+        result = run_cli("deid", dicom_tree, "--out", tmp_path / "out", "--key", key, "--vault-wait", wait)
+        assert result.returncode == 2 and result.stderr.startswith("error[usage]: "), result.stderr
+    assert not (tmp_path / "out").exists()
