@@ -136,7 +136,8 @@ def test_identical_resends_are_duplicates_not_written_again(
     else:
         # h conflicts with a, as b did: quarantined too (and named, as b, in its reason file).
         assert (summary["written"], summary["duplicates"], summary["quarantined"]) == (3, 1, 4)
-    duplicates = [entry["index"] for entry in report["not_written"] if entry["reason"] == "duplicate-instance"]
+    not_written = report["not_written"]
+    duplicates = [entry["index"] for entry in not_written if entry["reason"] == "duplicate-instance"]
     assert duplicates == ([6, 7] if on_conflict is OnConflict.KEEP_BOTH else [6])
     assert len(_written(report["out"])) == summary["written"]
 
