@@ -32,7 +32,7 @@ from dicomcloak.pixels.report.views import item_view, summarise
 if TYPE_CHECKING:
     from jinja2 import Environment
 
-__all__ = ["BANNER", "TEMPLATE", "ReportItem", "Section", "environment", "render", "write_report"]
+__all__ = ["BANNER", "TEMPLATE", "ReportItem", "Section", "context", "environment", "render", "write_report"]
 
 #: The template :func:`render` fills; extend it by name from :func:`environment`.
 TEMPLATE = "report.html.j2"
@@ -70,12 +70,32 @@ def render(
         Results of instances not shown (not examined, no text), so that the
         summary counts every instance of the run.
     """
+    values = context(items, title=title, run_facts=run_facts, sections=sections, counted=counted)
+    return environment().get_template(TEMPLATE).render(values)
+
+
+def context(
+    items: Sequence[ReportItem],
+    *,
+    title: str,
+    run_facts: Mapping[str, str] | None = None,
+    sections: Sequence[Section | tuple[str, str]] = (),
+    counted: Sequence[PixelResult] = (),
+) -> dict[str, object]:
+    """The values :data:`TEMPLATE` renders (parameters as :func:`render`), for a template extending it.
+
+    Thumbnails are made here; no value holds OCR text (see
+    :mod:`dicomcloak.pixels.report.views`).
+    """
     extra = [part if isinstance(part, Section) else Section(*part) for part in sections]
-    return environment().get_template(TEMPLATE).render(
-        title=title, banner=BANNER, facts=dict(run_facts or {}), summary=summarise(items, counted),
-        items=[item_view(item) for item in items],
-        sections=[(part.title, part.html) for part in extra],
-    )
+    return {
+        "title": title,
+        "banner": BANNER,
+        "facts": dict(run_facts or {}),
+        "summary": summarise(items, counted),
+        "items": [item_view(item) for item in items],
+        "sections": [(part.title, part.html) for part in extra],
+    }
 
 
 @cache
@@ -84,7 +104,8 @@ def environment() -> Environment:
 
     A report that extends this one (``{% extends "report.html.j2" %}`` and
     overrides its blocks) loads through a :class:`jinja2.ChoiceLoader` of its
-    own loader and this environment's ``loader``.
+    own loader and this environment's ``loader``, and renders :func:`context`
+    plus its own values.
     """
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
