@@ -47,7 +47,7 @@ def thumbnail(image: NDArray[np.uint8]) -> Thumb:
     rows, cols = image.shape[:2]
     picture.thumbnail((MAX_WIDTH, MAX_HEIGHT), Image.Resampling.LANCZOS, reducing_gap=2.0)
     buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
+    picture.save(buffer, format="PNG", compress_level=3)  # level 6 (the default): 2.5x slower, 3% smaller
     uri = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
     return Thumb(uri, picture.width, picture.height, picture.width / cols, picture.height / rows)
 
