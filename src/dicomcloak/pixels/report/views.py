@@ -15,7 +15,7 @@ from dicomcloak.pixels.model import PixelResult, PixelStatus, Region
 from dicomcloak.pixels.report.items import ReportItem
 from dicomcloak.pixels.report.thumbs import Thumb, scale_rect, thumbnail
 
-__all__ = ["BoxView", "ItemView", "Summary", "item_view", "summarise"]
+__all__ = ["BoxView", "ItemView", "Summary", "colour", "frame_list", "item_view", "summarise"]
 
 
 @dataclass(frozen=True)
