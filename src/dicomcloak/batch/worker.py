@@ -98,13 +98,16 @@ class SealSettings:
 
     ``recipients`` are PEM certificates (embedded mode); ``vault_url`` with the
     ``keyring`` seals a record per instance in the vault, ``audit_url`` moves
-    its audit trail to another database.
+    its audit trail to another database. ``vault_wait``: seconds a busy
+    (locked) vault is waited for before the run stops (None: the vault's
+    default, :data:`dicomcloak.audit.failures.DEFAULT_WAIT`).
     """
 
     recipients: tuple[bytes, ...] = ()
     vault_url: str | None = None
     keyring: Keyring | None = None
     audit_url: str | None = None
+    vault_wait: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +189,9 @@ def _open_vault(seal: SealSettings) -> Vault | None:
         return None
     from dicomcloak.vault import Vault
 
-    return Vault.open(seal.vault_url, seal.keyring, audit_url=seal.audit_url)
+    if seal.vault_wait is None:
+        return Vault.open(seal.vault_url, seal.keyring, audit_url=seal.audit_url)
+    return Vault.open(seal.vault_url, seal.keyring, audit_url=seal.audit_url, wait=seal.vault_wait)
 
 
 def process_item(
@@ -196,9 +201,11 @@ def process_item(
 
     Only :class:`~dicomcloak.errors.InputError` is about the input. Any other
     :class:`~dicomcloak.errors.DicomcloakError` and any ``OSError`` (an
-    unwritable output, a full disk) stop the run. Other exceptions are bugs
-    triggered by one input: that input is quarantined as ``internal-error``
-    (hostile input never crashes a run, DESIGN.md decision 5).
+    unwritable output, a full disk; a vault that cannot seal a group, typed
+    at its edge whatever the database said) stop the run. Other exceptions
+    are bugs triggered by one input: that input is quarantined as
+    ``internal-error`` (hostile input never crashes a run, DESIGN.md decision
+    5). The writer never raises those for another file's group (it types them).
     """
     try:
         try:
@@ -243,7 +250,8 @@ def _deidentify_one(
     if isinstance(placed, FileResult):  # a quarantined UID conflict, or a duplicate (read, accepted)
         duplicate = placed.status is Status.DUPLICATE
         return replace(placed, bytes_in=len(data), event=event) if duplicate else placed
-    ctx.writer.submit(settings.out_dir / placed.relpath, placed.payload, placed.record)  # renamed on commit
+    # Renamed when its group commits; counted written only if it is (batch.placement).
+    ctx.writer.submit(settings.out_dir / placed.relpath, placed.payload, placed.record, tag=index)
     n_changes = len(all_changes)
     if counts is None:
         changes = tuple(Counter(map(_CHANGE_KEY, all_changes)).items())

@@ -111,6 +111,15 @@ def deid(
             "--audit", help="Audit log URL (default: the vault's; embedded only: RUN_DIR/audit.db)."
         ),
     ] = None,
+    vault_wait: Annotated[
+        float | None,
+        typer.Option(
+            "--vault-wait",
+            min=0,
+            help="Seconds to keep retrying while the vault database is busy (locked) before the run stops "
+            "(default 120).",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """De-identify INPUT... into OUT per PS3.15 Annex E; reports and quarantine go to the run dir."""
@@ -128,7 +137,9 @@ def deid(
         the_policy = load_policy(option, policy, strict_table=strict_table)
         warn_deviations(the_policy)  # once, before any work
         the_key = load_key(key, ephemeral=ephemeral_key)
-        seal = seal_settings(recipient or [], vault, audit, key, ephemeral=ephemeral_key)
+        seal = seal_settings(
+            recipient or [], vault, audit, key, ephemeral=ephemeral_key, vault_wait=vault_wait
+        )
     if layout is LayoutChoice.MIRROR:
         warn("--layout mirror copies input paths verbatim; they may hold names or IDs")
     worker = WorkerSettings(
@@ -155,7 +166,13 @@ def deid(
 
 
 def seal_settings(
-    recipients: list[Path], vault: str | None, audit: str | None, key: Path | None, *, ephemeral: bool
+    recipients: list[Path],
+    vault: str | None,
+    audit: str | None,
+    key: Path | None,
+    *,
+    ephemeral: bool,
+    vault_wait: float | None = None,
 ) -> SealSettings | None:
     """Sealing asked on the command line: certificates read now (a bad one stops before any work)."""
     from dicomcloak.batch.worker import SealSettings
@@ -164,6 +181,8 @@ def seal_settings(
         raise UsageError(
             "--audit needs sealing", reference="audit-without-sealing", hint="add --vault URL or --recipient"
         )
+    if vault_wait is not None and vault is None:
+        raise UsageError("--vault-wait needs --vault", reference="usage", hint="add --vault URL or drop it")
     if not recipients and vault is None:
         return None
     from dicomcloak.keys.cms import load_certificate  # cryptography's x509: only when sealing
@@ -182,7 +201,7 @@ def seal_settings(
         from dicomcloak.cli.vault import load_keyring_from
 
         keyring = load_keyring_from(key)
-    return SealSettings(pems, vault, keyring, audit)
+    return SealSettings(pems, vault, keyring, audit, vault_wait)
 
 
 def _audited_embedded(seal: SealSettings, run: Path, work: Callable[[], RunSummary]) -> RunSummary:

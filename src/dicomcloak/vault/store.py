@@ -15,7 +15,9 @@ same transaction when the audit log lives in the vault database). Unwrapped
 data keys are cached per study for the life of the object (the batch seals
 one group of files at a time on its commit thread). Errors are
 :class:`~dicomcloak.errors.SealError` and carry no values; nothing is returned
-on any failure.
+on any failure. Database errors are typed where they are raised, and a busy
+database is waited for, a bounded time, by running the whole transaction again
+(:mod:`dicomcloak.audit.failures`): every public method is one transaction.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.engine import Connection, Engine
 
 from dicomcloak.audit.db import insert_missing, make_engine, upsert
+from dicomcloak.audit.failures import DEFAULT_WAIT, LOCK_SLICE, BusyWait, retried
 from dicomcloak.audit.log import AuditLog
 from dicomcloak.errors import SealError, UsageError
 from dicomcloak.keys import aead
@@ -61,8 +64,12 @@ def _shredded(study: str) -> SealError:
 class Vault:
     """The vault at one SQLAlchemy URL, opened with a :class:`Keyring`. Use :meth:`open`."""
 
-    def __init__(self, engine: Engine, keyring: Keyring, audit: AuditLog, *, audit_shared: bool) -> None:
+    def __init__(
+        self, engine: Engine, keyring: Keyring, audit: AuditLog, *, audit_shared: bool,
+        busy: BusyWait | None = None,
+    ) -> None:
         self._engine = engine
+        self.busy = busy or BusyWait()
         self._keyring = keyring
         self.audit = audit
         self._audit_shared = audit_shared
@@ -70,26 +77,30 @@ class Vault:
         self._mapped: set[tuple[str, str]] = set()
 
     @classmethod
-    def open(cls, url: str, keyring: Keyring, *, audit_url: str | None = None) -> Vault:
+    def open(
+        cls, url: str, keyring: Keyring, *, audit_url: str | None = None, wait: float = DEFAULT_WAIT
+    ) -> Vault:
         """Open the vault at ``url`` (``sqlite:///path`` in WAL mode, or ``postgresql+pg8000://...``).
 
         Creates the tables if missing. The vault remembers the project key id it
         was created with; a key ring for another project fails with
         ``wrong-master-key``. The audit log lives in the same database unless
-        ``audit_url`` names another.
+        ``audit_url`` names another. ``wait``: seconds a busy (locked) database
+        is waited for, in total, by each call (:class:`BusyWait`).
         """
-        engine = make_engine(url)
+        engine = make_engine(url, lock_slice=LOCK_SLICE)
+        busy = BusyWait(wait)
         try:
-            METADATA.create_all(engine, checkfirst=True)
-            _check_project(engine, keyring)
-            audit = AuditLog(engine) if audit_url is None else AuditLog.open(audit_url)
+            busy.run(lambda: _prepare(engine, keyring))
+            audit = AuditLog(engine) if audit_url is None else _separate_audit(audit_url, busy)
         except BaseException:
             engine.dispose()
             raise
-        return cls(engine, keyring, audit, audit_shared=audit_url is None)
+        return cls(engine, keyring, audit, audit_shared=audit_url is None, busy=busy)
 
     # -- writing ---------------------------------------------------------------------------------
 
+    @retried
     def seal_records(self, records: Iterable[VaultRecord]) -> None:
         """Seal many records in ONE transaction (one executemany per table); replaces re-sealed ones.
 
@@ -110,6 +121,7 @@ class Vault:
             self._audit(conn, "seal", facts)
         self._remember(keys, pairs)
 
+    @retried
     def put_uid_map(self, study: str, pairs: Iterable[tuple[str, str]]) -> None:
         """Store (pseudonym UID/ID, original) pairs, each original sealed under ``study``'s key."""
         fresh = {(study, p): o for p, o in pairs}
@@ -191,6 +203,7 @@ class Vault:
 
     # -- reading ---------------------------------------------------------------------------------
 
+    @retried
     def open_record(self, study: str, instance: str, binding: bytes | None = None) -> OpenedRecord:
         """The payload sealed for (``study``, ``instance``) and the output of ``binding``, verified.
 
@@ -214,6 +227,7 @@ class Vault:
             self._audit(conn, "open-record", {"study": study, "instance": instance, "bound": bound})
         return OpenedRecord(payload, bound)
 
+    @retried
     def lookup(self, pseudonym: str) -> str | None:
         """The original of a pseudonym UID/ID, or None if the vault never mapped it; audited."""
         with self._engine.begin() as conn:
@@ -243,6 +257,7 @@ class Vault:
 
     # -- key management --------------------------------------------------------------------------
 
+    @retried
     def shred(self, *, study: str | None = None, patient: str | None = None) -> int:
         """Destroy the data keys of one study or of every study of one patient; returns how many."""
         if (study is None) == (patient is None):
@@ -260,6 +275,7 @@ class Vault:
             self._keys.pop(name, None)
         return len(studies)
 
+    @retried
     def rewrap(self) -> int:
         """Re-wrap every live data key under the current wrapping key; records are not touched."""
         current = self._keyring.current
@@ -282,6 +298,7 @@ class Vault:
         new = aead.wrap_key(current.usable_secret(), data_key, aead.wrapped_key_aad(study, current.key_id))
         return {"b_study": study, "b_key_id": current.key_id, "b_wrapped": new}
 
+    @retried
     def key_usage(self) -> dict[str, int]:
         """How many live data keys each wrapping key id wraps (``keys retire`` refuses while > 0)."""
         with self._engine.connect() as conn:
@@ -312,6 +329,22 @@ class Vault:
 
     def __repr__(self) -> str:
         return f"Vault(dialect={self._engine.dialect.name!r}, keyring={self._keyring!r})"
+
+
+def _prepare(engine: Engine, keyring: Keyring) -> None:
+    """Create the tables if missing and check the project key: one step, retried while busy."""
+    METADATA.create_all(engine, checkfirst=True)
+    _check_project(engine, keyring)
+
+
+def _separate_audit(url: str, busy: BusyWait) -> AuditLog:
+    """The audit log in its own database, whose locks are waited for like the vault's."""
+    engine = make_engine(url, lock_slice=LOCK_SLICE)
+    try:
+        return busy.run(lambda: AuditLog(engine, owns_engine=True))
+    except BaseException:
+        engine.dispose()
+        raise
 
 
 def _check_project(engine: Engine, keyring: Keyring) -> None:
