@@ -31,6 +31,7 @@ from dicomcloak.pixels.classify.header import HeaderValues
 from dicomcloak.pixels.classify.labels import LABELS, find_label
 from dicomcloak.pixels.classify.lines import with_neighbours
 from dicomcloak.pixels.classify.names import find_person
+from dicomcloak.pixels.classify.normalise import letter_fold
 from dicomcloak.pixels.classify.patterns import find_pattern
 from dicomcloak.pixels.model import TextBox, Verdict
 
@@ -87,7 +88,7 @@ def _by_name(text: str) -> Verdict | None:
 
 
 def _by_label(text: str) -> Verdict | None:
-    found = find_label(text)
+    found = find_label(letter_fold(text))
     if not found:
         return None
     name, rest = found

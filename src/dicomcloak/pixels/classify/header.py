@@ -74,7 +74,7 @@ class HeaderValues:
     how many forms it holds.
     """
 
-    __slots__ = ("_forms",)
+    __slots__ = ("_forms", "_fuzzy", "_long", "_pieces", "_short")
 
     def __init__(self, forms: Iterable[_Form] = ()) -> None:
         unique: dict[str, _Form] = {}
@@ -82,6 +82,12 @@ class HeaderValues:
             unique.setdefault(form.form, form)
         # Longest first: the most specific attribute names the rule.
         self._forms = tuple(sorted(unique.values(), key=lambda f: (-len(f.form), f.form)))
+        self._short = {f.form: f for f in self._forms if len(f.form) < _WORD_ONLY}
+        self._long = tuple(f for f in self._forms if len(f.form) >= _WORD_ONLY)
+        self._fuzzy = tuple(f for f in self._long if f.edits)
+        self._pieces: dict[tuple[bool, str], _Form] = {}
+        for form in reversed(self._long):
+            self._pieces.update(((form.digits, span), form) for span in form.spans)
 
     @classmethod
     def capture(cls, ds: Dataset) -> HeaderValues:
@@ -105,37 +111,47 @@ class HeaderValues:
         raise TypeError("HeaderValues holds identifying values: it is never pickled or sent elsewhere")
 
     def match(self, text: str) -> tuple[str, str] | None:
-        """``(keyword, kind)`` of the header value ``text`` shows, or ``None``."""
+        """``(keyword, kind)`` of the header value ``text`` shows, or ``None``.
+
+        Exact matches are tried before pieces, pieces before fuzzy matches.
+        """
+        if not self._forms:
+            return None
         view = _View(text)
-        for form in self._forms:
-            if view.shows(form):
-                return form.keyword, form.kind
+        found = self._exact(view) or self._piece(view) or self._near(view)
+        return (found.keyword, found.kind) if found else None
+
+    def _exact(self, view: _View) -> _Form | None:
+        hit = next((self._short[t] for t in view.tokens if t in self._short), None)
+        return hit or next((f for f in self._long if f.form in view.haystack(f.digits)), None)
+
+    def _piece(self, view: _View) -> _Form | None:
+        return self._pieces.get((False, view.compact)) or self._pieces.get((True, view.digits))
+
+    def _near(self, view: _View) -> _Form | None:
+        for form in self._fuzzy:
+            grams = view.digit_grams if form.digits else view.grams
+            if may_contain(form.grams, grams, form.edits) and within(
+                form.form, view.haystack(form.digits), form.edits
+            ):
+                return form
         return None
 
 
 class _View:
     """The views of one OCR text that header forms are searched in."""
 
-    __slots__ = ("compact", "digits", "grams", "tokens")
+    __slots__ = ("compact", "digit_grams", "digits", "grams", "tokens")
 
     def __init__(self, text: str) -> None:
         self.compact = compact(text)
         self.digits = digit_view(text)
-        self.tokens = frozenset(tokens(text))
+        self.tokens = tokens(text)
         self.grams = frozenset(bigrams(self.compact))
+        self.digit_grams = frozenset(bigrams(self.digits))
 
-    def shows(self, form: _Form) -> bool:
-        if len(form.form) < _WORD_ONLY:
-            return form.form in self.tokens
-        haystack = self.digits if form.digits else self.compact
-        if form.form in haystack or self._piece_of(form):
-            return True
-        if not form.edits or not may_contain(form.grams, self.grams, form.edits):
-            return False
-        return within(form.form, haystack, form.edits)
-
-    def _piece_of(self, form: _Form) -> bool:
-        return (self.digits if form.digits else self.compact) in form.spans
+    def haystack(self, digits: bool) -> str:
+        return self.digits if digits else self.compact
 
 
 def _forms_of(keyword: str, vr: str, text: str) -> list[_Form]:

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 from dicomcloak.pixels.classify.labels import LABELS, trailing_label
 from dicomcloak.pixels.classify.names import pair_rule
+from dicomcloak.pixels.classify.normalise import letter_fold
 from dicomcloak.pixels.model import Rect, TextBox, Verdict
 
 __all__ = ["GAP", "neighbours", "with_neighbours"]
@@ -79,7 +80,7 @@ def with_neighbours(boxes: Sequence[TextBox], verdicts: list[Verdict]) -> list[V
     result = list(verdicts)
     for i, j in neighbours(boxes):
         before, after = boxes[i].text or "", boxes[j].text or ""
-        label = trailing_label(before)
+        label = trailing_label(letter_fold(before))
         if label and not result[j].phi:
             result[j] = Verdict(True, LABELS[label], f"label:{label}+next")
         names = _split_name(before, after)

@@ -25,11 +25,13 @@ import re
 from functools import cache
 from importlib import resources
 
+from dicomcloak.pixels.classify.normalise import compact
+
 __all__ = ["find_person", "first_names", "pair_rule", "stop_words", "surnames"]
 
 
 _TITLE = re.compile(r"(?<![A-Za-z])(DR|DOCTOR|MR|MRS|MS|MISS|PROF)(\.?)\s+([A-Za-z][A-Za-z'\u2019\-]+)", re.I)
-_WORD = re.compile(r"[A-Za-z]+(?:['\u2019\-][A-Za-z]+)*")
+_WORD = re.compile(r"[0-9A-Za-z|]+(?:['\u2019\-][0-9A-Za-z|]+)*")
 _NAME_SEPARATOR = re.compile(r"\s*[,^]\s*")
 _MIN_TITLED = 2
 
@@ -39,28 +41,35 @@ def stop_words() -> frozenset[str]:
     """Annotation words that are also names (``data/name-stop-words.txt``): they never pair together."""
     data = resources.files("dicomcloak.pixels").joinpath("data", "name-stop-words.txt").read_text("utf-8")
     lines = (line.split("#", 1)[0].strip() for line in data.splitlines())
-    return frozenset(line.upper() for line in lines if line)
+    return frozenset(compact(line) for line in lines if line)
 
 
 @cache
 def first_names() -> frozenset[str]:
-    """Census first names (male and female), upper case."""
+    """Census first names (male and female), folded."""
     return _load("census-first-names.txt.gz")
 
 
 @cache
 def surnames() -> frozenset[str]:
-    """Census surnames, upper case."""
+    """Census surnames, folded."""
     return _load("census-surnames.txt.gz")
 
 
 def _load(name: str) -> frozenset[str]:
+    """The list's names, folded like OCR text (:func:`.normalise.compact`), so ``MI1LER`` finds ``MILLER``."""
     data = resources.files("dicomcloak.pixels").joinpath("data", name).read_bytes()
-    return frozenset(gzip.decompress(data).decode("ascii").split())
+    return frozenset(compact(name) for name in gzip.decompress(data).decode("ascii").split())
 
 
 def _key(word: str) -> str:
-    return re.sub(r"['\u2019\-]", "", word).upper()
+    return compact(word)
+
+
+def _is_word(word: str) -> bool:
+    """A word of a name: two or more characters, letters at least half of them."""
+    letters = sum(ch.isalpha() for ch in word)
+    return len(word) > 1 and letters * 2 >= len(word)
 
 
 def find_person(text: str) -> str | None:
@@ -68,7 +77,7 @@ def find_person(text: str) -> str | None:
     if _titled(text):
         return "names:title"
     found = [(m.group(), m.start(), m.end()) for m in _WORD.finditer(text)]
-    named = [(word, start, end) for word, start, end in found if len(word) > 1]
+    named = [(word, start, end) for word, start, end in found if _is_word(word)]
     for (a, _, a_end), (b, b_start, _) in itertools.pairwise(named):
         rule = pair_rule(a, b, text[a_end:b_start])
         if rule:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["compact", "digit_fold", "digit_view", "fold", "tokens", "words"]
+__all__ = ["compact", "digit_fold", "digit_view", "fold", "letter_fold", "tokens", "words"]
 
 #: Look-alike glyphs folded to one representative (casefolded input).
 _FOLD = str.maketrans({"o": "0", "i": "1", "l": "1", "|": "1", "s": "5", "b": "8", "z": "2"})
@@ -29,9 +29,14 @@ _TO_DIGIT = str.maketrans({
     "O": "0", "o": "0", "I": "1", "i": "1", "l": "1", "|": "1",
     "S": "5", "s": "5", "B": "8", "Z": "2", "z": "2",
 })
+#: In a mostly-alphabetic word, digits OCR reads for letters (``1`` is ``I`` or ``L``: ``I`` here).
+_TO_LETTER = str.maketrans({"0": "O", "1": "I", "5": "S", "8": "B", "2": "Z", "|": "I"})
+_LOOKALIKES = frozenset("OoIil|SsBZz")
 _NOT_ALNUM = re.compile(r"[^0-9a-z]+")
 _WORD = re.compile(r"[0-9A-Za-z\u00c0-\u024f|]+(?:['\u2019][0-9A-Za-z\u00c0-\u024f]+)*")
 _DIGIT_WORD = re.compile(r"[0-9A-Za-z|]+")
+#: A run of characters and date/time separators with no space: ``2OIS-O7-2I``, ``II:02:0O``.
+_CHUNK = re.compile(r"[0-9A-Za-z|]+(?:[/.:\-][0-9A-Za-z|]+)*")
 
 
 def fold(text: str) -> str:
@@ -55,18 +60,41 @@ def tokens(text: str) -> list[str]:
 
 
 def digit_fold(text: str) -> str:
-    """``text`` with look-alike letters read as digits inside mostly-numeric words.
+    """``text`` with look-alike letters read as digits where the context is numeric.
 
-    A word counts as numeric when at least half its characters are digits,
-    so ``O8/29/l951`` becomes ``08/29/1951`` while ``BOSTON`` stays as is.
+    A run like ``2OIS-O7-2I`` (no spaces, separators ``/.:-``) whose letters
+    are all look-alikes and whose characters are at least a third real digits
+    is read whole (``2015-07-21``); elsewhere a word counts as numeric when
+    at least half its characters are digits, so ``O8/29/l951`` becomes
+    ``08/29/1951`` while ``BOSTON`` stays as is.
     """
-    return _DIGIT_WORD.sub(_fold_numeric_word, text)
+    return _CHUNK.sub(_fold_numeric_chunk, text)
+
+
+def _fold_numeric_chunk(match: re.Match[str]) -> str:
+    chunk = match.group()
+    alnum = [ch for ch in chunk if ch.isalnum() or ch == "|"]
+    digits = sum(ch.isdigit() for ch in alnum)
+    if digits and digits * 3 >= len(alnum) and all(ch.isdigit() or ch in _LOOKALIKES for ch in alnum):
+        return chunk.translate(_TO_DIGIT)
+    return _DIGIT_WORD.sub(_fold_numeric_word, chunk)
 
 
 def _fold_numeric_word(match: re.Match[str]) -> str:
     word = match.group()
     digits = sum(ch.isdigit() for ch in word)
     return word.translate(_TO_DIGIT) if digits * 2 >= len(word) and digits else word
+
+
+def letter_fold(text: str) -> str:
+    """``text`` with digits read as look-alike letters inside mostly-alphabetic words (``P0RTLAND, 1L``)."""
+    return _DIGIT_WORD.sub(_fold_alphabetic_word, text)
+
+
+def _fold_alphabetic_word(match: re.Match[str]) -> str:
+    word = match.group()
+    letters = sum(ch.isalpha() for ch in word)
+    return word.translate(_TO_LETTER) if letters and letters * 2 >= len(word) else word
 
 
 def digit_view(text: str) -> str:

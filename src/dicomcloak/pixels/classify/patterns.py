@@ -5,7 +5,9 @@ HIPAA's Safe Harbor identifiers (45 CFR 164.514(b)(2)) and PS3.15 E.3.1
 than years), telephone numbers, SSNs, e-mail addresses, record numbers,
 geographic subdivisions smaller than a state, ages. Each pattern below is
 tried on the text after look-alike letters inside numeric words were read
-as digits (:func:`.normalise.digit_fold`), so ``O8/29/l951`` is a date.
+as digits (:func:`.normalise.digit_fold`), so ``O8/29/l951`` is a date;
+the rules about words (places, institutions, groups) on the text with
+digits inside words read as letters (:func:`.normalise.letter_fold`).
 
 Annotation text must stay unflagged: ``5.0 MHz``, ``TIS 0.4``, ``1:1``,
 ``WW 400 WL 40``, ``C5-1`` match none of them (times need two-digit minutes,
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from dicomcloak.pixels.classify.normalise import digit_fold
+from dicomcloak.pixels.classify.normalise import digit_fold, letter_fold
 
 __all__ = ["PATTERNS", "find_pattern"]
 
@@ -69,7 +71,7 @@ PATTERNS: tuple[tuple[str, str, re.Pattern[str]], ...] = (
     ("digits", "id", re.compile(r"\d{6,}")),
     ("age", "age", re.compile(r"(?<![\w.])\d{1,3}\s?(?:Y|YO|Y/O|YR|YRS|YEARS?)(?![\w/])", _I)),
     ("city-state", "location", re.compile(
-        rf"\b[A-Za-z][A-Za-z.'\-]{{2,}}(?:\s+[A-Za-z][A-Za-z.'\-]+){{0,2}},\s*(?:{_STATES})\b(?!\s*[a-z])"
+        rf"\b[A-Za-z][A-Za-z.'\-]{{2,}}(?:\s+[A-Za-z][A-Za-z.'\-]+){{0,2}},\s*(?:{_STATES})\b"
     )),
     ("zip", "location", re.compile(rf"\b(?:{_STATES})\s+\d{{5}}(?:-\d{{4}})?\b")),
     ("address", "location", re.compile(
@@ -80,10 +82,14 @@ PATTERNS: tuple[tuple[str, str, re.Pattern[str]], ...] = (
 )
 
 
+#: Rules about words, tried on the text with digits read as letters (``P0RTLAND, 0R``).
+_ALPHABETIC = frozenset({"city-state", "institution", "nrp"})
+
+
 def find_pattern(text: str) -> tuple[str, str] | None:
     """``(rule, kind)`` of the first identifying pattern in ``text``, or ``None``."""
-    folded = digit_fold(text)
+    numeric, alphabetic = digit_fold(text), letter_fold(text)
     for rule, kind, regex in PATTERNS:
-        if regex.search(folded):
+        if regex.search(alphabetic if rule in _ALPHABETIC else numeric):
             return rule, kind
     return None
