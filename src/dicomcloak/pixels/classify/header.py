@@ -9,7 +9,8 @@ region repeats, never the value.
 
 Matching rules (a *form* is a normalised header value):
 
-* forms shorter than 3 characters are never kept (``JO``, ``M``);
+* forms shorter than 3 characters are never kept (``JO``, ``M``), nor
+  forms of one repeated character (``000000000``, a device's dummy);
 * forms of 3-4 characters match a whole word of the text only (``LEE``
   does not match ``SLEEP``);
 * longer forms match anywhere in the compact text, or with at most
@@ -157,7 +158,8 @@ class _View:
 def _forms_of(keyword: str, vr: str, text: str) -> list[_Form]:
     kind = _kind_of(keyword, vr)
     made = (_make(form, keyword, kind) for form in _written_forms(vr, text))
-    return [form for form in made if len(form.form) >= _MIN_FORM]
+    # Dummies like ``000000000`` or ``XXXX`` identify no one and would match any such run.
+    return [form for form in made if len(form.form) >= _MIN_FORM and len(set(form.form)) > 1]
 
 
 def _kind_of(keyword: str, vr: str) -> str:
