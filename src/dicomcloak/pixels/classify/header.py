@@ -47,6 +47,7 @@ _MAX_WORDS = 12
 _KIND_BY_VR = {"PN": "person-name", "DA": "date", "DT": "date", "TM": "time"}
 _KIND_BY_WORD = (
     ("Institution", "institution"), ("Department", "institution"), ("Organization", "institution"),
+    ("Issuer", "institution"),
     ("Address", "location"), ("Location", "location"), ("Residence", "location"),
     ("Country", "location"), ("Region", "location"), ("Telephone", "phone"), ("Phone", "phone"),
     ("Telecom", "phone"),

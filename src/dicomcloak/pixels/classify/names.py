@@ -25,7 +25,7 @@ import re
 from functools import cache
 from importlib import resources
 
-from dicomcloak.pixels.classify.normalise import compact
+from dicomcloak.pixels.classify.normalise import compact, fold
 
 __all__ = ["find_person", "first_names", "pair_rule", "stop_words", "surnames"]
 
@@ -59,7 +59,8 @@ def surnames() -> frozenset[str]:
 def _load(name: str) -> frozenset[str]:
     """The list's names, folded like OCR text (:func:`.normalise.compact`), so ``MI1LER`` finds ``MILLER``."""
     data = resources.files("dicomcloak.pixels").joinpath("data", name).read_bytes()
-    return frozenset(compact(name) for name in gzip.decompress(data).decode("ascii").split())
+    # The lists hold letters only: folding the whole text at once equals compact() on each name.
+    return frozenset(fold(gzip.decompress(data).decode("ascii")).split())
 
 
 def _key(word: str) -> str:
