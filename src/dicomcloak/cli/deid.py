@@ -27,6 +27,7 @@ from dicomcloak.cli._common import (
     warn,
     warn_deviations,
 )
+from dicomcloak.cli._sealing import SealerKeyArg
 from dicomcloak.errors import DicomcloakError, UsageError
 
 if TYPE_CHECKING:
@@ -102,6 +103,7 @@ def deid(
             help="Seal the originals in each file to this PEM certificate (repeatable; PS3.15 E.1.1).",
         ),
     ] = None,
+    sealer_key: SealerKeyArg = None,
     vault: Annotated[
         str | None, typer.Option("--vault", help="Seal the originals in this vault (SQLAlchemy URL).")
     ] = None,
@@ -128,7 +130,9 @@ def deid(
         the_policy = load_policy(option, policy, strict_table=strict_table)
         warn_deviations(the_policy)  # once, before any work
         the_key = load_key(key, ephemeral=ephemeral_key)
-        seal = seal_settings(recipient or [], vault, audit, key, ephemeral=ephemeral_key)
+        seal = seal_settings(
+            recipient or [], vault, audit, key, ephemeral=ephemeral_key, sealer_key=sealer_key
+        )
     if layout is LayoutChoice.MIRROR:
         warn("--layout mirror copies input paths verbatim; they may hold names or IDs")
     worker = WorkerSettings(
@@ -155,9 +159,16 @@ def deid(
 
 
 def seal_settings(
-    recipients: list[Path], vault: str | None, audit: str | None, key: Path | None, *, ephemeral: bool
+    recipients: list[Path],
+    vault: str | None,
+    audit: str | None,
+    key: Path | None,
+    *,
+    ephemeral: bool,
+    sealer_key: Path | None = None,
 ) -> SealSettings | None:
-    """Sealing asked on the command line: certificates read now (a bad one stops before any work)."""
+    """Sealing asked on the command line: certificates and the sealer key read now (a bad one stops
+    before any work)."""
     from dicomcloak.batch.worker import SealSettings
 
     if audit is not None and vault is None and not recipients:
@@ -171,6 +182,11 @@ def seal_settings(
     pems = tuple(_read(path) for path in recipients)
     for path, pem in zip(recipients, pems, strict=True):
         load_certificate(pem, str(path))
+    signer = None
+    if recipients:
+        from dicomcloak.cli._sealing import read_sealer_key
+
+        signer = read_sealer_key(sealer_key)
     keyring = None
     if vault is not None:
         if ephemeral:
@@ -182,7 +198,7 @@ def seal_settings(
         from dicomcloak.cli.vault import load_keyring_from
 
         keyring = load_keyring_from(key)
-    return SealSettings(pems, vault, keyring, audit)
+    return SealSettings(pems, vault, keyring, audit, signer)
 
 
 def _audited_embedded(seal: SealSettings, run: Path, work: Callable[[], RunSummary]) -> RunSummary:
@@ -192,7 +208,7 @@ def _audited_embedded(seal: SealSettings, run: Path, work: Callable[[], RunSumma
     make_run_dir(run)
     log = AuditLog.open(seal.audit_url or f"sqlite:///{run / 'audit.db'}")
     try:
-        facts: dict[str, object] = {"mode": "embedded", "recipients": len(seal.recipients)}
+        facts: dict[str, object] = {"mode": "embedded", "recipients": len(seal.recipients), **_sealer(seal)}
         try:
             summary = work()
         except DicomcloakError as error:
@@ -204,6 +220,15 @@ def _audited_embedded(seal: SealSettings, run: Path, work: Callable[[], RunSumma
         return summary
     finally:
         log.close()
+
+
+def _sealer(seal: SealSettings) -> dict[str, object]:
+    """The signing sealer's fingerprint (its first 16 hex digits), for the audit trail: who sealed."""
+    if seal.sealer_key is None:
+        return {}
+    from dicomcloak.keys.sealing import load_sealer_key
+
+    return {"sealer": load_sealer_key(seal.sealer_key, "--sealer-key").fingerprint.hex()[:16]}
 
 
 def _read(path: Path) -> bytes:
