@@ -1,7 +1,9 @@
-"""Sealer keys on the command line: ``deid --sealer-key`` signs seals, ``reid --trusted-sealer`` checks them.
+"""Sealing on the command line: ``deid``'s certificates and sealer key, ``reid --trusted-sealer``.
 
-Both are read before any work, so a missing or malformed key stops the
-command at once (exit 2 or 3), never half way through a batch.
+``deid --sealer-key`` signs each embedded seal, ``reid --trusted-sealer``
+names the sealers whose seals are restored. Everything is read before any
+work, so a missing or malformed key stops the command at once (exit 2 or 3),
+never half way through a batch.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import typer
 from dicomcloak.errors import KeyError_, UsageError
 
 if TYPE_CHECKING:
+    from dicomcloak.batch.worker import SealSettings
     from dicomcloak.keys.sealing import TrustedSealers
 
-__all__ = ["SealerKeyArg", "TrustedSealerArg", "read_sealer_key", "read_trusted_sealers"]
+__all__ = ["SealerKeyArg", "TrustedSealerArg", "read_sealer_key", "read_trusted_sealers", "seal_settings"]
 
 SealerKeyArg = Annotated[
     Path | None,
@@ -75,3 +78,42 @@ def _read(path: Path, reference: str, what: str) -> bytes:
         return path.read_bytes()
     except OSError:
         raise KeyError_(f"cannot read {what} {path}", reference=reference, hint="check the path") from None
+
+
+def seal_settings(
+    recipients: list[Path],
+    vault: str | None,
+    audit: str | None,
+    key: Path | None,
+    *,
+    ephemeral: bool,
+    sealer_key: Path | None = None,
+) -> SealSettings | None:
+    """Sealing asked on the command line: certificates and the sealer key read now (a bad one stops
+    before any work)."""
+    from dicomcloak.batch.worker import SealSettings
+
+    if audit is not None and vault is None and not recipients:
+        raise UsageError(
+            "--audit needs sealing", reference="audit-without-sealing", hint="add --vault URL or --recipient"
+        )
+    if not recipients and vault is None:
+        return None
+    from dicomcloak.keys.cms import load_certificate  # cryptography's x509: only when sealing
+
+    pems = tuple(_read(path, "certificate-unreadable", "the certificate") for path in recipients)
+    for path, pem in zip(recipients, pems, strict=True):
+        load_certificate(pem, str(path))
+    signer = read_sealer_key(sealer_key) if recipients else None
+    keyring = None
+    if vault is not None:
+        if ephemeral:
+            raise UsageError(
+                "--vault needs a project key file, not --ephemeral-key",
+                reference="vault-needs-key",
+                hint="the vault's records are opened later with the same key file",
+            )
+        from dicomcloak.cli.vault import load_keyring_from
+
+        keyring = load_keyring_from(key)
+    return SealSettings(pems, vault, keyring, audit, signer)

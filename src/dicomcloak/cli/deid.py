@@ -27,7 +27,7 @@ from dicomcloak.cli._common import (
     warn,
     warn_deviations,
 )
-from dicomcloak.cli._sealing import SealerKeyArg
+from dicomcloak.cli._sealing import SealerKeyArg, seal_settings
 from dicomcloak.errors import DicomcloakError, UsageError
 
 if TYPE_CHECKING:
@@ -158,49 +158,6 @@ def deid(
         raise typer.Exit(int(ExitCode.QUARANTINED))
 
 
-def seal_settings(
-    recipients: list[Path],
-    vault: str | None,
-    audit: str | None,
-    key: Path | None,
-    *,
-    ephemeral: bool,
-    sealer_key: Path | None = None,
-) -> SealSettings | None:
-    """Sealing asked on the command line: certificates and the sealer key read now (a bad one stops
-    before any work)."""
-    from dicomcloak.batch.worker import SealSettings
-
-    if audit is not None and vault is None and not recipients:
-        raise UsageError(
-            "--audit needs sealing", reference="audit-without-sealing", hint="add --vault URL or --recipient"
-        )
-    if not recipients and vault is None:
-        return None
-    from dicomcloak.keys.cms import load_certificate  # cryptography's x509: only when sealing
-
-    pems = tuple(_read(path) for path in recipients)
-    for path, pem in zip(recipients, pems, strict=True):
-        load_certificate(pem, str(path))
-    signer = None
-    if recipients:
-        from dicomcloak.cli._sealing import read_sealer_key
-
-        signer = read_sealer_key(sealer_key)
-    keyring = None
-    if vault is not None:
-        if ephemeral:
-            raise UsageError(
-                "--vault needs a project key file, not --ephemeral-key",
-                reference="vault-needs-key",
-                hint="the vault's records are opened later with the same key file",
-            )
-        from dicomcloak.cli.vault import load_keyring_from
-
-        keyring = load_keyring_from(key)
-    return SealSettings(pems, vault, keyring, audit, signer)
-
-
 def _audited_embedded(seal: SealSettings, run: Path, work: Callable[[], RunSummary]) -> RunSummary:
     """Run an embedded-only sealing run and audit it (counts and reference codes, never values)."""
     from dicomcloak.audit import AuditLog
@@ -229,17 +186,6 @@ def _sealer(seal: SealSettings) -> dict[str, object]:
     from dicomcloak.keys.sealing import load_sealer_key
 
     return {"sealer": load_sealer_key(seal.sealer_key, "--sealer-key").fingerprint.hex()[:16]}
-
-
-def _read(path: Path) -> bytes:
-    from dicomcloak.errors import KeyError_
-
-    try:
-        return path.read_bytes()
-    except OSError:
-        raise KeyError_(
-            f"cannot read the certificate {path}", reference="certificate-unreadable", hint="check the path"
-        ) from None
 
 
 def default_run_dir(out: Path) -> Path:
