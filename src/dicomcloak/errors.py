@@ -140,7 +140,9 @@ class SealError(DicomcloakError):
     ``vault-key-tampered``, ``vault-key-shredded``, ``vault-key-unknown``,
     ``vault-key-retired``, ``wrong-master-key``, ``audit-chain-broken``; embedded
     mode (the Encrypted Attributes Sequence): ``seal-missing``, ``seal-wrong-key``,
-    ``seal-tampered``, ``seal-unverified``, ``seal-content-invalid``; the pseudonym
+    ``seal-tampered``, ``seal-mismatch`` (made for another instance),
+    ``seal-signature-invalid``, ``seal-unverified`` (no trusted sealer signed it),
+    ``seal-content-invalid``; the pseudonym
     map: ``vault-nothing-mapped``. A seal failure stops the run and nothing is
     written for the instance concerned.
     """
