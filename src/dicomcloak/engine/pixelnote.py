@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
@@ -237,7 +238,8 @@ def _read_note(item: Dataset, block: Mapping[int, object]) -> PixelNote:
     values = {key: _peek_element(item, elem) for key, elem in block.items()}
     try:
         added = values.get(_ADDED)
-        tags = () if added is None else tuple(int(t) for t in (added if isinstance(added, list) else [added]))
+        many = isinstance(added, list | MultiValue)
+        tags = () if added is None else tuple(int(t) for t in (added if many else [added]))
         return PixelNote(
             str(values.get(_SYNTAX) or "").strip("\x00 "),
             tags,

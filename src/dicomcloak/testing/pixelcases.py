@@ -21,10 +21,12 @@ from dicomcloak.io.reader import read_dataset
 from dicomcloak.pixels import frames
 from dicomcloak.pixels.model import Rect
 
-__all__ = ["BOX", "CODEC_CASES", "CodecCase", "draw_box", "load", "path_of"]
+__all__ = ["BOX", "CODEC_CASES", "FILL", "CodecCase", "draw_box", "load", "path_of"]
 
 #: The stand-in text box: inside every case's image (the smallest is 64 x 64).
 BOX = Rect(top=3, left=5, bottom=15, right=41)
+#: The stand-in fill: mid-gray in 8 bits, and unlike the black corners of many images.
+FILL = 77
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def load(name: str) -> tuple[bytes, Dataset]:
     return data, read_dataset(data)
 
 
-def draw_box(ds: Dataset, box: Rect = BOX, value: int = 0) -> NDArray[np.generic]:
+def draw_box(ds: Dataset, box: Rect = BOX, value: int = FILL) -> NDArray[np.generic]:
     """Fill ``box`` with ``value`` on every frame of ``ds`` and write the frames back; the new frames."""
     array = frames.decode(ds)
     array[:, box.top : box.bottom, box.left : box.right, ...] = value
