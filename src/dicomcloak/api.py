@@ -152,7 +152,9 @@ class Sealer:
 
             self._envelope = Envelope(self.recipients)  # recipients checked once, not per file
 
-    def seal(self, source: Dataset, outcome: Outcome, *, extra_tags: Iterable[int] = ()) -> Sealed:
+    def seal(
+        self, source: Dataset, outcome: Outcome, *, extra_tags: Iterable[int] = (), pixels: bool = False
+    ) -> Sealed:
         """Capture the originals of ``outcome``'s changes from ``source``; embed them when asked.
 
         ``outcome.dataset`` gains the Encrypted Attributes Sequence in embedded
@@ -161,10 +163,13 @@ class Sealer:
         change nothing else first. The binding digest costs one encoding of
         the header; a batch encodes once instead (:meth:`capture`, then
         :meth:`seal_element` from :func:`dicomcloak.io.writer.encode_dataset_sealed`).
-        ``extra_tags`` adds top-level attributes changed after de-identification
-        (e.g. Pixel Data by a redaction, see :mod:`dicomcloak.engine.pixelseal`).
+        ``extra_tags`` adds top-level attributes changed after de-identification.
+        ``pixels``: the pixel stage cleaned ``outcome.dataset``'s pixels; what
+        it changed is sealed too (:mod:`dicomcloak.engine.pixelnote`): the
+        original Pixel Data whole in embedded mode, only the changed
+        rectangles of a native image for a vault alone.
         """
-        sealed = self.capture(source, outcome, extra_tags=extra_tags)
+        sealed = self.capture(source, outcome, extra_tags=extra_tags, pixels=pixels)
         if self._envelope is not None:
             from dicomcloak.engine.embedded import embed
             from dicomcloak.io.binding import binding_digest
@@ -173,13 +178,25 @@ class Sealer:
             embed(outcome.dataset, sealed.payload, self._envelope, binding=binding, signer=self.signer)
         return sealed
 
-    def capture(self, source: Dataset, outcome: Outcome, *, extra_tags: Iterable[int] = ()) -> Sealed:
+    def capture(
+        self, source: Dataset, outcome: Outcome, *, extra_tags: Iterable[int] = (), pixels: bool = False
+    ) -> Sealed:
         """Capture the originals of ``outcome``'s changes from ``source``; nothing is embedded yet."""
-        from dicomcloak.engine.originals import capture_encoded
-
-        payload, captured = capture_encoded(source, outcome.changes, extra_tags)
+        payload, captured = self._capture(source, outcome, extra_tags, pixels)
         pairs = outcome.replaced if self.vault else ()  # recorded by the engine as it made them
         return Sealed(payload, pairs, captured, self._envelope is not None)
+
+    def _capture(
+        self, source: Dataset, outcome: Outcome, extra_tags: Iterable[int], pixels: bool
+    ) -> tuple[bytes, int]:
+        if not pixels:
+            from dicomcloak.engine.originals import capture_encoded
+
+            return capture_encoded(source, outcome.changes, extra_tags)
+        from dicomcloak.engine.pixelnote import capture_cleaned
+
+        whole = self._envelope is not None  # an embedded seal carries the original Pixel Data whole
+        return capture_cleaned(source, outcome.changes, outcome.dataset, extra_tags, whole=whole)
 
     def seal_element(self, sealed: Sealed, instance: str, binding: bytes) -> DataElement:
         """The Encrypted Attributes Sequence of ``sealed``, bound to ``instance`` and its ``binding`` digest.

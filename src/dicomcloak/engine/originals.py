@@ -33,7 +33,7 @@ from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_eleme
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
-from pydicom.filewriter import write_data_element
+from pydicom.filewriter import correct_ambiguous_vr_element, write_data_element
 from pydicom.tag import BaseTag
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
@@ -145,7 +145,12 @@ def _exact(source: Dataset, key: BaseTag) -> RawDataElement | DataElement:
     if not elem.is_implicit_VR and elem.is_little_endian:
         return elem
     # Decoded without storing the conversion in the input (``source[key]`` would).
-    return convert_raw_data_element(elem, encoding=source.original_character_set, ds=source)
+    converted: DataElement | RawDataElement = convert_raw_data_element(
+        elem, encoding=source.original_character_set, ds=source
+    )
+    if " or " in str(converted.VR):  # an implicit VR input's "OB or OW" Pixel Data, "US or SS" values
+        converted = correct_ambiguous_vr_element(converted, source, elem.is_little_endian)
+    return converted
 
 
 def encode_modified(item: Dataset) -> bytes:
