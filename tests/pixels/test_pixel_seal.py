@@ -23,11 +23,11 @@ from dicomcloak.errors import SealError
 from dicomcloak.io.reader import read_dataset
 from dicomcloak.io.writer import encode_dataset, encode_dataset_bound
 from dicomcloak.keys import Keyring, ProjectKey
-from dicomcloak.keys.cms import OwnerKey, load_certificate, load_owner_key, make_owner
 from dicomcloak.pixels.frames import mark_cleaned
 from dicomcloak.policy.model import Policy
 from dicomcloak.testing.pixelcases import CODEC_CASES, draw_box, load
 from dicomcloak.testing.restored import differences
+from dicomcloak.testing.sealing import SealingKeys, make_sealing_keys
 from dicomcloak.vault import Vault, VaultRecord
 
 KEY = ProjectKey.generate(ephemeral=True)
@@ -38,9 +38,9 @@ VAULT_CASES = ["US1_UNCR.dcm", "emri_small_big_endian.dcm", "examples_ybr_color.
 
 
 @pytest.fixture(scope="module")
-def owner() -> OwnerKey:
-    key_pem, cert_pem = make_owner()
-    return load_owner_key(key_pem, load_certificate(cert_pem, "cert"), "key")
+def owner() -> SealingKeys:
+    """The owner's key pair and a sealer the owner trusts (seals are signed: issue 13)."""
+    return make_sealing_keys()
 
 
 @pytest.fixture
@@ -85,11 +85,11 @@ def _assert_restored(original: bytes, restored: Dataset) -> None:
 
 
 @pytest.mark.parametrize("name", IDS)
-def test_embedded_seal_restores_pixels_and_syntax(name: str, owner: OwnerKey) -> None:
-    cleaned = _clean(name, Sealer([owner.certificate]))
+def test_embedded_seal_restores_pixels_and_syntax(name: str, owner: SealingKeys) -> None:
+    cleaned = _clean(name, owner.sealer())
     output = read_dataset(cleaned.output)
     assert bytes(output.PixelData) != bytes(read_dataset(cleaned.data).PixelData)
-    back = Reidentifier(owner).reidentify(output)
+    back = owner.reidentifier().reidentify(output)
     assert 0x7FE00010 in back.restored
     _assert_restored(cleaned.data, back.dataset)
 
@@ -108,25 +108,25 @@ def _record(cleaned: Cleaned) -> VaultRecord:
     return VaultRecord("PAT", study, instance, sealed.payload, sealed.uid_pairs, cleaned.binding)
 
 
-def test_a_vault_keeps_only_the_changed_rectangles_of_a_native_image(owner: OwnerKey) -> None:
+def test_a_vault_keeps_only_the_changed_rectangles_of_a_native_image(owner: SealingKeys) -> None:
     pixels = len(read_dataset(load("US1_UNCR.dcm")[0]).PixelData)
     vault_only = _clean("US1_UNCR.dcm", Sealer(vault=True)).sealed.payload
-    embedded = _clean("US1_UNCR.dcm", Sealer([owner.certificate], vault=True)).sealed.payload
+    embedded = _clean("US1_UNCR.dcm", owner.sealer(vault=True)).sealed.payload
     assert len(vault_only) < pixels // 100 < pixels < len(embedded)  # one 12 x 36 box of 480 x 640 RGB
     compressed = _clean("US1_J2KR.dcm", Sealer(vault=True)).sealed.payload
     assert len(compressed) > len(read_dataset(load("US1_J2KR.dcm")[0]).PixelData)  # whole: a codestream
 
 
-def test_the_pixel_note_is_there_only_when_e12_cannot_say_it(owner: OwnerKey) -> None:
+def test_the_pixel_note_is_there_only_when_e12_cannot_say_it(owner: SealingKeys) -> None:
     def notes(name: str, sealer: Sealer, burned_in: str = "YES") -> bool:
         item = decode_modified(_clean(name, sealer, burned_in=burned_in).sealed.payload)
         return any(str(elem.value).strip() == NOTE_CREATOR for elem in item if elem.tag.group == 0x0401)
 
-    assert not notes("US1_UNCR.dcm", Sealer([owner.certificate]))  # a plain PS3.15 item: gdcmanon restores it
-    assert notes("US1_UNCR.dcm", Sealer([owner.certificate]), burned_in="")  # Burned In Annotation added
+    assert not notes("US1_UNCR.dcm", owner.sealer())  # a plain PS3.15 item: gdcmanon restores it
+    assert notes("US1_UNCR.dcm", owner.sealer(), burned_in="")  # Burned In Annotation added
     assert notes("US1_UNCR.dcm", Sealer(vault=True))  # regions
-    assert notes("SC_rgb_jpeg_dcmtk.dcm", Sealer([owner.certificate]))  # written native: its syntax
-    assert not notes("US1_J2KR.dcm", Sealer([owner.certificate]))  # re-encoded in its own syntax
+    assert notes("SC_rgb_jpeg_dcmtk.dcm", owner.sealer())  # written native: its syntax
+    assert not notes("US1_J2KR.dcm", owner.sealer())  # re-encoded in its own syntax
 
 
 def test_regions_restore_only_onto_the_pixels_they_were_cut_from(vault: Vault) -> None:
@@ -141,9 +141,9 @@ def test_regions_restore_only_onto_the_pixels_they_were_cut_from(vault: Vault) -
     assert caught.value.reference == "pixel-seal-mismatch"
 
 
-def test_sealing_without_pixels_is_unchanged(owner: OwnerKey) -> None:
+def test_sealing_without_pixels_is_unchanged(owner: SealingKeys) -> None:
     _, source = load("CT_small.dcm")
     outcome = Deidentifier(Policy(), KEY).deidentify(source)
-    sealed = Sealer([owner.certificate]).seal(source, outcome)
+    sealed = owner.sealer().seal(source, outcome)
     item = decode_modified(sealed.payload)
     assert 0x7FE00010 not in item and not any(elem.tag.group == 0x0401 for elem in item)

@@ -22,6 +22,7 @@ from dicomcloak.io.reader import read_dataset
 from dicomcloak.io.writer import encode_dataset_bound
 from dicomcloak.keys import load_key_file
 from dicomcloak.keys.cms import load_certificate
+from dicomcloak.keys.sealing import load_sealer_key
 from dicomcloak.pixels.frames import mark_cleaned
 from dicomcloak.policy.model import Policy
 from dicomcloak.testing.pixelcases import draw_box, path_of
@@ -59,11 +60,14 @@ def _assert_restored(back: Path) -> None:
 
 def test_reid_with_the_private_key(run_cli: RunCli, key_file: Path, tmp_path: Path) -> None:
     assert run_cli("keys", "cert", "--out-dir", tmp_path / "owner").returncode == 0
+    assert run_cli("keys", "sealer", "--out-dir", tmp_path / "sealer").returncode == 0
     certificate = load_certificate((tmp_path / "owner" / "owner.cert.pem").read_bytes(), "cert")
+    signer = load_sealer_key((tmp_path / "sealer" / "sealer.key.pem").read_bytes(), "sealer.key.pem")
     (tmp_path / "out").mkdir()
-    _deidentify(key_file, tmp_path / "out", Sealer([certificate]))
+    _deidentify(key_file, tmp_path / "out", Sealer([certificate], signer=signer))
     result = run_cli("reid", tmp_path / "out", "--out", tmp_path / "back", "--private-key",
-                     tmp_path / "owner" / "owner.key.pem", "--json")
+                     tmp_path / "owner" / "owner.key.pem", "--trusted-sealer",
+                     tmp_path / "sealer" / "sealer.cert.pem", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["modes"] == {"embedded": len(NAMES)}
     _assert_restored(tmp_path / "back")
