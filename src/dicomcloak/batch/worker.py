@@ -24,7 +24,7 @@ from dicomcloak.io.grouped import GroupedWriter
 from dicomcloak.io.inputs import InputItem
 from dicomcloak.io.layout import mirror_relpath, pseudonymous_relpath
 from dicomcloak.io.quarantine import quarantine
-from dicomcloak.io.reader import ReadLimits, read_dataset
+from dicomcloak.io.reader import ReadLimits, read_dataset, read_input
 from dicomcloak.io.writer import encode_dataset_parts
 from dicomcloak.keys import ProjectKey
 from dicomcloak.policy.model import Policy
@@ -287,7 +287,7 @@ def _deidentify_one(
 ) -> FileResult:
     settings = ctx.settings
     limits = settings.read_limits
-    data = item.read_bytes(limits.max_file_bytes)
+    data = read_input(item, limits)  # a large input's element headers are walked first
     # The pixels are streamed through to the output: shared with `data`, not copied.
     source = read_dataset(data, limits, share_pixel_data=True)
     sanitized = ctx.deidentifier.sanitize(source, then_deidentify=settings.deidentify)
@@ -349,7 +349,7 @@ def _relpath(outcome: Outcome, item: InputItem, settings: WorkerSettings) -> str
 
 
 def _quarantined(index: int, item: InputItem, error: InputError, ctx: WorkerContext) -> FileResult:
-    quarantine(item, error, ctx.settings.quarantine_dir)
+    quarantine(item, error, ctx.settings.quarantine_dir, ctx.settings.read_limits.max_quarantine_bytes)
     event = _event(verdict_event(index, error.reference, classify_prefix(_head(item))))
     return FileResult(index, Status.QUARANTINED, error.reference, event=event)
 

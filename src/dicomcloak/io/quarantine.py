@@ -11,23 +11,30 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from dicomcloak.errors import InputError
 from dicomcloak.io.inputs import InputItem
 from dicomcloak.io.layout import safe_relpath
 from dicomcloak.io.writer import copy_atomic, write_atomic
+from dicomcloak.raw.limits import ReadLimits
 
 __all__ = ["quarantine", "reason_path"]
 
+_MAX_COPY = ReadLimits().max_quarantine_bytes
 
-def quarantine(item: InputItem, error: InputError, qdir: Path) -> Path:
+
+def quarantine(item: InputItem, error: InputError, qdir: Path, max_bytes: int = _MAX_COPY) -> Path:
     """Copy `item`'s original bytes into `qdir` and record why.
 
     The copy goes to ``qdir/<root_name>/<relpath>`` (for a zip member, the
     member's path inside the archive) and the reason to that path plus
     ``.reason.json``. Both are written atomically. If the original cannot be
     copied (unreadable, vanished, damaged archive) the reason is still
-    written, so the operator always learns what happened.
+    written, so the operator always learns what happened. At most
+    `max_bytes` are copied (``ReadLimits.max_quarantine_bytes``), sparsely
+    (:func:`~dicomcloak.io.writer.copy_atomic`): the reason records the
+    original's size, the bytes copied and whether the copy is truncated.
 
     Returns
     -------
@@ -41,8 +48,8 @@ def quarantine(item: InputItem, error: InputError, qdir: Path) -> Path:
         run cannot account for this input and should stop.
     """
     target = qdir / safe_relpath(item.label)
-    _copy_original(item, target)
-    write_atomic(reason_path(target), _reason(item, error))
+    copy = _copy_original(item, target, max_bytes)
+    write_atomic(reason_path(target), _reason(item, error, copy))
     return target
 
 
@@ -51,26 +58,28 @@ def reason_path(quarantined: Path) -> Path:
     return quarantined.with_name(quarantined.name + ".reason.json")
 
 
-def _copy_original(item: InputItem, target: Path) -> bool:
-    """Stream the original to `target`; report failure instead of raising.
+def _copy_original(item: InputItem, target: Path, max_bytes: int) -> dict[str, Any]:
+    """Stream the original's head to `target`; the copy's facts for the reason, ``{}`` if it failed.
 
     Streaming, not reading whole: the input may have been refused precisely
     for being too large to hold in memory.
     """
     try:
         with item.open() as source:
-            copy_atomic(target, source)
+            size = item.declared_size(source)
+            copied, truncated = copy_atomic(target, source, max_bytes)
     except Exception:  # noqa: BLE001 - a failed copy must not hide the reason
-        return False
-    return True
+        return {}
+    return {"original_bytes": size, "copied_bytes": copied, "truncated": truncated}
 
 
-def _reason(item: InputItem, error: InputError) -> bytes:
-    """The reason record: codes and the error's value-free message only."""
+def _reason(item: InputItem, error: InputError, copy: dict[str, Any]) -> bytes:
+    """The reason record: codes and the error's value-free message only, and the copy's sizes."""
     record = {
         "reason": error.reference,
         "message": error.message,
         "hint": error.hint,
         "input": item.label,
+        **copy,
     }
     return json.dumps(record, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"

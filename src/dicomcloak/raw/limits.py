@@ -17,7 +17,7 @@ _GIB = 2**30
 
 @dataclass(frozen=True)
 class ReadLimits:
-    """Bounds on what one input may cost to read.
+    """Bounds on what one input may cost: to read, and to keep in quarantine.
 
     Parameters
     ----------
@@ -44,6 +44,13 @@ class ReadLimits:
         describes (Rows x Columns x Samples x Bits x Frames) to its encoded
         bytes, above ``pixel_ratio_floor`` decoded bytes (``pixel-bomb``): a
         decoder would allocate the described size.
+    max_quarantine_bytes:
+        Most bytes of a refused input copied into the quarantine: a larger
+        one keeps its head (preamble, File Meta, the headers that explain the
+        refusal), and its ``.reason.json`` records its size and that the copy
+        is truncated. The input itself is never modified. The copy is sparse
+        (zero runs cost no disk), so this bounds what a hostile file can make
+        the quarantine hold.
     """
 
     max_file_bytes: int = 4 * _GIB
@@ -56,6 +63,7 @@ class ReadLimits:
     max_meta_bytes: int = 64 * 2**10
     max_pixel_ratio: int = 10_000
     pixel_ratio_floor: int = 64 * 2**20
+    max_quarantine_bytes: int = 64 * 2**20
 
 
 #: The names a site policy's ``[sanitize.limits]`` table may set.
