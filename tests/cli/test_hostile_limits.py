@@ -58,6 +58,16 @@ def _repeated_group_length(count: int) -> bytes:
     return base_bytes() + struct.pack("<HH2sHL", 0, 0, b"UL", 4, 4) * count
 
 
+def _distinct_flood(count: int) -> bytes:
+    """``count`` distinct private LO elements (creators and their blocks): a flood the count of tags sees."""
+    parts = []
+    for n in range(count):
+        group, block, element = 0x0009 + 2 * (n // (240 * 257)), 0x10 + (n // 257) % 240, n % 257
+        tag = (block, b"ACME") if element == 256 else ((block << 8) | element, b"AB")
+        parts.append(struct.pack("<HH2sH", group, tag[0], b"LO", len(tag[1])) + tag[1])
+    return _without_pixels() + b"".join(parts)
+
+
 CASES = {
     # name: (head bytes, file size, reason)
     "lying-lo-zero-tail-2g": (_lying_lo(), 2 * GIB, "trailing-bytes"),
@@ -67,6 +77,7 @@ CASES = {
     "zero-elements-repeated": (base_bytes(), len(base_bytes()) + 4096, "trailing-bytes"),
     "group-length-repeated-small": (_repeated_group_length(1000), 0, "element-repeated"),
     "group-length-repeated-large": (_repeated_group_length(200_000), 0, "element-repeated"),
+    "distinct-element-flood": (_distinct_flood(100_001), 0, "too-many-elements"),
     "pixel-data-0x90000000-2g": (_pixel_header(0x90000000), 2 * GIB, "element-too-large"),
     "pixel-data-beyond-the-file-1g": (_pixel_header(0x7FFFFFF0), 1 * GIB, "length-beyond-file"),
 }
