@@ -356,7 +356,9 @@ def _run_facts(
     if not worker.deidentify:
         return {"jobs": jobs, **facts, **places, "events": str(folder.events)}
     sealing = _seal_facts(worker)
-    return {"jobs": jobs, **facts, "ephemeral_key": worker.key.ephemeral, **places, "sealing": sealing}
+    conflicts = worker.on_conflict.value
+    made = {**facts, "uid_conflict_resolution": conflicts, "ephemeral_key": worker.key.ephemeral}
+    return {"jobs": jobs, **made, **places, "sealing": sealing}
 
 
 def _seal_facts(worker: WorkerSettings) -> dict[str, Any]:

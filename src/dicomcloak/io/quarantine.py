@@ -10,6 +10,7 @@ the output tree, because its content is identifying.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +25,25 @@ __all__ = ["quarantine", "reason_path"]
 _MAX_COPY = ReadLimits().max_quarantine_bytes
 
 
-def quarantine(item: InputItem, error: InputError, qdir: Path, max_bytes: int = _MAX_COPY) -> Path:
+def quarantine(
+    item: InputItem,
+    error: InputError,
+    qdir: Path,
+    details: Mapping[str, Any] | None = None,
+    max_bytes: int = _MAX_COPY,
+) -> Path:
     """Copy `item`'s original bytes into `qdir` and record why.
 
     The copy goes to ``qdir/<root_name>/<relpath>`` (for a zip member, the
     member's path inside the archive) and the reason to that path plus
     ``.reason.json``. Both are written atomically. If the original cannot be
     copied (unreadable, vanished, damaged archive) the reason is still
-    written, so the operator always learns what happened. At most
-    `max_bytes` are copied (``ReadLimits.max_quarantine_bytes``), sparsely
-    (:func:`~dicomcloak.io.writer.copy_atomic`): the reason records the
+    written, so the operator always learns what happened. `details` adds
+    facts to the reason record (a ``uid-conflict`` names the input it
+    conflicts with and both content digests: the quarantine holds originals,
+    and their names, anyway; logs and reports never do). At most `max_bytes`
+    are copied (``ReadLimits.max_quarantine_bytes``), sparsely
+    (:func:`~dicomcloak.io.writer.copy_atomic`): the reason also records the
     original's size, the bytes copied and whether the copy is truncated.
 
     Returns
@@ -49,7 +59,7 @@ def quarantine(item: InputItem, error: InputError, qdir: Path, max_bytes: int = 
     """
     target = qdir / safe_relpath(item.label)
     copy = _copy_original(item, target, max_bytes)
-    write_atomic(reason_path(target), _reason(item, error, copy))
+    write_atomic(reason_path(target), _reason(item, error, {**copy, **(details or {})}))
     return target
 
 
@@ -73,13 +83,13 @@ def _copy_original(item: InputItem, target: Path, max_bytes: int) -> dict[str, A
     return {"original_bytes": size, "copied_bytes": copied, "truncated": truncated}
 
 
-def _reason(item: InputItem, error: InputError, copy: dict[str, Any]) -> bytes:
-    """The reason record: codes and the error's value-free message only, and the copy's sizes."""
+def _reason(item: InputItem, error: InputError, details: Mapping[str, Any]) -> bytes:
+    """The reason record: codes, the error's value-free message, and the caller's details."""
     record = {
         "reason": error.reference,
         "message": error.message,
         "hint": error.hint,
         "input": item.label,
-        **copy,
+        **details,
     }
     return json.dumps(record, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"

@@ -73,7 +73,16 @@ from dicomcloak.raw.limits import ReadLimits
 if TYPE_CHECKING:
     from dicomcloak.io.inputs import InputItem
 
-__all__ = ["WALK_FROM", "ReadLimits", "check_input", "inflate_cap", "read_dataset", "read_input", "read_path"]
+__all__ = [
+    "WALK_FROM",
+    "ReadLimits",
+    "check_input",
+    "dataset_bytes",
+    "inflate_cap",
+    "read_dataset",
+    "read_input",
+    "read_path",
+]
 
 _DEFAULT_LIMITS = ReadLimits()
 #: A data set larger than this many bytes is walked (:mod:`dicomcloak.raw.extent`) before it is parsed,
@@ -151,6 +160,28 @@ def read_dataset(
     MalformedError
         Truncated, inconsistent or unparseable, or without SOP Instance UID.
     """
+    return _guarded(data, limits, share_pixel_data)[0]
+
+
+def dataset_bytes(data: bytes, limits: ReadLimits = _DEFAULT_LIMITS) -> memoryview:
+    """The data set of `data` as encoded, once :func:`read_dataset` accepts it.
+
+    What follows the File Meta group (inflated, for Deflated Explicit VR Little
+    Endian), up to the end of the last element: the trailing zero padding the
+    reader ignores is left out. An object's content identity is a digest of
+    these bytes (``deid`` tells a duplicate from a UID conflict by it).
+
+    Raises
+    ------
+    InputError
+        As :func:`read_dataset`.
+    """
+    _, body, start, end = _guarded(data, limits, False)
+    return memoryview(body)[start:end]
+
+
+def _guarded(data: bytes, limits: ReadLimits, share_pixel_data: bool) -> tuple[FileDataset, bytes, int, int]:
+    """:func:`_parse`, every failure turned into a typed, value-free :class:`InputError`."""
     _check_size(len(data), limits)
     return _typed(_parse, data, limits, share_pixel_data)
 
@@ -231,8 +262,12 @@ def _typed(parse: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         ) from None
 
 
-def _parse(data: bytes, limits: ReadLimits, share_pixel_data: bool = False) -> FileDataset:
-    """Parse header, then data set (walked first when large), then check the result is complete."""
+def _parse(data: bytes, limits: ReadLimits, share_pixel_data: bool) -> tuple[FileDataset, bytes, int, int]:
+    """Parse header, then data set (walked first when large), then check the result is complete.
+
+    Returns the data set, the bytes it was read from (inflated when deflated)
+    and where its elements start and end in them.
+    """
     head = _head(data, len(data), limits)
     preamble, meta, ts, start = head.preamble, head.meta, head.syntax, head.start
     if ts == DeflatedExplicitVRLittleEndian:
@@ -242,14 +277,14 @@ def _parse(data: bytes, limits: ReadLimits, share_pixel_data: bool = False) -> F
         check_extent(data, start, enc.implicit, enc.little, limits)
     fp = BytesIO(data)
     fp.seek(start)
-    elements = _read_elements(data, fp, enc, limits, share_pixel_data)
+    elements, end = _read_elements(data, fp, enc, limits, share_pixel_data)
     ds = FileDataset(fp, elements, preamble, meta, enc.implicit, enc.little)
     ds.buffer = None  # the dataset keeps no reference to `data` (a shared Pixel Data view does)
     ds.set_original_encoding(enc.implicit, enc.little, _charset(ds))
     _check_depth(ds, limits, 0, [0])
     _require_sop_instance_uid(ds)
     _complete_meta(meta, ds, ts, enc)
-    return ds
+    return ds, data, start, end
 
 
 def _check_size(size: int, limits: ReadLimits) -> None:
@@ -305,8 +340,8 @@ def _inflate(deflated: bytes, limits: ReadLimits) -> bytes:
 
 def _read_elements(
     data: bytes, fp: BytesIO, enc: _Encoding, limits: ReadLimits, share_pixel_data: bool = False
-) -> dict[BaseTag, RawDataElement | DataElement]:
-    """Read every top-level element to the end of `data`, raw.
+) -> tuple[dict[BaseTag, RawDataElement | DataElement], int]:
+    """Read every top-level element to the end of `data`, raw; return them and where the last one ends.
 
     pydicom's generator stops quietly when fewer than 8 bytes remain and
     returns a short value when a length points past the end; both mean the
@@ -333,7 +368,7 @@ def _read_elements(
         )
     if (end != len(data) and not _is_zero_padding(data, end)) or (last is not None and _is_short(last)):
         raise _truncated()
-    return elements
+    return elements, end
 
 
 def _is_zero_padding(data: bytes, end: int) -> bool:

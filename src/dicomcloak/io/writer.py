@@ -14,10 +14,10 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, BinaryIO, TypeVar
 
 from pydicom.dataset import Dataset
 
@@ -27,6 +27,7 @@ from dicomcloak.io.encode import encode_file_parts
 __all__ = [
     "copy_atomic",
     "encode_dataset",
+    "encode_dataset_bound",
     "encode_dataset_parts",
     "write_atomic",
     "write_dataset_atomic",
@@ -34,6 +35,7 @@ __all__ = [
 
 _COPY_CHUNK = 1 << 16  # also the granularity of the sparse copy's holes
 _NO_LIMIT = 2**63
+_T = TypeVar("_T")
 
 
 def write_atomic(path: Path, payload: bytes | Sequence[bytes], *, sync_directory: bool = True) -> None:
@@ -94,8 +96,26 @@ def encode_dataset_parts(ds: Dataset) -> list[bytes]:
         ``encode-failed``. The message names tags only: pydicom's messages
         may quote element values.
     """
+    return _typed(encode_file_parts, ds)
+
+
+def encode_dataset_bound(ds: Dataset) -> tuple[list[bytes], bytes]:
+    """:func:`encode_dataset_parts`, and the binding digest of the output (:mod:`dicomcloak.io.binding`).
+
+    Raises
+    ------
+    ProcessingError
+        ``encode-failed``, as :func:`encode_dataset_parts`.
+    """
+    from dicomcloak.io.binding import encode_file_bound  # vault runs only
+
+    return _typed(encode_file_bound, ds)
+
+
+def _typed(encode: Callable[[Dataset], _T], ds: Dataset) -> _T:
+    """``encode(ds)``, any failure turned into a value-free ``encode-failed``."""
     try:
-        return encode_file_parts(ds)
+        return encode(ds)
     except ProcessingError:
         raise
     except RecursionError:
