@@ -19,9 +19,10 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, BinaryIO, TypeVar
 
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
-from dicomcloak.errors import OutputError, ProcessingError
+from dicomcloak.errors import DicomcloakError, OutputError, ProcessingError
 from dicomcloak.io.encode import encode_file_parts
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "encode_dataset",
     "encode_dataset_bound",
     "encode_dataset_parts",
+    "encode_dataset_sealed",
     "write_atomic",
     "write_dataset_atomic",
 ]
@@ -112,11 +114,26 @@ def encode_dataset_bound(ds: Dataset) -> tuple[list[bytes], bytes]:
     return _typed(encode_file_bound, ds)
 
 
+def encode_dataset_sealed(ds: Dataset, seal: Callable[[bytes], DataElement]) -> tuple[list[bytes], bytes]:
+    """:func:`encode_dataset_bound`, with the embedded seal ``seal(binding digest)`` encoded in its place.
+
+    One encoding (:func:`dicomcloak.io.binding.encode_file_sealed`).
+
+    Raises
+    ------
+    ProcessingError
+        ``encode-failed``, as :func:`encode_dataset_parts`; a ``SealError`` from ``seal`` propagates.
+    """
+    from dicomcloak.io.binding import encode_file_sealed
+
+    return _typed(lambda d: encode_file_sealed(d, seal), ds)
+
+
 def _typed(encode: Callable[[Dataset], _T], ds: Dataset) -> _T:
-    """``encode(ds)``, any failure turned into a value-free ``encode-failed``."""
+    """``encode(ds)``, any failure turned into a value-free ``encode-failed`` (typed errors pass)."""
     try:
         return encode(ds)
-    except ProcessingError:
+    except DicomcloakError:
         raise
     except RecursionError:
         raise _encode_failed("RecursionError") from None
