@@ -35,7 +35,7 @@ from dicomcloak.io.grouped import GroupedWriter, sync_file_system
 from dicomcloak.io.inputs import InputItem, Refused, Skipped, WalkEntry
 from dicomcloak.io.layout import mirror_relpath
 from dicomcloak.io.quarantine import quarantine
-from dicomcloak.io.reader import ReadLimits, read_dataset
+from dicomcloak.io.reader import ReadLimits, read_dataset, read_input
 from dicomcloak.io.writer import encode_dataset_parts
 from dicomcloak.policy.model import Policy
 from dicomcloak.sanitize import sanitize_dataset
@@ -127,7 +127,7 @@ def _one(
 ) -> FileResult:
     try:
         limits = settings.limits
-        data = item.read_bytes(limits.max_file_bytes)
+        data = read_input(item, limits)
         policy = settings.policy
         as_read = read_dataset(data, limits)
         sanitized = sanitize_dataset(as_read, policy.sanitize, policy)
@@ -160,7 +160,7 @@ _SEALER = "sealer:"
 
 
 def _quarantined(index: int, item: InputItem, error: InputError, settings: ReidSettings) -> FileResult:
-    quarantine(item, error, settings.quarantine_dir)
+    quarantine(item, error, settings.quarantine_dir, max_bytes=settings.limits.max_quarantine_bytes)
     return FileResult(index, Status.QUARANTINED, error.reference)
 
 

@@ -25,7 +25,7 @@ from dicomcloak.io.grouped import GroupedWriter
 from dicomcloak.io.inputs import InputItem
 from dicomcloak.io.layout import mirror_relpath, pseudonymous_relpath
 from dicomcloak.io.quarantine import quarantine
-from dicomcloak.io.reader import ReadLimits, read_dataset
+from dicomcloak.io.reader import ReadLimits, read_dataset, read_input
 from dicomcloak.io.writer import encode_dataset_bound, encode_dataset_parts, encode_dataset_sealed
 from dicomcloak.keys import ProjectKey
 from dicomcloak.policy.model import Policy
@@ -238,7 +238,7 @@ def _deidentify_one(
 ) -> FileResult:
     settings = ctx.settings
     limits = settings.read_limits
-    data = item.read_bytes(limits.max_file_bytes)
+    data = read_input(item, limits)  # a large input's element headers are walked first
     # The pixels are streamed through to the output: shared with `data`, not copied.
     source = read_dataset(data, limits, share_pixel_data=True)
     sanitized = ctx.deidentifier.sanitize(source, then_deidentify=settings.deidentify)
@@ -366,7 +366,8 @@ def _relpath(outcome: Outcome, item: InputItem, settings: WorkerSettings, uids: 
 def _quarantined(
     index: int, item: InputItem, error: InputError, ctx: WorkerContext, details: dict[str, Any] | None = None
 ) -> FileResult:
-    quarantine(item, error, ctx.settings.quarantine_dir, details)
+    cap = ctx.settings.read_limits.max_quarantine_bytes
+    quarantine(item, error, ctx.settings.quarantine_dir, details, max_bytes=cap)
     event = _event(verdict_event(index, error.reference, classify_prefix(_head(item))))
     return FileResult(index, Status.QUARANTINED, error.reference, event=event)
 

@@ -13,6 +13,7 @@ import typer
 
 from dicomcloak.cli._common import (
     ExitCode,
+    FollowSymlinksArg,
     JobsArg,
     JsonFlag,
     OptionsArg,
@@ -96,6 +97,7 @@ def deid(
     run_dir: RunDirArg = None,
     quarantine: QuarantineArg = None,
     jobs: JobsArg = None,
+    follow_symlinks: FollowSymlinksArg = False,
     recipient: Annotated[
         list[Path] | None,
         typer.Option(
@@ -135,7 +137,7 @@ def deid(
         run = (run_dir or default_run_dir(out)).resolve()
         qdir = (quarantine or run / "quarantine").resolve()
         check_paths([path.resolve() for path in inputs], out, run, qdir)
-        items = iter_inputs(inputs)  # checks that every input exists before anything runs
+        items = iter_inputs(inputs, follow_symlinks=follow_symlinks)  # every input checked before any work
         the_policy = load_policy(option, policy, strict_table=strict_table)
         warn_deviations(the_policy)  # once, before any work
         the_key = load_key(key, ephemeral=ephemeral_key)

@@ -12,6 +12,7 @@ import typer
 
 from dicomcloak.cli._common import (
     ExitCode,
+    FollowSymlinksArg,
     JsonFlag,
     OptionsArg,
     PolicyFileArg,
@@ -69,6 +70,7 @@ def reid(
     strict_table: StrictTableArg = False,
     run_dir: RunDirArg = None,
     quarantine: QuarantineArg = None,
+    follow_symlinks: FollowSymlinksArg = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Re-identify INPUT... into OUT: sealed originals restored, markers removed; fails closed (exit 4).
@@ -92,7 +94,7 @@ def reid(
     run = (run_dir or default_run_dir(out)).resolve()
     qdir = (quarantine or run / "quarantine").resolve()
     check_paths([path.resolve() for path in inputs], out, run, qdir)
-    items = list(iter_inputs(inputs))
+    items = list(iter_inputs(inputs, follow_symlinks=follow_symlinks))
     several = len(inputs) > 1
     the_policy = load_policy(option, policy, strict_table=strict_table)
     if private_key is not None:

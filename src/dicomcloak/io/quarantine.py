@@ -18,12 +18,19 @@ from dicomcloak.errors import InputError
 from dicomcloak.io.inputs import InputItem
 from dicomcloak.io.layout import safe_relpath
 from dicomcloak.io.writer import copy_atomic, write_atomic
+from dicomcloak.raw.limits import ReadLimits
 
 __all__ = ["quarantine", "reason_path"]
 
+_MAX_COPY = ReadLimits().max_quarantine_bytes
+
 
 def quarantine(
-    item: InputItem, error: InputError, qdir: Path, details: Mapping[str, Any] | None = None
+    item: InputItem,
+    error: InputError,
+    qdir: Path,
+    details: Mapping[str, Any] | None = None,
+    max_bytes: int = _MAX_COPY,
 ) -> Path:
     """Copy `item`'s original bytes into `qdir` and record why.
 
@@ -34,7 +41,10 @@ def quarantine(
     written, so the operator always learns what happened. `details` adds
     facts to the reason record (a ``uid-conflict`` names the input it
     conflicts with and both content digests: the quarantine holds originals,
-    and their names, anyway; logs and reports never do).
+    and their names, anyway; logs and reports never do). At most `max_bytes`
+    are copied (``ReadLimits.max_quarantine_bytes``), sparsely
+    (:func:`~dicomcloak.io.writer.copy_atomic`): the reason also records the
+    original's size, the bytes copied and whether the copy is truncated.
 
     Returns
     -------
@@ -48,8 +58,8 @@ def quarantine(
         run cannot account for this input and should stop.
     """
     target = qdir / safe_relpath(item.label)
-    _copy_original(item, target)
-    write_atomic(reason_path(target), _reason(item, error, details or {}))
+    copy = _copy_original(item, target, max_bytes)
+    write_atomic(reason_path(target), _reason(item, error, {**copy, **(details or {})}))
     return target
 
 
@@ -58,18 +68,19 @@ def reason_path(quarantined: Path) -> Path:
     return quarantined.with_name(quarantined.name + ".reason.json")
 
 
-def _copy_original(item: InputItem, target: Path) -> bool:
-    """Stream the original to `target`; report failure instead of raising.
+def _copy_original(item: InputItem, target: Path, max_bytes: int) -> dict[str, Any]:
+    """Stream the original's head to `target`; the copy's facts for the reason, ``{}`` if it failed.
 
     Streaming, not reading whole: the input may have been refused precisely
     for being too large to hold in memory.
     """
     try:
         with item.open() as source:
-            copy_atomic(target, source)
+            size = item.declared_size(source)
+            copied, truncated = copy_atomic(target, source, max_bytes)
     except Exception:  # noqa: BLE001 - a failed copy must not hide the reason
-        return False
-    return True
+        return {}
+    return {"original_bytes": size, "copied_bytes": copied, "truncated": truncated}
 
 
 def _reason(item: InputItem, error: InputError, details: Mapping[str, Any]) -> bytes:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -36,7 +35,8 @@ __all__ = [
     "write_dataset_atomic",
 ]
 
-_COPY_CHUNK = 1 << 20
+_COPY_CHUNK = 1 << 16  # also the granularity of the sparse copy's holes
+_NO_LIMIT = 2**63
 _T = TypeVar("_T")
 
 
@@ -141,10 +141,20 @@ def _typed(encode: Callable[[Dataset], _T], ds: Dataset) -> _T:
         raise _encode_failed(type(exc).__name__) from None
 
 
-def copy_atomic(path: Path, source: IO[bytes]) -> None:
-    """Stream `source` to `path` atomically, without holding it in memory.
+def copy_atomic(path: Path, source: IO[bytes], max_bytes: int | None = None) -> tuple[int, bool]:
+    """Stream `source` to `path` atomically, without holding it in memory; at most `max_bytes` of it.
 
-    Used to quarantine originals that may be too large to read whole.
+    Used to quarantine originals that may be too large to read whole. The
+    copy is sparse: a chunk of zero bytes is not written but left as a hole
+    (the file's size is set at the end), so a sparse input (a 2 GB file that
+    costs its maker nothing) costs the quarantine nothing either, and a
+    zero-filled one of any length as little. `max_bytes` keeps the head of
+    a larger input only.
+
+    Returns
+    -------
+    tuple[int, bool]
+        The bytes copied, and whether `source` held more (the copy is its head).
 
     Raises
     ------
@@ -154,7 +164,23 @@ def copy_atomic(path: Path, source: IO[bytes]) -> None:
         temporary file is removed either way.
     """
     with atomic_file(path) as handle:
-        shutil.copyfileobj(source, handle, _COPY_CHUNK)
+        return _copy_sparse(source, handle, _NO_LIMIT if max_bytes is None else max_bytes)
+
+
+def _copy_sparse(source: IO[bytes], target: BinaryIO, max_bytes: int) -> tuple[int, bool]:
+    """Copy up to `max_bytes` of `source` into `target`, zero chunks as holes; (bytes copied, more left)."""
+    copied = 0
+    while copied < max_bytes:
+        chunk = source.read(min(_COPY_CHUNK, max_bytes - copied))
+        if not chunk:
+            break
+        if chunk.count(0) == len(chunk):
+            target.seek(len(chunk), os.SEEK_CUR)
+        else:
+            target.write(chunk)
+        copied += len(chunk)
+    target.truncate(copied)  # also the size of a copy that ends in a hole
+    return copied, copied >= max_bytes and bool(source.read(1))
 
 
 @contextmanager
