@@ -45,6 +45,8 @@ _ALL_TEXT = Verdict(True, "text", "all-text")
 _TEMPLATE_KIND = "template"
 #: Verifying rounds: text the check finds is redacted and checked again, at most this often.
 _ROUNDS = 2
+#: Pixels: a detection taller than this (and than 6% of the rows) is checked by recognition first.
+_LINE = 48
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,26 @@ def _ocr(work: _Work, indices: Sequence[int], *, recognise: bool) -> list[tuple[
     ]
 
 
+def _tall(box: TextBox, rows: int) -> bool:
+    """A detection taller than a text line can be: texture (speckle, anatomy) more often than text."""
+    return box.rect.bottom - box.rect.top > max(_LINE, rows * 0.06)
+
+
+def _readable(work: _Work, box: TextBox) -> bool:
+    letters = sum(char.isalnum() for char in box.text or "")
+    return letters >= 2 and box.score >= work.settings.verify_score
+
+
+def _plausible(work: _Work, index: int, boxes: list[TextBox]) -> list[TextBox]:
+    """Detection-only boxes, with tall ones kept only if recognition reads text in them (``all-text``)."""
+    rows = work.frames.shape[1]
+    if not any(_tall(box, rows) for box in boxes):
+        return boxes
+    read = work.backend.detect(to_uint8(work.frames[index], work.ds), recognise=True)
+    tall = [box for box in read if _tall(box, rows) and _readable(work, box)]
+    return [box for box in boxes if not _tall(box, rows)] + tall
+
+
 def _regions(work: _Work, found: list[tuple[int, list[TextBox]]]) -> list[Region]:
     seen = redact.merge(found)
     return [
@@ -108,8 +130,7 @@ def _remains(work: _Work, box: TextBox) -> bool:
     """Whether text the verifying pass read still counts: PHI under ``phi``, any text under ``all-text``."""
     if work.mode is PixelMode.PHI:
         return classify(box.text or "", work.header).phi
-    letters = sum(char.isalnum() for char in box.text or "")
-    return letters >= 2 and box.score >= work.settings.verify_score
+    return _readable(work, box)
 
 
 def _verify_indices(n_frames: int, first: Sequence[int], k: int) -> tuple[int, ...]:
@@ -137,6 +158,8 @@ def _verify(work: _Work, indices: Sequence[int]) -> bool:
 def _first_pass(work: _Work) -> tuple[int, ...]:
     indices = sample_indices(work.frames.shape[0], work.settings.frames)
     found = _ocr(work, indices, recognise=work.mode is PixelMode.PHI)
+    if work.mode is PixelMode.ALL_TEXT:
+        found = [(index, _plausible(work, index, boxes)) for index, boxes in found]
     found.append((indices[0], template_boxes(work.ds, work.settings.templates)))
     work.regions = _regions(work, found)
     return indices
@@ -152,14 +175,20 @@ def _result(work: _Work, status: PixelStatus, examined: Sequence[int], risk: tup
 def _examine(work: _Work, risk: tuple[str, ...]) -> tuple[PixelResult, NDArray[np.uint8]]:
     first = _first_pass(work)
     before = to_uint8(work.frames[first[0]], work.ds)
-    if not any(region.redacted for region in work.regions):
-        return _result(work, PixelStatus.NO_TEXT, first, risk), before
     _redact(work, work.regions)
+    if not work.settings.verify:
+        return _result(work, _status(work), first, risk), before
+    # Also when the first pass found nothing: the check reads frames it did not (a cine's later frames).
     check = _verify_indices(work.frames.shape[0], first, work.settings.frames)
-    if work.settings.verify and not _verify(work, check):
-        return _result(work, PixelStatus.QUARANTINED, (*first, *check), risk, "pixel-phi-remains"), before
-    examined = (*first, *check) if work.settings.verify else first
-    return _result(work, PixelStatus.CLEANED, examined, risk), before
+    if any(region.redacted for region in work.regions) or set(check) - set(first):
+        if not _verify(work, check):
+            return _result(work, PixelStatus.QUARANTINED, (*first, *check), risk, "pixel-phi-remains"), before
+        return _result(work, _status(work), (*first, *check), risk), before
+    return _result(work, PixelStatus.NO_TEXT, first, risk), before
+
+
+def _status(work: _Work) -> PixelStatus:
+    return PixelStatus.CLEANED if any(region.redacted for region in work.regions) else PixelStatus.NO_TEXT
 
 
 def run(ds: Dataset, header: HeaderValues, settings: PixelSettings, backend: OcrBackend, *,

@@ -23,6 +23,8 @@ __all__ = ["INSTALL", "TesseractBackend"]
 
 INSTALL = "apt-get install tesseract-ocr tesseract-ocr-eng && pip install pytesseract==0.3.13"
 _CONFIG = "--psm 11 --oem 1"
+#: Words read with less confidence (0-100), or without a letter or digit, are texture, not text.
+_MIN_CONFIDENCE = 30
 _Word = tuple[Rect, str, float]
 
 
@@ -40,7 +42,7 @@ def _words(data: dict[str, list[Any]]) -> dict[tuple[int, int, int], list[_Word]
     lines: dict[tuple[int, int, int], list[_Word]] = defaultdict(list)
     for i, text in enumerate(data["text"]):
         confidence = float(data["conf"][i])
-        if confidence < 0 or not str(text).strip():
+        if confidence < _MIN_CONFIDENCE or not any(char.isalnum() for char in str(text)):
             continue
         top, left = int(data["top"][i]), int(data["left"][i])
         rect = Rect(top, left, top + int(data["height"][i]), left + int(data["width"][i]))
