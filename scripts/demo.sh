@@ -5,13 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ]; then
-    echo "==> creating .venv"
-    "$PYTHON" -m venv .venv
-fi
-echo "==> installing dicomcloak (editable)"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e .
+source scripts/_venv.sh  # .venv, dicomcloak, RapidOCR without its GUI OpenCV
 export PATH="$PWD/.venv/bin:$PATH"
 
 mkdir -p demo

@@ -12,6 +12,9 @@ command -v dciodvfy >/dev/null 2>&1 || missing+=(dicom3tools)
 command -v gdcmanon >/dev/null 2>&1 || missing+=(libgdcm-tools)  # gdcmanon: PS3.15 E.1 interop tests
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
     || command -v google-chrome >/dev/null 2>&1 || missing+=(chromium)  # headless: the HTML report's tests
+# the Tesseract OCR back-end and the fonts of the synthetic burned-in text images (docs/pixels.md)
+command -v tesseract >/dev/null 2>&1 || missing+=(tesseract-ocr tesseract-ocr-eng)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 if ! command -v initdb >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
     missing+=(postgresql)
 fi
@@ -25,13 +28,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     fi
 fi
 
-PYTHON="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ]; then
-    echo "==> creating .venv"
-    "$PYTHON" -m venv .venv
-fi
-echo "==> installing dicomcloak[test] (editable)"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+source scripts/_venv.sh "[test]"  # .venv, dicomcloak[test], RapidOCR without its GUI OpenCV
 export PATH="$PWD/.venv/bin:$PATH"
 
 lint_paths=(src tests)

@@ -28,7 +28,9 @@ from dicomcloak.standard.table import Action, Option
 
 __all__ = ["SitePolicy", "build_policy", "load_policy_file", "parse_option", "parse_policy", "parse_sanitize"]
 
-_SECTIONS = frozenset({"policy", "tags", "private", "vr", "safe_private", "sanitize"})
+_SECTIONS = frozenset({"policy", "tags", "private", "vr", "safe_private", "sanitize", "pixels"})
+# [pixels] is validated by dicomcloak.pixels.settings (a layer above policy), not here.
+_OWN_SECTIONS = _SECTIONS - {"pixels"}
 _SANITIZE_KEYS = frozenset({"encapsulated_documents", "waveforms", "icons", "overlays", "limits"})
 _POLICY_KEYS = frozenset({"options", "unknown_public", "keep_reference_sequences", "strict_table"})
 _SAFE_KEYS = frozenset({"add", "remove"})
@@ -266,7 +268,7 @@ def parse_sanitize(section: Mapping[str, Any]) -> SanitizeSettings:
 def parse_policy(document: Mapping[str, Any]) -> SitePolicy:
     """Validate a parsed policy document (the TOML file's content)."""
     _check_keys(document, _SECTIONS, "policy file")
-    sections = {name: _table(document.get(name, {}), name) for name in _SECTIONS}
+    sections = {name: _table(document.get(name, {}), name) for name in _OWN_SECTIONS}
     add, remove = _parse_safe(sections["safe_private"])
     overrides = SiteOverrides(
         tags=MappingProxyType(_parse_tags(sections["tags"])),
