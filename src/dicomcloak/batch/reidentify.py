@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from dicomcloak.api import Reidentified, Reidentifier
+from dicomcloak.batch.debris import remove_debris, tidy_trees
 from dicomcloak.batch.report import ReportBuilder, RunSummary, encode_report
 from dicomcloak.batch.run import prepare_dir, quarantine_refused
 from dicomcloak.batch.rundir import RunFolder, begin_run, check_made_alike, finish_run
@@ -36,6 +37,7 @@ from dicomcloak.io.inputs import InputItem, Refused, Skipped, WalkEntry
 from dicomcloak.io.layout import mirror_relpath
 from dicomcloak.io.quarantine import quarantine
 from dicomcloak.io.reader import ReadLimits, read_dataset
+from dicomcloak.io.staging import Tree
 from dicomcloak.io.writer import encode_dataset_parts
 from dicomcloak.policy.model import Policy
 from dicomcloak.sanitize import sanitize_dataset
@@ -69,7 +71,7 @@ def run_reid(inputs: Iterable[WalkEntry], reidentifier: Reidentifier, settings: 
     folder = _begin(settings)
     builder = ReportBuilder()
     modes: Counter[str] = Counter()
-    writer = GroupedWriter()
+    writer = GroupedWriter(tree=Tree(settings.out_dir))
     try:
         try:
             for index, entry in enumerate(inputs):
@@ -88,6 +90,7 @@ def run_reid(inputs: Iterable[WalkEntry], reidentifier: Reidentifier, settings: 
     sync_file_system(settings.out_dir)
     summary = builder.summary(time.perf_counter() - started, _facts(settings, folder, modes))
     finish_run(folder, encode_report(builder.report(summary)))
+    tidy_trees(settings.out_dir, settings.run_dir, settings.quarantine_dir)
     return summary
 
 
@@ -95,8 +98,9 @@ def _begin(settings: ReidSettings) -> RunFolder:
     """As ``deid`` does: refuse an output another command made, make the directories, record the run."""
     facts: dict[str, Any] = {"command": "reid"}
     check_made_alike(settings.out_dir, facts, [settings.run_dir, *settings.history])
-    prepare_dir(settings.run_dir, "run", "--run-dir (it holds the reports and the quarantine)")
+    prepare_dir(settings.run_dir, "run", "--run-dir (it holds the reports and the quarantine)", private=True)
     prepare_dir(settings.out_dir, "output", "--out")
+    remove_debris(settings.out_dir, settings.run_dir, settings.quarantine_dir)
     return begin_run(settings.run_dir, settings.out_dir, facts)
 
 

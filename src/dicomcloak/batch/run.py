@@ -9,6 +9,9 @@ directory decides duplicates, so ordering never changes content.
 Only input items reach the workers: what the walk skipped is counted here,
 and what it refused (zip slip) is quarantined here. Each run writes its own
 folder in the run directory (:mod:`dicomcloak.batch.rundir`).
+
+A run starts by removing what runs killed on this host left behind
+(:mod:`dicomcloak.batch.debris`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -26,9 +28,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from dicomcloak.batch.debris import new_claims_dir, remove_debris, tidy_trees
 from dicomcloak.batch.pool import Pool, WorkerFunctions
 from dicomcloak.batch.report import ReportBuilder, RunSummary, encode_report, run_deviations
-from dicomcloak.batch.rundir import RunFolder, begin_run, check_made_alike, finish_run, policy_fingerprint
+from dicomcloak.batch.rundir import (
+    RunFolder,
+    begin_run,
+    check_made_alike,
+    finish_run,
+    policy_fingerprint,
+    run_tree,
+)
 from dicomcloak.batch.worker import (
     FileResult,
     Status,
@@ -42,6 +52,7 @@ from dicomcloak.errors import InputError, OutputError
 from dicomcloak.io.grouped import sync_file_system
 from dicomcloak.io.inputs import InputItem, Refused, Skipped, WalkEntry
 from dicomcloak.io.quarantine import quarantine
+from dicomcloak.io.staging import makedirs_private
 from dicomcloak.io.writer import atomic_file
 from dicomcloak.sanitize import classify_prefix, verdict_event
 
@@ -116,6 +127,7 @@ def run_batch(
     sync_file_system(settings.worker.out_dir)
     summary = builder.summary(time.perf_counter() - started, _run_facts(settings, folder, facts, jobs))
     finish_run(folder, encode_report(builder.report(summary)))
+    tidy_trees(settings.worker.out_dir, settings.run_dir, settings.worker.quarantine_dir)
     return summary
 
 
@@ -127,8 +139,9 @@ def _begin(settings: RunSettings, facts: dict[str, Any]) -> RunFolder:
     """
     out = settings.worker.out_dir
     check_made_alike(out, facts, [settings.run_dir, *settings.history])
-    prepare_dir(settings.run_dir, "run", "--run-dir (it holds the reports and the quarantine)")
+    prepare_dir(settings.run_dir, "run", "--run-dir (it holds the reports and the quarantine)", private=True)
     prepare_dir(out, "output", "--out")
+    remove_debris(out, settings.run_dir, settings.worker.quarantine_dir)
     return begin_run(settings.run_dir, out, facts)
 
 
@@ -144,7 +157,7 @@ def _process(
     """Account for the walk's entries, process its items, write one verdict event per input judged."""
     try:
         # One sanitize verdict event per input (tags and codes only), in completion order.
-        with atomic_file(folder.events) as events:
+        with atomic_file(folder.events, tree=run_tree(folder.run_dir)) as events:
             for result in _walk_results(entries, builder, settings.worker):
                 events.write(result.event.encode("utf-8") + b"\n")
             for result in _results(tasks, settings, jobs, observer):
@@ -216,11 +229,18 @@ def _head(item: InputItem) -> bytes:
         return b""
 
 
-def prepare_dir(path: Path, what: str, option: str) -> None:
-    """Create ``path`` if needed and check it is writable; the hint names the command-line ``option``."""
+def prepare_dir(path: Path, what: str, option: str, *, private: bool = False) -> None:
+    """Create ``path`` if needed and check it is writable; the hint names the command-line ``option``.
+
+    ``private``: the directories created are mode 0700, whatever the umask
+    (the run directory holds the quarantine, the reports).
+    """
     hint = f"choose a writable {option}"
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        if private:
+            makedirs_private(path)
+        else:
+            path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OutputError(f"cannot create the {what} directory {path}: {error.strerror}", hint=hint) from None
     if not os.access(path, os.W_OK | os.X_OK):
@@ -256,7 +276,7 @@ def _chunks(tasks: list[Task], size: int) -> Iterator[list[Task]]:
 def _pooled(
     tasks: list[Task], settings: RunSettings, jobs: int, observer: Observer | None
 ) -> Iterator[FileResult]:
-    claims = Path(tempfile.mkdtemp(prefix=".claims-", dir=_claims_parent(settings.run_dir)))
+    claims = new_claims_dir(settings.run_dir)
     worker = replace(settings.worker, claims_dir=claims)
     # Small chunks: few IPC round trips, yet no long tail when one worker gets the big files.
     chunksize = max(1, min(8, len(tasks) // (jobs * 16)))
@@ -283,21 +303,6 @@ def _pooled(
     finally:
         shutil.rmtree(claims, ignore_errors=True)
         gc.unfreeze()
-
-
-_SHARED_MEMORY = Path("/dev/shm")  # a private mkdtemp directory (mode 0700) is made inside it
-
-
-def _claims_parent(run_dir: Path) -> Path:
-    """Where workers claim outputs: shared memory when there is some, else the run directory.
-
-    A claim is one empty file created with O_EXCL; on a journaling disk each
-    creation can wait for the journal commits of the outputs being synced,
-    on tmpfs it never does. The directory lives for one run only.
-    """
-    if _SHARED_MEMORY.is_dir() and os.access(_SHARED_MEMORY, os.W_OK | os.X_OK):
-        return _SHARED_MEMORY
-    return run_dir
 
 
 def _freeze_heap() -> None:

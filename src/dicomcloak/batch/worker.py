@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from operator import attrgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dicomcloak.api import Deidentifier, Sealer
 from dicomcloak.engine.outcome import Outcome, TagPath
@@ -25,12 +25,15 @@ from dicomcloak.io.inputs import InputItem
 from dicomcloak.io.layout import mirror_relpath, pseudonymous_relpath
 from dicomcloak.io.quarantine import quarantine
 from dicomcloak.io.reader import ReadLimits, read_dataset
+from dicomcloak.io.staging import Tree
 from dicomcloak.io.writer import encode_dataset_parts
 from dicomcloak.keys import ProjectKey
 from dicomcloak.policy.model import Policy
 from dicomcloak.sanitize import classify_prefix, verdict_event
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pydicom.dataset import Dataset
 
     from dicomcloak.keys import Keyring
@@ -205,15 +208,19 @@ def build_context(settings: WorkerSettings) -> WorkerContext:
     claims: Claims = MemoryClaims() if settings.claims_dir is None else DirClaims(settings.claims_dir)
     seal = settings.seal
     if seal is None:
-        return WorkerContext(settings, deidentifier, claims)
+        return WorkerContext(settings, deidentifier, claims, _writer(settings))
     from dicomcloak.keys.cms import load_certificate
 
     certificates = [load_certificate(pem, "--recipient") for pem in seal.recipients]
     sealer = Sealer(certificates, vault=seal.vault_url is not None)
     vault = _open_vault(seal)
     hook = None if vault is None else vault.seal_records
-    writer = GroupedWriter(background=True, before_commit=hook)
-    return WorkerContext(settings, deidentifier, claims, writer, sealer, vault)
+    return WorkerContext(settings, deidentifier, claims, _writer(settings, hook), sealer, vault)
+
+
+def _writer(settings: WorkerSettings, hook: Callable[[list[Any]], None] | None = None) -> GroupedWriter:
+    """Outputs committed in groups; their temporary files in the output's ``.dicomcloak-tmp``."""
+    return GroupedWriter(background=True, before_commit=hook, tree=Tree(settings.out_dir))
 
 
 def _open_vault(seal: SealSettings) -> Vault | None:

@@ -204,11 +204,12 @@ def history(out: Path, run: Path) -> tuple[Path, ...]:
 
 
 def make_run_dir(run: Path) -> None:
-    """Create the run directory now (its audit log opens before the batch starts)."""
+    """Create the run directory now, mode 0700 as the batch does (its audit log opens before the batch)."""
     from dicomcloak.errors import OutputError
+    from dicomcloak.io.staging import makedirs_private
 
     try:
-        run.mkdir(parents=True, exist_ok=True)
+        makedirs_private(run)
     except OSError as error:
         raise OutputError(
             f"cannot create the run directory {run}: {error.strerror}",

@@ -1,7 +1,8 @@
 """Atomic writes committed in groups: one journal commit for many files, same guarantees.
 
-Each output is still written to a hidden temporary file, fsynced, and only
-then renamed to its final name (DESIGN.md decision 6). A batch writes a group
+Each output is still written to a hidden temporary file (in the tree's
+``.dicomcloak-tmp/`` when the writer is given its :class:`~dicomcloak.io.staging.Tree`),
+fsynced, and only then renamed to its final name (DESIGN.md decision 6). A batch writes a group
 of temporary files first and fsyncs them together: the first fsync commits the
 file system journal for the whole group, so the others cost next to nothing,
 and no thread or lock is needed to keep the CPU busy meanwhile.
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from dicomcloak.errors import OutputError
+from dicomcloak.io.staging import Tree
 from dicomcloak.io.writer import _open_temp_fd, _remove_quietly, _unwritable
 
 __all__ = ["GroupedWriter", "sync_file_system"]
@@ -53,6 +55,9 @@ class GroupedWriter:
         the vault seals a group's originals there, so no output appears
         unless its originals are sealed. If it raises, no file of the group
         is renamed and the error surfaces like a write failure.
+    tree:
+        The tree the files belong to: their temporary files are created in
+        its staging directory (:mod:`dicomcloak.io.staging`), not beside them.
     """
 
     def __init__(
@@ -63,6 +68,7 @@ class GroupedWriter:
         background: bool = False,
         before_commit: Callable[[list[Any]], None] | None = None,
         write_batch: int = 8,
+        tree: Tree | None = None,
     ) -> None:
         self._max_files = max_files
         self._max_bytes = max_bytes
@@ -74,6 +80,7 @@ class GroupedWriter:
         self._records: list[Any] = []
         self._before_commit = before_commit
         self._bytes = 0
+        self._tree = tree
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="dicomcloak-commit") if background else None
         self._writes: deque[Future[None]] = deque()
         self._in_flight: deque[Future[None]] = deque()
@@ -99,7 +106,7 @@ class GroupedWriter:
             if len(self._payloads) >= self._write_batch:
                 self._hand_over_writes(self._executor)
         else:
-            self._pending.append((*_write_temp(path, parts), path))
+            self._pending.append((*_write_temp(path, parts, self._tree), path))
             self._files = len(self._pending)
         self._bytes += sum(map(len, parts))
         if self._files >= self._max_files or self._bytes >= self._max_bytes:
@@ -136,7 +143,7 @@ class GroupedWriter:
     def _hand_over_writes(self, executor: ThreadPoolExecutor) -> None:
         """Queue the files submitted since the last hand-over for writing into the current group."""
         if self._payloads:
-            self._writes.append(executor.submit(_write_batch, self._group, self._payloads))
+            self._writes.append(executor.submit(_write_batch, self._group, self._payloads, self._tree))
             self._payloads = []
 
     def sync(self) -> None:
@@ -169,7 +176,7 @@ class GroupedWriter:
 _MAX_IN_FLIGHT = 2
 
 
-def _write_temp(path: Path, parts: Sequence[bytes]) -> tuple[int, Path]:
+def _write_temp(path: Path, parts: Sequence[bytes], tree: Tree | None) -> tuple[int, Path]:
     """Write ``parts`` to a new temporary file beside ``path``; its open descriptor. Removed if that fails.
 
     One ``writev`` per file, straight from the parts (no buffered file object,
@@ -177,7 +184,7 @@ def _write_temp(path: Path, parts: Sequence[bytes]) -> tuple[int, Path]:
     lock and must win it back from the thread that de-identifies, so fewer
     calls mean fewer waits.
     """
-    fd, tmp = _open_temp_fd(path)
+    fd, tmp = _open_temp_fd(path, tree)
     try:
         _write_all(fd, parts)
     except OSError:
@@ -214,13 +221,13 @@ class _Group:
         self.failed = False
 
 
-def _write_batch(group: _Group, payloads: list[tuple[Path, Sequence[bytes]]]) -> None:
+def _write_batch(group: _Group, payloads: list[tuple[Path, Sequence[bytes]]], tree: Tree | None) -> None:
     """Write some of a group's temporary files; after a failure nothing of the group is left or written."""
     if group.failed:
         return
     try:
         for path, parts in payloads:
-            group.written.append((*_write_temp(path, parts), path))
+            group.written.append((*_write_temp(path, parts, tree), path))
     except OutputError:
         _discard_group(group)
         raise

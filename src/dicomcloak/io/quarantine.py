@@ -4,7 +4,12 @@ Nothing is lost (DESIGN.md decision 6): a refused input is copied byte for
 byte, never modified, to the run's quarantine directory, under the same
 relative path it had in its input, with a ``.reason.json`` that says why in
 reason codes, not values. Quarantine lives in the run directory, never in
-the output tree, because its content is identifying.
+the output tree, because its content is identifying: the originals, and their
+names (folder and file names often hold patient names), which the reason file
+repeats as the copy's path relative to the quarantine directory, never as the
+input's absolute path. Nothing in the quarantine may leave the site; reports
+and events name quarantined inputs by their index only. Every directory made
+in it is mode 0700, whatever the umask (:mod:`dicomcloak.io.staging`).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from pathlib import Path
 from dicomcloak.errors import InputError
 from dicomcloak.io.inputs import InputItem
 from dicomcloak.io.layout import safe_relpath
+from dicomcloak.io.staging import Tree
 from dicomcloak.io.writer import copy_atomic, write_atomic
 
 __all__ = ["quarantine", "reason_path"]
@@ -40,9 +46,11 @@ def quarantine(item: InputItem, error: InputError, qdir: Path) -> Path:
         ``output-unwritable``: the reason file could not be written; the
         run cannot account for this input and should stop.
     """
-    target = qdir / safe_relpath(item.label)
-    _copy_original(item, target)
-    write_atomic(reason_path(target), _reason(item, error))
+    relpath = safe_relpath(item.label)
+    target = qdir / relpath
+    tree = Tree(qdir, private=True)
+    _copy_original(item, target, tree)
+    write_atomic(reason_path(target), _reason(relpath, error), tree=tree)
     return target
 
 
@@ -51,7 +59,7 @@ def reason_path(quarantined: Path) -> Path:
     return quarantined.with_name(quarantined.name + ".reason.json")
 
 
-def _copy_original(item: InputItem, target: Path) -> bool:
+def _copy_original(item: InputItem, target: Path, tree: Tree) -> bool:
     """Stream the original to `target`; report failure instead of raising.
 
     Streaming, not reading whole: the input may have been refused precisely
@@ -59,18 +67,18 @@ def _copy_original(item: InputItem, target: Path) -> bool:
     """
     try:
         with item.open() as source:
-            copy_atomic(target, source)
+            copy_atomic(target, source, tree=tree)
     except Exception:  # noqa: BLE001 - a failed copy must not hide the reason
         return False
     return True
 
 
-def _reason(item: InputItem, error: InputError) -> bytes:
-    """The reason record: codes and the error's value-free message only."""
+def _reason(relpath: str, error: InputError) -> bytes:
+    """The reason record: codes, the error's value-free message, and where the copy is in the quarantine."""
     record = {
         "reason": error.reference,
         "message": error.message,
         "hint": error.hint,
-        "input": item.label,
+        "input": relpath,
     }
     return json.dumps(record, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
