@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.acceptance, pytest.mark.slow]
 
 def _owner(shared: Shared) -> Path:
     def build(target: Path) -> None:
-        result = run_cli("keys", "cert", "--out-dir", target)
+        result = run_cli("keys", "cert", "--out-dir", target, "--no-passphrase")
         assert result.returncode == 0, result.stderr
 
     return shared.get("owner", build)

@@ -153,7 +153,9 @@ def _audited(log: AuditLog, mode: str, run: Callable[[], RunSummary]) -> RunSumm
 
 
 def _owner(private_key: Path, cert: Path | None) -> OwnerKey:
-    from dicomcloak.keys.cms import load_certificate, load_owner_key
+    from dicomcloak.cli._common import warn_if_exposed
+    from dicomcloak.cli._passphrase import passphrase_for
+    from dicomcloak.keys.cms import load_certificate, load_owner_key, owner_key_encrypted
 
     cert_path = cert or private_key.with_name("owner.cert.pem")
     try:
@@ -164,7 +166,10 @@ def _owner(private_key: Path, cert: Path | None) -> OwnerKey:
             reference="private-key-unreadable",
             hint="pass --private-key KEY.pem and --cert CERT.pem (the recipient's certificate)",
         ) from None
-    return load_owner_key(key_pem, load_certificate(cert_pem, str(cert_path)), str(private_key))
+    warn_if_exposed(private_key.resolve(), "private key")
+    certificate = load_certificate(cert_pem, str(cert_path))
+    passphrase = passphrase_for(private_key) if owner_key_encrypted(key_pem) else None
+    return load_owner_key(key_pem, certificate, str(private_key), passphrase)
 
 
 def render_reid_summary(summary: RunSummary) -> str:
