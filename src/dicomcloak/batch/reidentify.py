@@ -30,6 +30,7 @@ from dicomcloak.batch.debris import remove_debris, tidy_trees
 from dicomcloak.batch.report import ReportBuilder, RunSummary, encode_report
 from dicomcloak.batch.run import prepare_dir, quarantine_refused
 from dicomcloak.batch.rundir import RunFolder, begin_run, check_made_alike, finish_run
+from dicomcloak.batch.sealing import recorded_head
 from dicomcloak.batch.worker import ChangeKey, FileResult, Status, without_input_names
 from dicomcloak.errors import DicomcloakError, InputError, OutputError, ProcessingError
 from dicomcloak.io.grouped import GroupedWriter, sync_file_system
@@ -58,6 +59,7 @@ class ReidSettings:
     policy: Policy = field(default_factory=Policy)  # its private rules, limits and content choices
     facts: dict[str, Any] = field(default_factory=dict)  # mode facts for the summary (no secrets)
     history: tuple[Path, ...] = ()  # other run directories that may hold runs into out_dir
+    audit_url: str | None = None  # where the run is audited: its head goes into the report
 
     @property
     def limits(self) -> ReadLimits:
@@ -113,6 +115,7 @@ def _facts(settings: ReidSettings, folder: RunFolder, modes: Counter[str]) -> di
         "run_dir": str(settings.run_dir),
         "quarantine": str(settings.quarantine_dir),
         "report": str(folder.report),
+        "audit": recorded_head(settings.audit_url),
         **settings.facts,
     }
 

@@ -39,6 +39,7 @@ from dicomcloak.batch.rundir import (
     policy_fingerprint,
     run_tree,
 )
+from dicomcloak.batch.sealing import seal_facts
 from dicomcloak.batch.worker import (
     FileResult,
     Status,
@@ -360,14 +361,5 @@ def _run_facts(
     }
     if not worker.deidentify:
         return {"jobs": jobs, **facts, **places, "events": str(folder.events)}
-    sealing = _seal_facts(worker)
+    sealing = seal_facts(worker.seal, settings.run_dir)
     return {"jobs": jobs, **facts, "ephemeral_key": worker.key.ephemeral, **places, "sealing": sealing}
-
-
-def _seal_facts(worker: WorkerSettings) -> dict[str, Any]:
-    """How originals were sealed: recipients count and the vault's database kind (never its URL)."""
-    seal = worker.seal
-    if seal is None:
-        return {"embedded_recipients": 0, "vault": None}
-    dialect = None if seal.vault_url is None else seal.vault_url.split(":", 1)[0]
-    return {"embedded_recipients": len(seal.recipients), "vault": dialect}

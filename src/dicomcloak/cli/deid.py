@@ -163,9 +163,10 @@ def seal_settings(
 def _audited_embedded(seal: SealSettings, run: Path, work: Callable[[], RunSummary]) -> RunSummary:
     """Run an embedded-only sealing run and audit it (counts and reference codes, never values)."""
     from dicomcloak.audit import AuditLog
+    from dicomcloak.batch.sealing import audit_url
 
     make_run_dir(run)
-    log = AuditLog.open(seal.audit_url or f"sqlite:///{run / 'audit.db'}")
+    log = AuditLog.open(audit_url(seal, run))
     try:
         facts: dict[str, object] = {"mode": "embedded", "recipients": len(seal.recipients)}
         try:

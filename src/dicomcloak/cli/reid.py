@@ -93,11 +93,14 @@ def reid(
     the_policy = load_policy(option, policy, strict_table=strict_table)
     if private_key is not None:
         reidentifier = Reidentifier(_owner(private_key, cert), accept_unverified=accept_unverified)
+        from dicomcloak.batch.sealing import embedded_audit_url
+
         facts = {"mode": "embedded"}
-        settings = ReidSettings(out, run, qdir, several, the_policy, facts, history(out, run))
         # Always audited (DESIGN.md decision 3): with no --audit, in the run directory's own log.
+        url = audit or embedded_audit_url(run)
+        settings = ReidSettings(out, run, qdir, several, the_policy, facts, history(out, run), url)
         make_run_dir(run)
-        with _audit_log(audit or f"sqlite:///{run / 'audit.db'}") as log:
+        with _audit_log(url) as log:
             summary = _audited(log, "embedded", lambda: run_reid(items, reidentifier, settings))
     else:
         from dicomcloak.cli.vault import open_vault
@@ -106,7 +109,8 @@ def reid(
         with open_vault(vault, key) as store:
             reidentifier = Reidentifier(vault=store)
             facts = {"mode": "vault", "vault": vault.split(":", 1)[0]}
-            settings = ReidSettings(out, run, qdir, several, the_policy, facts, history(out, run))
+            url = audit or vault
+            settings = ReidSettings(out, run, qdir, several, the_policy, facts, history(out, run), url)
             with _audit_log(audit) if audit is not None else nullcontext(store.audit) as log:
                 summary = _audited(log, "vault", lambda: run_reid(items, reidentifier, settings))
     warn_skipped(summary)
