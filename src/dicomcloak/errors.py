@@ -135,7 +135,8 @@ class SealError(DicomcloakError):
     key ring does not hold the right wrapping key (DESIGN.md decision 3: fail
     closed). References: ``vault-record-missing``, ``vault-record-tampered``,
     ``vault-key-tampered``, ``vault-key-shredded``, ``vault-key-unknown``,
-    ``vault-key-retired``, ``wrong-master-key``, ``audit-chain-broken``; embedded
+    ``vault-key-retired``, ``wrong-master-key``, ``audit-chain-broken``,
+    ``audit-chain-truncated``; embedded
     mode (the Encrypted Attributes Sequence): ``seal-missing``, ``seal-wrong-key``,
     ``seal-tampered``, ``seal-unverified``, ``seal-content-invalid``; the pseudonym
     map: ``vault-nothing-mapped``. A seal failure stops the run and nothing is
