@@ -153,8 +153,13 @@ class Sealer:
 class VaultReader(Protocol):
     """What re-identification needs from a vault (``dicomcloak.vault.Vault`` provides it)."""
 
-    def open_record(self, study: str, instance: str) -> bytes:
-        """The verified payload sealed for (pseudonymous study, instance)."""
+    def open_record(self, study: str, instance: str, binding: bytes | None = None) -> tuple[bytes, bool]:
+        """The verified payload sealed for (pseudonymous study, instance) and the output ``binding`` digests.
+
+        Also whether the record was bound to that output (False: sealed before
+        records were bound). ``SealError`` ``vault-record-mismatch`` when the
+        instance's records were all made for other objects.
+        """
 
     def lookup(self, pseudonym: str) -> str | None:
         """The original of a pseudonym UID or ID, or None."""
@@ -162,7 +167,14 @@ class VaultReader(Protocol):
 
 @dataclass(frozen=True)
 class Reidentified:
-    """A re-identified data set; ``mode`` is ``embedded``, ``vault`` or ``uid-map``; counts, never values."""
+    """A re-identified data set; ``mode`` is ``embedded``, ``vault`` or ``uid-map``; counts, never values.
+
+    ``verified``: the sealed content carried dicomcloak's integrity check.
+    ``bound``: the originals are known to be this object's: a vault record
+    bound to this output (its binding digest), or an embedded seal (it
+    travels inside its file); False for a vault record sealed before records
+    were bound, which restores as before.
+    """
 
     dataset: Dataset
     mode: str
@@ -170,6 +182,7 @@ class Reidentified:
     removed: tuple[int, ...]
     mapped: int
     verified: bool
+    bound: bool = True
 
 
 _OUR_METHOD = "dicomcloak"
@@ -205,8 +218,14 @@ class Reidentifier:
         self.vault = vault
         self.accept_unverified = accept_unverified
 
-    def reidentify(self, dataset: Dataset) -> Reidentified:
-        """Return the re-identified copy of ``dataset`` (not modified); fail closed with a SealError."""
+    def reidentify(self, dataset: Dataset, *, as_read: Dataset | None = None) -> Reidentified:
+        """Return the re-identified copy of ``dataset`` (not modified); fail closed with a SealError.
+
+        A vault record restores only onto the output it was made for: its
+        binding digest (:mod:`dicomcloak.io.binding`) is taken from ``as_read``,
+        the file as read before any sanitizing (default: ``dataset``);
+        another object is refused with ``vault-record-mismatch``.
+        """
         from dicomcloak.engine.embedded import open_embedded
         from dicomcloak.engine.originals import decode_modified
         from dicomcloak.engine.reidentify import remap, restore
@@ -216,9 +235,12 @@ class Reidentifier:
             return _done(restore(dataset, item), "embedded", verified)
         assert self.vault is not None  # guaranteed by __init__
         if _deidentified_by_us(dataset):
+            from dicomcloak.io.binding import binding_digest
+
             study, instance = str(dataset.get("StudyInstanceUID", "")), str(dataset.get("SOPInstanceUID", ""))
-            payload = self.vault.open_record(study, instance)
-            return _done(restore(dataset, decode_modified(payload)), "vault", True)
+            binding = binding_digest(dataset if as_read is None else as_read)
+            payload, bound = self.vault.open_record(study, instance, binding)
+            return _done(restore(dataset, decode_modified(payload)), "vault", True, bound)
         out, mapped = remap(dataset, self.vault.lookup)
         if not mapped:
             from dicomcloak.errors import SealError
@@ -237,5 +259,5 @@ def _deidentified_by_us(dataset: Dataset) -> bool:
     return str(first).startswith(_OUR_METHOD)
 
 
-def _done(restored: Restored, mode: str, verified: bool) -> Reidentified:
-    return Reidentified(restored.dataset, mode, restored.restored, restored.removed, 0, verified)
+def _done(restored: Restored, mode: str, verified: bool, bound: bool = True) -> Reidentified:
+    return Reidentified(restored.dataset, mode, restored.restored, restored.removed, 0, verified, bound)

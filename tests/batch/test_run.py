@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from dicomcloak.batch.claims import DirClaims, MemoryClaims
 from dicomcloak.batch.report import ReportBuilder
 from dicomcloak.batch.run import RunSettings, run_batch
 from dicomcloak.batch.worker import (
-    DirClaims,
     FileResult,
     Layout,
-    MemoryClaims,
     Status,
     WorkerSettings,
     build_context,
@@ -114,9 +113,9 @@ def test_file_result_round_trips_through_pickle() -> None:
 
 def test_claims_first_wins(tmp_path: Path) -> None:
     for claims in (MemoryClaims(), DirClaims(tmp_path)):
-        assert claims.claim("a/b.dcm")
-        assert not claims.claim("a/b.dcm")
-        assert claims.claim("a/c.dcm")
+        assert claims.claim_path("a/b.dcm")
+        assert not claims.claim_path("a/b.dcm")
+        assert claims.claim_path("a/c.dcm")
 
 
 def test_report_is_independent_of_result_order() -> None:

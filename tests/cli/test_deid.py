@@ -16,6 +16,8 @@ PATIENT_NAME = "Smithers^Waylon"
 
 SUMMARY_KEYS = {
     "schema",
+    "uid_conflicts",
+    "uid_conflict_resolution",
     "sealing",
     "files",
     "written",

@@ -191,11 +191,12 @@ def test_vault_failures_are_distinct_and_write_nothing(
     assert "wrong-master-key" in reid(outputs[0], f"sqlite:///{vault}", other_key)
     assert "vault-record-missing" in reid(outputs[0], f"sqlite:///{tmp_path / 'empty.db'}", key_file)
     with sqlite3.connect(vault) as db:  # swap two instances' sealed records
-        query = "SELECT study, instance, sealed FROM dicomcloak_records ORDER BY instance"
+        query = "SELECT study, instance, sealed FROM dicomcloak_bound_records ORDER BY instance"
         rows = db.execute(query).fetchall()
         (s1, i1, b1), (s2, i2, b2) = rows[0], rows[1]
-        db.execute("UPDATE dicomcloak_records SET sealed=? WHERE study=? AND instance=?", (b2, s1, i1))
-        db.execute("UPDATE dicomcloak_records SET sealed=? WHERE study=? AND instance=?", (b1, s2, i2))
+        update = "UPDATE dicomcloak_bound_records SET sealed=? WHERE study=? AND instance=?"
+        db.execute(update, (b2, s1, i1))
+        db.execute(update, (b1, s2, i2))
     swapped = next(p for p in outputs if str(dcmread(p).SOPInstanceUID) == i1)
     assert "vault-record-tampered" in reid(swapped, f"sqlite:///{vault}", key_file)
     study = str(dcmread(outputs[-1]).StudyInstanceUID)

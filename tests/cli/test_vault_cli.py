@@ -24,7 +24,7 @@ def seal(url: str, key_file: Path, study: str, *instances: str) -> None:
 
 def opens(url: str, key_file: Path, study: str, instance: str) -> bytes:
     with Vault.open(url, load_keyring(key_file)) as vault:
-        return vault.open_record(study, instance)
+        return vault.open_record(study, instance).payload
 
 
 def secrets_of(key_file: Path) -> list[str]:

@@ -542,7 +542,7 @@ def test_deferred_elements_are_read() -> None:
 
 
 def test_small_parts_are_joined_and_big_ones_passed_through() -> None:
-    from dicomcloak.io.encode import _BIG_PART, _coalesced
+    from dicomcloak.io._encode_meta import _BIG_PART, _coalesced
 
     big_a, big_b = b"\x01" * _BIG_PART, bytes(range(256)) * (_BIG_PART // 128)
     parts = [b"ab", b"c", big_a, b"d", b"", b"ef", big_b]
@@ -556,7 +556,8 @@ def test_small_parts_are_joined_and_big_ones_passed_through() -> None:
 
 @pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm"])
 def test_file_parts_are_few_and_make_the_file(name: str) -> None:
-    from dicomcloak.io.encode import _BIG_PART, encode_file_parts
+    from dicomcloak.io._encode_meta import _BIG_PART
+    from dicomcloak.io.encode import encode_file_parts
 
     ds = _read(Path(get_testdata_file(name)))
     ds.PixelData = bytes(range(256)) * (3 * _BIG_PART // 256)  # large enough to stay a part of its own

@@ -31,7 +31,7 @@ def test_two_vault_objects_seal_the_same_new_studies(db_url: str) -> None:
     reader = Vault.open(db_url, ring)  # no cached keys: every key comes from the database
     for study in range(5):
         for node in range(2):
-            assert reader.open_record(f"2.25.{study}", f"2.25.{study}.{node}.9") == b"%d" % node
+            assert reader.open_record(f"2.25.{study}", f"2.25.{study}.{node}.9").payload == b"%d" % node
     assert reader.key_usage() == {ring.current.key_id: 5}
     reader.audit.verify()
     assert [e["action"] for e in reader.audit.events()].count("seal") == 20

@@ -12,7 +12,8 @@ from dicomcloak.audit import AuditLog
 from dicomcloak.errors import SealError
 from dicomcloak.keys import Keyring, ProjectKey, Pseudonymizer, WrappingKey
 from dicomcloak.vault import Vault, VaultRecord
-from dicomcloak.vault.schema import RECORDS, STUDY_KEYS, UID_MAP
+from dicomcloak.vault.schema import BOUND_RECORDS as RECORDS
+from dicomcloak.vault.schema import STUDY_KEYS, UID_MAP
 
 PROJECT = ProjectKey.generate()
 
@@ -71,8 +72,8 @@ def expect(reference: str, action: Callable[[], object]) -> SealError:
 
 def test_roundtrip_and_lookup(vault: Vault, db_url: str, ring: Keyring) -> None:
     fresh = reopen(db_url, ring)
-    assert fresh.open_record("2.25.100", "2.25.101") == b"originals of 2.25.101"
-    assert fresh.open_record("2.25.200", "2.25.201") == b"originals of 2.25.201"
+    assert fresh.open_record("2.25.100", "2.25.101").payload == b"originals of 2.25.101"
+    assert fresh.open_record("2.25.200", "2.25.201").payload == b"originals of 2.25.201"
     assert fresh.lookup("2.25.102") == "1.2.840.102"
     assert fresh.lookup("PAAA") == "MRN-1"
     assert fresh.lookup("2.25.999") is None
@@ -90,7 +91,7 @@ def test_records_are_ciphertext(vault: Vault, db_url: str) -> None:
 def test_resealing_replaces_the_record(vault: Vault, db_url: str, ring: Keyring) -> None:
     vault.seal_records([record("2.25.100", "2.25.101", payload=b"second run")])
     fresh = reopen(db_url, ring)
-    assert fresh.open_record("2.25.100", "2.25.101") == b"second run"
+    assert fresh.open_record("2.25.100", "2.25.101").payload == b"second run"
     fresh.close()
 
 
@@ -113,7 +114,7 @@ def test_flipped_bit_in_record(vault: Vault, db_url: str, ring: Keyring) -> None
     fresh = reopen(db_url, ring)
     error = expect("vault-record-tampered", lambda: fresh.open_record("2.25.100", "2.25.101"))
     assert "originals" not in str(error)
-    assert fresh.open_record("2.25.100", "2.25.102") == b"originals of 2.25.102"  # others unaffected
+    assert fresh.open_record("2.25.100", "2.25.102").payload == b"originals of 2.25.102"  # others unaffected
     fresh.close()
 
 
@@ -122,7 +123,7 @@ def test_flipped_bit_in_wrapped_key(vault: Vault, db_url: str, ring: Keyring) ->
     tamper(db_url, STUDY_KEYS, where, wrapped=flip(fetch(db_url, STUDY_KEYS.c.wrapped, where)))
     fresh = reopen(db_url, ring)
     expect("vault-key-tampered", lambda: fresh.open_record("2.25.100", "2.25.101"))
-    assert fresh.open_record("2.25.200", "2.25.201") == b"originals of 2.25.201"
+    assert fresh.open_record("2.25.200", "2.25.201").payload == b"originals of 2.25.201"
     fresh.close()
 
 
@@ -176,7 +177,7 @@ def test_shred_study(vault: Vault, db_url: str, ring: Keyring) -> None:
     expect("vault-key-shredded", lambda: fresh.open_record("2.25.100", "2.25.999"))
     expect("vault-key-shredded", lambda: fresh.lookup("2.25.101"))
     expect("vault-key-shredded", lambda: fresh.seal_records([record("2.25.100", "2.25.104")]))
-    assert fresh.open_record("2.25.200", "2.25.201") == b"originals of 2.25.201"
+    assert fresh.open_record("2.25.200", "2.25.201").payload == b"originals of 2.25.201"
     assert fresh.shred(study="2.25.100") == 0
     fresh.close()
 
@@ -204,7 +205,7 @@ def test_rotate_rewrap_retire(vault: Vault, db_url: str, ring: Keyring) -> None:
     retired = rotated.retired(ring.current.key_id)
     fresh = reopen(db_url, retired)
     for study, instance in [("2.25.100", "2.25.101"), ("2.25.200", "2.25.201"), ("2.25.400", "2.25.401")]:
-        assert fresh.open_record(study, instance) == f"originals of {instance}".encode()
+        assert fresh.open_record(study, instance).payload == f"originals of {instance}".encode()
     assert Pseudonymizer(retired.project).uid("1.2.3") == pseudonym
     fresh.close()
 
@@ -241,7 +242,7 @@ def test_audit_in_its_own_database(tmp_path: Path, db_url: str, ring: Keyring) -
     audit_url = f"sqlite:///{tmp_path / 'audit.db'}"
     store = Vault.open(db_url, ring, audit_url=audit_url)
     store.seal_records([record("2.25.100", "2.25.101")])
-    assert store.open_record("2.25.100", "2.25.101") == b"originals of 2.25.101"
+    assert store.open_record("2.25.100", "2.25.101").payload == b"originals of 2.25.101"
     store.close()
     log = AuditLog.open(audit_url)
     assert [e["action"] for e in log.events()] == ["seal", "open-record"]

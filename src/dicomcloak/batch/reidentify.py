@@ -72,7 +72,7 @@ def run_reid(inputs: Iterable[WalkEntry], reidentifier: Reidentifier, settings: 
     started = time.perf_counter()
     folder = _begin(settings)
     builder = ReportBuilder()
-    modes: Counter[str] = Counter()
+    modes: Counter[str] = Counter()  # files per mode, and the "unbound" and "unverified" ones
     writer = GroupedWriter(tree=Tree(settings.out_dir))
     try:
         try:
@@ -107,10 +107,12 @@ def _begin(settings: ReidSettings) -> RunFolder:
 
 
 def _facts(settings: ReidSettings, folder: RunFolder, modes: Counter[str]) -> dict[str, Any]:
+    trust = {name: modes.pop(name, 0) for name in _TRUST}
     return {
         "schema": REID_SCHEMA,
         "command": "reid",
         "modes": dict(sorted(modes.items())),
+        **trust,
         "output": str(settings.out_dir),
         "run_dir": str(settings.run_dir),
         "quarantine": str(settings.quarantine_dir),
@@ -132,8 +134,10 @@ def _one(
         limits = settings.limits
         data = item.read_bytes(limits.max_file_bytes)
         policy = settings.policy
-        sanitized = sanitize_dataset(read_dataset(data, limits), policy.sanitize, policy)
-        result = reidentifier.reidentify(sanitized.dataset)
+        as_read = read_dataset(data, limits)
+        sanitized = sanitize_dataset(as_read, policy.sanitize, policy)
+        # A vault record is bound to the output it was made for: the file as read, before sanitizing.
+        result = reidentifier.reidentify(sanitized.dataset, as_read=as_read)
         payload = encode_dataset_parts(result.dataset)
     except InputError as error:
         return _quarantined(index, item, error, settings)
@@ -144,10 +148,16 @@ def _one(
         return _quarantined(index, item, wrapped, settings)
     writer.submit(settings.out_dir / mirror_relpath(item, settings.several_roots), payload)
     modes[result.mode] += 1
+    modes.update(name for name, flag in zip(_TRUST, (result.bound, result.verified), strict=True) if not flag)
     changes = _changes(result)
     return FileResult(
         index, Status.WRITTEN, "", sum(c for _, c in changes), "", len(data), sum(map(len, payload)), changes
     )
+
+
+#: Summary counts of files restored from originals not known to be theirs (a vault record sealed before
+#: records were bound to their output), or without dicomcloak's integrity check (--accept-unverified).
+_TRUST = ("unbound", "unverified")
 
 
 def _quarantined(index: int, item: InputItem, error: InputError, settings: ReidSettings) -> FileResult:

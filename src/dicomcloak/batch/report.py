@@ -4,9 +4,12 @@ Every entry the input walk yields is counted once: ``files = written +
 duplicates + quarantined + skipped``. Input paths often hold patient names, so
 every entry not written (a duplicate, a quarantined input, an entry the walk
 skipped) is listed by its index in the walk's order, with its status and
-reason code. Attributes are named by tag path and keyword. A de-identifying
-run also lists the policy's deviations from the profile (``deviations``,
-docs/policy.md).
+reason code; so are UID conflicts (two inputs with one SOP Instance UID and
+different content, :mod:`dicomcloak.batch.claims`): the later input, the
+earlier one, and what was done (``quarantined``, or ``kept-both``: written
+under a UID of its own). Attributes are named by tag path and keyword. A
+de-identifying run also lists the policy's deviations from the profile
+(``deviations``, docs/policy.md).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class RunSummary:
     reasons: dict[str, int]
     skip_reasons: dict[str, int] = field(default_factory=dict)
     run: dict[str, Any] = field(default_factory=dict)
+    uid_conflicts: int = 0
 
     @property
     def files_per_second(self) -> float:
@@ -69,6 +73,7 @@ class RunSummary:
             "files_per_second": round(self.files_per_second, 1),
             "reasons": dict(sorted(self.reasons.items())),
             "skip_reasons": dict(sorted(self.skip_reasons.items())),
+            "uid_conflicts": self.uid_conflicts,
             **self.run,
         }
 
@@ -88,6 +93,7 @@ class ReportBuilder:
         self.skip_reasons: Counter[str] = Counter()
         self.n_changes = self.bytes_in = self.bytes_out = 0
         self.not_written: list[tuple[int, str, str, str]] = []  # (index, status, reason, output)
+        self.conflicts: list[tuple[int, int, str]] = []
 
     def add(self, result: FileResult) -> None:
         """Count one result."""
@@ -101,6 +107,9 @@ class ReportBuilder:
             self.not_written.append((result.index, result.status.value, result.reason, result.out_relpath))
         for key, count in result.changes:
             self.changes[key] += count
+        if result.conflict_with >= 0:
+            kept = "kept-both" if result.status is Status.WRITTEN else "quarantined"
+            self.conflicts.append((result.index, result.conflict_with, kept))
 
     def skip(self, index: int, reason: str) -> None:
         """Count one entry the input walk skipped (never sent to a worker)."""
@@ -123,6 +132,7 @@ class ReportBuilder:
             reasons=dict(self.reasons),
             skip_reasons=dict(self.skip_reasons),
             run=run,
+            uid_conflicts=len(self.conflicts),
         )
 
     def report(self, summary: RunSummary) -> dict[str, Any]:
@@ -136,7 +146,12 @@ class ReportBuilder:
              "count": count}
             for (path, action, source), count in sorted(self.changes.items())
         ]
-        document = {"summary": summary.to_dict(), "not_written": not_written, "changes": changes}
+        conflicts = [
+            {"index": index, "conflicts_with": first, "resolution": resolution}
+            for index, first, resolution in sorted(self.conflicts)
+        ]
+        document = {"summary": summary.to_dict(), "not_written": not_written, "changes": changes,
+                    "uid_conflicts": conflicts}
         if self.deviations is not None:
             document["deviations"] = [deviation.to_dict() for deviation in self.deviations]
         return document

@@ -362,4 +362,6 @@ def _run_facts(
     if not worker.deidentify:
         return {"jobs": jobs, **facts, **places, "events": str(folder.events)}
     sealing = seal_facts(worker.seal, settings.run_dir)
-    return {"jobs": jobs, **facts, "ephemeral_key": worker.key.ephemeral, **places, "sealing": sealing}
+    conflicts = worker.on_conflict.value
+    made = {**facts, "uid_conflict_resolution": conflicts, "ephemeral_key": worker.key.ephemeral}
+    return {"jobs": jobs, **made, **places, "sealing": sealing}

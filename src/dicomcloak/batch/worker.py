@@ -7,17 +7,17 @@ and its result a :class:`FileResult` (counts and codes, never PHI).
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from operator import attrgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from dicomcloak.api import Deidentifier, Sealer
+from dicomcloak.api import Deidentifier, Sealed, Sealer
+from dicomcloak.batch.claims import Claims, Contents, OnConflict, instance_key, keep_both, make_claims
+from dicomcloak.batch.names import without_input_names
 from dicomcloak.engine.outcome import Outcome, TagPath
 from dicomcloak.errors import DicomcloakError, InputError, OutputError, ProcessingError
 from dicomcloak.io.grouped import GroupedWriter
@@ -26,7 +26,7 @@ from dicomcloak.io.layout import mirror_relpath, pseudonymous_relpath
 from dicomcloak.io.quarantine import quarantine
 from dicomcloak.io.reader import ReadLimits, read_dataset
 from dicomcloak.io.staging import Tree
-from dicomcloak.io.writer import encode_dataset_parts
+from dicomcloak.io.writer import encode_dataset_bound, encode_dataset_parts
 from dicomcloak.keys import ProjectKey
 from dicomcloak.policy.model import Policy
 from dicomcloak.sanitize import classify_prefix, verdict_event
@@ -41,11 +41,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ChangeKey",
-    "Claims",
-    "DirClaims",
     "FileResult",
     "Layout",
-    "MemoryClaims",
     "SealSettings",
     "Status",
     "WorkerContext",
@@ -71,7 +68,7 @@ class Status(StrEnum):
     """What happened to one input."""
 
     WRITTEN = "written"
-    DUPLICATE = "duplicate"  # the same instance was already written in this run
+    DUPLICATE = "duplicate"  # the same data set (or, for sanitize, output path) was already written
     QUARANTINED = "quarantined"
 
 
@@ -90,6 +87,7 @@ class WorkerSettings:
     claims_dir: Path | None = None  # shared claim directory when several processes write
     seal: SealSettings | None = None  # sealing of the originals (embedded and/or vault), if asked
     deidentify: bool = True  # False: sanitize only (``dicomcloak sanitize``), mirrored paths
+    on_conflict: OnConflict = OnConflict.QUARANTINE  # another object under an instance already written
 
     @property
     def read_limits(self) -> ReadLimits:
@@ -120,6 +118,8 @@ class FileResult:
     pseudonyms); ``changes`` counts applied rules by (tag path, action, source). In a
     chunk, the last result carries the counts of the whole chunk (see process_chunk).
     ``event`` is the sanitize verdict's audit event as one JSON line (codes only).
+    ``conflict_with`` is the index of the input this one is in UID conflict with
+    (quarantined, or written under a UID of its own), -1 for none.
     """
 
     index: int
@@ -131,48 +131,12 @@ class FileResult:
     bytes_out: int = 0
     changes: tuple[tuple[ChangeKey, int], ...] = ()
     event: str = ""
+    conflict_with: int = -1
 
     def __reduce__(self) -> tuple[type[FileResult], tuple[object, ...]]:
         """Pickle as a constructor call on a tuple: dataclasses' per-field state of slotted classes
         runs in Python, on both ends of every result a pool worker sends (half the cost, measured)."""
         return (FileResult, _RESULT_FIELDS(self))
-
-
-class Claims(Protocol):
-    """Who writes an output path first: later inputs with the same path are duplicates."""
-
-    def claim(self, relpath: str) -> bool:
-        """Return True if ``relpath`` was free and is now ours."""
-
-
-class MemoryClaims:
-    """Claims for a single process: a set."""
-
-    def __init__(self) -> None:
-        self._taken: set[str] = set()
-
-    def claim(self, relpath: str) -> bool:
-        """Return True the first time ``relpath`` is seen."""
-        if relpath in self._taken:
-            return False
-        self._taken.add(relpath)
-        return True
-
-
-class DirClaims:
-    """Claims shared by worker processes: one ``O_EXCL`` marker file per output path."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def claim(self, relpath: str) -> bool:
-        """Atomically create the marker for ``relpath``; False if another worker did."""
-        name = hashlib.sha256(relpath.encode("utf-8", "surrogateescape")).hexdigest()[:40]
-        try:
-            os.close(os.open(self.directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        except FileExistsError:
-            return False
-        return True
 
 
 @dataclass
@@ -189,6 +153,7 @@ class WorkerContext:
     writer: GroupedWriter = field(default_factory=lambda: GroupedWriter(background=True))
     sealer: Sealer | None = None
     vault: Vault | None = None
+    contents: Contents = field(default_factory=Contents)  # digests of inputs that share a UID
 
     def close(self) -> None:
         """Commit the last group, then close the vault (in that order: the last group seals there)."""
@@ -205,7 +170,7 @@ class WorkerContext:
 def build_context(settings: WorkerSettings) -> WorkerContext:
     """Build the Deidentifier once; the policy and key are never re-read per file."""
     deidentifier = Deidentifier(settings.policy, settings.key, settings.domain)
-    claims: Claims = MemoryClaims() if settings.claims_dir is None else DirClaims(settings.claims_dir)
+    claims = make_claims(settings.claims_dir)
     seal = settings.seal
     if seal is None:
         return WorkerContext(settings, deidentifier, claims, _writer(settings))
@@ -257,36 +222,10 @@ def process_item(
         raise _named_safely(error, ctx.settings) from None
 
 
-def without_input_names(error: OutputError, quarantine_dir: Path, mirrored_out: Path | None) -> OutputError:
-    """``error``, naming only the quarantine or output directory when the failed path is an input's name.
-
-    Quarantined originals and mirrored outputs (``--layout mirror``, ``sanitize``,
-    ``reid``; ``mirrored_out``, None when outputs are named by pseudonyms) keep
-    their inputs' relative paths, and input folder and file names often carry
-    patient names and IDs: an error message is no place for them.
-    """
-    path = error.path
-    if path is not None and path.is_relative_to(quarantine_dir):
-        return _hidden(error, "quarantine", quarantine_dir)
-    if path is not None and mirrored_out is not None and path.is_relative_to(mirrored_out):
-        return _hidden(error, "output", mirrored_out)
-    return error
-
-
 def _named_safely(error: OutputError, settings: WorkerSettings) -> OutputError:
     """:func:`without_input_names` for this run: output paths are the inputs' unless pseudonymous."""
     pseudonymous = settings.deidentify and settings.layout is Layout.PSEUDONYMOUS
     return without_input_names(error, settings.quarantine_dir, None if pseudonymous else settings.out_dir)
-
-
-def _hidden(error: OutputError, what: str, root: Path) -> OutputError:
-    hidden = OutputError(
-        f"cannot write a file in the {what} directory {root} (its path, an input's name, is not shown)",
-        reference=error.reference,
-        hint=error.hint,
-    )
-    hidden.path = error.path
-    return hidden
 
 
 def _deidentify_one(
@@ -299,64 +238,120 @@ def _deidentify_one(
     source = read_dataset(data, limits, share_pixel_data=True)
     sanitized = ctx.deidentifier.sanitize(source, then_deidentify=settings.deidentify)
     event = _event(verdict_event(index, "", sanitized.verdict.preamble, sanitized.changes))
-    record = None
     if settings.deidentify:
         outcome = ctx.deidentifier.deidentify_sanitized(sanitized)
-        dataset, all_changes, relpath = outcome.dataset, outcome.changes, _relpath(outcome, item, settings)
-        # The originals come from the dataset as read: both stages' change paths address it.
-        # Embedded sealing adds the Encrypted Attributes Sequence to outcome.dataset.
-        record = _seal(source, outcome, ctx)
-    else:
-        dataset, all_changes = sanitized.dataset, sanitized.changes
-        relpath = mirror_relpath(item, settings.several_roots)
-    shown = relpath if settings.layout is Layout.PSEUDONYMOUS else ""  # mirrored paths may hold PHI
-    payload = encode_dataset_parts(dataset)
-    if not ctx.claims.claim(relpath):
-        if settings.layout is Layout.MIRROR:
-            raise InputError("another input already wrote this output path", reference="output-collision")
-        return FileResult(index, Status.DUPLICATE, "duplicate-instance", 0, shown, len(data), event=event)
-    ctx.writer.submit(settings.out_dir / relpath, payload, record)  # renamed when its group commits
+        all_changes = outcome.changes
+        placed = _placed(index, item, data, source, outcome, ctx)
+    else:  # ``dicomcloak sanitize``: mirrored paths, the first input of a path wins
+        all_changes, relpath = sanitized.changes, mirror_relpath(item, settings.several_roots)
+        placed = _Placed(relpath, encode_dataset_parts(sanitized.dataset))
+        if not ctx.claims.claim_path(relpath):
+            placed = _duplicate(index, None, item, settings)
+    if isinstance(placed, FileResult):  # a quarantined UID conflict, or a duplicate (read, accepted)
+        duplicate = placed.status is Status.DUPLICATE
+        return replace(placed, bytes_in=len(data), event=event) if duplicate else placed
+    ctx.writer.submit(settings.out_dir / placed.relpath, placed.payload, placed.record)  # renamed on commit
     n_changes = len(all_changes)
     if counts is None:
         changes = tuple(Counter(map(_CHANGE_KEY, all_changes)).items())
     else:  # a chunk counts its files' changes together (process_chunk)
         counts.update(map(_CHANGE_KEY, all_changes))
         changes = ()
-    size = sum(map(len, payload))
-    return FileResult(index, Status.WRITTEN, "", n_changes, shown, len(data), size, changes, event)
+    size = sum(map(len, placed.payload))
+    shown = placed.relpath if settings.layout is Layout.PSEUDONYMOUS else ""  # mirrored paths may hold PHI
+    return FileResult(
+        index, Status.WRITTEN, "", n_changes, shown, len(data), size, changes, event, placed.conflict_with
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Placed:
+    """An output ready to write: where, its encoded parts, its vault record, the input it conflicts with."""
+
+    relpath: str
+    payload: list[bytes]
+    record: VaultRecord | None = None
+    conflict_with: int = -1
+
+
+def _placed(
+    index: int, item: InputItem, data: bytes, source: Dataset, outcome: Outcome, ctx: WorkerContext
+) -> _Placed | FileResult:
+    """Seal, encode and claim a de-identified instance: an output to write, or why there is none.
+
+    Encoded before its instance is claimed, so a claim means a written output. A
+    later input of a claimed instance is a duplicate or a UID conflict, set
+    aside or kept under a UID of its own (:mod:`dicomcloak.batch.claims`).
+    Sealing failures are :class:`~dicomcloak.errors.SealError` and stop the run.
+    """
+    settings = ctx.settings
+    # Originals from the dataset as read (both stages' change paths address it); embedded: adds (0400,0500).
+    sealed = ctx.sealer.seal(source, outcome) if ctx.sealer is not None else None
+    payload, binding = _encoded(outcome.dataset, ctx)
+    original = ""  # the original SOP Instance UID of an object kept under a UID of its own
+    uids = outcome.study_uid, outcome.sop_instance_uid  # decoded once: for the claim, the path, the record
+    first = ctx.claims.claim(instance_key(*uids), index, item)
+    conflict = None if first is None else ctx.contents.compare(first, index, data, settings.read_limits)
+    if first is not None and conflict is None:
+        return _duplicate(index, outcome, item, settings)
+    if conflict is not None:
+        if settings.on_conflict is OnConflict.QUARANTINE:
+            result = _quarantined(index, item, conflict.error(), ctx, conflict.details())
+            return replace(result, conflict_with=conflict.first.index)
+        sop, original = keep_both(source, outcome, conflict.digest, ctx.deidentifier.pseudonymizer)
+        uids, (payload, binding) = (uids[0], sop), _encoded(outcome.dataset, ctx)
+        if ctx.claims.claim(instance_key(*uids), index, item):  # its UID comes from its content:
+            return _duplicate(index, outcome, item, settings)  # the same object, already written
+    relpath = _relpath(outcome, item, settings, uids)
+    if settings.layout is Layout.MIRROR and not ctx.claims.claim_path(relpath):
+        raise InputError("another input already wrote this output path", reference="output-collision")
+    record = _record(outcome, uids, sealed, binding, original) if ctx.vault is not None else None
+    return _Placed(relpath, payload, record, -1 if conflict is None else conflict.first.index)
+
+
+def _encoded(dataset: Dataset, ctx: WorkerContext) -> tuple[list[bytes], bytes]:
+    """The output's parts, and its binding digest when a vault record is bound to it (else empty)."""
+    return (encode_dataset_parts(dataset), b"") if ctx.vault is None else encode_dataset_bound(dataset)
+
+
+def _duplicate(index: int, outcome: Outcome | None, item: InputItem, settings: WorkerSettings) -> FileResult:
+    """A duplicate; with the output it duplicates when pseudonymous (mirrored paths may hold PHI)."""
+    shown = "" if outcome is None or settings.layout is Layout.MIRROR else _relpath(outcome, item, settings)
+    return FileResult(index, Status.DUPLICATE, "duplicate-instance", out_relpath=shown)
+
+
+def _record(
+    outcome: Outcome, uids: tuple[str, str], sealed: Sealed | None, to: bytes, original: str
+) -> VaultRecord | None:
+    """This instance's vault record, bound to its output by the output's binding digest ``to``.
+
+    ``original`` is the original SOP Instance UID of an object written under a
+    UID of its own (``--uid-conflicts keep-both``): its pair joins the map.
+    """
+    if sealed is None:
+        return None
+    from dicomcloak.vault import VaultRecord
+
+    pairs = (*sealed.uid_pairs, (uids[1], original)) if original else sealed.uid_pairs
+    return VaultRecord(outcome.patient_pseudonym, *uids, sealed.payload, pairs, to)
 
 
 def _event(record: dict[str, object]) -> str:
     return json.dumps(record, sort_keys=True, separators=(",", ":"))
 
 
-def _seal(source: Dataset, outcome: Outcome, ctx: WorkerContext) -> VaultRecord | None:
-    """Seal the originals: into the output (embedded) and/or as the vault record of this instance.
-
-    A failure here is a :class:`~dicomcloak.errors.SealError` and stops the run:
-    an output is never written unsealed when sealing was asked for.
-    """
-    if ctx.sealer is None:
-        return None
-    sealed = ctx.sealer.seal(source, outcome)
-    if ctx.vault is None:
-        return None
-    from dicomcloak.vault import VaultRecord
-
-    patient, study, instance = outcome.patient_pseudonym, outcome.study_uid, outcome.sop_instance_uid
-    return VaultRecord(patient, study, instance, sealed.payload, sealed.uid_pairs)
-
-
-def _relpath(outcome: Outcome, item: InputItem, settings: WorkerSettings) -> str:
+def _relpath(outcome: Outcome, item: InputItem, settings: WorkerSettings, uids: tuple[str, ...] = ()) -> str:
+    """The output path; ``uids``: the (study, SOP instance) UIDs, when already decoded."""
     if settings.layout is Layout.MIRROR:
         return mirror_relpath(item, settings.several_roots)
-    return pseudonymous_relpath(
-        outcome.patient_pseudonym, outcome.study_uid, outcome.series_uid, outcome.sop_instance_uid
-    )
+    study, sop = uids or (outcome.study_uid, outcome.sop_instance_uid)
+    return pseudonymous_relpath(outcome.patient_pseudonym, study, outcome.series_uid, sop)
 
 
-def _quarantined(index: int, item: InputItem, error: InputError, ctx: WorkerContext) -> FileResult:
-    quarantine(item, error, ctx.settings.quarantine_dir)
+def _quarantined(
+    index: int, item: InputItem, error: InputError, ctx: WorkerContext, details: dict[str, Any] | None = None
+) -> FileResult:
+    quarantine(item, error, ctx.settings.quarantine_dir, details)
     event = _event(verdict_event(index, error.reference, classify_prefix(_head(item))))
     return FileResult(index, Status.QUARANTINED, error.reference, event=event)
 
@@ -387,7 +382,8 @@ def process_chunk(tasks: list[tuple[int, InputItem]], ctx: WorkerContext) -> lis
 
 
 _RESULT_FIELDS = attrgetter(
-    "index", "status", "reason", "n_changes", "out_relpath", "bytes_in", "bytes_out", "changes", "event"
+    "index", "status", "reason", "n_changes", "out_relpath", "bytes_in", "bytes_out", "changes", "event",
+    "conflict_with",
 )
 
 #: The aggregation key of a change: (tag path, action, rule source).

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from dicomcloak.io.inputs import WalkEntry
 
 __all__ = [
+    "ConflictChoice",
     "LayoutChoice",
     "check_paths",
     "default_run_dir",
@@ -55,6 +56,13 @@ class LayoutChoice(StrEnum):
 
     PSEUDONYMOUS = "pseudonymous"
     MIRROR = "mirror"
+
+
+class ConflictChoice(StrEnum):
+    """``--uid-conflicts`` values (:class:`dicomcloak.batch.claims.OnConflict`, without importing it)."""
+
+    QUARANTINE = "quarantine"
+    KEEP_BOTH = "keep-both"
 
 
 @handles_errors
@@ -76,6 +84,14 @@ def deid(
     layout: Annotated[
         LayoutChoice, typer.Option("--layout", help="Output paths.")
     ] = LayoutChoice.PSEUDONYMOUS,
+    uid_conflicts: Annotated[
+        ConflictChoice,
+        typer.Option(
+            "--uid-conflicts",
+            help="An input whose SOP Instance UID was already written with other content: "
+            "quarantine it (reason uid-conflict), or keep both (it gets a UID of its own).",
+        ),
+    ] = ConflictChoice.QUARANTINE,
     run_dir: RunDirArg = None,
     quarantine: QuarantineArg = None,
     jobs: JobsArg = None,
@@ -99,6 +115,7 @@ def deid(
 ) -> None:
     """De-identify INPUT... into OUT per PS3.15 Annex E; reports and quarantine go to the run dir."""
     with collector_paused():  # start-up state lives until exit; the batch freezes it
+        from dicomcloak.batch.claims import OnConflict
         from dicomcloak.batch.run import RunSettings, default_jobs
         from dicomcloak.batch.worker import Layout, WorkerSettings
         from dicomcloak.io.inputs import iter_inputs
@@ -115,7 +132,15 @@ def deid(
     if layout is LayoutChoice.MIRROR:
         warn("--layout mirror copies input paths verbatim; they may hold names or IDs")
     worker = WorkerSettings(
-        the_policy, the_key, domain, out, qdir, Layout(layout.value), len(inputs) > 1, seal=seal
+        the_policy,
+        the_key,
+        domain,
+        out,
+        qdir,
+        Layout(layout.value),
+        len(inputs) > 1,
+        seal=seal,
+        on_conflict=OnConflict(uid_conflicts.value),
     )
     settings = RunSettings(worker, run, jobs or default_jobs(), history(out, run))
     if seal is not None and seal.vault_url is None:
@@ -319,6 +344,14 @@ class ProgressBar:
             self._bar.stop()
 
 
+def _conflict_lines(summary: RunSummary) -> list[str]:
+    """UID conflicts, when there were any: how many, and what was done (the report lists them by index)."""
+    if not summary.uid_conflicts:
+        return []
+    done = "kept both" if summary.run.get("uid_conflict_resolution") == "keep-both" else "quarantined"
+    return [f"  uid conflicts       {summary.uid_conflicts}  ({done}; report.json lists them by index)"]
+
+
 def render_summary(summary: RunSummary) -> str:
     """The human summary printed at the end of a run."""
     facts = summary.run
@@ -330,6 +363,7 @@ def render_summary(summary: RunSummary) -> str:
         f"  duplicates          {summary.duplicates}",
         f"  quarantined         {summary.quarantined}" + (f"  ({reasons})" if reasons else ""),
         f"  skipped             {summary.skipped}" + (f"  ({skips})" if skips else ""),
+        *_conflict_lines(summary),
         f"  changed attributes  {summary.changed_attributes}",
         f"  output              {facts.get('output', '')}",
         f"  report              {facts.get('report', '')}",

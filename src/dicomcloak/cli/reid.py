@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -131,6 +131,7 @@ def _audit_facts(summary: RunSummary) -> dict[str, object]:
         "skipped": summary.skipped,
         "restored_or_mapped": summary.changed_attributes,
         "modes": summary.run.get("modes", {}),
+        "unbound": summary.run.get("unbound", 0),
     }
 
 
@@ -176,6 +177,12 @@ def _owner(private_key: Path, cert: Path | None) -> OwnerKey:
     return load_owner_key(key_pem, certificate, str(private_key), passphrase)
 
 
+def _trust_lines(facts: dict[str, Any]) -> list[str]:
+    """Files restored from originals not known to be theirs, or not integrity-checked: said, never silent."""
+    notes = {"unbound": "vault records sealed before they were bound", "unverified": "no integrity check"}
+    return [f"  {name:<20}{facts[name]}  ({note})" for name, note in notes.items() if facts.get(name)]
+
+
 def render_reid_summary(summary: RunSummary) -> str:
     """The human summary of a re-identification run."""
     facts = summary.run
@@ -186,6 +193,7 @@ def render_reid_summary(summary: RunSummary) -> str:
         f"  quarantined         {summary.quarantined}",
         f"  skipped             {summary.skipped}",
         f"  restored/mapped     {summary.changed_attributes} attributes",
+        *_trust_lines(facts),
         f"  output              {facts.get('output', '')}",
         f"  report              {facts.get('report', '')}",
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from pydicom.uid import (
@@ -13,7 +14,7 @@ from pydicom.uid import (
 )
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
 
-from dicomcloak.errors import NotDicomError
+from dicomcloak.errors import NotDicomError, ReadLimitError
 
 _UNDEFINED = 0xFFFFFFFF
 # The first group of a bare data set (no preamble): File Meta (written without
@@ -115,3 +116,36 @@ def _not_dicom(data: bytes) -> NotDicomError:
         reference="not-dicom",
         hint=hint,
     )
+
+
+_META_HEADER = struct.Struct("<HH2sH").unpack_from
+_LONG = struct.Struct("<L").unpack_from
+_META_LONG_VRS = frozenset(
+    {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UN", b"UT", b"UC", b"UR", b"SV", b"UV"}
+)
+
+
+def _check_meta_extent(data: bytes, start: int, implicit: bool, max_bytes: int) -> None:
+    """Refuse a File Meta group longer than ``max_bytes`` before pydicom parses it.
+
+    Walks the element headers of group 0002 (a dozen in practice) by their
+    declared lengths; an undefined or lying length ends the walk far beyond
+    the limit, so a group bomb costs a few integer operations.
+    """
+    pos, size = start, len(data)
+    while pos + 12 <= size:
+        group, _, vr, short = _META_HEADER(data, pos)
+        if group != 0x0002:
+            return
+        if implicit:
+            pos += 8 + _LONG(data, pos + 4)[0]
+        elif vr in _META_LONG_VRS:
+            pos += 12 + _LONG(data, pos + 8)[0]
+        else:
+            pos += 8 + short
+        if pos - start > max_bytes:
+            raise ReadLimitError(
+                f"the File Meta Information group is longer than {max_bytes} bytes",
+                reference="meta-too-large",
+                hint="raise max_meta_bytes if such files are expected",
+            )

@@ -65,7 +65,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from itertools import compress
 from typing import cast
 
 from pydicom.charset import convert_encodings, default_encoding
@@ -77,6 +76,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from dicomcloak.errors import ProcessingError
+from dicomcloak.io._encode_binding import _NEVER, BOUNDARIES, mark
 from dicomcloak.io._encode_charset import Charset, _charset_changed, _Context
 from dicomcloak.io._encode_codec import (
     _AMBIGUOUS_VRS,
@@ -97,6 +97,7 @@ from dicomcloak.io._encode_codec import (
 from dicomcloak.io._encode_meta import (
     _PREAMBLE,
     _as_dcmwrite_reads_it,
+    _coalesced,
     _deflate,
     _encode_with_pydicom,
     _meta_elements,
@@ -122,11 +123,15 @@ def _encode_items(
     ancestors: list[Dataset],
     pixel_undefined: bool | None,
     elements: Mapping[BaseTag, DataElement | RawDataElement] | None = None,
+    marks: list[int] | None = None,
 ) -> None:
     """Append the encoding of the elements of `ds` (or of `elements`, on behalf of `ds`) to `out`.
 
     `pixel_undefined` is the length rule for a top-level (7FE0,0010)
-    (``None`` inside sequence items and for plain data sets).
+    (``None`` inside sequence items and for plain data sets). `marks`, for a
+    top-level data set only, receives the positions in `out` where the
+    elements at and after (0400,0500) and (7FE0,0010) begin (see
+    :mod:`._encode_binding`).
     """
     d = ds._dict if elements is None else elements
     implicit = codec.implicit
@@ -140,9 +145,12 @@ def _encode_items(
     append = out.append
     raw_ok = not _charset_changed(ds)
     context: _Context | None = None
+    next_mark = _NEVER if marks is None else BOUNDARIES[0]
 
     # plain ints: BaseTag compares in Python, ~10x slower; keys are unique so values are never compared
     for tag, elem in sorted(zip(map(int, d), d.values(), strict=True)):
+        if tag >= next_mark:  # one int comparison per element; true at most four times
+            next_mark = mark(marks, tag, len(out))
         if not tag & 0xFFFF and tag >> 16 > 6:
             continue  # retired group length, not written (PS3.5 7.2)
         try:
@@ -302,13 +310,15 @@ def _encode_sequence(elem: DataElement, codec: _Codec, out: list[bytes], context
         out.append(codec.sequence_delimiter)
 
 
-def _encode_body(ds: Dataset, codec: _Codec, pixel_undefined: bool | None) -> list[bytes]:
+def _encode_body(
+    ds: Dataset, codec: _Codec, pixel_undefined: bool | None, marks: list[int] | None = None
+) -> list[bytes]:
     """Encode `ds` as a list of byte strings (joined by the caller, or written as they are).
 
     The outermost data set's own character set context starts at the default.
     """
     out: list[bytes] = []
-    _encode_items(ds, codec, out, default_encoding, [], pixel_undefined)
+    _encode_items(ds, codec, out, default_encoding, [], pixel_undefined, marks=marks)
     return out
 
 
@@ -366,6 +376,25 @@ def encode_file_parts(ds: Dataset) -> list[bytes]:
     the pixel data, the bulk of a large file; the many small parts around it
     (one or more per element) are joined (see :func:`_coalesced`).
     """
+    return _encode_file(ds, None)[0]
+
+
+def _syntax(ds: Dataset) -> UID | None:
+    file_meta = getattr(ds, "file_meta", None)
+    if file_meta is None:
+        return None
+    try:
+        ts_text = _uid_of(file_meta._dict.get(BaseTag(0x00020010)))
+    except Exception:  # noqa: BLE001 - an unreadable syntax is an encode failure
+        raise ProcessingError("cannot encode: unreadable (0002,0010)", reference=_REFERENCE) from None
+    return UID(ts_text) if ts_text else None
+
+
+def _encode_file(ds: Dataset, marks: list[int] | None) -> tuple[list[bytes], list[bytes] | None, bool]:
+    """The file's parts; with `marks`, also the data set's parts before deflating, and whether implicit VR.
+
+    The body is None when the data set goes through pydicom (no or a private transfer syntax).
+    """
     file_meta = getattr(ds, "file_meta", None)
     if file_meta is None:
         raise ProcessingError(
@@ -377,49 +406,18 @@ def encode_file_parts(ds: Dataset) -> list[bytes]:
                 f"cannot encode: element {_tag_text(tag)} does not belong in the data set",
                 reference=_REFERENCE,
             )
-    try:
-        ts_text = _uid_of(file_meta._dict.get(BaseTag(0x00020010)))
-    except Exception:  # noqa: BLE001 - an unreadable syntax is an encode failure
-        raise ProcessingError("cannot encode: unreadable (0002,0010)", reference=_REFERENCE) from None
-    tsyntax = UID(ts_text) if ts_text else None
+    tsyntax = _syntax(ds)
     if tsyntax is None or not tsyntax.is_transfer_syntax or tsyntax.is_private:
-        return [_encode_with_pydicom(ds)]
+        return [_encode_with_pydicom(ds)], None, False
     codec = _CODECS.get((tsyntax.is_implicit_VR, tsyntax.is_little_endian))
     if codec is None:
         raise ProcessingError("cannot encode: invalid transfer syntax", reference=_REFERENCE)
     try:
         meta = _file_meta(ds)
-        body = _encode_body(ds, codec, tsyntax.is_compressed)
+        body = _encode_body(ds, codec, tsyntax.is_compressed, marks)
     except _EncodeError as exc:
         raise _failure(exc) from None
     except RecursionError:
         raise ProcessingError("cannot encode: sequences nested too deeply", reference=_REFERENCE) from None
-    if tsyntax == DeflatedExplicitVRLittleEndian:
-        body = _deflate(body)
-    return _coalesced([_PREAMBLE, meta, *body])
-
-
-#: Parts at least this long are written as they are; shorter neighbours are joined.
-_BIG_PART = 1 << 16
-
-
-def _coalesced(parts: list[bytes]) -> list[bytes]:
-    """The same bytes in fewer parts: each run of small parts joined, big parts (values) kept as they are.
-
-    A typical header is ~200 parts of a few bytes each. Written as they are,
-    each costs a buffer view on the writing thread, a slot in a ``writev`` and
-    a segment in the kernel's copy; joined, one C-level copy of a few
-    kilobytes. Big parts (Pixel Data, large values) are never copied. The
-    scan runs in C (``compress`` over ``map``); Python loops only over big parts.
-    """
-    big = list(compress(range(len(parts)), map(_BIG_PART.__le__, map(len, parts))))
-    out: list[bytes] = []
-    start = 0
-    for index in big:
-        if index > start:
-            out.append(b"".join(parts[start:index]))
-        out.append(parts[index])
-        start = index + 1
-    if start < len(parts):
-        out.append(b"".join(parts[start:]))
-    return out
+    written = _deflate(body) if tsyntax == DeflatedExplicitVRLittleEndian else body
+    return _coalesced([_PREAMBLE, meta, *written]), body, codec.implicit

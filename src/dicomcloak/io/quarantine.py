@@ -15,7 +15,9 @@ in it is mode 0700, whatever the umask (:mod:`dicomcloak.io.staging`).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from dicomcloak.errors import InputError
 from dicomcloak.io.inputs import InputItem
@@ -26,14 +28,19 @@ from dicomcloak.io.writer import copy_atomic, write_atomic
 __all__ = ["quarantine", "reason_path"]
 
 
-def quarantine(item: InputItem, error: InputError, qdir: Path) -> Path:
+def quarantine(
+    item: InputItem, error: InputError, qdir: Path, details: Mapping[str, Any] | None = None
+) -> Path:
     """Copy `item`'s original bytes into `qdir` and record why.
 
     The copy goes to ``qdir/<root_name>/<relpath>`` (for a zip member, the
     member's path inside the archive) and the reason to that path plus
     ``.reason.json``. Both are written atomically. If the original cannot be
     copied (unreadable, vanished, damaged archive) the reason is still
-    written, so the operator always learns what happened.
+    written, so the operator always learns what happened. `details` adds
+    facts to the reason record (a ``uid-conflict`` names the input it
+    conflicts with and both content digests: the quarantine holds originals,
+    and their names, anyway; logs and reports never do).
 
     Returns
     -------
@@ -50,7 +57,7 @@ def quarantine(item: InputItem, error: InputError, qdir: Path) -> Path:
     target = qdir / relpath
     tree = Tree(qdir, private=True)
     _copy_original(item, target, tree)
-    write_atomic(reason_path(target), _reason(relpath, error), tree=tree)
+    write_atomic(reason_path(target), _reason(relpath, error, details or {}), tree=tree)
     return target
 
 
@@ -73,12 +80,13 @@ def _copy_original(item: InputItem, target: Path, tree: Tree) -> bool:
     return True
 
 
-def _reason(relpath: str, error: InputError) -> bytes:
-    """The reason record: codes, the error's value-free message, and where the copy is in the quarantine."""
+def _reason(relpath: str, error: InputError, details: Mapping[str, Any]) -> bytes:
+    """The reason record: codes, the error's value-free message, where the copy is, the caller's details."""
     record = {
         "reason": error.reference,
         "message": error.message,
         "hint": error.hint,
         "input": relpath,
+        **details,
     }
     return json.dumps(record, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"

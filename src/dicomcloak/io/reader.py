@@ -53,6 +53,7 @@ from pydicom.valuerep import VR
 
 from dicomcloak.errors import InputError, MalformedError, ReadLimitError
 from dicomcloak.io._read_encoding import (
+    _check_meta_extent,
     _dataset_encoding,
     _declared_encoding,
     _Encoding,
@@ -65,7 +66,7 @@ from dicomcloak.raw import read_elements
 from dicomcloak.raw.elements import charset_unknown, too_many_elements
 from dicomcloak.raw.limits import ReadLimits
 
-__all__ = ["ReadLimits", "inflate_cap", "read_dataset", "read_path"]
+__all__ = ["ReadLimits", "dataset_bytes", "inflate_cap", "read_dataset", "read_path"]
 
 _DEFAULT_LIMITS = ReadLimits()
 _PREAMBLE = 128
@@ -140,6 +141,28 @@ def read_dataset(
     MalformedError
         Truncated, inconsistent or unparseable, or without SOP Instance UID.
     """
+    return _guarded(data, limits, share_pixel_data)[0]
+
+
+def dataset_bytes(data: bytes, limits: ReadLimits = _DEFAULT_LIMITS) -> memoryview:
+    """The data set of `data` as encoded, once :func:`read_dataset` accepts it.
+
+    What follows the File Meta group (inflated, for Deflated Explicit VR Little
+    Endian), up to the end of the last element: the trailing zero padding the
+    reader ignores is left out. An object's content identity is a digest of
+    these bytes (``deid`` tells a duplicate from a UID conflict by it).
+
+    Raises
+    ------
+    InputError
+        As :func:`read_dataset`.
+    """
+    _, body, start, end = _guarded(data, limits, False)
+    return memoryview(body)[start:end]
+
+
+def _guarded(data: bytes, limits: ReadLimits, share_pixel_data: bool) -> tuple[FileDataset, bytes, int, int]:
+    """:func:`_parse`, every failure turned into a typed, value-free :class:`InputError`."""
     _check_size(len(data), limits)
     try:
         return _parse(data, limits, share_pixel_data)
@@ -159,8 +182,12 @@ def read_dataset(
         ) from None
 
 
-def _parse(data: bytes, limits: ReadLimits, share_pixel_data: bool = False) -> FileDataset:
-    """Parse header, then data set, then check the result is complete."""
+def _parse(data: bytes, limits: ReadLimits, share_pixel_data: bool) -> tuple[FileDataset, bytes, int, int]:
+    """Parse header, then data set, then check the result is complete.
+
+    Returns the data set, the bytes it was read from (inflated when deflated)
+    and where its elements start and end in them.
+    """
     fp = BytesIO(data)
     preamble = _read_preamble(data, fp)
     bare = None if preamble is not None else _sniff_bare(data)
@@ -169,15 +196,16 @@ def _parse(data: bytes, limits: ReadLimits, share_pixel_data: bool = False) -> F
     if ts == DeflatedExplicitVRLittleEndian:
         data = _inflate(data[fp.tell() :], limits)
         fp = BytesIO(data)
-    enc = bare if bare is not None and not meta else _dataset_encoding(data, fp.tell(), ts)
-    elements = _read_elements(data, fp, enc, limits, share_pixel_data)
+    start = fp.tell()
+    enc = bare if bare is not None and not meta else _dataset_encoding(data, start, ts)
+    elements, end = _read_elements(data, fp, enc, limits, share_pixel_data)
     ds = FileDataset(fp, elements, preamble, meta, enc.implicit, enc.little)
     ds.buffer = None  # the dataset keeps no reference to `data` (a shared Pixel Data view does)
     ds.set_original_encoding(enc.implicit, enc.little, _charset(ds))
     _check_depth(ds, limits, 0, [0])
     _require_sop_instance_uid(ds)
     _complete_meta(meta, ds, ts, enc)
-    return ds
+    return ds, data, start, end
 
 
 def _check_size(size: int, limits: ReadLimits) -> None:
@@ -213,39 +241,6 @@ def _read_meta(data: bytes, fp: BytesIO, max_bytes: int) -> FileMetaDataset:
     meta = _pydicom_read_dataset(fp, implicit, True, stop_when=_not_group_0002)
     _require_complete(meta, start, fp.tell())
     return FileMetaDataset(meta)
-
-
-_META_HEADER = struct.Struct("<HH2sH").unpack_from
-_LONG = struct.Struct("<L").unpack_from
-_META_LONG_VRS = frozenset(
-    {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UN", b"UT", b"UC", b"UR", b"SV", b"UV"}
-)
-
-
-def _check_meta_extent(data: bytes, start: int, implicit: bool, max_bytes: int) -> None:
-    """Refuse a File Meta group longer than ``max_bytes`` before pydicom parses it.
-
-    Walks the element headers of group 0002 (a dozen in practice) by their
-    declared lengths; an undefined or lying length ends the walk far beyond
-    the limit, so a group bomb costs a few integer operations.
-    """
-    pos, size = start, len(data)
-    while pos + 12 <= size:
-        group, _, vr, short = _META_HEADER(data, pos)
-        if group != 0x0002:
-            return
-        if implicit:
-            pos += 8 + _LONG(data, pos + 4)[0]
-        elif vr in _META_LONG_VRS:
-            pos += 12 + _LONG(data, pos + 8)[0]
-        else:
-            pos += 8 + short
-        if pos - start > max_bytes:
-            raise ReadLimitError(
-                f"the File Meta Information group is longer than {max_bytes} bytes",
-                reference="meta-too-large",
-                hint="raise max_meta_bytes if such files are expected",
-            )
 
 
 def _not_group_0002(tag: BaseTag, vr: str | None, length: int) -> bool:
@@ -298,8 +293,8 @@ def _inflate(deflated: bytes, limits: ReadLimits) -> bytes:
 
 def _read_elements(
     data: bytes, fp: BytesIO, enc: _Encoding, limits: ReadLimits, share_pixel_data: bool = False
-) -> dict[BaseTag, RawDataElement | DataElement]:
-    """Read every top-level element to the end of `data`, raw.
+) -> tuple[dict[BaseTag, RawDataElement | DataElement], int]:
+    """Read every top-level element to the end of `data`, raw; return them and where the last one ends.
 
     pydicom's generator stops quietly when fewer than 8 bytes remain and
     returns a short value when a length points past the end; both mean the
@@ -325,7 +320,7 @@ def _read_elements(
         )
     if (end != len(data) and not _is_zero_padding(data, end)) or (last is not None and _is_short(last)):
         raise _truncated()
-    return elements
+    return elements, end
 
 
 def _is_zero_padding(data: bytes, end: int) -> bool:

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, BinaryIO, TypeVar
 
 from pydicom.dataset import Dataset
 
@@ -31,12 +31,14 @@ from dicomcloak.io.staging import Tree, temp_name
 __all__ = [
     "copy_atomic",
     "encode_dataset",
+    "encode_dataset_bound",
     "encode_dataset_parts",
     "write_atomic",
     "write_dataset_atomic",
 ]
 
 _COPY_CHUNK = 1 << 20
+_T = TypeVar("_T")
 
 
 def write_atomic(
@@ -100,8 +102,26 @@ def encode_dataset_parts(ds: Dataset) -> list[bytes]:
         ``encode-failed``. The message names tags only: pydicom's messages
         may quote element values.
     """
+    return _typed(encode_file_parts, ds)
+
+
+def encode_dataset_bound(ds: Dataset) -> tuple[list[bytes], bytes]:
+    """:func:`encode_dataset_parts`, and the binding digest of the output (:mod:`dicomcloak.io.binding`).
+
+    Raises
+    ------
+    ProcessingError
+        ``encode-failed``, as :func:`encode_dataset_parts`.
+    """
+    from dicomcloak.io.binding import encode_file_bound  # vault runs only
+
+    return _typed(encode_file_bound, ds)
+
+
+def _typed(encode: Callable[[Dataset], _T], ds: Dataset) -> _T:
+    """``encode(ds)``, any failure turned into a value-free ``encode-failed``."""
     try:
-        return encode_file_parts(ds)
+        return encode(ds)
     except ProcessingError:
         raise
     except RecursionError:

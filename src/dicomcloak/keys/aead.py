@@ -44,9 +44,16 @@ def _join(label: bytes, *parts: str) -> bytes:
     return b"\x00".join((label, *(p.encode("utf-8") for p in parts)))
 
 
-def record_aad(study: str, instance: str) -> bytes:
-    """Associated data of a vault record: its pseudonymous study and instance."""
-    return _join(b"dicomcloak/vault/record/v1", study, instance)
+def record_aad(study: str, instance: str, binding: str | None = None) -> bytes:
+    """Associated data of a vault record: its pseudonymous study and instance, and its binding.
+
+    ``binding`` is the hex binding digest of the output the record was made
+    for (empty: sealed without one); None for records of the first format,
+    bound to (study, instance) only.
+    """
+    if binding is None:
+        return _join(b"dicomcloak/vault/record/v1", study, instance)
+    return _join(b"dicomcloak/vault/record/v2", study, instance, binding)
 
 
 def uid_map_aad(study: str, pseudonym: str) -> bytes:

@@ -26,6 +26,7 @@ __all__ = ["PERSON_NAME_PREFIX", "UID_ROOT", "DateShift", "Pseudonymizer"]
 UID_ROOT = "2.25."
 PERSON_NAME_PREFIX = "ANON^"
 _SALT = b"dicomcloak/pseudonyms/v1"
+_CONFLICT_LABEL = b"dicomcloak/uid-conflict/v1\x00"
 # Crockford base32: no I, L, O, U, so tokens read unambiguously.
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _DAYS_RANGE = 3650  # shift dates back by 1..3650 days
@@ -48,6 +49,14 @@ class DateShift:
 def _derive(secret: bytes, purpose: str, domain: str) -> bytes:
     info = f"dicomcloak|{purpose}|{domain}".encode()
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=_SALT, info=info).derive(secret)
+
+
+def _uid_from(mac: bytes) -> str:
+    """``2.25.`` + the version-8 UUID made of a MAC's first 16 bytes, as a decimal integer."""
+    raw = bytearray(mac[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x80  # version 8
+    raw[8] = (raw[8] & 0x3F) | 0x80  # variant 10xx
+    return f"{UID_ROOT}{int.from_bytes(raw, 'big')}"
 
 
 def _token(digest: bytes, length: int) -> str:
@@ -97,10 +106,21 @@ class Pseudonymizer:
         integer; RFC 9562 version 8 is the "custom" UUID, with the variant bits
         set to 10.
         """
-        raw = bytearray(self._mac("uid", original)[:16])
-        raw[6] = (raw[6] & 0x0F) | 0x80  # version 8
-        raw[8] = (raw[8] & 0x3F) | 0x80  # variant 10xx
-        return f"{UID_ROOT}{int.from_bytes(raw, 'big')}"
+        return _uid_from(self._mac("uid", original))
+
+    def conflict_uid(self, original: str, content_digest: bytes) -> str:
+        """The SOP Instance UID of an object that reuses ``original`` with other content (a UID conflict).
+
+        Real archives hold different objects under one UID (corrected re-sends,
+        broken modalities); ``deid --uid-conflicts keep-both`` writes the later
+        one under this UID: HMAC under the uid sub-key of a distinct label, the
+        original UID and the object's content digest (SHA-256 of its data set),
+        in the same ``2.25.`` form as :meth:`uid`. The label is no UID (those are
+        digits and dots, PS3.5 9.1), so no original UID maps here; another object
+        under the same UID gets another UID, and the same object always this one.
+        """
+        message = _CONFLICT_LABEL + original.encode("utf-8", "surrogateescape") + b"\x00" + content_digest
+        return _uid_from(hmac.new(self._keys["uid"], message, hashlib.sha256).digest())
 
     def identifier(self, value: str, max_len: int = 16) -> str:
         """A keyed ID for ``value`` (accession, study ID, other IDs), at most ``max_len`` chars."""

@@ -53,23 +53,32 @@ def _name(tag: int) -> str:
 def compare_trees(originals: Path, restored: Path) -> tuple[int, int, list[str]]:
     """Match restored files to originals by SOP Instance UID; return (exact, total, differing tags).
 
-    Every restored file must equal the original with the same SOP Instance UID
-    (re-identification restores it). The differing tags are reported, never values.
+    Every restored file must equal an original with the same SOP Instance UID
+    (re-identification restores it). Several originals may share one UID
+    (``deid --uid-conflicts keep-both`` writes each): a restored file is exact
+    when it equals one of them, else the differences from the first are
+    reported. The differing tags are reported, never values.
     """
-    by_uid = {
-        str(dcmread(path, stop_before_pixels=True).SOPInstanceUID): path
-        for path in sorted(originals.rglob("*"))
-        if path.is_file() and path.suffix == ".dcm"
-    }
+    by_uid: dict[str, list[Path]] = {}
+    for path in sorted(originals.rglob("*")):
+        if path.is_file() and path.suffix == ".dcm":
+            by_uid.setdefault(str(dcmread(path, stop_before_pixels=True).SOPInstanceUID), []).append(path)
     exact, total, differing = 0, 0, []
     for path in sorted(restored.rglob("*.dcm")):
         back = dcmread(path)
         total += 1
-        source = by_uid.get(str(back.SOPInstanceUID))
-        found = ["(0008,0018) not an input UID"] if source is None else differences(dcmread(source), back)
+        found = _closest(by_uid.get(str(back.SOPInstanceUID), []), back)
         exact += not found
         differing.extend(found)
     return exact, total, sorted(set(differing))
+
+
+def _closest(candidates: list[Path], back: Dataset) -> list[str]:
+    """No differences if ``back`` equals one candidate, else those from the first (or "not an input UID")."""
+    if not candidates:
+        return ["(0008,0018) not an input UID"]
+    found = [differences(dcmread(path), back) for path in candidates]
+    return [] if [] in found else found[0]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dicomcloak.vault.record import VaultRecord
+from dicomcloak.vault.record import OpenedRecord, VaultRecord
 
 if TYPE_CHECKING:
     from dicomcloak.vault.store import Vault
 
-__all__ = ["Vault", "VaultRecord"]
+__all__ = ["OpenedRecord", "Vault", "VaultRecord"]
 
 
 def __getattr__(name: str) -> object:

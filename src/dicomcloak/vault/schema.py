@@ -1,16 +1,22 @@
 """The vault's tables (SQLAlchemy Core): study data keys, sealed records, the pseudonym map, metadata.
 
-Only pseudonyms, key ids and ciphertext are stored; every original is inside
-an AES-256-GCM blob (:mod:`dicomcloak.keys.aead`). A shredded study keeps its
-row with ``wrapped`` and ``key_id`` NULL and ``shredded`` set, so opening its
-records fails as shredded, not as missing.
+Only pseudonyms, key ids, binding digests and ciphertext are stored; every
+original is inside an AES-256-GCM blob (:mod:`dicomcloak.keys.aead`). A
+shredded study keeps its row with ``wrapped`` and ``key_id`` NULL and
+``shredded`` set, so opening its records fails as shredded, not as missing.
+
+Records are sealed in ``dicomcloak_bound_records``, one per (study, instance,
+binding digest of the output it was made for, hex; empty when sealed without
+one): two objects sharing a SOP Instance UID keep a record each.
+``dicomcloak_records`` holds the records of earlier versions, bound to
+(study, instance) only: still read, never written.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["META", "METADATA", "RECORDS", "SCHEMA_VERSION", "STUDY_KEYS", "UID_MAP"]
+__all__ = ["BOUND_RECORDS", "META", "METADATA", "RECORDS", "SCHEMA_VERSION", "STUDY_KEYS", "UID_MAP"]
 
 SCHEMA_VERSION = "1"
 METADATA = sa.MetaData()
@@ -33,6 +39,13 @@ RECORDS = sa.Table(
     "dicomcloak_records", METADATA,
     sa.Column("study", sa.String(128), primary_key=True),
     sa.Column("instance", sa.String(128), primary_key=True),
+    sa.Column("sealed", sa.LargeBinary, nullable=False),
+)
+BOUND_RECORDS = sa.Table(
+    "dicomcloak_bound_records", METADATA,
+    sa.Column("study", sa.String(128), primary_key=True),
+    sa.Column("instance", sa.String(128), primary_key=True),
+    sa.Column("binding", sa.String(64), primary_key=True),
     sa.Column("sealed", sa.LargeBinary, nullable=False),
 )
 UID_MAP = sa.Table(

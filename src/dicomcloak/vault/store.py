@@ -3,9 +3,12 @@
 DESIGN.md decision 3. One random 256-bit data key per pseudonymous study,
 wrapped (AES-256-GCM) by the key ring's current wrapping key, whose id is
 stored beside it. Records and map entries are AES-256-GCM under the study key
-with associated data binding them to (study, instance) and (study, pseudonym),
-so a record swapped between instances or studies fails its tag. Shredding a
-study deletes its wrapped data key: its records can never be decrypted again.
+with associated data binding them to (study, instance, binding digest of
+their output) and (study, pseudonym), so a record swapped between instances,
+studies or outputs fails its tag; a record opens only for the output it was
+made for (:func:`~dicomcloak.vault.record.choose_record`). Two objects under
+one SOP Instance UID keep a record each. Shredding a study deletes its
+wrapped data key: its records can never be decrypted again.
 
 Every open, lookup, seal batch, rewrap and shred appends an audit event (in the
 same transaction when the audit log lives in the vault database). Unwrapped
@@ -30,8 +33,16 @@ from dicomcloak.audit.log import AuditLog
 from dicomcloak.errors import SealError, UsageError
 from dicomcloak.keys import aead
 from dicomcloak.keys.keyring import Keyring
-from dicomcloak.vault.record import VaultRecord
-from dicomcloak.vault.schema import META, METADATA, RECORDS, SCHEMA_VERSION, STUDY_KEYS, UID_MAP
+from dicomcloak.vault.record import OpenedRecord, VaultRecord, choose_record
+from dicomcloak.vault.schema import (
+    BOUND_RECORDS,
+    META,
+    METADATA,
+    RECORDS,
+    SCHEMA_VERSION,
+    STUDY_KEYS,
+    UID_MAP,
+)
 
 __all__ = ["Vault"]
 
@@ -80,14 +91,18 @@ class Vault:
     # -- writing ---------------------------------------------------------------------------------
 
     def seal_records(self, records: Iterable[VaultRecord]) -> None:
-        """Seal many records in ONE transaction (one executemany per table); replaces re-sealed ones."""
-        batch = list({(r.study, r.instance): r for r in records}.values())
+        """Seal many records in ONE transaction (one executemany per table); replaces re-sealed ones.
+
+        A record is keyed by (study, instance, binding): sealing an object that
+        reuses another's SOP Instance UID adds a record, it replaces none.
+        """
+        batch = list({(r.study, r.instance, r.binding): r for r in records}.values())
         if not batch:
             return
         with self._engine.begin() as conn:
             keys = self._study_keys(conn, {r.study: r.patient for r in batch}, create=True)
             rows = [self._record_row(keys[r.study], r) for r in batch]
-            upsert(conn, RECORDS, rows, ["study", "instance"])
+            upsert(conn, BOUND_RECORDS, rows, ["study", "instance", "binding"])
             pairs = self._new_pairs(batch)
             upsert(conn, UID_MAP, [self._map_row(keys[s], s, p, o) for (s, p), o in pairs.items()],
                    ["pseudonym", "study"])
@@ -108,8 +123,9 @@ class Vault:
         self._remember(keys, fresh)
 
     def _record_row(self, key: AESGCM, record: VaultRecord) -> dict[str, Any]:
-        sealed = aead.seal_blob(key, record.payload, aead.record_aad(record.study, record.instance))
-        return {"study": record.study, "instance": record.instance, "sealed": sealed}
+        binding = record.binding.hex()
+        sealed = aead.seal_blob(key, record.payload, aead.record_aad(record.study, record.instance, binding))
+        return {"study": record.study, "instance": record.instance, "binding": binding, "sealed": sealed}
 
     def _map_row(self, key: AESGCM, study: str, pseudonym: str, original: str) -> dict[str, Any]:
         plain = original.encode("utf-8", "surrogateescape")
@@ -175,21 +191,28 @@ class Vault:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def open_record(self, study: str, instance: str) -> bytes:
-        """The payload sealed for (``study``, ``instance``), verified; audited as ``open-record``."""
+    def open_record(self, study: str, instance: str, binding: bytes | None = None) -> OpenedRecord:
+        """The payload sealed for (``study``, ``instance``) and the output of ``binding``, verified.
+
+        ``binding`` is the binding digest of the file being re-identified
+        (:func:`dicomcloak.io.binding.binding_digest`); records of other objects
+        under the same instance UID are never opened for it
+        (``vault-record-mismatch``). Audited as ``open-record``, with ``bound``.
+        """
         with self._engine.begin() as conn:
-            where = sa.and_(RECORDS.c.study == study, RECORDS.c.instance == instance)
-            sealed = conn.execute(sa.select(RECORDS.c.sealed).where(where)).scalar()
+            where = sa.and_(BOUND_RECORDS.c.study == study, BOUND_RECORDS.c.instance == instance)
+            query = sa.select(BOUND_RECORDS.c.binding, BOUND_RECORDS.c.sealed).where(where)
+            rows = {row.binding: row.sealed for row in conn.execute(query)}
+            legacy_where = sa.and_(RECORDS.c.study == study, RECORDS.c.instance == instance)
+            legacy = conn.execute(sa.select(RECORDS.c.sealed).where(legacy_where)).scalar()
             key = self._key_for(conn, study)  # a shredded study says so before "missing"
-            if sealed is None:
-                raise SealError(f"no vault record for instance {instance} of study {study}",
-                                reference="vault-record-missing",
-                                hint="was this instance de-identified with this vault (deid --vault)?")
-            payload = aead.open_blob(key, sealed, aead.record_aad(study, instance),
+            where_text = f"instance {instance} of study {study}"
+            aad_binding, sealed, bound = choose_record(rows, legacy, binding, where_text)
+            payload = aead.open_blob(key, sealed, aead.record_aad(study, instance, aad_binding),
                                      reference="vault-record-tampered",
                                      what=f"the vault record of instance {instance}")
-            self._audit(conn, "open-record", {"study": study, "instance": instance})
-        return payload
+            self._audit(conn, "open-record", {"study": study, "instance": instance, "bound": bound})
+        return OpenedRecord(payload, bound)
 
     def lookup(self, pseudonym: str) -> str | None:
         """The original of a pseudonym UID/ID, or None if the vault never mapped it; audited."""
