@@ -56,8 +56,8 @@ def _run(
         build_policy([]), KEY, "default", tmp_path / name, tmp_path / f"{name}.run" / "quarantine", layout,
         on_conflict=on_conflict,
     )
-    run_batch(iter_inputs([inputs]), RunSettings(worker, tmp_path / f"{name}.run", jobs))
-    report = json.loads((tmp_path / f"{name}.run" / "report.json").read_text())
+    summary = run_batch(iter_inputs([inputs]), RunSettings(worker, tmp_path / f"{name}.run", jobs))
+    report = json.loads(Path(summary.run["report"]).read_text())
     report["out"] = tmp_path / name
     return report
 
@@ -96,7 +96,7 @@ def test_by_default_the_later_object_is_quarantined_naming_the_first(tmp_path: P
     # The quarantine keeps the later original byte for byte; reports and events name no input.
     assert (qdir / "in" / "d_liver_1frame.dcm").read_bytes() == (inputs / "d_liver_1frame.dcm").read_bytes()
     for name in ("report.json", "events.jsonl"):
-        text = (tmp_path / f"{report['out'].name}.run" / name).read_text()
+        text = (Path(report["summary"]["report"]).parent / name).read_text()
         assert "Smithers" not in text and "liver" not in text
 
 
@@ -136,7 +136,8 @@ def test_identical_resends_are_duplicates_not_written_again(
     else:
         # h conflicts with a, as b did: quarantined too (and named, as b, in its reason file).
         assert (summary["written"], summary["duplicates"], summary["quarantined"]) == (3, 1, 4)
-    duplicates = [entry["index"] for entry in report["skipped"] if entry["reason"] == "duplicate-instance"]
+    not_written = report["not_written"]
+    duplicates = [entry["index"] for entry in not_written if entry["reason"] == "duplicate-instance"]
     assert duplicates == ([6, 7] if on_conflict is OnConflict.KEEP_BOTH else [6])
     assert len(_written(report["out"])) == summary["written"]
 

@@ -28,9 +28,7 @@ the key appears by its public id, the policy by a SHA-256 fingerprint.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import hashlib
 import json
 import os
 import secrets
@@ -169,23 +167,10 @@ def check_made_alike(output: Path, made_with: dict[str, Any], places: Sequence[P
 
 
 def policy_fingerprint(policy: Policy) -> str:
-    """SHA-256 of what the policy does: every ``policy explain --json`` row, and the sanitize content choices.
+    """SHA-256 of what decides an output's content (:func:`dicomcloak.policy.fingerprint.fingerprint`)."""
+    from dicomcloak.policy.fingerprint import fingerprint
 
-    Computed from the rows the engine's own rules produce (their notes too:
-    how reference sequences are kept shows there), so two policies with the
-    same fingerprint treat every attribute alike. Reading limits
-    are left out: they decide which inputs are quarantined, not what an
-    output contains.
-    """
-    from dicomcloak.policy import explain
-    from dicomcloak.standard.table import EDITION
-
-    rows = [dataclasses.astuple(row) for row in explain(policy)]  # tag, name, action, source, note
-    content = policy.sanitize
-    fields = [f.name for f in dataclasses.fields(content) if f.name != "limits"]
-    choices = {name: str(getattr(content, name)) for name in fields}
-    document = {"edition": EDITION, "rows": rows, "sanitize": choices}
-    return hashlib.sha256(json.dumps(document, sort_keys=True).encode("utf-8")).hexdigest()
+    return fingerprint(policy)
 
 
 def _made_differently(output: Path, report: str, what: str) -> UsageError:

@@ -32,7 +32,11 @@ from dicomcloak.policy.model import Policy
 from dicomcloak.raw import new_dataset, read_items
 from dicomcloak.standard.table import Action
 
-__all__ = ["Walk", "deidentify"]
+__all__ = ["DUMMY_CODE_VALUE", "DUMMY_CODING_SCHEME", "Walk", "deidentify"]
+
+#: The dummy code of a D on an identifying code sequence (the dummy text of every D on text).
+DUMMY_CODE_VALUE = "ANONYMIZED"
+DUMMY_CODING_SCHEME = "99DICOMCLOAK"
 
 Element = DataElement | RawDataElement
 
@@ -234,14 +238,36 @@ def _real_vr(source: Dataset, tag: int) -> str:
 
 
 def _sequence(ctx: ElementContext, action: Action) -> DataElement:
-    """Z empties a sequence; every other kept action cleans its items recursively (E.1.1 K on SQ)."""
+    """Z empties a sequence; every other kept action cleans its items recursively (E.1.1 K on SQ).
+
+    D on a code sequence that identifies a person (Person Identification
+    Code Sequence, PS3.3 Table 10-1) gives one dummy code item: its items hold
+    only the Code Sequence Macro, whose attributes the table does not list,
+    so cleaning them would keep a staff or patient code as it is.
+    """
     if action is Action.Z:
         ctx.record("Z")
         return DataElement(ctx.tag, "SQ", Sequence())
+    if action is Action.D and ctx.tag in _IDENTITY_CODE_SEQUENCES:
+        ctx.record("D")
+        return DataElement(ctx.tag, "SQ", Sequence([_dummy_code()]))
     items = _items(ctx)
     processed = [_process(item, (*ctx.path, index), ctx.walk) for index, item in enumerate(items)]
     ctx.walk.current = ctx.path
     return DataElement(ctx.tag, "SQ", Sequence(processed))
+
+
+#: Code sequences whose codes identify a person: D replaces their items with one dummy code.
+_IDENTITY_CODE_SEQUENCES = frozenset({0x00401101})  # Person Identification Code Sequence
+
+
+def _dummy_code() -> Dataset:
+    """A Code Sequence Macro item that names nobody (PS3.3 8.8; "99" marks a private scheme, PS3.16 8)."""
+    item = Dataset()
+    item.CodeValue = DUMMY_CODE_VALUE
+    item.CodingSchemeDesignator = DUMMY_CODING_SCHEME
+    item.CodeMeaning = DUMMY_CODE_VALUE
+    return item
 
 
 def _items(ctx: ElementContext) -> list[Dataset]:
