@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 RunCli = Callable[..., subprocess.CompletedProcess[str]]
@@ -54,6 +55,29 @@ def test_reports_record_the_audit_head_that_verify_checks(
     assert _verify(run_cli, db_url).returncode == 0  # the rewritten anchor agrees...
     cut = _verify(run_cli, db_url, "--report", report)  # ...the report kept elsewhere does not
     assert cut.returncode == 4 and "error[audit-chain-truncated]" in cut.stderr
+
+
+@pytest.mark.parametrize(
+    "cut",
+    ["DELETE FROM dicomcloak_audit", "DROP TABLE dicomcloak_audit"],
+    ids=["all-rows-deleted", "table-dropped"],
+)
+def test_a_log_emptied_or_dropped_fails_verify_without_an_expected_head(
+    run_cli: RunCli, dicom_tree: Path, key_file: Path, tmp_path: Path, db_url: str, cut: str
+) -> None:
+    out = tmp_path / "out"
+    deid = run_cli("deid", dicom_tree, "--out", out, "--key", key_file, "--vault", db_url)
+    assert deid.returncode == 0, deid.stderr
+    before = json.loads(_verify(run_cli, db_url, "--json").stdout)
+    assert before["anchored"] and before["events"] >= 1
+    engine = sa.create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(cut))
+    engine.dispose()
+    result = _verify(run_cli, db_url)
+    assert result.returncode == 4, result.stderr
+    assert result.stderr.startswith("error[audit-chain-truncated]: ")
+    assert f"holds 0 events, its anchor {before['events']}" in result.stderr
 
 
 def test_a_report_without_an_audit_head_is_a_usage_error(

@@ -92,3 +92,18 @@ def test_names_stay_inside_the_quarantine(inputs: Path, key_file: Path, tmp_path
     report = json.loads((tmp_path / "out.run" / "latest" / "report.json").read_text())
     (entry,) = report["not_written"]
     assert entry["status"] == "quarantined" and isinstance(entry["index"], int)
+
+
+def test_the_reason_names_the_copy_even_when_the_name_was_defused(
+    key_file: Path, tmp_path: Path, instance_factory: Callable[..., Path]
+) -> None:
+    root = tmp_path / "in"
+    instance_factory(root / "good.dcm", 0)
+    (root / "DOE\tJOHN.dcm").write_bytes(b"not a DICOM file at all")  # a control character: defused
+    result = _run_with_umask("deid", root, "--out", "out", "--key", key_file, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    quarantine = tmp_path / "out.run" / "quarantine"
+    (reason_file,) = quarantine.rglob("*.reason.json")
+    copy = reason_file.with_name(reason_file.name.removesuffix(".reason.json"))
+    assert copy.is_file() and "\t" not in copy.name
+    assert json.loads(reason_file.read_text())["input"] == copy.relative_to(quarantine).as_posix()
