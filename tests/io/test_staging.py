@@ -209,3 +209,13 @@ def test_existing_directories_keep_their_mode(tmp_path: Path) -> None:
     assert (tmp_path / "shared").stat().st_mode & 0o777 == 0o750
     assert (tmp_path / "shared" / "mine").stat().st_mode & 0o777 == 0o700
     assert TEMP_DIR_NAME.startswith(".")
+
+
+def test_a_file_where_a_private_directory_must_go_is_an_error(tmp_path: Path) -> None:
+    """As ``os.makedirs``: the caller reports the run directory that is a file (output-unwritable)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("a file where a directory must go")
+    for path in (blocker, blocker / "run"):
+        with pytest.raises(FileExistsError):
+            makedirs_private(path)
+    assert blocker.is_file()

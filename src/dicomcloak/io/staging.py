@@ -181,7 +181,8 @@ def makedirs_private(path: Path) -> None:
     Raises
     ------
     OSError
-        As :func:`os.mkdir`.
+        As :func:`os.makedirs`: ``FileExistsError`` when ``path`` or one of its
+        parents is a file.
     """
     missing: list[Path] = []
     probe = path
@@ -192,7 +193,9 @@ def makedirs_private(path: Path) -> None:
         try:
             os.mkdir(directory, _PRIVATE)
         except FileExistsError:
-            continue  # made meanwhile by another process: not ours to change
+            if directory.is_dir():
+                continue  # made meanwhile by another process: not ours to change
+            raise  # a file where a directory must go, as os.makedirs says
         os.chmod(directory, _PRIVATE)  # mkdir's mode is masked by the umask
 
 
