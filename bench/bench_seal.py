@@ -6,7 +6,8 @@ in rounds (all variants once per round, so a change in the machine's load hits
 them alike) and the median wall time is reported, with files/s and the
 overhead relative to plain de-identification (issue 4's aim: < 25% each).
 The vault is a fresh SQLite file per run (WAL); the owner certificate is made
-with ``dicomcloak keys cert``.
+with ``dicomcloak keys cert``, the sealer key that signs embedded seals with
+``dicomcloak keys sealer``.
 
     python bench/bench_seal.py [--n 500] [--jobs 1] [--rounds 3] [--cpu-rounds 9] [--corpus DIR]
                                [--cpu-only] [--md docs/benchmarks.md]
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 from dicomcloak.testing.corpus import build_corpus
@@ -50,7 +52,7 @@ def _run(args: list[str | Path]) -> None:
 def _variant_args(variant: str, work: Path, owner: Path, run: int) -> list[str | Path]:
     args: list[str | Path] = []
     if variant in ("embedded", "both"):
-        args += ["--recipient", owner / "owner.cert.pem"]
+        args += ["--recipient", owner / "owner.cert.pem", "--sealer-key", owner / "sealer.key.pem"]
     if variant in ("vault", "both"):
         args += ["--vault", f"sqlite:///{work / f'vault-{variant}-{run}.db'}"]
     return args
@@ -61,6 +63,7 @@ def measure(corpus: Path, work: Path, jobs: int, rounds: int) -> dict[str, list[
     key, owner = work / "project.key", work / "owner"
     _run(["keys", "init", "--out", key])
     _run(["keys", "cert", "--out-dir", owner, "--no-passphrase"])
+    _run(["keys", "sealer", "--out-dir", owner])
     times: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
     for run in range(rounds):
         for variant in VARIANTS:
@@ -84,7 +87,9 @@ def check_restored(corpus: Path, work: Path) -> str:
     owner, key = work / "owner", work / "project.key"
     vaults = sorted(work.glob("vault-both-*.db"))
     modes = {
-        "embedded": ["--private-key", owner / "owner.key.pem"],
+        "embedded": [
+            "--private-key", owner / "owner.key.pem", "--trusted-sealer", owner / "sealer.cert.pem",
+        ],
         "vault": ["--vault", f"sqlite:///{vaults[-1]}", "--key", key],
     }
     lines = []
@@ -104,21 +109,27 @@ def check_restored(corpus: Path, work: Path) -> str:
 def in_process(corpus: Path, rounds: int) -> dict[str, list[float]]:
     """CPU per file in one process (read, de-identify, seal, encode; no disk, no database): ms per file.
 
-    The sealing work itself, without process start-up, imports and the vault's transactions, which the
-    whole-command figures include.
+    The sealing work itself, as the batch worker does it (capture; embedded: the seal made from the
+    binding digest of the encoder's parts, signed, and encoded in place; vault: the binding digest),
+    without process start-up, imports and the vault's transactions, which the whole-command figures
+    include.
     """
     from dicomcloak.api import Deidentifier, Sealer
     from dicomcloak.io.reader import read_dataset
-    from dicomcloak.io.writer import encode_dataset_parts
+    from dicomcloak.io.writer import encode_dataset_bound, encode_dataset_parts, encode_dataset_sealed
     from dicomcloak.keys import ProjectKey
-    from dicomcloak.keys.cms import load_certificate, make_owner
     from dicomcloak.policy.model import Policy
+    from dicomcloak.testing.sealing import make_sealing_keys
 
     datas = [path.read_bytes() for path in sorted(corpus.rglob("*.dcm"))]
     deid = Deidentifier(Policy(), ProjectKey.generate(ephemeral=True))
-    cert = load_certificate(make_owner()[1], "cert")
-    sealers = {"plain": None, "embedded": Sealer([cert]), "vault": Sealer(vault=True),
-               "both": Sealer([cert], vault=True)}
+    keys = make_sealing_keys()
+    sealers = {
+        "plain": None,
+        "embedded": keys.sealer(),
+        "vault": Sealer(vault=True),
+        "both": keys.sealer(vault=True),
+    }
     times: dict[str, list[float]] = {variant: [] for variant in sealers}
     for _ in range(rounds):
         for variant, sealer in sealers.items():
@@ -126,9 +137,15 @@ def in_process(corpus: Path, rounds: int) -> dict[str, list[float]]:
             for data in datas:
                 source = read_dataset(data)
                 outcome = deid.deidentify(source)
-                if sealer is not None:
-                    sealer.seal(source, outcome)
-                encode_dataset_parts(outcome.dataset)
+                if sealer is None:
+                    encode_dataset_parts(outcome.dataset)
+                    continue
+                sealed = sealer.capture(source, outcome)
+                if sealed.embedded:
+                    seal = partial(sealer.seal_element, sealed, outcome.sop_instance_uid)
+                    encode_dataset_sealed(outcome.dataset, seal)
+                else:
+                    encode_dataset_bound(outcome.dataset)
             times[variant].append((time.perf_counter() - start) / len(datas) * 1000)
     return times
 

@@ -10,6 +10,8 @@ missing=()
 command -v dcmdump >/dev/null 2>&1 || missing+=(dcmtk)
 command -v dciodvfy >/dev/null 2>&1 || missing+=(dicom3tools)
 command -v gdcmanon >/dev/null 2>&1 || missing+=(libgdcm-tools)  # gdcmanon: PS3.15 E.1 interop tests
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+    || command -v google-chrome >/dev/null 2>&1 || missing+=(chromium)  # headless: the HTML report's tests
 if ! command -v initdb >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
     missing+=(postgresql)
 fi

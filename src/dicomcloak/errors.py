@@ -15,7 +15,9 @@ may be PHI (DESIGN.md decision 7).
      +-- OutputError                output not writable                 (exit 3)
      +-- StoreError                 vault or audit database unreachable (exit 3)
      +-- SealError                  sealed originals cannot be opened   (exit 4)
-                                    (tampered, missing, shredded, wrong key); fail closed
+     |                              (tampered, missing, shredded, wrong key); fail closed
+     |    +-- VaultDatabaseError    the vault's database failed in use  (exit 4)
+     |                              (busy past the wait, lost, full, broken); the run stops
      +-- InputError                 one input cannot be processed       (quarantined)
           +-- NotDicomError         not a DICOM file at all
           +-- ReadLimitError        a reading limit was exceeded
@@ -46,6 +48,7 @@ __all__ = [
     "StoreError",
     "UnsafeContentError",
     "UsageError",
+    "VaultDatabaseError",
 ]
 
 
@@ -138,12 +141,33 @@ class SealError(DicomcloakError):
     ``vault-key-retired``, ``wrong-master-key``, ``audit-chain-broken``,
     ``audit-chain-truncated``; embedded
     mode (the Encrypted Attributes Sequence): ``seal-missing``, ``seal-wrong-key``,
-    ``seal-tampered``, ``seal-unverified``, ``seal-content-invalid``; the pseudonym
+    ``seal-tampered``, ``seal-mismatch`` (made for another instance),
+    ``seal-signature-invalid``, ``seal-unverified`` (no trusted sealer signed it),
+    ``seal-content-invalid``; the pseudonym
     map: ``vault-nothing-mapped``. A seal failure stops the run and nothing is
     written for the instance concerned.
     """
 
     default_reference = "seal-failed"
+
+
+class VaultDatabaseError(SealError):
+    """The vault's (or its audit log's) database failed while in use: originals could not be sealed or read.
+
+    Typed at the store's edge from the database driver's error
+    (:mod:`dicomcloak.audit.failures`), so it never reaches a worker as a bare
+    driver exception and is never blamed on an input. References:
+    ``vault-busy`` (still locked by another connection when the bounded
+    retries ran out), ``vault-unreachable`` (the connection was lost: a
+    stopped server, a network failure), ``vault-full`` (the database or the
+    disk under it is full), ``vault-broken`` (anything else: a corrupt file, a
+    missing table). The run stops with exit 4; a group of outputs whose
+    originals could not be sealed is not written, and the run's report counts
+    only what is on disk. Opening an unreachable vault before any work is a
+    :class:`StoreError` (exit 3) instead.
+    """
+
+    default_reference = "vault-broken"
 
 
 class InputError(DicomcloakError):

@@ -20,6 +20,16 @@ pytestmark = [pytest.mark.acceptance]
 
 TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 
+def _sealing(owner: Path) -> list[str | Path]:
+    """deid's embedded sealing: to the owner's certificate, signed by the sealer key beside it."""
+    return ["--recipient", owner / "owner.cert.pem", "--sealer-key", owner / "sealer.key.pem"]
+
+
+def _owning(owner: Path) -> list[str | Path]:
+    """reid's embedded mode: the owner's private key, trusting the sealer beside it."""
+    return ["--private-key", owner / "owner.key.pem", "--trusted-sealer", owner / "sealer.cert.pem"]
+
+
 
 def _bundled_tree(root: Path) -> Path:
     for path in sorted(TEST_FILES.rglob("*.dcm")):
@@ -35,8 +45,9 @@ def test_bundled_files_restore_exactly_both_ways(shared: Shared, tmp_path: Path,
     key = shared.key("key-a")
     owner = tmp_path / "owner"
     assert run_cli("keys", "cert", "--out-dir", owner, "--no-passphrase").returncode == 0
+    assert run_cli("keys", "sealer", "--out-dir", owner).returncode == 0
     out = tmp_path / "out"
-    seal = ["--vault", db_url, "--recipient", owner / "owner.cert.pem", "--uid-conflicts", "keep-both"]
+    seal = ["--vault", db_url, *_sealing(owner), "--uid-conflicts", "keep-both"]
     result = run_cli("deid", inputs, "--out", out, "--key", key, "--layout", "mirror", "--json", *seal)
     assert result.returncode in (0, 1), result.stderr  # some bundled files are quarantined (typed reasons)
     summary = json.loads(result.stdout)
@@ -46,7 +57,7 @@ def test_bundled_files_restore_exactly_both_ways(shared: Shared, tmp_path: Path,
     # UID): with keep-both each is written, under a UID of its own, and sealed for itself.
     assert summary["uid_conflicts"] >= 5
     for mode, args in {
-        "embedded": ["--private-key", owner / "owner.key.pem"],
+        "embedded": _owning(owner),
         "vault": ["--vault", db_url, "--key", key],
     }.items():
         back = tmp_path / f"back-{mode}"

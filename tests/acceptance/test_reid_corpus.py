@@ -15,10 +15,22 @@ from .conftest import Shared, run_cli  # type: ignore[import-not-found]
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.slow]
 
+def _sealing(owner: Path) -> list[str | Path]:
+    """deid's embedded sealing: to the owner's certificate, signed by the sealer key beside it."""
+    return ["--recipient", owner / "owner.cert.pem", "--sealer-key", owner / "sealer.key.pem"]
+
+
+def _owning(owner: Path) -> list[str | Path]:
+    """reid's embedded mode: the owner's private key, trusting the sealer beside it."""
+    return ["--private-key", owner / "owner.key.pem", "--trusted-sealer", owner / "sealer.cert.pem"]
+
+
 
 def _owner(shared: Shared) -> Path:
     def build(target: Path) -> None:
         result = run_cli("keys", "cert", "--out-dir", target, "--no-passphrase")
+        assert result.returncode == 0, result.stderr
+        result = run_cli("keys", "sealer", "--out-dir", target)
         assert result.returncode == 0, result.stderr
 
     return shared.get("owner", build)
@@ -53,14 +65,13 @@ def _deid_reid(
 
 def test_embedded(shared: Shared, tmp_path: Path) -> None:
     owner = _owner(shared)
-    _deid_reid(shared, tmp_path, ["--recipient", owner / "owner.cert.pem"],
-               ["--private-key", owner / "owner.key.pem"])
+    _deid_reid(shared, tmp_path, _sealing(owner), _owning(owner))
 
 
 def test_vault_and_both(shared: Shared, tmp_path: Path, db_url: str) -> None:
     owner = _owner(shared)
     key = shared.key("key-a")
     _deid_reid(shared, tmp_path / "vault", ["--vault", db_url], ["--vault", db_url, "--key", key])
-    both = ["--vault", db_url, "--recipient", owner / "owner.cert.pem"]
-    _deid_reid(shared, tmp_path / "both-embedded", both, ["--private-key", owner / "owner.key.pem"])
+    both = ["--vault", db_url, *_sealing(owner)]
+    _deid_reid(shared, tmp_path / "both-embedded", both, _owning(owner))
     _deid_reid(shared, tmp_path / "both-vault", both, ["--vault", db_url, "--key", key])

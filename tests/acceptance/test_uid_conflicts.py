@@ -41,6 +41,16 @@ PAIRS = {
 MR_VARIANTS = ("MR_small.dcm", "MR_small_RLE.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm")
 SEAL_EXIT = 4
 
+def _sealing(owner: Path) -> list[str | Path]:
+    """deid's embedded sealing: to the owner's certificate, signed by the sealer key beside it."""
+    return ["--recipient", owner / "owner.cert.pem", "--sealer-key", owner / "sealer.key.pem"]
+
+
+def _owning(owner: Path) -> list[str | Path]:
+    """reid's embedded mode: the owner's private key, trusting the sealer beside it."""
+    return ["--private-key", owner / "owner.key.pem", "--trusted-sealer", owner / "sealer.cert.pem"]
+
+
 
 def _inputs(root: Path) -> Path:
     """The pairs, and pydicom's MR_small in four encodings (one SOP Instance UID), in a named folder."""
@@ -95,13 +105,14 @@ def _deid(shared: Shared, inputs: Path, out: Path, *args: str | Path) -> dict[st
 def _owner(tmp_path: Path) -> Path:
     owner = tmp_path / "owner"
     assert run_cli("keys", "cert", "--out-dir", owner, "--no-passphrase").returncode == 0
+    assert run_cli("keys", "sealer", "--out-dir", owner).returncode == 0
     return owner
 
 
 def _seal_args(sealing: str, owner: Path, db_url: str) -> list[str | Path]:
     args: list[str | Path] = []
     if sealing in ("embedded", "both"):
-        args += ["--recipient", owner / "owner.cert.pem"]
+        args += _sealing(owner)
     if sealing in ("vault", "both"):
         args += ["--vault", db_url]
     return args
@@ -110,7 +121,7 @@ def _seal_args(sealing: str, owner: Path, db_url: str) -> list[str | Path]:
 def _reid_modes(sealing: str, owner: Path, db_url: str, key: Path) -> dict[str, list[str | Path]]:
     modes: dict[str, list[str | Path]] = {}
     if sealing in ("embedded", "both"):
-        modes["embedded"] = ["--private-key", owner / "owner.key.pem"]
+        modes["embedded"] = _owning(owner)
     if sealing in ("vault", "both"):
         modes["vault"] = ["--vault", db_url, "--key", key]
     return modes

@@ -135,6 +135,50 @@ def test_a_worker_finalizes_as_soon_as_the_tasks_run_out(tmp_path: Path) -> None
     assert _no_children_left()
 
 
+def _account() -> dict[str, int]:
+    """What a worker says with its last message: its pid and how many tasks it did."""
+    return {"pid": os.getpid(), "done": _STATE.get("done", 0)}
+
+
+def _counting(task: int) -> tuple[int, int, int]:
+    _STATE["done"] = _STATE.get("done", 0) + 1
+    return _square(task)
+
+
+def _accounting_pool(jobs: int = 2, **settings: Any) -> Pool[int, tuple[int, int, int]]:
+    functions = WorkerFunctions(_init, settings, _counting, _finish, _account)
+    return Pool(jobs, functions, multiprocessing.get_context("fork"))
+
+
+def test_each_worker_gives_its_account_with_its_last_message() -> None:
+    with _accounting_pool(2) as pool:
+        results = list(pool.imap_unordered(range(60)))
+    accounts = pool.accounts
+    assert sorted(account["pid"] for account in accounts) == sorted({pid for _, _, pid in results})
+    assert sum(account["done"] for account in accounts) == 60
+    assert pool.leftovers == []
+
+
+def test_after_a_failure_the_results_in_flight_are_kept_and_every_worker_accounts() -> None:
+    """A run that stops must still count what the other workers finished (their outputs are on disk)."""
+    pool = _accounting_pool(2, fail_on=7)
+    yielded: list[tuple[int, int, int]] = []
+    with pytest.raises(OutputError), pool:
+        yielded.extend(pool.imap_unordered(range(50)))  # keeps what came before the error
+    done = [task for task, _, _ in yielded + pool.leftovers]
+    assert pool.leftovers and len(done) == len(set(done)) and 7 not in done
+    assert all(account is not None for account in pool.accounts)  # the failing worker says too
+    assert sum(account["done"] for account in pool.accounts) == len(done) + 1  # 1: task 7 itself
+    assert _no_children_left()
+
+
+def test_a_dead_worker_gives_no_account() -> None:
+    pool = _accounting_pool(2, die_on=5)
+    with pytest.raises(OutputError), pool:
+        list(pool.imap_unordered(range(50)))
+    assert None in pool.accounts and any(account is not None for account in pool.accounts)
+
+
 _ORPHAN_SCRIPT = """
 import multiprocessing, os, sys, time
 from dicomcloak.batch.pool import Pool, WorkerFunctions

@@ -156,7 +156,7 @@ def test_a_chunk_ships_its_change_counts_once(dicom_tree: Path, tmp_path: Path) 
     assert [r.n_changes for r in chunk] == [r.n_changes for r in singles]
 
 
-@pytest.mark.parametrize("padding", [2, 16])
+@pytest.mark.parametrize("padding", [2, 7])
 def test_zero_padded_input_gives_the_unpadded_output(tmp_path: Path, padding: int) -> None:
     from pydicom.data import get_testdata_file
 

@@ -13,6 +13,16 @@ import pytest
 
 RunCli = Callable[..., CompletedProcess[str]]
 
+def _sealing(owner: Path) -> list[str | Path]:
+    """deid's embedded sealing: to the owner's certificate, signed by the sealer key beside it."""
+    return ["--recipient", owner / "owner.cert.pem", "--sealer-key", owner / "sealer.key.pem"]
+
+
+def _owning(owner: Path) -> list[str | Path]:
+    """reid's embedded mode: the owner's private key, trusting the sealer beside it."""
+    return ["--private-key", owner / "owner.key.pem", "--trusted-sealer", owner / "sealer.cert.pem"]
+
+
 
 @pytest.fixture
 def blocker(tmp_path: Path) -> Path:
@@ -27,9 +37,9 @@ def _commands(tree: Path, key: Path, owner: Path, tmp_path: Path, run_dir: Path)
         ("deid", tree, "--out", tmp_path / "o1", "--key", key, "-j", "1", "--run-dir", run_dir),
         ("deid", tree, "--out", tmp_path / "o2", "--key", key, "-j", "2", "--run-dir", run_dir),
         ("deid", tree, "--out", tmp_path / "o3", "--key", key, "--run-dir", run_dir,
-         "--recipient", owner / "owner.cert.pem"),
+         *_sealing(owner)),
         ("sanitize", tree, "--out", tmp_path / "o4", "--run-dir", run_dir),
-        ("reid", tree, "--out", tmp_path / "o5", "--private-key", owner / "owner.key.pem",
+        ("reid", tree, "--out", tmp_path / "o5", *_owning(owner),
          "--run-dir", run_dir),
         ("reid", tree, "--out", tmp_path / "o6", "--vault", vault, "--key", key, "--run-dir", run_dir),
     ]
@@ -41,6 +51,7 @@ def test_a_run_dir_that_is_a_file(
 ) -> None:
     owner = tmp_path / "owner"
     assert run_cli("keys", "cert", "--out-dir", owner, "--no-passphrase").returncode == 0
+    assert run_cli("keys", "sealer", "--out-dir", owner).returncode == 0
     run_dir = blocker if where == "the run dir" else blocker / "run"
     for command in _commands(dicom_tree, key_file, owner, tmp_path, run_dir):
         result = run_cli(*command)

@@ -159,12 +159,23 @@ def test_an_empty_passphrase_is_refused(run_cli: RunCli, tmp_path: Path) -> None
     assert not (tmp_path / "owner").exists()
 
 
+def _sealing(owner: Path) -> list[str | Path]:
+    """deid's embedded sealing: to the owner's certificate, signed by the sealer key beside it."""
+    return ["--recipient", owner / "owner.cert.pem", "--sealer-key", owner / "sealer.key.pem"]
+
+
+def _trusting(owner: Path) -> list[str | Path]:
+    """reid's trust in the sealer beside the owner's key."""
+    return ["--trusted-sealer", owner / "sealer.cert.pem"]
+
+
 @pytest.fixture
 def sealed(run_cli: RunCli, dicom_tree: Path, key_file: Path, tmp_path: Path) -> Path:
     """A de-identified tree sealed to a passphrase-protected owner key made by ``keys cert``."""
     assert run_cli("keys", "cert", "--out-dir", tmp_path / "owner", env={ENV: PASSPHRASE}).returncode == 0
+    assert run_cli("keys", "sealer", "--out-dir", tmp_path / "owner").returncode == 0
     result = run_cli("deid", dicom_tree, "--out", tmp_path / "sealed", "--key", key_file, "-j", "1",
-                     "--recipient", tmp_path / "owner" / "owner.cert.pem")
+                     *_sealing(tmp_path / "owner"))
     assert result.returncode == 0, result.stderr
     return tmp_path / "sealed"
 
@@ -174,7 +185,7 @@ def test_reid_opens_a_protected_key_with_the_environments_passphrase(
 ) -> None:
     key = tmp_path / "owner" / "owner.key.pem"
     result = run_cli("reid", sealed, "--out", tmp_path / "back", "--private-key", key, "--json",
-                     env={ENV: PASSPHRASE})
+                     *_trusting(tmp_path / "owner"), env={ENV: PASSPHRASE})
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["written"] == 6
 
@@ -184,7 +195,8 @@ def test_reid_without_the_right_passphrase_stops_before_anything(
     run_cli: RunCli, sealed: Path, tmp_path: Path, env: dict[str, str]
 ) -> None:
     key = tmp_path / "owner" / "owner.key.pem"
-    result = run_cli("reid", sealed, "--out", tmp_path / "back", "--private-key", key, env=env)
+    result = run_cli("reid", sealed, "--out", tmp_path / "back", "--private-key", key,
+                     *_trusting(tmp_path / "owner"), env=env)
     assert result.returncode == 3
     assert result.stderr.startswith("error[private-key-passphrase]: ")
     assert "not the passphrase" not in result.stderr
@@ -192,7 +204,8 @@ def test_reid_without_the_right_passphrase_stops_before_anything(
 
 
 def test_reid_asks_for_the_passphrase_on_a_terminal(sealed: Path, tmp_path: Path) -> None:
-    args: list[str | Path] = ["reid", sealed, "--out", "back", "--private-key", "owner/owner.key.pem"]
+    args: list[str | Path] = ["reid", sealed, "--out", "back", "--private-key", "owner/owner.key.pem",
+                              *_trusting(Path("owner"))]
     code, transcript = _on_terminal(args, [PASSPHRASE], tmp_path)
     assert code == 0, transcript
     assert PASSPHRASE not in transcript
@@ -224,13 +237,31 @@ def test_a_private_key_others_can_read_is_warned_of(
     run_cli: RunCli, dicom_tree: Path, key_file: Path, tmp_path: Path
 ) -> None:
     assert run_cli("keys", "cert", "--out-dir", tmp_path / "owner", "--no-passphrase").returncode == 0
+    assert run_cli("keys", "sealer", "--out-dir", tmp_path / "owner").returncode == 0
     key = tmp_path / "owner" / "owner.key.pem"
     result = run_cli("deid", dicom_tree, "--out", tmp_path / "sealed", "--key", key_file, "-j", "1",
-                     "--recipient", tmp_path / "owner" / "owner.cert.pem")
+                     *_sealing(tmp_path / "owner"))
     assert result.returncode == 0, result.stderr
+    assert _warnings(result.stderr) == []
     key.chmod(0o640)
-    back = run_cli("reid", tmp_path / "sealed", "--out", tmp_path / "back", "--private-key", key)
+    back = run_cli("reid", tmp_path / "sealed", "--out", tmp_path / "back", "--private-key", key,
+                   *_trusting(tmp_path / "owner"))
     assert back.returncode == 0, back.stderr
     (warning,) = _warnings(back.stderr)
     assert "private key" in warning and str(key) in warning and "0640" in warning
     assert "PRIVATE KEY" not in back.stderr
+
+
+def test_a_sealer_key_others_can_read_is_warned_of(
+    run_cli: RunCli, dicom_tree: Path, key_file: Path, tmp_path: Path
+) -> None:
+    assert run_cli("keys", "cert", "--out-dir", tmp_path / "owner", "--no-passphrase").returncode == 0
+    assert run_cli("keys", "sealer", "--out-dir", tmp_path / "owner").returncode == 0
+    sealer = tmp_path / "owner" / "sealer.key.pem"
+    sealer.chmod(0o644)
+    result = run_cli("deid", dicom_tree, "--out", tmp_path / "sealed", "--key", key_file, "-j", "1",
+                     *_sealing(tmp_path / "owner"))
+    assert result.returncode == 0, result.stderr
+    (warning,) = _warnings(result.stderr)
+    assert "sealer key" in warning and str(sealer) in warning and "0644" in warning
+    assert "PRIVATE KEY" not in result.stderr

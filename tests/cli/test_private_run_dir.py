@@ -66,8 +66,10 @@ def test_embedded_sealing_makes_its_run_dir_private_too(
     inputs: Path, key_file: Path, tmp_path: Path, run_cli: Callable[..., subprocess.CompletedProcess[str]]
 ) -> None:
     assert run_cli("keys", "cert", "--out-dir", tmp_path / "owner", "--no-passphrase").returncode == 0
+    assert run_cli("keys", "sealer", "--out-dir", tmp_path / "owner").returncode == 0
     result = _run_with_umask("deid", inputs, "--out", "out", "--key", key_file, "--jobs", "1",
-                             "--recipient", tmp_path / "owner" / "owner.cert.pem", cwd=tmp_path)
+                             "--recipient", tmp_path / "owner" / "owner.cert.pem",
+                             "--sealer-key", tmp_path / "owner" / "sealer.key.pem", cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     modes = _modes(tmp_path / "out.run")
     assert modes["."] == "0700" and modes["audit.db"] == "0600"

@@ -31,6 +31,16 @@ PATIENT_ID = "MRN-4471-XQ"
 
 SEAL_EXIT = 4
 
+def _sealing(owner: Path) -> list[str | Path]:
+    """deid's embedded sealing: to the owner's certificate, signed by the sealer key beside it."""
+    return ["--recipient", owner / "owner.cert.pem", "--sealer-key", owner / "sealer.key.pem"]
+
+
+def _owning(owner: Path) -> list[str | Path]:
+    """reid's embedded mode: the owner's private key, trusting the sealer beside it."""
+    return ["--private-key", owner / "owner.key.pem", "--trusted-sealer", owner / "sealer.cert.pem"]
+
+
 
 def _by_sop(root: Path) -> dict[str, Path]:
     return {str(dcmread(p, stop_before_pixels=True).SOPInstanceUID): p for p in sorted(root.rglob("*.dcm"))}
@@ -58,7 +68,10 @@ def _verified_events(database: Path) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def owner(run_cli: RunCli, tmp_path: Path) -> Path:
+    # The owner's key pair, and the sealer key it trusts, side by side.
     result = run_cli("keys", "cert", "--out-dir", tmp_path / "owner", "--no-passphrase")
+    assert result.returncode == 0, result.stderr
+    result = run_cli("keys", "sealer", "--out-dir", tmp_path / "owner")
     assert result.returncode == 0, result.stderr
     return tmp_path / "owner"
 
@@ -78,13 +91,13 @@ def test_keys_cert_writes_an_owner_key_pair(owner: Path) -> None:
 def test_embedded_round_trip(
     run_cli: RunCli, dicom_tree: Path, key_file: Path, owner: Path, tmp_path: Path
 ) -> None:
-    _deid(run_cli, dicom_tree, tmp_path / "out", key_file, "--recipient", owner / "owner.cert.pem")
+    _deid(run_cli, dicom_tree, tmp_path / "out", key_file, *_sealing(owner))
     for path in (tmp_path / "out").rglob("*.dcm"):
         assert PATIENT_NAME.encode() not in path.read_bytes()
         assert "EncryptedAttributesSequence" in dcmread(path)
     audit = f"sqlite:///{tmp_path / 'audit.db'}"
-    result = run_cli("reid", tmp_path / "out", "--out", tmp_path / "back", "--private-key",
-                     owner / "owner.key.pem", "--json", "--audit", audit)
+    result = run_cli("reid", tmp_path / "out", "--out", tmp_path / "back", *_owning(owner),
+                     "--json", "--audit", audit)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["schema"] == "dicomcloak/reid-summary/1" and summary["modes"] == {"embedded": 6}
@@ -100,9 +113,9 @@ def test_vault_and_embedded_round_trip(
     run_cli: RunCli, dicom_tree: Path, key_file: Path, owner: Path, tmp_path: Path, db_url: str
 ) -> None:
     _deid(run_cli, dicom_tree, tmp_path / "out", key_file, "--vault", db_url,
-          "--recipient", owner / "owner.cert.pem")
+          *_sealing(owner))
     _assert_one_seal_event_without_values(db_url)
-    for mode in (["--vault", db_url, "--key", key_file], ["--private-key", owner / "owner.key.pem"]):
+    for mode in (["--vault", db_url, "--key", key_file], _owning(owner)):
         back = tmp_path / f"back-{mode[0][2:]}"
         result = run_cli("reid", tmp_path / "out", "--out", back, *mode)
         assert result.returncode == 0, result.stderr
@@ -129,7 +142,7 @@ def _assert_one_seal_event_without_values(url: str) -> None:
 def test_wrong_private_key_fails_closed(
     run_cli: RunCli, dicom_tree: Path, key_file: Path, owner: Path, tmp_path: Path
 ) -> None:
-    _deid(run_cli, dicom_tree, tmp_path / "out", key_file, "--recipient", owner / "owner.cert.pem")
+    _deid(run_cli, dicom_tree, tmp_path / "out", key_file, *_sealing(owner))
     other = tmp_path / "other"
     assert run_cli("keys", "cert", "--out-dir", other, "--no-passphrase").returncode == 0
     result = run_cli(
@@ -147,9 +160,8 @@ def test_wrong_private_key_fails_closed(
 def test_embedded_reid_is_audited_in_the_run_directory_by_default(
     run_cli: RunCli, dicom_tree: Path, key_file: Path, owner: Path, tmp_path: Path
 ) -> None:
-    _deid(run_cli, dicom_tree, tmp_path / "out", key_file, "--recipient", owner / "owner.cert.pem")
-    key = owner / "owner.key.pem"
-    result = run_cli("reid", tmp_path / "out", "--out", tmp_path / "back", "--private-key", key)
+    _deid(run_cli, dicom_tree, tmp_path / "out", key_file, *_sealing(owner))
+    result = run_cli("reid", tmp_path / "out", "--out", tmp_path / "back", *_owning(owner))
     assert result.returncode == 0, result.stderr
     log = f"sqlite:///{tmp_path / 'back.run' / 'audit.db'}"
     verify = run_cli("audit", "verify", "--vault", log, "--json")
@@ -160,14 +172,14 @@ def test_embedded_reid_is_audited_in_the_run_directory_by_default(
 def test_flipped_bit_in_the_ciphertext_fails_closed(
     run_cli: RunCli, dicom_tree: Path, key_file: Path, owner: Path, tmp_path: Path
 ) -> None:
-    _deid(run_cli, dicom_tree, tmp_path / "out", key_file, "--recipient", owner / "owner.cert.pem")
+    _deid(run_cli, dicom_tree, tmp_path / "out", key_file, *_sealing(owner))
     target = sorted((tmp_path / "out").rglob("*.dcm"))[0]
     ds = dcmread(target)
     content = bytearray(ds.EncryptedAttributesSequence[0].EncryptedContent)
     content[len(content) - 40] ^= 0x01  # inside the encrypted content
     ds.EncryptedAttributesSequence[0].EncryptedContent = bytes(content)
     ds.save_as(target)
-    result = run_cli("reid", target, "--out", tmp_path / "back", "--private-key", owner / "owner.key.pem")
+    result = run_cli("reid", target, "--out", tmp_path / "back", *_owning(owner))
     assert result.returncode == SEAL_EXIT and "seal-tampered" in result.stderr
     assert not list((tmp_path / "back").rglob("*.dcm"))
 
@@ -306,31 +318,35 @@ def test_deid_never_writes_unsealed_outputs(
 def test_reid_sanitizes_what_comes_back(
     run_cli: RunCli, dicom_tree: Path, key_file: Path, owner: Path, tmp_path: Path
 ) -> None:
-    """Returned files are untrusted: an executable preamble is quarantined, a private payload dropped."""
-    _deid(run_cli, dicom_tree, tmp_path / "out", key_file, "--recipient", owner / "owner.cert.pem")
-    first, second, *rest = sorted((tmp_path / "out").rglob("*.dcm"))
+    """Returned files are untrusted: an executable preamble is quarantined (a preamble is outside the
+    binding digest: the others restore); a file whose header changed after de-identification (a
+    private payload added) is refused as a seal made for another object, nothing written for it."""
+    _deid(run_cli, dicom_tree, tmp_path / "out", key_file, *_sealing(owner))
+    first, *rest = sorted((tmp_path / "out").rglob("*.dcm"))
     first.write_bytes(with_preamble("pe", first.read_bytes()))
-    ds = dcmread(second)
-    ds.private_block(0x0099, "PAYLOAD", create=True).add_new(0x01, "OB", b"\x7fELF" + bytes(64))
-    ds.save_as(second)
-    result = run_cli("reid", tmp_path / "out", "--out", tmp_path / "back", "--private-key",
-                     owner / "owner.key.pem", "--json")
+    result = run_cli("reid", tmp_path / "out", "--out", tmp_path / "back", *_owning(owner), "--json")
     assert result.returncode == 1, result.stderr  # finished, with a quarantined input
     summary = json.loads(result.stdout)
     assert summary["reasons"] == {"preamble-executable": 1}
-    assert summary["written"] == 1 + len(rest)
-    back = dcmread(tmp_path / "back" / second.relative_to(tmp_path / "out"))
-    assert not [element for element in back if element.tag.group == 0x0099]  # restored privates stay
-    _assert_restored(dicom_tree, tmp_path / "back", 1 + len(rest))
+    assert summary["written"] == len(rest)
+    _assert_restored(dicom_tree, tmp_path / "back", len(rest))
+    ds = dcmread(rest[0])
+    ds.private_block(0x0099, "PAYLOAD", create=True).add_new(0x01, "OB", b"\x7fELF" + bytes(64))
+    ds.save_as(rest[0])
+    result = run_cli("reid", rest[0], "--out", tmp_path / "back2", *_owning(owner))
+    assert result.returncode == SEAL_EXIT and "seal-mismatch" in result.stderr
+    assert not list((tmp_path / "back2").rglob("*.dcm"))
 
 
 def test_embedded_only_deid_is_audited_in_the_run_directory(
     run_cli: RunCli, dicom_tree: Path, key_file: Path, owner: Path, tmp_path: Path
 ) -> None:
     """No vault to audit each group in: one seal event per run, counts only, in RUN_DIR/audit.db."""
-    _deid(run_cli, dicom_tree, tmp_path / "out", key_file, "--recipient", owner / "owner.cert.pem")
+    _deid(run_cli, dicom_tree, tmp_path / "out", key_file, *_sealing(owner))
     events = _verified_events(tmp_path / "out.run" / "audit.db")
     assert [event["action"] for event in events] == ["seal"]
-    facts = {"mode": "embedded", "recipients": 1, "files": 6, "sealed": 6, "quarantined": 0}
+    sealer = events[0]["facts"]["sealer"]  # who sealed: the sealer key's fingerprint, 16 hex digits
+    assert len(sealer) == 16 and int(sealer, 16) >= 0
+    facts = {"mode": "embedded", "recipients": 1, "files": 6, "sealed": 6, "quarantined": 0, "sealer": sealer}
     assert events[0]["facts"] == facts
     assert PATIENT_NAME not in str(events) and PATIENT_ID not in str(events)

@@ -8,14 +8,14 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
-from dicomcloak.api import Deidentifier, Reidentifier, Sealer
+from dicomcloak.api import Deidentifier
 from dicomcloak.engine.pixelseal import PIXEL_TAGS, Box, restore_regions, seal_regions
 from dicomcloak.errors import SealError
 from dicomcloak.io.reader import read_dataset
 from dicomcloak.io.writer import encode_dataset
 from dicomcloak.keys import ProjectKey
-from dicomcloak.keys.cms import load_certificate, load_owner_key, make_owner
 from dicomcloak.policy.model import Policy
+from dicomcloak.testing.sealing import make_sealing_keys
 
 TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 
@@ -68,16 +68,15 @@ def test_regions_restore_exactly(name: str, boxes: list[Box]) -> None:
 
 
 def test_whole_pixel_data_is_sealed_in_the_file_and_restored() -> None:
-    key_pem, cert_pem = make_owner()
-    owner = load_owner_key(key_pem, load_certificate(cert_pem, "c"), "k")
+    keys = make_sealing_keys()
     source = _load("CT_small.dcm")
     outcome = Deidentifier(Policy(), ProjectKey.generate(ephemeral=True)).deidentify(source)
     redacted = _redact(outcome.dataset, [Box(0, 0, 0, 20, 128)])
     outcome.dataset.PixelData = redacted.PixelData
-    Sealer([owner.certificate]).seal(source, outcome, extra_tags=PIXEL_TAGS)
+    keys.sealer().seal(source, outcome, extra_tags=PIXEL_TAGS)
     written = read_dataset(encode_dataset(outcome.dataset))
     assert written.PixelData != source.PixelData
-    back = Reidentifier(owner).reidentify(written)
+    back = keys.reidentifier().reidentify(written)
     assert 0x7FE00010 in back.restored
     assert read_dataset(encode_dataset(back.dataset)).PixelData == source.PixelData
 

@@ -7,6 +7,7 @@ strict overcommit). The child-process tests cap the address space for real.
 
 from __future__ import annotations
 
+import struct
 import subprocess
 import sys
 import textwrap
@@ -79,9 +80,12 @@ def test_reading_works_when_the_address_space_is_far_below_the_4_gib_limit(
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="address-space limits as Linux sets them")
-def test_a_file_that_does_not_fit_in_memory_is_a_typed_input_error(tmp_path: Path) -> None:
+def test_a_file_that_does_not_fit_in_memory_is_a_typed_input_error(tmp_path: Path, mr_bytes: bytes) -> None:
     big = tmp_path / "big.dcm"
-    with big.open("wb") as handle:  # sparse: 512 MiB declared, no disk used
+    with big.open("wb") as handle:  # sparse: 512 MiB declared, no disk used; a well-formed file (the walk
+        # of its element headers passes), whose last element, a private OB, holds the zero rest
+        rest = (512 << 20) - len(mr_bytes) - 12
+        handle.write(mr_bytes + struct.pack("<HH2sHL", 0x7FE1, 0x0010, b"OB", 0, rest))
         handle.truncate(512 << 20)
     done = _capped_child(
         """

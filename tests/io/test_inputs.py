@@ -106,10 +106,88 @@ def test_fifo_socket_and_device_are_skipped_without_being_opened(tmp_path: Path)
     try:
         listener.bind(str(root / "sock"))
         assert list(iter_inputs([root])) == [Skipped("not-regular-file"), Skipped("not-regular-file")]
-        assert list(iter_inputs([root / "pipe"])) == [Skipped("not-regular-file")]  # an argument too
     finally:
         listener.close()
-    assert list(iter_inputs([Path("/dev/null")])) == [Skipped("not-regular-file")]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "socket", "/dev/zero", "/dev/null", "link-to-fifo"])
+def test_an_argument_that_is_not_a_file_or_directory_is_a_usage_error(tmp_path: Path, kind: str) -> None:
+    """``deid /dev/zero`` read 24 GB; a FIFO argument blocked forever (issue 13): refused by ``stat``."""
+    import socket
+
+    listener = socket.socket(socket.AF_UNIX)
+    path = tmp_path / "arg"
+    try:
+        if kind == "fifo":
+            os.mkfifo(path)
+        elif kind == "socket":
+            listener.bind(str(path))
+        elif kind == "link-to-fifo":  # the operator named the link: followed, then refused
+            os.mkfifo(tmp_path / "pipe")
+            path.symlink_to(tmp_path / "pipe")
+        else:
+            path = Path(kind)
+        with pytest.raises(UsageError) as info:
+            iter_inputs([tmp_path, path])  # decided before anything is yielded
+        assert info.value.reference == "input-not-regular"
+    finally:
+        listener.close()
+
+
+def test_a_dangling_link_argument_is_missing(tmp_path: Path) -> None:
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(UsageError) as info:
+        iter_inputs([tmp_path / "dangling"])
+    assert info.value.reference == "input-missing"
+
+
+def test_follow_symlinks_follows_links_out_of_the_input_once(tmp_path: Path, mr_bytes: bytes) -> None:
+    """``--follow-symlinks``: a link out of the input is followed (a tree walked, a file an input), each
+    target once; links back into the input or into a tree already followed stay duplicates, so a cycle
+    ends; a link to a FIFO is still never opened."""
+    root = _tree(tmp_path / "in", mr_bytes)
+    outside = _tree(tmp_path / "outside", mr_bytes)
+    (outside / "back").symlink_to(root, target_is_directory=True)
+    (outside / "self").symlink_to(outside, target_is_directory=True)
+    (root / "link-to-outside").symlink_to(outside, target_is_directory=True)
+    (root / "outside.dcm").symlink_to(outside / "a.dcm")  # inside the tree followed above: a duplicate
+    (root / "zz-again").symlink_to(outside, target_is_directory=True)
+    os.mkfifo(tmp_path / "pipe")
+    (root / "pipe-link").symlink_to(tmp_path / "pipe")
+    lone = tmp_path / "lone.dcm"
+    lone.write_bytes(mr_bytes)
+    (root / "lone-link.dcm").symlink_to(lone)
+    entries = list(iter_inputs([root], follow_symlinks=True))
+    relpaths = [item.relpath for item in _items(entries)]
+    assert relpaths == [
+        "IMG0001", "a.dcm", "b/10.dcm", "b/2.dcm", "c/d/e/deep.dcm",
+        "link-to-outside/IMG0001", "link-to-outside/a.dcm", "link-to-outside/b/10.dcm",
+        "link-to-outside/b/2.dcm", "link-to-outside/c/d/e/deep.dcm", "lone-link.dcm",
+    ]
+    lone_item = _items(entries)[-1]
+    assert lone_item.source == lone and lone_item.read_bytes(10**6) == mr_bytes
+    assert Counter(_skips(entries)) == {"temporary-file": 2, "symlink-duplicate": 4, "not-regular-file": 1}
+    # Without the option, nothing outside is read.
+    assert [item.relpath for item in _items(iter_inputs([root]))] == relpaths[:5]
+
+
+def test_an_entry_swapped_for_a_fifo_after_the_walk_is_never_opened(tmp_path: Path, mr_bytes: bytes) -> None:
+    """The walk judged a regular file; if it becomes a FIFO or a link before a worker reads it, the read
+    refuses it at once (O_NONBLOCK, O_NOFOLLOW, fstat) instead of blocking or following it."""
+    root = _tree(tmp_path / "in", mr_bytes)
+    items = _items(iter_inputs([root]))
+    fifo, linked = items[0], items[1]
+    fifo.source.unlink()
+    os.mkfifo(fifo.source)
+    linked.source.unlink()
+    linked.source.symlink_to(tmp_path / "elsewhere.dcm")
+    (tmp_path / "elsewhere.dcm").write_bytes(mr_bytes)
+    for item in (fifo, linked):
+        with pytest.raises(MalformedError) as info:
+            item.read_bytes(10**6)
+        assert info.value.reference == "unreadable"
+        with pytest.raises(MalformedError):
+            item.open()
 
 
 def test_single_file_argument(tmp_path: Path, mr_bytes: bytes) -> None:

@@ -45,6 +45,9 @@ def test_plain_file_is_copied_with_its_reason(tmp_path: Path, mr_bytes: bytes, p
         "message": error.message,
         "hint": error.hint,
         "input": "in/series/cut.dcm",
+        "original_bytes": len(mr_bytes) - 100,
+        "copied_bytes": len(mr_bytes) - 100,
+        "truncated": False,
     }
     assert planted_name not in reason_file.read_text()
     assert [p.name for p in target.parent.iterdir() if p.name.endswith(".tmp")] == []
@@ -89,3 +92,36 @@ def test_unwritable_quarantine_is_an_output_error(tmp_path: Path) -> None:
     with pytest.raises(OutputError):
         quarantine(item, _refusal(b"x"), blocker)
     assert source.read_bytes() == b"x"
+
+
+def test_a_large_original_keeps_its_head_and_says_so(tmp_path: Path, mr_bytes: bytes) -> None:
+    """Issue 13: a 2 GB sparse file's quarantine copy took 2.1 GB of disk. The copy is capped
+    (``max_quarantine_bytes``) and sparse; the reason records the original's size."""
+    source = tmp_path / "in" / "big.dcm"
+    source.parent.mkdir()
+    with source.open("wb") as handle:
+        handle.write(mr_bytes)
+        handle.truncate(1 << 30)  # a zero tail: 1 GiB declared, no disk used
+    (item,) = iter_inputs([source])
+    error = MalformedError("zero tail", reference="trailing-bytes")
+
+    target = quarantine(item, error, tmp_path / "q", max_bytes=8 << 20)
+
+    assert target.stat().st_size == 8 << 20
+    assert target.read_bytes()[: len(mr_bytes)] == mr_bytes
+    assert target.stat().st_blocks * 512 <= len(mr_bytes) + (256 << 10)  # the zeros are holes
+    reason = json.loads(reason_path(target).read_text())
+    assert (reason["original_bytes"], reason["copied_bytes"], reason["truncated"]) == (1 << 30, 8 << 20, True)
+    # With the default cap (64 MiB) too.
+    default = quarantine(item, error, tmp_path / "q2")
+    assert default.stat().st_size == 64 << 20 and default.stat().st_blocks * 512 < 1 << 20
+
+
+def test_a_zip_member_copy_is_capped_too(tmp_path: Path) -> None:
+    archive = tmp_path / "export.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as handle:
+        handle.writestr("bomb.dcm", b"\x01" * (3 << 20))
+    (item,) = iter_inputs([archive])
+    target = quarantine(item, MalformedError("x", reference="not-dicom"), tmp_path / "q", max_bytes=1 << 20)
+    assert target.read_bytes() == b"\x01" * (1 << 20)
+    assert json.loads(reason_path(target).read_text())["original_bytes"] == 3 << 20

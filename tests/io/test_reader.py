@@ -176,12 +176,26 @@ def test_trailing_bytes_shorter_than_an_element_header_are_truncated(mr_bytes: b
     assert info.value.reference == "truncated"
 
 
-@pytest.mark.parametrize("padding", [1, 2, 6, 7, 8, 64])
+@pytest.mark.parametrize("padding", [1, 2, 6, 7])
 def test_trailing_zero_padding_is_read_and_dropped(mr_bytes: bytes, padding: int) -> None:
-    """Some writers pad files with zeros: fewer than 8 are not an element, 8 or more read as empty ones."""
+    """Some writers pad files with zeros: fewer than 8 are not an element, and are dropped."""
     expected = read_dataset(mr_bytes)
     padded = read_dataset(mr_bytes + b"\x00" * padding)
-    assert [elem.tag for elem in padded if elem.tag != 0] == [elem.tag for elem in expected]
+    assert [elem.tag for elem in padded] == [elem.tag for elem in expected]
+
+
+@pytest.mark.parametrize("padding", [8, 15, 16, 64, 4096])
+@pytest.mark.parametrize("source", ["mr_bytes", "rtplan_bytes"])
+def test_eight_or_more_trailing_zero_bytes_are_refused(
+    source: str, padding: int, request: pytest.FixtureRequest
+) -> None:
+    """Eight zero bytes parse as an element (0000,0000) of length 0, which no writer writes: a zero tail
+    is bytes after the last element (docs/security.md), refused, in either encoding (MR_small is explicit
+    VR, rtplan implicit VR with undefined-length sequences: pydicom's generator reads its tail)."""
+    data: bytes = request.getfixturevalue(source)
+    with pytest.raises(MalformedError) as info:
+        read_dataset(data + b"\x00" * padding)
+    assert info.value.reference == "trailing-bytes"
 
 
 def test_missing_sequence_delimiter_is_truncated(rtplan_bytes: bytes) -> None:

@@ -116,3 +116,17 @@ def test_encode_dataset_writes_part_10(mr_bytes: bytes) -> None:
     encoded = encode_dataset(read_dataset(mr_bytes))
     assert encoded[128:132] == b"DICM"
     assert read_dataset(BytesIO(encoded).read()).file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+
+
+def test_copy_is_sparse_and_capped(tmp_path: Path) -> None:
+    """Zero chunks become holes; at most ``max_bytes`` are copied, and the caller learns there was more."""
+    data = b"head" + bytes(5 << 20) + b"middle" + bytes(3 << 20) + b"tail"
+    target = tmp_path / "out" / "copy"
+    assert copy_atomic(target, BytesIO(data)) == (len(data), False)
+    assert target.read_bytes() == data
+    assert target.stat().st_blocks * 512 <= 512 << 10  # two 64 KiB chunks with data, the rest holes
+    assert copy_atomic(target, BytesIO(data), max_bytes=6 << 20) == (6 << 20, True)
+    assert target.read_bytes() == data[: 6 << 20]
+    assert copy_atomic(target, BytesIO(data), max_bytes=len(data)) == (len(data), False)
+    assert copy_atomic(target, BytesIO(bytes(100))) == (100, False)
+    assert target.read_bytes() == bytes(100)  # a copy that ends in a hole has its size

@@ -96,3 +96,30 @@ def test_every_97th_byte_truncation_of_a_real_file_is_decided() -> None:
     assert len(outcomes) > 300
     # only a cut exactly at an element boundary is a complete (shorter) data set and may be accepted
     assert outcomes.count("") < len(outcomes) // 50
+
+
+def _with_sequence(value: bytes, length: int) -> bytes:
+    """base_bytes with a Referenced Study Sequence (0008,1110) of this raw value and length inserted."""
+    import struct
+
+    data = base_bytes()
+    at = data.index(b"\x08\x00\x40\x11")  # before the Referenced Image Sequence (0008,1140)
+    return data[:at] + struct.pack("<HH2sHL", 0x0008, 0x1110, b"SQ", 0, length) + value + data[at:]
+
+
+@pytest.mark.parametrize("undefined", [True, False])
+def test_zero_bytes_in_an_item_pydicom_reads_are_refused(undefined: bool) -> None:
+    """Eight zero bytes in an explicit VR item read as an element only through pydicom (its zero "VR"
+    means an implicit header): undefined-length sequences at read time, items the fast reader leaves to
+    pydicom later. Refused there too, as the fast readers refuse them (``trailing-bytes``)."""
+    uid = b"\x08\x00\x55\x11UI\x04\x001.4\x00"
+    sop_class = b"\x08\x00\x50\x11UI\x04\x001.2\x00"
+    for body in (uid + bytes(8) + sop_class, uid + sop_class):  # refused, then the same without the zeros
+        if undefined:
+            start, end = b"\xfe\xff\x00\xe0\xff\xff\xff\xff", b"\xfe\xff\x0d\xe0" + bytes(4)
+            value, length = start + body + end + b"\xfe\xff\xdd\xe0" + bytes(4), 0xFFFFFFFF
+        else:
+            value = b"\xfe\xff\x00\xe0" + len(body).to_bytes(4, "little") + body
+            length = len(value)
+        verdict = run_stage(_with_sequence(value, length)).verdict
+        assert verdict == ("trailing-bytes" if len(body) > len(uid + sop_class) else "")

@@ -8,6 +8,8 @@ logs: a PostgreSQL URL may hold a password.
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -15,9 +17,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 
+from dicomcloak.audit.failures import type_failures
 from dicomcloak.errors import OutputError, StoreError, UsageError
 
 __all__ = ["insert_missing", "make_engine", "parse_url", "upsert"]
+
+# When a server goes away, SQLAlchemy's pool logs each connection it fails to close, with a traceback:
+# with no logging configured, Python's last-resort handler would print those on stderr. Our typed
+# error says what happened; a program that configures logging still gets the records.
+logging.getLogger("sqlalchemy.pool").addHandler(logging.NullHandler())
 
 _DRIVERS = {"sqlite": "sqlite", "sqlite+pysqlite": "sqlite", "postgresql": "postgresql+pg8000",
             "postgresql+pg8000": "postgresql+pg8000"}
@@ -40,12 +48,18 @@ def parse_url(url: str) -> URL:
     return parsed.set(drivername=driver)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, lock_slice: float | None = None) -> Engine:
     """An engine for ``url``, connected once; SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE``.
 
     Connecting here, where the vault and the audit log are opened, makes an
     unreachable database one typed error before any work starts (the
-    connection goes back to the pool and serves the first statement).
+    connection goes back to the pool and serves the first statement). From
+    then on every driver error is typed as it is raised
+    (:mod:`dicomcloak.audit.failures`). ``lock_slice``: seconds a statement
+    waits for a lock before it fails as busy (SQLite's busy timeout,
+    PostgreSQL's ``lock_timeout``), for callers that retry
+    (:class:`~dicomcloak.audit.failures.BusyWait`); None: SQLite waits
+    60 s, PostgreSQL as long as the server is configured to.
 
     Raises
     ------
@@ -55,16 +69,26 @@ def make_engine(url: str) -> Engine:
     """
     parsed = parse_url(url)
     if parsed.drivername == "sqlite":
-        engine = _sqlite_engine(parsed)
+        engine = _sqlite_engine(parsed, _SQLITE_BUSY if lock_slice is None else lock_slice)
     else:
-        engine = sa.create_engine(parsed, pool_pre_ping=True)
+        engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args=_pg_arguments(lock_slice))
     try:
         with engine.connect():
             pass
     except sa.exc.DBAPIError as error:
         engine.dispose()
         raise _unreachable(engine.dialect.name, error.orig) from None
+    type_failures(engine)  # after the first connection: an unreachable database at start stays a StoreError
     return engine
+
+
+_SQLITE_BUSY = 60.0
+
+
+def _pg_arguments(lock_slice: float | None) -> dict[str, Any]:
+    if lock_slice is None:
+        return {}
+    return {"startup_params": {"lock_timeout": str(max(1, round(lock_slice * 1000)))}}
 
 
 #: PostgreSQL's SQLSTATE codes for a connection the server refused (PostgreSQL documentation, Appendix A).
@@ -93,12 +117,12 @@ def _unreachable(dialect: str, cause: BaseException | None) -> StoreError:
                       "password and database name (the URL is not shown: it may hold a password)")
 
 
-def _sqlite_engine(url: URL) -> Engine:
+def _sqlite_engine(url: URL, busy: float) -> Engine:
     path = Path(str(url.database))
     if not path.exists():
         _create_private(path)
-    engine = sa.create_engine(url, connect_args={"timeout": 60})
-    sa.event.listen(engine, "connect", _sqlite_connect)
+    engine = sa.create_engine(url, connect_args={"timeout": busy})
+    sa.event.listen(engine, "connect", functools.partial(_sqlite_connect, busy_ms=max(1, round(busy * 1000))))
     sa.event.listen(engine, "begin", _sqlite_begin)
     return engine
 
@@ -112,7 +136,7 @@ def _create_private(path: Path) -> None:
                           hint="check that the directory exists and is writable") from None
 
 
-def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_connect(dbapi_connection: Any, _record: Any, *, busy_ms: int) -> None:
     # pysqlite's own transaction handling is off; SQLAlchemy's "begin" event issues BEGIN IMMEDIATE,
     # so a read-then-write (audit chain, data key creation) never races another writer.
     dbapi_connection.isolation_level = None
@@ -122,7 +146,7 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # its originals are sealed (DESIGN.md decision 6); with NORMAL, a power cut could keep the files and
     # lose their sealed originals (and audit rows). One fsync per group of files costs next to nothing.
     cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
     cursor.close()
 
 

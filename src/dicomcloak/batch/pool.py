@@ -14,7 +14,11 @@ Why not :class:`multiprocessing.pool.Pool`:
 Here the parent alone reads each worker's pipe with
 :func:`multiprocessing.connection.wait`; a dead worker shows as end of file on
 its pipe and stops the run with ``worker-died``; each worker runs its
-finalizer when told to stop and sends back either "closed" or the error.
+finalizer when told to stop and sends back either "closed" or the error,
+with its account (what its finalizer could not finish: the batch's outputs
+that are not on disk). After a failure the results of the tasks still in
+flight are kept (:attr:`Pool.leftovers`), not dropped: their outputs may be
+on disk, and a run that stops still counts them.
 Errors are pickled with their reference code (:mod:`dicomcloak.errors`).
 
 The other way round, a worker dies with the parent: forked workers inherit the
@@ -60,13 +64,16 @@ class WorkerFunctions(Generic[T, R]):
 
     ``initializer(initarg)`` runs once as the worker starts; ``work(task)`` once
     per task; ``finalizer()`` once when the worker is told to stop (or after a
-    failed task, to commit what it had done), and its error reaches the parent.
+    failed task, to commit what it had done), and its error reaches the parent;
+    ``account()``, if given, after the finalizer whatever happened: its result
+    reaches the parent with the worker's last message (:attr:`Pool.accounts`).
     """
 
     initializer: Callable[[Any], None]
     initarg: Any
     work: Callable[[T], R]
     finalizer: Callable[[], None]
+    account: Callable[[], Any] | None = None
 
 
 @dataclass
@@ -76,6 +83,7 @@ class _Worker:
     in_flight: int = 0
     stopping: bool = False  # told to stop
     closed: bool = False
+    account: Any = None  # what its last message said (None: it died without one)
 
 
 class Pool(Generic[T, R]):
@@ -85,11 +93,18 @@ class Pool(Generic[T, R]):
     completion order, :meth:`close` stops the workers gracefully (each runs
     its finalizer) and raises the first error one of them reported. Leaving
     the block by an exception stops them too, and terminates those that do
-    not answer.
+    not answer. Either way, the results of tasks that were still in flight
+    are in :attr:`leftovers` and each worker's account in :attr:`accounts`.
     """
 
     def __init__(self, jobs: int, functions: WorkerFunctions[T, R], context: BaseContext) -> None:
         self._workers = [_start(context, functions) for _ in range(max(1, jobs))]
+        self.leftovers: list[R] = []  # results that arrived while the pool was closing
+
+    @property
+    def accounts(self) -> list[Any]:
+        """Each worker's account (``WorkerFunctions.account``), None for a worker that gave none (died)."""
+        return [worker.account for worker in self._workers]
 
     def __enter__(self) -> Pool[T, R]:
         return self
@@ -136,7 +151,7 @@ class Pool(Generic[T, R]):
         self.stop()
         for worker in self._workers:
             try:
-                _drain(worker)
+                _drain(worker, self.leftovers)
             except BaseException as error:  # noqa: BLE001 - every worker gets to finish first
                 first = first or error
         for worker in self._workers:
@@ -206,11 +221,13 @@ def _receive(worker: _Worker, expected: str) -> Any:
         ) from None
     if kind == _FAILED:
         worker.closed = True
-        raise payload
+        error, worker.account = payload
+        raise error
     if kind != expected:  # pragma: no cover - the protocol is ours
         raise RuntimeError(f"unexpected message {kind!r} from a worker")
     if kind == _CLOSED:
         worker.closed = True
+        worker.account = payload
     return payload
 
 
@@ -221,11 +238,11 @@ def _send_stop(worker: _Worker) -> None:
             worker.conn.send(None)
 
 
-def _drain(worker: _Worker) -> None:
-    """Wait for the worker's "closed", discarding results of tasks it had in flight."""
+def _drain(worker: _Worker, leftovers: list[Any]) -> None:
+    """Wait for the worker's "closed", keeping the results of tasks it had in flight in ``leftovers``."""
     while not worker.closed:
         if worker.in_flight:
-            _receive(worker, _OK)
+            leftovers.append(_receive(worker, _OK))
             worker.in_flight -= 1
         else:
             _receive(worker, _CLOSED)
@@ -247,9 +264,20 @@ def _serve(conn: Connection, functions: WorkerFunctions[Any, Any], parent: int |
         functions.finalizer()
     except BaseException as raised:  # noqa: BLE001 - idem
         error = error or raised
+    account = _account(functions)
     with suppress(OSError, EOFError):
-        conn.send((_CLOSED, None) if error is None else (_FAILED, _picklable(error)))
+        conn.send((_CLOSED, account) if error is None else (_FAILED, (_picklable(error), account)))
     conn.close()
+
+
+def _account(functions: WorkerFunctions[Any, Any]) -> Any:
+    """The worker's account for the parent; None if it has none or cannot give it (never raises)."""
+    if functions.account is None:
+        return None
+    try:
+        return functions.account()
+    except Exception:  # noqa: BLE001 - the parent treats a missing account as unknown
+        return None
 
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h

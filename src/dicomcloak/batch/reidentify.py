@@ -37,7 +37,7 @@ from dicomcloak.io.grouped import GroupedWriter, sync_file_system
 from dicomcloak.io.inputs import InputItem, Refused, Skipped, WalkEntry
 from dicomcloak.io.layout import mirror_relpath
 from dicomcloak.io.quarantine import quarantine
-from dicomcloak.io.reader import ReadLimits, read_dataset
+from dicomcloak.io.reader import ReadLimits, read_dataset, read_input
 from dicomcloak.io.staging import Tree
 from dicomcloak.io.writer import encode_dataset_parts
 from dicomcloak.policy.model import Policy
@@ -108,11 +108,13 @@ def _begin(settings: ReidSettings) -> RunFolder:
 
 def _facts(settings: ReidSettings, folder: RunFolder, modes: Counter[str]) -> dict[str, Any]:
     trust = {name: modes.pop(name, 0) for name in _TRUST}
+    sealers = {name[len(_SEALER) :]: modes.pop(name) for name in list(modes) if name.startswith(_SEALER)}
     return {
         "schema": REID_SCHEMA,
         "command": "reid",
         "modes": dict(sorted(modes.items())),
         **trust,
+        "sealers": dict(sorted(sealers.items())),
         "output": str(settings.out_dir),
         "run_dir": str(settings.run_dir),
         "quarantine": str(settings.quarantine_dir),
@@ -132,7 +134,7 @@ def _one(
 ) -> FileResult:
     try:
         limits = settings.limits
-        data = item.read_bytes(limits.max_file_bytes)
+        data = read_input(item, limits)
         policy = settings.policy
         as_read = read_dataset(data, limits)
         sanitized = sanitize_dataset(as_read, policy.sanitize, policy)
@@ -149,19 +151,23 @@ def _one(
     writer.submit(settings.out_dir / mirror_relpath(item, settings.several_roots), payload)
     modes[result.mode] += 1
     modes.update(name for name, flag in zip(_TRUST, (result.bound, result.verified), strict=True) if not flag)
+    if result.sealer:
+        modes[_SEALER + result.sealer.hex()[:16]] += 1
     changes = _changes(result)
     return FileResult(
         index, Status.WRITTEN, "", sum(c for _, c in changes), "", len(data), sum(map(len, payload)), changes
     )
 
 
-#: Summary counts of files restored from originals not known to be theirs (a vault record sealed before
-#: records were bound to their output), or without dicomcloak's integrity check (--accept-unverified).
+#: Summary counts of files restored from originals not known to be theirs (a vault record or an embedded
+#: seal made before they were bound), or from embedded seals no trusted sealer signed (--accept-unverified).
 _TRUST = ("unbound", "unverified")
+#: Files per signing sealer (the first 16 hex digits of its fingerprint): who sealed what was restored.
+_SEALER = "sealer:"
 
 
 def _quarantined(index: int, item: InputItem, error: InputError, settings: ReidSettings) -> FileResult:
-    quarantine(item, error, settings.quarantine_dir)
+    quarantine(item, error, settings.quarantine_dir, max_bytes=settings.limits.max_quarantine_bytes)
     return FileResult(index, Status.QUARANTINED, error.reference)
 
 

@@ -10,6 +10,14 @@ earlier one, and what was done (``quarantined``, or ``kept-both``: written
 under a UID of its own). Attributes are named by tag path and keyword. A
 de-identifying run also lists the policy's deviations from the profile
 (``deviations``, docs/policy.md).
+
+A run that stops (a vault that stays busy, is lost, full or broken) still
+writes its report, and its counts are what is on disk: an input reported
+written whose group of outputs could not be sealed or committed is moved to
+``unwritten`` (:meth:`ReportBuilder.unplaced`, the reason being the error that
+stopped the run), and the summary's ``stopped`` says why and how many inputs
+were never processed: ``files = written + duplicates + quarantined + skipped
++ unwritten + not_processed``.
 """
 
 from __future__ import annotations
@@ -26,12 +34,23 @@ from dicomcloak.batch.worker import ChangeKey, FileResult, Status, WorkerSetting
 from dicomcloak.engine.outcome import TagPath, format_path
 from dicomcloak.policy.deviations import Deviation
 
-__all__ = ["SKIPPED", "SUMMARY_SCHEMA", "ReportBuilder", "RunSummary", "encode_report", "run_deviations"]
+__all__ = [
+    "SKIPPED",
+    "SUMMARY_SCHEMA",
+    "UNWRITTEN",
+    "ReportBuilder",
+    "RunSummary",
+    "encode_report",
+    "run_deviations",
+]
 
 #: Version tag of the JSON summary printed by ``deid --json`` (schema in README.md).
 SUMMARY_SCHEMA = "dicomcloak/deid-summary/1"
 #: The status of an entry the input walk saw and did not process (``io.inputs.Skipped``).
 SKIPPED = "skipped"
+#: The status of an input whose output was removed with its group: its originals could not be sealed, or
+#: the group could not be committed (the run stopped).
+UNWRITTEN = "unwritten"
 
 
 @dataclass(frozen=True)
@@ -93,6 +112,8 @@ class ReportBuilder:
         self.skip_reasons: Counter[str] = Counter()
         self.n_changes = self.bytes_in = self.bytes_out = 0
         self.not_written: list[tuple[int, str, str, str]] = []  # (index, status, reason, output)
+        self.unwritten = 0
+        self._written = bytearray()  # 1 at the index of each input counted written (a byte per input)
         self.conflicts: list[tuple[int, int, str]] = []
 
     def add(self, result: FileResult) -> None:
@@ -103,7 +124,9 @@ class ReportBuilder:
         self.n_changes += result.n_changes
         if result.reason:
             self.reasons[result.reason] += 1
-        if result.status is not Status.WRITTEN:
+        if result.status is Status.WRITTEN:
+            self._mark(result.index, 1)
+        else:
             self.not_written.append((result.index, result.status.value, result.reason, result.out_relpath))
         for key, count in result.changes:
             self.changes[key] += count
@@ -111,16 +134,43 @@ class ReportBuilder:
             kept = "kept-both" if result.status is Status.WRITTEN else "quarantined"
             self.conflicts.append((result.index, result.conflict_with, kept))
 
+    def unplaced(self, unplaced: dict[int, int], reason: str) -> None:
+        """Count the inputs whose outputs are not on disk (input index -> output bytes) as ``unwritten``.
+
+        An input already counted written is taken back (its bytes too); one
+        whose result never arrived (its chunk stopped) is counted here only.
+        Its changes stay counted: they describe what was de-identified.
+        """
+        for index, size in sorted(unplaced.items()):
+            if index < len(self._written) and self._written[index]:
+                self._mark(index, 0)
+                self.status[Status.WRITTEN] -= 1
+                self.bytes_out -= size
+            self.unwritten += 1
+            self.reasons[reason] += 1
+            self.not_written.append((index, UNWRITTEN, reason, ""))
+
+    def _mark(self, index: int, value: int) -> None:
+        if index >= len(self._written):
+            self._written.extend(bytes(max(index + 1 - len(self._written), len(self._written))))
+        self._written[index] = value
+
     def skip(self, index: int, reason: str) -> None:
         """Count one entry the input walk skipped (never sent to a worker)."""
         self.skip_reasons[reason] += 1
         self.not_written.append((index, SKIPPED, reason, ""))
 
-    def summary(self, seconds: float, run: dict[str, Any]) -> RunSummary:
-        """Freeze the counts into a :class:`RunSummary`."""
+    @property
+    def accounted(self) -> int:
+        """Entries counted so far: processed (whatever became of them) or skipped."""
+        return sum(self.status.values()) + sum(self.skip_reasons.values()) + self.unwritten
+
+    def summary(self, seconds: float, run: dict[str, Any], entries: int | None = None) -> RunSummary:
+        """Freeze the counts into a :class:`RunSummary`; ``entries``: all the walk saw (a stopped run's
+        ``files`` counts those it never processed too)."""
         skipped = sum(self.skip_reasons.values())
         return RunSummary(
-            files=sum(self.status.values()) + skipped,
+            files=self.accounted if entries is None else entries,
             written=self.status[Status.WRITTEN],
             duplicates=self.status[Status.DUPLICATE],
             quarantined=self.status[Status.QUARANTINED],

@@ -8,7 +8,8 @@ directory decides duplicates, so ordering never changes content.
 
 Only input items reach the workers: what the walk skipped is counted here,
 and what it refused (zip slip) is quarantined here. Each run writes its own
-folder in the run directory (:mod:`dicomcloak.batch.rundir`).
+folder in the run directory (:mod:`dicomcloak.batch.rundir`); a stopped run's
+report too, counting what is on disk (:mod:`dicomcloak.batch.placement`).
 
 A run starts by removing what runs killed on this host left behind
 (:mod:`dicomcloak.batch.debris`).
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dicomcloak.batch.debris import new_claims_dir, remove_debris, tidy_trees
+from dicomcloak.batch.placement import Placement, stopped_facts, with_report
 from dicomcloak.batch.pool import Pool, WorkerFunctions
 from dicomcloak.batch.report import ReportBuilder, RunSummary, encode_report, run_deviations
 from dicomcloak.batch.rundir import (
@@ -49,7 +51,7 @@ from dicomcloak.batch.worker import (
     process_chunk,
     without_input_names,
 )
-from dicomcloak.errors import InputError, OutputError
+from dicomcloak.errors import DicomcloakError, InputError, OutputError
 from dicomcloak.io.grouped import sync_file_system
 from dicomcloak.io.inputs import InputItem, Refused, Skipped, WalkEntry
 from dicomcloak.io.quarantine import quarantine
@@ -114,6 +116,7 @@ def run_batch(
     quarantined here, never sent to a worker; every other item goes to the
     workers. Before anything is written, an output made differently is
     refused (``output-made-differently``, :mod:`dicomcloak.batch.rundir`).
+    The error that stops a run (``vault-busy`` ...) is raised once its report is written.
     """
     entries = list(inputs)
     started = time.perf_counter()
@@ -122,13 +125,16 @@ def run_batch(
     tasks = [(index, entry) for index, entry in enumerate(entries) if isinstance(entry, InputItem)]
     jobs = max(1, min(settings.jobs, len(tasks)))
     builder = ReportBuilder(run_deviations(settings.worker))
-    _process(entries, tasks, settings, jobs, folder, builder, observer)
+    stopped = _process(entries, tasks, settings, jobs, folder, builder, observer)
     # Each output's data was synced before its rename; one sync here makes all the
     # renames durable, instead of one directory fsync per file (io.grouped).
     sync_file_system(settings.worker.out_dir)
-    summary = builder.summary(time.perf_counter() - started, _run_facts(settings, folder, facts, jobs))
+    run = _run_facts(settings, folder, facts, jobs) | stopped_facts(stopped, builder, len(entries))
+    summary = builder.summary(time.perf_counter() - started, run, len(entries))
     finish_run(folder, encode_report(builder.report(summary)))
     tidy_trees(settings.worker.out_dir, settings.run_dir, settings.worker.quarantine_dir)
+    if stopped is not None:
+        raise with_report(stopped, folder.report)
     return summary
 
 
@@ -154,24 +160,36 @@ def _process(
     folder: RunFolder,
     builder: ReportBuilder,
     observer: Observer | None,
-) -> None:
-    """Account for the walk's entries, process its items, write one verdict event per input judged."""
+) -> DicomcloakError | None:
+    """Account for the walk's entries, process its items, write one verdict event per input judged.
+
+    Returns the error that stopped the run, what it left counted (raised if unknown: worker-died).
+    """
+    placement = Placement()
+    stopped: DicomcloakError | None = None
     try:
         # One sanitize verdict event per input (tags and codes only), in completion order.
         with atomic_file(folder.events, tree=run_tree(folder.run_dir)) as events:
             for result in _walk_results(entries, builder, settings.worker):
                 events.write(result.event.encode("utf-8") + b"\n")
-            for result in _results(tasks, settings, jobs, observer):
-                builder.add(result)
-                if result.event:
-                    events.write(result.event.encode("utf-8") + b"\n")
-                if observer is not None:
-                    observer.advance(result)
+            try:
+                for result in _results(tasks, settings, jobs, observer, placement):
+                    builder.add(result)
+                    if result.event:
+                        events.write(result.event.encode("utf-8") + b"\n")
+                    if observer is not None:
+                        observer.advance(result)
+            except DicomcloakError as error:
+                if not placement.complete:
+                    raise
+                stopped = error
+            builder.unplaced(placement.unplaced, stopped.reference if stopped else "output-not-placed")
     except OSError as error:
         raise OutputError(
             f"cannot write: {error.strerror or type(error).__name__}",
             hint="check free space and permissions of the output and run directories",
         ) from None
+    return stopped
 
 
 def made_with(worker: WorkerSettings) -> dict[str, Any]:
@@ -249,21 +267,21 @@ def prepare_dir(path: Path, what: str, option: str, *, private: bool = False) ->
 
 
 def _results(
-    tasks: list[Task], settings: RunSettings, jobs: int, observer: Observer | None
-) -> Iterator[FileResult]:
+    tasks: list[Task], settings: RunSettings, jobs: int, observer: Observer | None, placement: Placement
+) -> Iterator[FileResult]:  # what the writers could not place is noted in ``placement`` as they close
     if jobs == 1:
         ctx = build_context(settings.worker)
         _freeze_heap()
         if observer is not None:
             observer.start(len(tasks))
         try:
-            for chunk in _chunks(tasks, _IN_PROCESS_CHUNK):
-                yield from process_chunk(chunk, ctx)
+            with placement.closing(ctx):
+                for chunk in _chunks(tasks, _IN_PROCESS_CHUNK):
+                    yield from process_chunk(chunk, ctx)
         finally:
-            ctx.close()
             gc.unfreeze()  # a long-lived caller (a service, a Dask task) gets its collector back
         return
-    yield from _pooled(tasks, settings, jobs, observer)
+    yield from _pooled(tasks, settings, jobs, observer, placement)
 
 
 _IN_PROCESS_CHUNK = 64
@@ -275,7 +293,7 @@ def _chunks(tasks: list[Task], size: int) -> Iterator[list[Task]]:
 
 
 def _pooled(
-    tasks: list[Task], settings: RunSettings, jobs: int, observer: Observer | None
+    tasks: list[Task], settings: RunSettings, jobs: int, observer: Observer | None, placement: Placement
 ) -> Iterator[FileResult]:
     claims = new_claims_dir(settings.run_dir)
     worker = replace(settings.worker, claims_dir=claims)
@@ -285,22 +303,28 @@ def _pooled(
         # The first file is done here, before forking: lazy imports, the policy's
         # tables and codec caches are then warm in every worker instead of built by each.
         first_ctx = build_context(worker)
-        first = process_chunk(tasks[:1], first_ctx)[0]
-        first_ctx.close()  # its output is on disk (and sealed) before the workers start
+        with placement.closing(first_ctx):  # its output is on disk (and sealed) before the workers start
+            first = process_chunk(tasks[:1], first_ctx)
         _freeze_heap()  # before forking: the workers inherit the frozen heap
         # The workers are started before the observer starts its own threads (fork safety).
-        functions = WorkerFunctions(_init_worker, worker, _run_chunk, _close_worker)
-        with Pool(jobs, functions, _mp_context()) as pool:
-            if observer is not None:
-                observer.start(len(tasks))
-            yield first
-            # Workers commit their last group when the pool closes; an error there is raised
-            # by the pool with its type and reference (a worker that dies: worker-died).
-            for results in pool.imap_unordered(_chunks(tasks[1:], chunksize)):
-                yield from results
-            # Every input is claimed by now: the claims go while the workers commit their last group.
-            pool.stop()
-            shutil.rmtree(claims, ignore_errors=True)
+        functions = WorkerFunctions(_init_worker, worker, _run_chunk, _close_worker, _worker_account)
+        pool: Pool[list[Task], list[FileResult]] = Pool(jobs, functions, _mp_context())
+        try:
+            with pool:
+                if observer is not None:
+                    observer.start(len(tasks))
+                yield from first
+                # Workers commit their last group when the pool closes; an error there is raised
+                # by the pool with its type and reference (a worker that dies: worker-died).
+                for results in pool.imap_unordered(_chunks(tasks[1:], chunksize)):
+                    yield from results
+                # Every input is claimed by now: the claims go while the workers commit their last group.
+                pool.stop()
+                shutil.rmtree(claims, ignore_errors=True)
+        except DicomcloakError:
+            yield from placement.settle(pool)  # the results of tasks in flight when the run stopped
+            raise
+        placement.settle(pool)  # what each worker could not place
     finally:
         shutil.rmtree(claims, ignore_errors=True)
         gc.unfreeze()
@@ -338,6 +362,11 @@ def _close_worker() -> None:
     """Commit the worker's last group (and seal it); an error goes back to the parent, typed."""
     if _CONTEXT is not None:
         _CONTEXT.close()
+
+
+def _worker_account() -> dict[int, int]:
+    """What this worker could not place (input index -> bytes), sent to the parent with its last message."""
+    return {} if _CONTEXT is None else _CONTEXT.writer.unplaced
 
 
 def _run_chunk(tasks: list[Task]) -> list[FileResult]:

@@ -11,6 +11,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import partial
 from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,9 +25,9 @@ from dicomcloak.io.grouped import GroupedWriter
 from dicomcloak.io.inputs import InputItem
 from dicomcloak.io.layout import mirror_relpath, pseudonymous_relpath
 from dicomcloak.io.quarantine import quarantine
-from dicomcloak.io.reader import ReadLimits, read_dataset
+from dicomcloak.io.reader import ReadLimits, read_dataset, read_input
 from dicomcloak.io.staging import Tree
-from dicomcloak.io.writer import encode_dataset_bound, encode_dataset_parts
+from dicomcloak.io.writer import encode_dataset_bound, encode_dataset_parts, encode_dataset_sealed
 from dicomcloak.keys import ProjectKey
 from dicomcloak.policy.model import Policy
 from dicomcloak.sanitize import classify_prefix, verdict_event
@@ -99,15 +100,20 @@ class WorkerSettings:
 class SealSettings:
     """How originals are sealed (DESIGN.md decision 3); picklable, sent once per worker.
 
-    ``recipients`` are PEM certificates (embedded mode); ``vault_url`` with the
+    ``recipients`` are PEM certificates (embedded mode), ``sealer_key`` the
+    PEM private key that signs each embedded seal; ``vault_url`` with the
     ``keyring`` seals a record per instance in the vault, ``audit_url`` moves
-    its audit trail to another database.
+    its audit trail to another database. ``vault_wait``: seconds a busy
+    (locked) vault is waited for before the run stops (None: the vault's
+    default, :data:`dicomcloak.audit.failures.DEFAULT_WAIT`).
     """
 
     recipients: tuple[bytes, ...] = ()
     vault_url: str | None = None
     keyring: Keyring | None = None
     audit_url: str | None = None
+    vault_wait: float | None = None
+    sealer_key: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,9 +181,11 @@ def build_context(settings: WorkerSettings) -> WorkerContext:
     if seal is None:
         return WorkerContext(settings, deidentifier, claims, _writer(settings))
     from dicomcloak.keys.cms import load_certificate
+    from dicomcloak.keys.sealing import load_sealer_key
 
     certificates = [load_certificate(pem, "--recipient") for pem in seal.recipients]
-    sealer = Sealer(certificates, vault=seal.vault_url is not None)
+    signer = None if seal.sealer_key is None else load_sealer_key(seal.sealer_key, "--sealer-key")
+    sealer = Sealer(certificates, vault=seal.vault_url is not None, signer=signer)
     vault = _open_vault(seal)
     hook = None if vault is None else vault.seal_records
     return WorkerContext(settings, deidentifier, claims, _writer(settings, hook), sealer, vault)
@@ -193,7 +201,9 @@ def _open_vault(seal: SealSettings) -> Vault | None:
         return None
     from dicomcloak.vault import Vault
 
-    return Vault.open(seal.vault_url, seal.keyring, audit_url=seal.audit_url)
+    if seal.vault_wait is None:
+        return Vault.open(seal.vault_url, seal.keyring, audit_url=seal.audit_url)
+    return Vault.open(seal.vault_url, seal.keyring, audit_url=seal.audit_url, wait=seal.vault_wait)
 
 
 def process_item(
@@ -203,9 +213,11 @@ def process_item(
 
     Only :class:`~dicomcloak.errors.InputError` is about the input. Any other
     :class:`~dicomcloak.errors.DicomcloakError` and any ``OSError`` (an
-    unwritable output, a full disk) stop the run. Other exceptions are bugs
-    triggered by one input: that input is quarantined as ``internal-error``
-    (hostile input never crashes a run, DESIGN.md decision 5).
+    unwritable output, a full disk; a vault that cannot seal a group, typed
+    at its edge whatever the database said) stop the run. Other exceptions
+    are bugs triggered by one input: that input is quarantined as
+    ``internal-error`` (hostile input never crashes a run, DESIGN.md decision
+    5). The writer never raises those for another file's group (it types them).
     """
     try:
         try:
@@ -233,7 +245,7 @@ def _deidentify_one(
 ) -> FileResult:
     settings = ctx.settings
     limits = settings.read_limits
-    data = item.read_bytes(limits.max_file_bytes)
+    data = read_input(item, limits)  # a large input's element headers are walked first
     # The pixels are streamed through to the output: shared with `data`, not copied.
     source = read_dataset(data, limits, share_pixel_data=True)
     sanitized = ctx.deidentifier.sanitize(source, then_deidentify=settings.deidentify)
@@ -250,7 +262,8 @@ def _deidentify_one(
     if isinstance(placed, FileResult):  # a quarantined UID conflict, or a duplicate (read, accepted)
         duplicate = placed.status is Status.DUPLICATE
         return replace(placed, bytes_in=len(data), event=event) if duplicate else placed
-    ctx.writer.submit(settings.out_dir / placed.relpath, placed.payload, placed.record)  # renamed on commit
+    # Renamed when its group commits; counted written only if it is (batch.placement).
+    ctx.writer.submit(settings.out_dir / placed.relpath, placed.payload, placed.record, tag=index)
     n_changes = len(all_changes)
     if counts is None:
         changes = tuple(Counter(map(_CHANGE_KEY, all_changes)).items())
@@ -285,11 +298,11 @@ def _placed(
     Sealing failures are :class:`~dicomcloak.errors.SealError` and stop the run.
     """
     settings = ctx.settings
-    # Originals from the dataset as read (both stages' change paths address it); embedded: adds (0400,0500).
-    sealed = ctx.sealer.seal(source, outcome) if ctx.sealer is not None else None
-    payload, binding = _encoded(outcome.dataset, ctx)
-    original = ""  # the original SOP Instance UID of an object kept under a UID of its own
+    # Originals from the dataset as read (both stages' change paths address it).
+    sealed = ctx.sealer.capture(source, outcome) if ctx.sealer is not None else None
     uids = outcome.study_uid, outcome.sop_instance_uid  # decoded once: for the claim, the path, the record
+    payload, binding = _encoded(outcome.dataset, ctx, sealed, uids[1])
+    original = ""  # the original SOP Instance UID of an object kept under a UID of its own
     first = ctx.claims.claim(instance_key(*uids), index, item)
     conflict = None if first is None else ctx.contents.compare(first, index, data, settings.read_limits)
     if first is not None and conflict is None:
@@ -299,7 +312,7 @@ def _placed(
             result = _quarantined(index, item, conflict.error(), ctx, conflict.details())
             return replace(result, conflict_with=conflict.first.index)
         sop, original = keep_both(source, outcome, conflict.digest, ctx.deidentifier.pseudonymizer)
-        uids, (payload, binding) = (uids[0], sop), _encoded(outcome.dataset, ctx)
+        uids, (payload, binding) = (uids[0], sop), _encoded(outcome.dataset, ctx, sealed, sop)
         if ctx.claims.claim(instance_key(*uids), index, item):  # its UID comes from its content:
             return _duplicate(index, outcome, item, settings)  # the same object, already written
     relpath = _relpath(outcome, item, settings, uids)
@@ -309,8 +322,17 @@ def _placed(
     return _Placed(relpath, payload, record, -1 if conflict is None else conflict.first.index)
 
 
-def _encoded(dataset: Dataset, ctx: WorkerContext) -> tuple[list[bytes], bytes]:
-    """The output's parts, and its binding digest when a vault record is bound to it (else empty)."""
+def _encoded(
+    dataset: Dataset, ctx: WorkerContext, sealed: Sealed | None, sop: str
+) -> tuple[list[bytes], bytes]:
+    """The output's parts, and its binding digest when a seal or a vault record is bound to it (else empty).
+
+    An embedded seal is made from the digest of the parts the encoder made and
+    encoded in its place (:func:`~dicomcloak.io.writer.encode_dataset_sealed`):
+    one encoding, the seal bound to this output's SOP Instance UID ``sop``.
+    """
+    if sealed is not None and sealed.embedded and ctx.sealer is not None:
+        return encode_dataset_sealed(dataset, partial(ctx.sealer.seal_element, sealed, sop))
     return (encode_dataset_parts(dataset), b"") if ctx.vault is None else encode_dataset_bound(dataset)
 
 
@@ -351,7 +373,8 @@ def _relpath(outcome: Outcome, item: InputItem, settings: WorkerSettings, uids: 
 def _quarantined(
     index: int, item: InputItem, error: InputError, ctx: WorkerContext, details: dict[str, Any] | None = None
 ) -> FileResult:
-    quarantine(item, error, ctx.settings.quarantine_dir, details)
+    cap = ctx.settings.read_limits.max_quarantine_bytes
+    quarantine(item, error, ctx.settings.quarantine_dir, details, max_bytes=cap)
     event = _event(verdict_event(index, error.reference, classify_prefix(_head(item))))
     return FileResult(index, Status.QUARANTINED, error.reference, event=event)
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEBUG_ENV",
     "ExitCode",
+    "FollowSymlinksArg",
     "JobsArg",
     "JsonFlag",
     "OptionsArg",
@@ -100,6 +101,13 @@ RunDirArg = Annotated[
 ]
 QuarantineArg = Annotated[
     Path | None, typer.Option("--quarantine", help="Quarantine directory (default: RUN_DIR/quarantine).")
+]
+FollowSymlinksArg = Annotated[
+    bool,
+    typer.Option(
+        "--follow-symlinks",
+        help="Follow symbolic links that leave an input directory (skipped by default: docs/security.md).",
+    ),
 ]
 JobsArg = Annotated[
     int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores).")

@@ -13,6 +13,7 @@ import typer
 
 from dicomcloak.cli._common import (
     ExitCode,
+    FollowSymlinksArg,
     JobsArg,
     JsonFlag,
     OptionsArg,
@@ -27,6 +28,7 @@ from dicomcloak.cli._common import (
     warn,
     warn_deviations,
 )
+from dicomcloak.cli._sealing import SealerKeyArg, seal_settings
 from dicomcloak.errors import DicomcloakError, UsageError
 
 if TYPE_CHECKING:
@@ -95,6 +97,7 @@ def deid(
     run_dir: RunDirArg = None,
     quarantine: QuarantineArg = None,
     jobs: JobsArg = None,
+    follow_symlinks: FollowSymlinksArg = False,
     recipient: Annotated[
         list[Path] | None,
         typer.Option(
@@ -102,6 +105,7 @@ def deid(
             help="Seal the originals in each file to this PEM certificate (repeatable; PS3.15 E.1.1).",
         ),
     ] = None,
+    sealer_key: SealerKeyArg = None,
     vault: Annotated[
         str | None, typer.Option("--vault", help="Seal the originals in this vault (SQLAlchemy URL).")
     ] = None,
@@ -109,6 +113,15 @@ def deid(
         str | None,
         typer.Option(
             "--audit", help="Audit log URL (default: the vault's; embedded only: RUN_DIR/audit.db)."
+        ),
+    ] = None,
+    vault_wait: Annotated[
+        float | None,
+        typer.Option(
+            "--vault-wait",
+            min=0,
+            help="Seconds to keep retrying while the vault database is busy (locked) before the run stops "
+            "(default 120).",
         ),
     ] = None,
     as_json: JsonFlag = False,
@@ -124,11 +137,14 @@ def deid(
         run = (run_dir or default_run_dir(out)).resolve()
         qdir = (quarantine or run / "quarantine").resolve()
         check_paths([path.resolve() for path in inputs], out, run, qdir)
-        items = iter_inputs(inputs)  # checks that every input exists before anything runs
+        items = iter_inputs(inputs, follow_symlinks=follow_symlinks)  # every input checked before any work
         the_policy = load_policy(option, policy, strict_table=strict_table)
         warn_deviations(the_policy)  # once, before any work
         the_key = load_key(key, ephemeral=ephemeral_key)
-        seal = seal_settings(recipient or [], vault, audit, key, ephemeral=ephemeral_key)
+        seal = seal_settings(
+            recipient or [], vault, audit, key, ephemeral=ephemeral_key, sealer_key=sealer_key,
+            vault_wait=vault_wait,
+        )
     if layout is LayoutChoice.MIRROR:
         warn("--layout mirror copies input paths verbatim; they may hold names or IDs")
     worker = WorkerSettings(
@@ -154,37 +170,6 @@ def deid(
         raise typer.Exit(int(ExitCode.QUARANTINED))
 
 
-def seal_settings(
-    recipients: list[Path], vault: str | None, audit: str | None, key: Path | None, *, ephemeral: bool
-) -> SealSettings | None:
-    """Sealing asked on the command line: certificates read now (a bad one stops before any work)."""
-    from dicomcloak.batch.worker import SealSettings
-
-    if audit is not None and vault is None and not recipients:
-        raise UsageError(
-            "--audit needs sealing", reference="audit-without-sealing", hint="add --vault URL or --recipient"
-        )
-    if not recipients and vault is None:
-        return None
-    from dicomcloak.keys.cms import load_certificate  # cryptography's x509: only when sealing
-
-    pems = tuple(_read(path) for path in recipients)
-    for path, pem in zip(recipients, pems, strict=True):
-        load_certificate(pem, str(path))
-    keyring = None
-    if vault is not None:
-        if ephemeral:
-            raise UsageError(
-                "--vault needs a project key file, not --ephemeral-key",
-                reference="vault-needs-key",
-                hint="the vault's records are opened later with the same key file",
-            )
-        from dicomcloak.cli.vault import load_keyring_from
-
-        keyring = load_keyring_from(key)
-    return SealSettings(pems, vault, keyring, audit)
-
-
 def _audited_embedded(seal: SealSettings, run: Path, work: Callable[[], RunSummary]) -> RunSummary:
     """Run an embedded-only sealing run and audit it (counts and reference codes, never values)."""
     from dicomcloak.audit import AuditLog
@@ -193,7 +178,7 @@ def _audited_embedded(seal: SealSettings, run: Path, work: Callable[[], RunSumma
     make_run_dir(run)
     log = AuditLog.open(audit_url(seal, run))
     try:
-        facts: dict[str, object] = {"mode": "embedded", "recipients": len(seal.recipients)}
+        facts: dict[str, object] = {"mode": "embedded", "recipients": len(seal.recipients), **_sealer(seal)}
         try:
             summary = work()
         except DicomcloakError as error:
@@ -207,15 +192,13 @@ def _audited_embedded(seal: SealSettings, run: Path, work: Callable[[], RunSumma
         log.close()
 
 
-def _read(path: Path) -> bytes:
-    from dicomcloak.errors import KeyError_
+def _sealer(seal: SealSettings) -> dict[str, object]:
+    """The signing sealer's fingerprint (its first 16 hex digits), for the audit trail: who sealed."""
+    if seal.sealer_key is None:
+        return {}
+    from dicomcloak.keys.sealing import load_sealer_key
 
-    try:
-        return path.read_bytes()
-    except OSError:
-        raise KeyError_(
-            f"cannot read the certificate {path}", reference="certificate-unreadable", hint="check the path"
-        ) from None
+    return {"sealer": load_sealer_key(seal.sealer_key, "--sealer-key").fingerprint.hex()[:16]}
 
 
 def default_run_dir(out: Path) -> Path:

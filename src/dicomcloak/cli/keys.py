@@ -1,4 +1,4 @@
-"""``dicomcloak keys``: create the project key; rotate, rewrap and retire the vault's wrapping keys."""
+"""``dicomcloak keys``: the project key, the vault's wrapping keys, owner and sealer key pairs (embedded)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import typer
 from dicomcloak.cli._common import JsonFlag, handles_errors
 from dicomcloak.cli.vault import KeyArg, VaultArg, open_vault
 
-__all__ = ["app", "init", "retire", "rewrap", "rotate"]
+__all__ = ["app", "init", "retire", "rewrap", "rotate", "sealer"]
 
 app = typer.Typer(help="Manage the project key and the vault's wrapping keys.", no_args_is_help=True)
 
@@ -177,5 +177,43 @@ def cert(
         f"Seal with 'deid --recipient {cert_path}'; re-identify with "
         f"'reid --private-key {key_path} --cert {cert_path}'. Back the private key up: "
         "losing it loses re-identification of embedded files.",
+        err=True,
+    )
+
+
+@app.command("sealer")
+@handles_errors
+def sealer(
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Where to write sealer.key.pem and .cert.pem.")],
+    name: Annotated[str, typer.Option("--name", help="Certificate subject name.")] = "dicomcloak sealer",
+) -> None:
+    """Make a sealer key pair (Ed25519) and self-signed certificate: deid signs embedded seals with it.
+
+    'deid --recipient CERT --sealer-key sealer.key.pem' signs each seal inside its
+    encrypted content; the owner restores only seals signed by a sealer it trusts
+    ('reid --trusted-sealer sealer.cert.pem'). Keep the key (mode 0600) on the
+    de-identifying machines only: whoever holds it can make seals the owner trusts.
+    """
+    import os
+
+    from dicomcloak.errors import UsageError
+    from dicomcloak.io.writer import write_atomic
+    from dicomcloak.keys.sealing import SEALER_KEY_ENV, make_sealer
+
+    key_path, cert_path = out_dir / "sealer.key.pem", out_dir / "sealer.cert.pem"
+    for path in (key_path, cert_path):
+        if path.exists():
+            raise UsageError(
+                f"{path} already exists", reference="cert-exists", hint="choose another --out-dir"
+            )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    key_pem, cert_pem = make_sealer(name)
+    write_atomic(key_path, key_pem)  # created 0600 and renamed: never readable by others
+    write_atomic(cert_path, cert_pem)
+    os.chmod(cert_path, 0o644)  # a certificate is public
+    print(f"wrote {key_path} (mode 0600) and {cert_path}")
+    typer.echo(
+        f"Sign seals with 'deid --recipient OWNER_CERT --sealer-key {key_path}' (or {SEALER_KEY_ENV}); "
+        f"the owner re-identifies with 'reid --private-key KEY --trusted-sealer {cert_path}'.",
         err=True,
     )

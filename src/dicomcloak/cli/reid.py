@@ -12,6 +12,7 @@ import typer
 
 from dicomcloak.cli._common import (
     ExitCode,
+    FollowSymlinksArg,
     JsonFlag,
     OptionsArg,
     PolicyFileArg,
@@ -21,6 +22,7 @@ from dicomcloak.cli._common import (
     handles_errors,
     load_policy,
 )
+from dicomcloak.cli._sealing import TrustedSealerArg
 from dicomcloak.cli.deid import check_paths, default_run_dir, history, make_run_dir, warn_skipped
 from dicomcloak.cli.vault import KeyArg
 from dicomcloak.errors import DicomcloakError, KeyError_, UsageError
@@ -50,11 +52,13 @@ def reid(
         str | None, typer.Option("--vault", help="Vault SQLAlchemy URL: vault mode (with --key).")
     ] = None,
     key: KeyArg = None,
+    trusted_sealer: TrustedSealerArg = None,
     accept_unverified: Annotated[
         bool,
         typer.Option(
             "--accept-unverified",
-            help="Restore embedded content without dicomcloak's integrity check (e.g. made by gdcmanon).",
+            help="Also restore embedded seals no trusted sealer signed (unsigned, older, or made by "
+            "another tool such as gdcmanon). Seals made for another instance are refused even so.",
         ),
     ] = False,
     audit: Annotated[
@@ -66,6 +70,7 @@ def reid(
     strict_table: StrictTableArg = False,
     run_dir: RunDirArg = None,
     quarantine: QuarantineArg = None,
+    follow_symlinks: FollowSymlinksArg = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Re-identify INPUT... into OUT: sealed originals restored, markers removed; fails closed (exit 4).
@@ -78,24 +83,28 @@ def reid(
     from dicomcloak.batch.reidentify import ReidSettings, run_reid
     from dicomcloak.io.inputs import iter_inputs
 
-    if (private_key is None) == (vault is None):
+    if (private_key is None) == (vault is None) or (vault is not None and trusted_sealer):
         raise UsageError(
             "give exactly one of --private-key (embedded) or --vault (vault)",
             reference="reid-mode",
-            hint="embedded: --private-key KEY.pem [--cert CERT.pem]; vault: --vault URL --key FILE",
+            hint="embedded: --private-key KEY.pem [--cert CERT.pem] [--trusted-sealer CERT.pem]; "
+            "vault: --vault URL --key FILE",
         )
     out = out.resolve()
     run = (run_dir or default_run_dir(out)).resolve()
     qdir = (quarantine or run / "quarantine").resolve()
     check_paths([path.resolve() for path in inputs], out, run, qdir)
-    items = list(iter_inputs(inputs))
+    items = list(iter_inputs(inputs, follow_symlinks=follow_symlinks))
     several = len(inputs) > 1
     the_policy = load_policy(option, policy, strict_table=strict_table)
     if private_key is not None:
-        reidentifier = Reidentifier(_owner(private_key, cert), accept_unverified=accept_unverified)
         from dicomcloak.batch.sealing import embedded_audit_url
+        from dicomcloak.cli._sealing import read_trusted_sealers
 
-        facts = {"mode": "embedded"}
+        trusted = read_trusted_sealers(trusted_sealer or [])
+        owner = _owner(private_key, cert)
+        reidentifier = Reidentifier(owner, accept_unverified=accept_unverified, trusted=trusted)
+        facts: dict[str, Any] = {"mode": "embedded", "trusted_sealers": len(trusted)}
         # Always audited (DESIGN.md decision 3): with no --audit, in the run directory's own log.
         url = audit or embedded_audit_url(run)
         settings = ReidSettings(out, run, qdir, several, the_policy, facts, history(out, run), url)
@@ -132,6 +141,8 @@ def _audit_facts(summary: RunSummary) -> dict[str, object]:
         "restored_or_mapped": summary.changed_attributes,
         "modes": summary.run.get("modes", {}),
         "unbound": summary.run.get("unbound", 0),
+        "unverified": summary.run.get("unverified", 0),
+        "sealers": summary.run.get("sealers", {}),
     }
 
 
@@ -179,8 +190,13 @@ def _owner(private_key: Path, cert: Path | None) -> OwnerKey:
 
 def _trust_lines(facts: dict[str, Any]) -> list[str]:
     """Files restored from originals not known to be theirs, or not integrity-checked: said, never silent."""
-    notes = {"unbound": "vault records sealed before they were bound", "unverified": "no integrity check"}
-    return [f"  {name:<20}{facts[name]}  ({note})" for name, note in notes.items() if facts.get(name)]
+    notes = {
+        "unbound": "originals not bound to their file: made before binding, or by another tool",
+        "unverified": "embedded seals no trusted sealer signed (--accept-unverified)",
+    }
+    lines = [f"  {name:<20}{facts[name]}  ({note})" for name, note in notes.items() if facts.get(name)]
+    sealers = ", ".join(f"{name}: {count}" for name, count in sorted(facts.get("sealers", {}).items()))
+    return [*lines, f"  signed by           {sealers}"] if sealers else lines
 
 
 def render_reid_summary(summary: RunSummary) -> str:

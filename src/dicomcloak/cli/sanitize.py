@@ -11,6 +11,7 @@ import typer
 
 from dicomcloak.cli._common import (
     ExitCode,
+    FollowSymlinksArg,
     JobsArg,
     JsonFlag,
     OptionsArg,
@@ -61,6 +62,7 @@ def sanitize(
     run_dir: RunDirArg = None,
     quarantine: QuarantineArg = None,
     jobs: JobsArg = None,
+    follow_symlinks: FollowSymlinksArg = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Rebuild INPUT... into OUT from validated elements; hostile inputs are quarantined with a reason code.
@@ -78,7 +80,7 @@ def sanitize(
         run = (run_dir or default_run_dir(out)).resolve()
         qdir = (quarantine or run / "quarantine").resolve()
         check_paths([path.resolve() for path in inputs], out, run, qdir)
-        items = iter_inputs(inputs)
+        items = iter_inputs(inputs, follow_symlinks=follow_symlinks)
         loaded = load_policy(option, policy, strict_table=strict_table)
         the_policy = _with_choices(loaded, documents, waveforms, icons, overlays, max_depth)
     # No pseudonym is made without de-identification: the key is a placeholder, never used or shown.

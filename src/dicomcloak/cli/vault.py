@@ -64,14 +64,20 @@ def shred(
     """Destroy the data keys of a study or of a patient's studies: their vault records become unreadable.
 
     Audited. Irreversible. Copies sealed inside files (--recipient) are out of the vault's reach.
+    Every data key is checked first: rows whose patient or study column was edited are found (and the
+    target's shredded all the same), then reported with exit 4 (vault-key-tampered).
     """
     if (study is None) == (patient is None):
         raise UsageError("give exactly one of --study or --patient", reference="shred-target")
     with open_vault(vault, key) as store:
         count = store.shred(study=study, patient=patient)
+        legacy = store.legacy_key_rows()
     if as_json:
         print(json.dumps({"schema": "dicomcloak/shred/1", "shredded": count}))
     else:
         print(f"shredded data keys: {count}")
     if count == 0:
         warn("no live data key matched: nothing was shredded (unknown pseudonym, or already shredded)")
+    if legacy:
+        warn(f"{legacy} data keys were wrapped before their patient was bound: an edited patient column "
+             "cannot be detected on them; run 'dicomcloak keys rewrap --vault URL' once to bind them")

@@ -18,27 +18,22 @@ retired (PS3.5 7.2) and never written by pydicom: they are not captured. Markers
 (Change action ``A``) are not captured unless the input already had the
 element (its original value is then restored, never the marker).
 
-The sealed plaintext is the (0400,0550) element followed by an integrity
-check, a private element holding SHA-256 over the encoded (0400,0550)
-element: CMS EnvelopedData with AES-CBC is not authenticated, and ``gdcmanon``
-reads only the first element of the decrypted content, so the check does
-not disturb it (GDCM ``Anonymizer::BasicApplicationLevelConfidentialityProfile2``).
+The encoded (0400,0550) element is the vault's payload, and the start of an
+embedded seal's plaintext (:mod:`dicomcloak.engine.sealcontent` adds what
+binds and authenticates it).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import struct
 from collections.abc import Callable, Collection, Iterable
-from functools import cache
 from io import BytesIO
 
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
-from pydicom.filewriter import write_data_element
+from pydicom.filewriter import correct_ambiguous_vr_element, write_data_element
 from pydicom.tag import BaseTag
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
@@ -48,25 +43,19 @@ from dicomcloak.errors import SealError
 from dicomcloak.raw import new_dataset
 
 __all__ = [
-    "DIGEST_TAG",
     "MODIFIED_ATTRIBUTES",
-    "SEAL_CREATOR",
     "capture",
     "capture_encoded",
     "captured_tags",
     "decode_modified",
-    "decode_sealed",
     "element_or_none",
     "encode_modified",
-    "encode_sealed",
+    "parse_sealed",
+    "single_item",
 ]
 
 #: Modified Attributes Sequence (PS3.3 C.12.1, PS3.15 E.1.1).
 MODIFIED_ATTRIBUTES = 0x04000550
-#: Private creator and element of the integrity check in the sealed content (PS3.5 7.8.1).
-SEAL_CREATOR = "DICOMCLOAK SEAL 1"
-_CREATOR_TAG = 0x04010010
-DIGEST_TAG = 0x04011001
 _EXPLICIT_LE = (False, True)
 
 
@@ -156,7 +145,12 @@ def _exact(source: Dataset, key: BaseTag) -> RawDataElement | DataElement:
     if not elem.is_implicit_VR and elem.is_little_endian:
         return elem
     # Decoded without storing the conversion in the input (``source[key]`` would).
-    return convert_raw_data_element(elem, encoding=source.original_character_set, ds=source)
+    converted: DataElement | RawDataElement = convert_raw_data_element(
+        elem, encoding=source.original_character_set, ds=source
+    )
+    if " or " in str(converted.VR):  # an implicit VR input's "OB or OW" Pixel Data, "US or SS" values
+        converted = correct_ambiguous_vr_element(converted, source, elem.is_little_endian)
+    return converted
 
 
 def encode_modified(item: Dataset) -> bytes:
@@ -192,9 +186,6 @@ def _as_int(entry: tuple[BaseTag, object]) -> int:
 _SHORT_HEADER = struct.Struct("<HH2sH")
 _LONG_HEADER = struct.Struct("<HH2s2xL")
 _ITEM = struct.Struct("<HHL")
-_CREATOR_VALUE = SEAL_CREATOR.encode("ascii") + b" " * (len(SEAL_CREATOR) % 2)  # LO padded to even length
-_CHECK_PREFIX = _SHORT_HEADER.pack(0x0401, 0x0010, b"LO", len(_CREATOR_VALUE)) + _CREATOR_VALUE
-_DIGEST_HEADER = _LONG_HEADER.pack(0x0401, 0x1001, b"OB", 32)
 
 
 def _copyable(elem: RawDataElement) -> bool:
@@ -231,56 +222,13 @@ def _written(elem: DataElement, charset: object) -> bytes:
     return buffer.getvalue()
 
 
-def encode_sealed(modified: bytes) -> bytes:
-    """The sealed plaintext: the (0400,0550) element, then its SHA-256 in a private element."""
-    digest = hashlib.sha256(modified).digest()
-    return modified + _CHECK_PREFIX + _DIGEST_HEADER + digest
-
-
-def decode_sealed(plaintext: bytes, *, require_check: bool = True) -> tuple[Dataset, bool]:
-    """Parse decrypted content into the Modified Attributes item; verify the integrity check.
-
-    Returns the item and whether the check was present (content sealed by
-    other tools, e.g. ``gdcmanon``, has none; it is refused unless
-    ``require_check`` is False).
-
-    Raises
-    ------
-    SealError
-        ``seal-content-invalid`` (not a Modified Attributes Sequence of one item),
-        ``seal-tampered`` (the check does not match), ``seal-unverified`` (no check).
-    """
-    outer = _parse(plaintext)
-    item = _single_item(outer)
-    digest = element_or_none(outer, DIGEST_TAG)
-    creator = element_or_none(outer, _CREATOR_TAG)
-    if digest is None or creator is None or str(creator.value).strip() != SEAL_CREATOR:
-        if require_check:
-            raise SealError(
-                "the sealed attributes carry no integrity check",
-                reference="seal-unverified",
-                hint="content sealed by another tool (e.g. gdcmanon): pass --accept-unverified to restore it",
-            )
-        return item, False
-    # The whole plaintext must be exactly what encode_sealed makes of its first part.
-    modified = plaintext[: len(plaintext) - _check_size()]
-    if not hmac.compare_digest(encode_sealed(modified), plaintext):
-        raise _tampered()
-    return item, True
-
-
-@cache
-def _check_size() -> int:
-    """Length of the encoded integrity check (fixed: creator and a 32-byte digest)."""
-    return len(encode_sealed(b""))
-
-
 def decode_modified(data: bytes) -> Dataset:
     """The item of an encoded (0400,0550) element (vault payloads: GCM already authenticates them)."""
-    return _single_item(_parse(data))
+    return single_item(parse_sealed(data))
 
 
-def _parse(data: bytes) -> Dataset:
+def parse_sealed(data: bytes) -> Dataset:
+    """Parse decrypted or vault content (Explicit VR Little Endian); garbage is ``seal-tampered``."""
     quiet_pydicom()
     try:
         ds = read_dataset(BytesIO(data), *_EXPLICIT_LE)
@@ -290,7 +238,8 @@ def _parse(data: bytes) -> Dataset:
     return ds
 
 
-def _single_item(outer: Dataset) -> Dataset:
+def single_item(outer: Dataset) -> Dataset:
+    """The single item of the (0400,0550) element of ``outer``; ``seal-content-invalid`` otherwise."""
     sequence = element_or_none(outer, MODIFIED_ATTRIBUTES)
     if sequence is None or sequence.VR != "SQ" or len(sequence.value) != 1:
         raise SealError(

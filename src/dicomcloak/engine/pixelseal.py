@@ -27,7 +27,17 @@ from pydicom.tag import BaseTag
 from dicomcloak.errors import SealError
 from dicomcloak.raw import new_dataset
 
-__all__ = ["PIXEL_DATA", "PIXEL_TAGS", "Box", "restore_regions", "seal_regions"]
+__all__ = [
+    "PIXEL_DATA",
+    "PIXEL_TAGS",
+    "Box",
+    "Geometry",
+    "region_payload",
+    "regions_geometry",
+    "restore_regions",
+    "restored_bytes",
+    "seal_regions",
+]
 
 PIXEL_DATA = 0x7FE00010
 #: What a redaction changes, for ``capture(..., extra=PIXEL_TAGS)`` in embedded mode.
@@ -49,7 +59,9 @@ class Box:
 
 
 @dataclass(frozen=True)
-class _Geometry:
+class Geometry:
+    """The layout regions address: rows, columns, frames and bytes per pixel (all samples)."""
+
     rows: int
     cols: int
     frames: int
@@ -60,7 +72,12 @@ class _Geometry:
         return self.rows * self.cols * self.pixel_bytes
 
 
-def _geometry(ds: Dataset) -> _Geometry:
+def regions_geometry(ds: Dataset) -> Geometry:
+    """The layout of native Pixel Data; ``pixel-regions-unsupported`` when regions cannot address it."""
+    return _geometry(ds)
+
+
+def _geometry(ds: Dataset) -> Geometry:
     syntax = ds.file_meta.TransferSyntaxUID if "file_meta" in ds.__dict__ else None
     bits = int(ds.get("BitsAllocated", 0))
     samples = int(ds.get("SamplesPerPixel", 1))
@@ -71,10 +88,10 @@ def _geometry(ds: Dataset) -> _Geometry:
     if samples > 1 and int(ds.get("PlanarConfiguration", 0)) != 0:
         raise _unsupported("planar colour Pixel Data")
     frames = int(ds.get("NumberOfFrames", 1) or 1)
-    return _Geometry(int(ds.Rows), int(ds.Columns), frames, bits // 8 * samples)
+    return Geometry(int(ds.Rows), int(ds.Columns), frames, bits // 8 * samples)
 
 
-def _spans(geometry: _Geometry, box: Box) -> Iterable[tuple[int, int]]:
+def _spans(geometry: Geometry, box: Box) -> Iterable[tuple[int, int]]:
     """(offset, length) of each row of ``box`` in the Pixel Data value."""
     if (
         box.frame >= geometry.frames
@@ -91,9 +108,12 @@ def _spans(geometry: _Geometry, box: Box) -> Iterable[tuple[int, int]]:
 
 def seal_regions(original: Dataset, boxes: Iterable[Box]) -> bytes:
     """The original bytes of every box of ``original``'s Pixel Data, as one payload for the vault."""
-    geometry = _geometry(original)
-    data = bytes(original.PixelData)
-    parts = [_MAGIC]
+    return region_payload(_geometry(original), bytes(original.PixelData), boxes)
+
+
+def region_payload(geometry: Geometry, data: bytes | memoryview, boxes: Iterable[Box]) -> bytes:
+    """:func:`seal_regions` of a Pixel Data value ``data`` laid out as ``geometry``."""
+    parts: list[bytes | memoryview] = [_MAGIC]
     for box in boxes:
         chunk = b"".join(data[offset : offset + length] for offset, length in _spans(geometry, box))
         parts += [_BOX.pack(box.frame, box.row, box.col, box.rows, box.cols), _LENGTH.pack(len(chunk)), chunk]
@@ -102,12 +122,22 @@ def seal_regions(original: Dataset, boxes: Iterable[Box]) -> bytes:
 
 def restore_regions(redacted: Dataset, payload: bytes) -> Dataset:
     """A copy of ``redacted`` whose Pixel Data has the sealed original boxes put back."""
+    return _with_pixels(redacted, restored_bytes(redacted, payload))
+
+
+def restored_bytes(redacted: Dataset, payload: bytes) -> bytes:
+    """``redacted``'s Pixel Data value with the sealed original boxes put back (``redacted`` unchanged)."""
     if not payload.startswith(_MAGIC):
-        raise SealError("the sealed pixel regions are not readable", reference="pixel-seal-invalid")
+        raise _invalid()
     geometry = _geometry(redacted)
     data = bytearray(redacted.PixelData)
     position = len(_MAGIC)
     while position < len(payload):
+        left = len(payload) - position
+        if left == 1 and payload[position] == 0:
+            break  # the padding of an OB value of odd length (PS3.5 7.1.1)
+        if left < _BOX.size + _LENGTH.size:
+            raise _invalid()
         box = Box(*_BOX.unpack_from(payload, position))
         (length,) = _LENGTH.unpack_from(payload, position + _BOX.size)
         position += _BOX.size + _LENGTH.size
@@ -115,12 +145,12 @@ def restore_regions(redacted: Dataset, payload: bytes) -> Dataset:
         position += length
         spans = list(_spans(geometry, box))
         if len(chunk) != length or sum(width for _, width in spans) != length:
-            raise SealError("the sealed pixel regions are not readable", reference="pixel-seal-invalid")
+            raise _invalid()
         consumed = 0
         for offset, width in spans:
             data[offset : offset + width] = chunk[consumed : consumed + width]
             consumed += width
-    return _with_pixels(redacted, bytes(data))
+    return bytes(data)
 
 
 def _with_pixels(ds: Dataset, data: bytes) -> Dataset:
@@ -138,6 +168,10 @@ def _with_pixels(ds: Dataset, data: bytes) -> Dataset:
     if "file_meta" in ds.__dict__:
         out.file_meta = ds.file_meta
     return out
+
+
+def _invalid() -> SealError:
+    return SealError("the sealed pixel regions are not readable", reference="pixel-seal-invalid")
 
 
 def _unsupported(what: str) -> SealError:

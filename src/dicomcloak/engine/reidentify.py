@@ -24,6 +24,8 @@ from pydicom.tag import BaseTag
 
 from dicomcloak.engine import markers
 from dicomcloak.engine.embedded import ENCRYPTED_ATTRIBUTES
+from dicomcloak.engine.pixelnote import apply_note, take_note
+from dicomcloak.engine.pixelseal import PIXEL_DATA
 from dicomcloak.engine.quiet import quiet_pydicom
 from dicomcloak.engine.uidmap import map_key
 from dicomcloak.raw import new_dataset
@@ -53,8 +55,13 @@ class Restored:
 
 
 def restore(ds: Dataset, item: Dataset) -> Restored:
-    """Apply the Modified Attributes ``item`` to a copy of ``ds`` (PS3.15 E.1.2 steps 2 and 3)."""
+    """Apply the Modified Attributes ``item`` to a copy of ``ds`` (PS3.15 E.1.2 steps 2 and 3).
+
+    A pixel cleaning's note in the item (:mod:`dicomcloak.engine.pixelnote`)
+    is applied too: regions, added attributes, the original transfer syntax.
+    """
     quiet_pydicom()
+    item, note = take_note(item)
     implicit, little = _encoding(ds)
     elements = dict(ds._dict)  # noqa: SLF001 - a shallow copy: elements are replaced, never changed
     removed = tuple(tag for tag in MARKER_TAGS if elements.pop(BaseTag(tag), None) is not None)
@@ -67,6 +74,8 @@ def restore(ds: Dataset, item: Dataset) -> Restored:
     if _PATIENT_IDENTITY_REMOVED not in elements:
         out.add_new(_PATIENT_IDENTITY_REMOVED, "CS", "NO")
     out.file_meta = markers.file_meta(ds, out)
+    if note is not None and apply_note(out, note):
+        restored.append(PIXEL_DATA)
     return Restored(out, tuple(sorted(restored)), removed)
 
 

@@ -14,8 +14,11 @@ elements:
 
 De-identification takes it from the parts the encoder makes for the output
 (:func:`encode_file_bound`: no second encoding; the encoder marks where the
-two elements lie, :mod:`._encode_binding`); re-identification from the file
-as read (:func:`binding_digest`). The encoder copies the elements it reads
+two elements lie, :mod:`._encode_binding`); an embedded seal, which carries
+the digest of the very data set it is added to, is made from the digest and
+spliced in where the marks say (:func:`encode_file_sealed`), still one
+encoding. Re-identification takes it from the file as read
+(:func:`binding_digest`). The encoder copies the elements it reads
 byte for byte, so both agree on an unchanged output and disagree as soon as
 one header byte differs.
 """
@@ -23,15 +26,29 @@ one header byte differs.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
+from pydicom.charset import default_encoding
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag
 
 from dicomcloak.errors import ProcessingError
 from dicomcloak.io._encode_binding import BOUNDARIES
-from dicomcloak.io._encode_codec import _CODECS, _EXPLICIT_LE, _LONG_VRS, _REFERENCE, _EncodeError, _failure
-from dicomcloak.io.encode import _encode_body, _encode_file, _syntax
+from dicomcloak.io._encode_codec import (
+    _CODECS,
+    _EXPLICIT_LE,
+    _LONG_VRS,
+    _REFERENCE,
+    _Codec,
+    _EncodeError,
+    _failure,
+)
+from dicomcloak.io.encode import _encode_body, _encode_file, _encode_items, _syntax, encode_file_parts
 
-__all__ = ["binding_digest", "binding_of", "encode_file_bound"]
+__all__ = ["binding_digest", "binding_of", "encode_file_bound", "encode_file_sealed"]
+
+_ENCRYPTED_ATTRIBUTES = BaseTag(BOUNDARIES[0])
 
 _LONG = frozenset(vr.encode("ascii") for vr in _LONG_VRS)
 
@@ -52,6 +69,40 @@ def encode_file_bound(ds: Dataset) -> tuple[list[bytes], bytes]:
     marks: list[int] = []
     parts, body, implicit = _encode_file(ds, marks)
     return parts, (binding_digest(ds) if body is None else binding_of(body, marks, implicit))
+
+
+def encode_file_sealed(ds: Dataset, seal: Callable[[bytes], DataElement]) -> tuple[list[bytes], bytes]:
+    """The file's parts with the Encrypted Attributes Sequence ``seal(digest)`` in it, and the digest.
+
+    The digest is taken from the parts the encoder made (without (0400,0500),
+    by definition), then the element ``seal`` returns is encoded in the data
+    set's transfer syntax and put where (0400,0500) belongs, replacing any
+    there, before the parts are deflated or joined: the bytes are those of
+    encoding the data set with the element in it. ``ds`` gains the element
+    only when pydicom's writer encodes it (no or a private transfer syntax).
+
+    Raises
+    ------
+    ProcessingError
+        ``encode-failed``; what ``seal`` raises propagates.
+    """
+    marks: list[int] = []
+    digests: list[bytes] = []
+
+    def insert(body: list[bytes], codec: _Codec) -> None:
+        digest = binding_of(body, marks, codec.implicit)
+        element: list[bytes] = []
+        _encode_items(ds, codec, element, default_encoding, [], None, {_ENCRYPTED_ATTRIBUTES: seal(digest)})
+        start, end = (*marks, len(body), len(body))[:2]  # where (0400,0500) is or belongs, see binding_of
+        body[start:end] = element
+        digests.append(digest)
+
+    parts, body, _ = _encode_file(ds, marks, insert)
+    if body is not None:
+        return parts, digests[0]
+    digest = binding_digest(ds)
+    ds._dict[_ENCRYPTED_ATTRIBUTES] = seal(digest)  # noqa: SLF001 - the caller's fresh data set
+    return encode_file_parts(ds), digest
 
 
 def binding_digest(ds: Dataset) -> bytes:

@@ -64,7 +64,7 @@ sequence tags leading to it), never a value nor pydicom's message.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import cast
 
 from pydicom.charset import convert_encodings, default_encoding
@@ -390,10 +390,13 @@ def _syntax(ds: Dataset) -> UID | None:
     return UID(ts_text) if ts_text else None
 
 
-def _encode_file(ds: Dataset, marks: list[int] | None) -> tuple[list[bytes], list[bytes] | None, bool]:
+def _encode_file(
+    ds: Dataset, marks: list[int] | None, insert: Callable[[list[bytes], _Codec], None] | None = None
+) -> tuple[list[bytes], list[bytes] | None, bool]:
     """The file's parts; with `marks`, also the data set's parts before deflating, and whether implicit VR.
 
     The body is None when the data set goes through pydicom (no or a private transfer syntax).
+    `insert` may change the body's parts before they are deflated and joined (an embedded seal).
     """
     file_meta = getattr(ds, "file_meta", None)
     if file_meta is None:
@@ -415,6 +418,8 @@ def _encode_file(ds: Dataset, marks: list[int] | None) -> tuple[list[bytes], lis
     try:
         meta = _file_meta(ds)
         body = _encode_body(ds, codec, tsyntax.is_compressed, marks)
+        if insert is not None:
+            insert(body, codec)
     except _EncodeError as exc:
         raise _failure(exc) from None
     except RecursionError:

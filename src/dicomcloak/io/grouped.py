@@ -2,10 +2,14 @@
 
 Each output is still written to a hidden temporary file (in the tree's
 ``.dicomcloak-tmp/`` when the writer is given its :class:`~dicomcloak.io.staging.Tree`),
-fsynced, and only then renamed to its final name (DESIGN.md decision 6). A batch writes a group
-of temporary files first and fsyncs them together: the first fsync commits the
-file system journal for the whole group, so the others cost next to nothing,
-and no thread or lock is needed to keep the CPU busy meanwhile.
+fsynced, and only then renamed to its final name (DESIGN.md decision 6). A batch
+writes a group of temporary files first and fsyncs them together: the first fsync
+commits the file system journal for the whole group, so the others cost next to
+nothing, and no thread or lock is needed to keep the CPU busy meanwhile.
+
+A file submitted with a ``tag`` stays in :attr:`GroupedWriter.unplaced` until it
+is in place: after :meth:`close`, exactly the submitted files not on disk (the
+batch counts "written" from it, not from what it submitted).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any, cast
 
-from dicomcloak.errors import OutputError
+from dicomcloak.errors import DicomcloakError, OutputError
 from dicomcloak.io.staging import Tree
 from dicomcloak.io.writer import _open_temp_fd, _remove_quietly, _unwritable
 
@@ -54,7 +58,8 @@ class GroupedWriter:
         after the files are written and before any is renamed into place:
         the vault seals a group's originals there, so no output appears
         unless its originals are sealed. If it raises, no file of the group
-        is renamed and the error surfaces like a write failure.
+        is renamed and the error (a bug: ``internal-error``) surfaces like a
+        write failure, from a later call: never the caller's current file's.
     tree:
         The tree the files belong to: their temporary files are created in
         its staging directory (:mod:`dicomcloak.io.staging`), not beside them.
@@ -73,8 +78,9 @@ class GroupedWriter:
         self._max_files = max_files
         self._max_bytes = max_bytes
         self._write_batch = max(1, write_batch)
-        self._pending: list[tuple[int, Path, Path]] = []
-        self._payloads: list[tuple[Path, Sequence[bytes]]] = []
+        self._pending: list[_Temp] = []
+        self._payloads: list[tuple[Path, Sequence[bytes], Any]] = []
+        self._unplaced: dict[Any, int] = {}  # tag -> bytes, until the file is renamed into place
         self._group = _Group()
         self._files = 0  # files of the current group (background)
         self._records: list[Any] = []
@@ -85,8 +91,12 @@ class GroupedWriter:
         self._writes: deque[Future[None]] = deque()
         self._in_flight: deque[Future[None]] = deque()
 
-    def submit(self, path: Path, payload: bytes | Sequence[bytes], record: Any = None) -> None:
-        """Write ``payload`` to a temporary file beside ``path``; it is renamed on commit.
+    def submit(
+        self, path: Path, payload: bytes | Sequence[bytes], record: Any = None, tag: Any = None
+    ) -> None:
+        """Write ``payload`` to a temporary file (see ``tree``); it is renamed to ``path`` on commit.
+
+        ``tag`` (hashable, unique): in :attr:`unplaced` until the file is in place.
 
         With ``background``, the temporary file is created and written on the
         commit thread too: creating a file waits while the file system commits
@@ -98,17 +108,20 @@ class GroupedWriter:
             ``output-unwritable``; nothing of this file is left behind.
         """
         parts = [payload] if isinstance(payload, bytes) else payload
+        size = sum(map(len, parts))
         if record is not None:
             self._records.append(record)
+        if tag is not None:
+            self._unplaced[tag] = size
         if self._executor is not None:
-            self._payloads.append((path, parts))
+            self._payloads.append((path, parts, tag))
             self._files += 1
             if len(self._payloads) >= self._write_batch:
                 self._hand_over_writes(self._executor)
         else:
-            self._pending.append((*_write_temp(path, parts, self._tree), path))
+            self._pending.append((*_write_temp(path, parts, self._tree), path, tag))
             self._files = len(self._pending)
-        self._bytes += sum(map(len, parts))
+        self._bytes += size
         if self._files >= self._max_files or self._bytes >= self._max_bytes:
             self.commit()
 
@@ -127,7 +140,7 @@ class GroupedWriter:
             self._wait(keep=_MAX_IN_FLIGHT - 1)
             if pending:
                 _run_hook(self._before_commit, records, pending)
-            _commit(pending)
+            _commit(pending, self._unplaced)
             return
         self._hand_over_writes(self._executor)
         group, self._group = self._group, _Group()
@@ -138,13 +151,20 @@ class GroupedWriter:
             self._executor.submit(_discard_group, group)
             raise
         if files:
-            self._in_flight.append(self._executor.submit(_commit_group, group, self._before_commit, records))
+            self._in_flight.append(
+                self._executor.submit(_commit_group, group, self._before_commit, records, self._unplaced)
+            )
 
     def _hand_over_writes(self, executor: ThreadPoolExecutor) -> None:
         """Queue the files submitted since the last hand-over for writing into the current group."""
         if self._payloads:
             self._writes.append(executor.submit(_write_batch, self._group, self._payloads, self._tree))
             self._payloads = []
+
+    @property
+    def unplaced(self) -> dict[Any, int]:
+        """Tags of submitted files not (yet) in place, with their sizes; after :meth:`close`, not on disk."""
+        return dict(self._unplaced)
 
     def sync(self) -> None:
         """Commit what is pending and wait until every file written so far is on disk."""
@@ -176,8 +196,14 @@ class GroupedWriter:
 _MAX_IN_FLIGHT = 2
 
 
+#: A temporary file of a group: its open descriptor, its name, its final name, its tag.
+_Temp = tuple[int, Path, Path, Any]
+#: The hook run before a group is renamed into place (the vault seals the group's records).
+_Hook = Callable[[list[Any]], None] | None
+
+
 def _write_temp(path: Path, parts: Sequence[bytes], tree: Tree | None) -> tuple[int, Path]:
-    """Write ``parts`` to a new temporary file beside ``path``; its open descriptor. Removed if that fails.
+    """Write ``parts`` to a new temporary file for ``path``; its open descriptor. Removed if that fails.
 
     One ``writev`` per file, straight from the parts (no buffered file object,
     no join): on the commit thread every system call gives up the interpreter
@@ -217,17 +243,17 @@ class _Group:
     __slots__ = ("failed", "written")
 
     def __init__(self) -> None:
-        self.written: list[tuple[int, Path, Path]] = []
+        self.written: list[_Temp] = []
         self.failed = False
 
 
-def _write_batch(group: _Group, payloads: list[tuple[Path, Sequence[bytes]]], tree: Tree | None) -> None:
+def _write_batch(group: _Group, payloads: list[tuple[Path, Sequence[bytes], Any]], tree: Tree | None) -> None:
     """Write some of a group's temporary files; after a failure nothing of the group is left or written."""
     if group.failed:
         return
     try:
-        for path, parts in payloads:
-            group.written.append((*_write_temp(path, parts, tree), path))
+        for path, parts, tag in payloads:
+            group.written.append((*_write_temp(path, parts, tree), path, tag))
     except OutputError:
         _discard_group(group)
         raise
@@ -236,39 +262,46 @@ def _write_batch(group: _Group, payloads: list[tuple[Path, Sequence[bytes]]], tr
 def _discard_group(group: _Group) -> None:
     """Remove a group's temporary files and drop its later writes (a failure elsewhere stops the writer)."""
     group.failed = True
-    for fd, tmp, _ in group.written:
+    for fd, tmp, _, _ in group.written:
         _discard(fd, tmp)
     group.written.clear()
 
 
-def _commit_group(
-    group: _Group, before_commit: Callable[[list[Any]], None] | None, records: list[Any]
-) -> None:
+def _commit_group(group: _Group, before_commit: _Hook, records: list[Any], unplaced: dict[Any, int]) -> None:
     """Run the hook, then commit the files; a group whose write failed is dropped (its write raises)."""
     if group.failed:
         return
     _run_hook(before_commit, records, group.written)
-    _commit(group.written)
+    _commit(group.written, unplaced)
 
 
-def _run_hook(
-    before_commit: Callable[[list[Any]], None] | None,
-    records: list[Any],
-    written: list[tuple[int, Path, Path]],
-) -> None:
-    """Call the group's hook; if it fails, remove the group's temporary files and re-raise."""
+def _run_hook(before_commit: _Hook, records: list[Any], written: list[_Temp]) -> None:
+    """Call the group's hook; if it fails, remove the group's temporary files and re-raise.
+
+    An exception that is none of ours is a bug: it stops the caller as
+    ``internal-error`` (its type only: its message may quote values), never
+    as a bare exception that the caller could blame on its current file.
+    """
     if before_commit is None:
         return
     try:
         before_commit(records)
-    except BaseException:
-        for fd, tmp, _ in written:
+    except BaseException as error:
+        for fd, tmp, _, _ in written:
             _discard(fd, tmp)
-        raise
+        if isinstance(error, DicomcloakError) or not isinstance(error, Exception):
+            raise
+        raise DicomcloakError(
+            f"sealing a group of outputs failed: unexpected {type(error).__name__} (a bug in dicomcloak)",
+            reference="internal-error",
+            hint="the group's outputs were not written; rerun with DICOMCLOAK_DEBUG=1 and report it",
+        ) from error
 
 
-def _commit(pending: list[tuple[int, Path, Path]]) -> None:
+def _commit(pending: list[_Temp], unplaced: dict[Any, int]) -> None:
     """Make a group durable, then close and rename each file; after a failure, remove the rest.
+
+    Each file renamed into place leaves ``unplaced``.
 
     Where the system has ``syncfs`` (Linux), one call writes back every file of
     the group with a single journal commit; a per-file ``fsync`` would allocate
@@ -277,7 +310,7 @@ def _commit(pending: list[tuple[int, Path, Path]]) -> None:
     """
     failed: Path | None = None
     synced = bool(pending) and _syncfs(pending[0][0])
-    for fd, tmp, path in pending:
+    for fd, tmp, path, tag in pending:
         if failed is None:
             try:
                 if not synced:
@@ -286,6 +319,7 @@ def _commit(pending: list[tuple[int, Path, Path]]) -> None:
                 os.close(fd)
                 fd = -1
                 os.replace(tmp, path)
+                unplaced.pop(tag, None)
                 continue
             except OSError:
                 failed = path

@@ -12,7 +12,9 @@ entry with a reason code (symbolic links, FIFOs, sockets, devices, the
 writer's temporary files), decided from the directory listing and link
 metadata without opening anything, so a FIFO never blocks the walk; a zip
 member whose path would escape the tree is a :class:`Refused` entry, its
-bytes quarantined as ``unsafe-path``.
+bytes quarantined as ``unsafe-path``. A command-line argument must be a
+regular file or a directory (``input-not-regular``, a usage error, decided
+by ``stat``): ``/dev/zero`` or a FIFO is never read.
 """
 
 from __future__ import annotations
@@ -21,15 +23,26 @@ import os
 import re
 import stat
 import zipfile
-import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
-from dicomcloak.errors import MalformedError, ReadLimitError, UsageError
-from dicomcloak.io._zipcache import ZIPS
-from dicomcloak.io.bounded import read_capped
+from dicomcloak.errors import UsageError
+from dicomcloak.io._entries import (
+    _READ_ERRORS,
+    DANGLING_SYMLINK,
+    NOT_REGULAR_FILE,
+    SKIP_REASONS,
+    SYMLINK_DUPLICATE,
+    SYMLINK_OUTSIDE,
+    TEMPORARY_FILE,
+    UNSAFE_PATH,
+    InputItem,
+    Refused,
+    Skipped,
+    WalkEntry,
+    open_regular,
+)
 
 __all__ = [
     "SKIP_REASONS",
@@ -44,162 +57,45 @@ __all__ = [
 
 _DICM_OFFSET = 128
 _DRIVE = re.compile(r"^[A-Za-z]:")
-# Everything the standard library raises for an unreadable file or member.
-_READ_ERRORS = (
-    OSError,
-    zipfile.BadZipFile,
-    zipfile.LargeZipFile,
-    KeyError,
-    zlib.error,
-    EOFError,
-    RuntimeError,  # encrypted member
-    NotImplementedError,  # unsupported compression method
-    ValueError,
-)
 
 
-@dataclass(frozen=True)
-class InputItem:
-    """One input instance: a plain file, or one member of a zip archive.
-
-    Parameters
-    ----------
-    root:
-        The input argument as the user gave it.
-    root_name:
-        Its base name; the top folder of mirrored and quarantined outputs.
-    relpath:
-        POSIX path relative to `root` (for a single file argument, its
-        name); for zip members, the sanitised member path (for a member
-        the walk refuses, ``unsafe-path/`` and its defused name).
-    member:
-        The zip member name, or ``None`` for a plain file.
-    source:
-        The real file to open: the file itself, or the zip archive.
-    """
-
-    root: Path
-    root_name: str
-    relpath: str
-    member: str | None
-    source: Path
-
-    @property
-    def label(self) -> str:
-        """``<root_name>/<relpath>``: how reports and quarantine name this input."""
-        return f"{self.root_name}/{self.relpath}"
-
-    def read_bytes(self, max_bytes: int) -> bytes:
-        """Return the input's bytes, never holding more than `max_bytes` + 1.
-
-        The size is checked before reading (stat, or the member's declared
-        size) and again while reading, because a zip header may lie: a
-        zip bomb stops at the limit instead of exhausting memory.
-
-        Raises
-        ------
-        ReadLimitError
-            ``file-too-large``; ``memory-exhausted`` (:func:`~dicomcloak.io.bounded.read_capped`).
-        MalformedError
-            ``unreadable``: the file or member cannot be opened or read.
-        """
-        try:
-            with self._open_within(max_bytes) as handle:
-                data = read_capped(handle, self._declared_size(handle), max_bytes)
-        except _READ_ERRORS:
-            raise _unreadable(self) from None
-        if len(data) > max_bytes:
-            raise _too_large(self, max_bytes)
-        return data
-
-    def open(self) -> IO[bytes]:
-        """Open the original bytes for streaming (the caller closes the stream).
-
-        Raises
-        ------
-        MalformedError
-            ``unreadable``.
-        """
-        try:
-            return self._open_within(None)
-        except _READ_ERRORS:
-            raise _unreadable(self) from None
-
-    def _declared_size(self, handle: IO[bytes]) -> int:
-        if self.member is None:
-            return os.fstat(handle.fileno()).st_size
-        return int(ZIPS.get(self.source).getinfo(self.member).file_size)
-
-    def _open_within(self, max_bytes: int | None) -> IO[bytes]:
-        """Open the bytes, refusing early if the known size exceeds `max_bytes`."""
-        handle: IO[bytes]
-        if self.member is None:
-            handle = self.source.open("rb")
-            size = os.fstat(handle.fileno()).st_size
-        else:
-            archive = ZIPS.get(self.source)
-            info = archive.getinfo(self.member)
-            handle, size = archive.open(info), info.file_size
-        if max_bytes is not None and size > max_bytes:
-            handle.close()
-            raise _too_large(self, max_bytes)
-        return handle
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """An entry the walk saw and does not process: counted and reported with its reason, never opened.
-
-    ``reason`` is one of :data:`SKIP_REASONS`. The entry's path is not kept:
-    reports list skips by their index in the walk's order, never by name.
-    """
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class Refused:
-    """An input the walk itself refuses: its bytes are quarantined with ``reason``, it is never processed.
-
-    Today only a zip member whose path would escape the archive (``unsafe-path``).
-    """
-
-    item: InputItem
-    reason: str
-
-
-#: What the walk yields, in its deterministic order; each one is counted in a run's summary.
-WalkEntry = InputItem | Refused | Skipped
-
-SYMLINK_OUTSIDE = "symlink-outside-input"
-SYMLINK_DUPLICATE = "symlink-duplicate"
-DANGLING_SYMLINK = "dangling-symlink"
-NOT_REGULAR_FILE = "not-regular-file"
-TEMPORARY_FILE = "temporary-file"
-UNSAFE_PATH = "unsafe-path"
-#: Reason codes of :class:`Skipped` entries (README.md, docs/security.md).
-SKIP_REASONS = (SYMLINK_OUTSIDE, SYMLINK_DUPLICATE, DANGLING_SYMLINK, NOT_REGULAR_FILE, TEMPORARY_FILE)
-
-
-def iter_inputs(paths: Sequence[Path]) -> Iterator[WalkEntry]:
+def iter_inputs(paths: Sequence[Path], *, follow_symlinks: bool = False) -> Iterator[WalkEntry]:
     """Yield every entry under `paths`, in a deterministic order: items, refusals and skips.
 
     All paths are checked before anything is yielded, so a typo in the
-    last argument fails the command before any work is done.
+    last argument fails the command before any work is done. An argument
+    that is a symbolic link is followed (the operator named it); links met
+    in the walk are skipped unless ``follow_symlinks`` (``--follow-symlinks``)
+    lets the walk follow those that leave the input (:func:`_link_reason`).
 
     Raises
     ------
     UsageError
-        ``input-missing``: a path does not exist.
+        ``input-missing``: a path does not exist (or is a link to nothing);
+        ``input-not-regular``: it is neither a regular file nor a directory
+        (a FIFO, a socket, a device such as ``/dev/zero``), decided by
+        ``stat`` without opening it.
     """
     for path in paths:
-        if not path.exists():
-            raise UsageError(
-                f"input {path} does not exist",
-                reference="input-missing",
-                hint="check the path, or quote it if it contains spaces",
-            )
-    return _iter_all(list(paths))
+        _check_argument(path)
+    return _iter_all(list(paths), follow_symlinks)
+
+
+def _check_argument(path: Path) -> None:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        raise UsageError(
+            f"input {path} does not exist",
+            reference="input-missing",
+            hint="check the path, or quote it if it contains spaces",
+        ) from None
+    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+        raise UsageError(
+            f"input {path} is neither a regular file nor a directory",
+            reference="input-not-regular",
+            hint="give DICOM files, directories or zip archives; a FIFO, socket or device is never read",
+        )
 
 
 def count_inputs(paths: Sequence[Path]) -> int:
@@ -209,20 +105,28 @@ def count_inputs(paths: Sequence[Path]) -> int:
 
 @dataclass(frozen=True)
 class _Root:
-    """One input argument being walked: as given, its base name, and its real path."""
+    """One input argument being walked: as given, its base name, its real path, what links it follows.
+
+    ``followed`` holds the real paths of the trees and files reached through
+    links followed out of the input (``--follow-symlinks``), so each is walked
+    once and a cycle of links ends.
+    """
 
     path: Path
     name: str
     real: str
+    follow: bool = False
+    followed: list[str] = field(default_factory=list)
 
     def holds(self, real: str) -> bool:
-        """True if the real path ``real`` is this root or lies below it."""
-        return real == self.real or real.startswith(self.real.rstrip(os.sep) + os.sep)
+        """True if the real path ``real`` is this root, lies below it, or below a tree already followed."""
+        tops = (self.real, *self.followed)
+        return any(real == top or real.startswith(top.rstrip(os.sep) + os.sep) for top in tops)
 
 
-def _iter_all(paths: list[Path]) -> Iterator[WalkEntry]:
+def _iter_all(paths: list[Path], follow: bool) -> Iterator[WalkEntry]:
     for path in paths:
-        yield from _iter_one(_Root(path, _root_name(path), os.path.realpath(path)))
+        yield from _iter_one(_Root(path, _root_name(path), os.path.realpath(path), follow))
 
 
 def _iter_one(root: _Root) -> Iterator[WalkEntry]:
@@ -232,11 +136,11 @@ def _iter_one(root: _Root) -> Iterator[WalkEntry]:
     if stat.S_ISDIR(mode):
         yield from _walk(root, path, "")
     elif not stat.S_ISREG(mode):
-        yield Skipped(NOT_REGULAR_FILE)  # a FIFO or device: opening it could block
-    elif not _starts_like_dicom(path) and (_named_zip(path) or zipfile.is_zipfile(path)):
+        yield Skipped(NOT_REGULAR_FILE)  # replaced by a FIFO or device since it was checked
+    elif not _starts_like_dicom(path) and (_named_zip(path) or _is_zip(path)):
         yield from _zip_items(root, path, "")
     else:
-        yield InputItem(path, root.name, path.name, None, path)
+        yield InputItem(path, root.name, path.name, None, Path(root.real) if path.is_symlink() else path)
 
 
 def _root_name(path: Path) -> str:
@@ -264,7 +168,11 @@ def _walk(root: _Root, directory: Path, prefix: str) -> Iterator[WalkEntry]:
 def _walk_entry(root: _Root, entry: os.DirEntry[str], relpath: str) -> Iterator[WalkEntry]:
     """One directory entry, judged by its type as the directory lists it (no ``stat``, never opened)."""
     if entry.is_symlink():
-        yield Skipped(_link_reason(root, entry.path))
+        reason = _link_reason(root, entry.path)
+        if reason == SYMLINK_OUTSIDE and root.follow:
+            yield from _followed(root, entry.path, relpath)
+        else:
+            yield Skipped(reason)
     elif entry.is_dir(follow_symlinks=False):
         yield from _walk(root, Path(entry.path), relpath + "/")
     elif not entry.is_file(follow_symlinks=False):
@@ -290,6 +198,31 @@ def _link_reason(root: _Root, link: str) -> str:
     return SYMLINK_DUPLICATE if root.holds(os.path.realpath(link)) else SYMLINK_OUTSIDE
 
 
+def _followed(root: _Root, link: str, relpath: str) -> Iterator[WalkEntry]:
+    """A link out of the input, followed (``--follow-symlinks``): its tree walked, or its file an input.
+
+    Judged by ``stat`` of the target, never opened: a link to a FIFO or a
+    device is skipped as ``not-regular-file``. The target is remembered, so
+    a second link to it (or into its tree) is a ``symlink-duplicate``.
+    """
+    real = os.path.realpath(link)
+    try:
+        mode = os.stat(real).st_mode
+    except OSError:  # gone since the link was judged
+        yield Skipped(DANGLING_SYMLINK)
+        return
+    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+        yield Skipped(NOT_REGULAR_FILE)
+        return
+    root.followed.append(real)
+    if stat.S_ISDIR(mode):
+        yield from _walk(root, Path(link), relpath + "/")
+    elif _named_zip(Path(link)) and not _starts_like_dicom(Path(real)):
+        yield from _zip_items(root, Path(real), relpath + "/")
+    else:
+        yield InputItem(root.path, root.name, relpath, None, Path(real))
+
+
 def _is_temp(name: str) -> bool:
     """The writer's temporary files: ``.<name>.<random>.tmp``."""
     return name.startswith(".") and name.endswith(".tmp")
@@ -300,13 +233,22 @@ def _named_zip(path: Path) -> bool:
 
 
 def _starts_like_dicom(path: Path) -> bool:
-    """True if the file has the Part 10 ``DICM`` marker at offset 128."""
+    """True if the file has the Part 10 ``DICM`` marker at offset 128 (opened as a regular file only)."""
     try:
-        with path.open("rb") as handle:
+        with open_regular(path, follow=True) as handle:
             head = handle.read(_DICM_OFFSET + 4)
     except OSError:
         return False
     return head[_DICM_OFFSET:] == b"DICM"
+
+
+def _is_zip(path: Path) -> bool:
+    """:func:`zipfile.is_zipfile` on the file opened as a regular file only (a FIFO never blocks it)."""
+    try:
+        with open_regular(path, follow=True) as handle:
+            return zipfile.is_zipfile(handle)
+    except OSError:
+        return False
 
 
 def _zip_items(root: _Root, archive: Path, prefix: str) -> Iterator[WalkEntry]:
@@ -352,19 +294,3 @@ def _defused(name: str) -> str:
     """``unsafe-path/`` and the member's name with ``..`` and drive colons made harmless (quarantine only)."""
     parts = [part for part in name.replace("\\", "/").split("/") if part not in ("", ".")]
     return "/".join(["unsafe-path", *("__" if part == ".." else part.replace(":", "_") for part in parts)])
-
-
-def _unreadable(item: InputItem) -> MalformedError:
-    return MalformedError(
-        f"cannot read {item.label}",
-        reference="unreadable",
-        hint="check permissions, or re-create the archive if it is damaged",
-    )
-
-
-def _too_large(item: InputItem, max_bytes: int) -> ReadLimitError:
-    return ReadLimitError(
-        f"{item.label} is larger than the limit of {max_bytes} bytes",
-        reference="file-too-large",
-        hint="raise max_file_bytes if such files are expected",
-    )

@@ -24,12 +24,19 @@ from dicomcloak.io.inputs import InputItem
 from dicomcloak.io.layout import safe_relpath
 from dicomcloak.io.staging import Tree
 from dicomcloak.io.writer import copy_atomic, write_atomic
+from dicomcloak.raw.limits import ReadLimits
 
 __all__ = ["quarantine", "reason_path"]
 
+_MAX_COPY = ReadLimits().max_quarantine_bytes
+
 
 def quarantine(
-    item: InputItem, error: InputError, qdir: Path, details: Mapping[str, Any] | None = None
+    item: InputItem,
+    error: InputError,
+    qdir: Path,
+    details: Mapping[str, Any] | None = None,
+    max_bytes: int = _MAX_COPY,
 ) -> Path:
     """Copy `item`'s original bytes into `qdir` and record why.
 
@@ -40,7 +47,10 @@ def quarantine(
     written, so the operator always learns what happened. `details` adds
     facts to the reason record (a ``uid-conflict`` names the input it
     conflicts with and both content digests: the quarantine holds originals,
-    and their names, anyway; logs and reports never do).
+    and their names, anyway; logs and reports never do). At most `max_bytes`
+    are copied (``ReadLimits.max_quarantine_bytes``), sparsely
+    (:func:`~dicomcloak.io.writer.copy_atomic`): the reason also records the
+    original's size, the bytes copied and whether the copy is truncated.
 
     Returns
     -------
@@ -56,8 +66,8 @@ def quarantine(
     relpath = safe_relpath(item.label)
     target = qdir / relpath
     tree = Tree(qdir, private=True)
-    _copy_original(item, target, tree)
-    write_atomic(reason_path(target), _reason(relpath, error, details or {}), tree=tree)
+    copy = _copy_original(item, target, max_bytes, tree)
+    write_atomic(reason_path(target), _reason(relpath, error, {**copy, **(details or {})}), tree=tree)
     return target
 
 
@@ -66,18 +76,19 @@ def reason_path(quarantined: Path) -> Path:
     return quarantined.with_name(quarantined.name + ".reason.json")
 
 
-def _copy_original(item: InputItem, target: Path, tree: Tree) -> bool:
-    """Stream the original to `target`; report failure instead of raising.
+def _copy_original(item: InputItem, target: Path, max_bytes: int, tree: Tree) -> dict[str, Any]:
+    """Stream the original's head to `target`; the copy's facts for the reason, ``{}`` if it failed.
 
     Streaming, not reading whole: the input may have been refused precisely
     for being too large to hold in memory.
     """
     try:
         with item.open() as source:
-            copy_atomic(target, source, tree=tree)
+            size = item.declared_size(source)
+            copied, truncated = copy_atomic(target, source, max_bytes, tree=tree)
     except Exception:  # noqa: BLE001 - a failed copy must not hide the reason
-        return False
-    return True
+        return {}
+    return {"original_bytes": size, "copied_bytes": copied, "truncated": truncated}
 
 
 def _reason(relpath: str, error: InputError, details: Mapping[str, Any]) -> bytes:

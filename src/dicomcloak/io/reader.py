@@ -14,14 +14,16 @@ Reason codes
 ``element-too-large``, ``too-many-elements``, ``meta-too-large``,
 ``memory-exhausted`` (:class:`ReadLimitError`); ``not-dicom``
 (:class:`NotDicomError`); ``truncated``, ``length-beyond-file``,
-``missing-sop-instance-uid``, ``deflate-invalid``, ``unparseable``,
-``unreadable`` (:class:`MalformedError`).
+``element-repeated``, ``trailing-bytes``, ``missing-sop-instance-uid``,
+``deflate-invalid``, ``unparseable``, ``unreadable`` (:class:`MalformedError`).
 
 The limits (:class:`ReadLimits`, defined with the raw readers whose loops
 check them) are checked while reading, before the memory they guard is spent:
 the file size before reading it, the File Meta group's extent before pydicom
 parses it, each value's length before it is sliced, the inflated size while
-inflating.
+inflating. An input or data set larger than :data:`WALK_FROM` has its element
+headers walked first (:func:`check_input`, :mod:`dicomcloak.raw.extent`), so
+what reading it costs is bounded before it is read whole.
 
 We drive pydicom's element generator ourselves instead of calling
 ``dcmread``: ``dcmread`` swallows ``EOFError`` into a warning (its default
@@ -34,49 +36,63 @@ from __future__ import annotations
 
 import os
 import struct
-import warnings
 import zlib
+from collections.abc import Callable
+from functools import partial
 from io import BytesIO
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, ParamSpec, TypeVar
 
 from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
-from pydicom.filereader import read_dataset as _pydicom_read_dataset
+from pydicom.dataset import Dataset, FileDataset
 from pydicom.tag import BaseTag
-from pydicom.uid import (
-    UID,
-    DeflatedExplicitVRLittleEndian,
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-)
-from pydicom.valuerep import VR
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from dicomcloak.errors import InputError, MalformedError, ReadLimitError
-from dicomcloak.io._read_encoding import (
-    _check_meta_extent,
-    _dataset_encoding,
-    _declared_encoding,
-    _Encoding,
-    _looks_explicit,
-    _sniff_bare,
-    _syntax_for,
+from dicomcloak.io._read_checks import (
+    _charset,
+    _check_depth,
+    _complete_meta,
+    _require_sop_instance_uid,
+    _too_deep,
 )
-from dicomcloak.io.bounded import read_capped
+from dicomcloak.io._read_encoding import (
+    _HINT_MALFORMED,
+    _PREAMBLE,
+    _Encoding,
+    _encoding,
+    _head,
+    _is_short,
+    _truncated,
+)
+from dicomcloak.io.bounded import Window, read_capped
 from dicomcloak.raw import read_elements
-from dicomcloak.raw.elements import charset_unknown, too_many_elements
+from dicomcloak.raw.extent import check_extent
 from dicomcloak.raw.limits import ReadLimits
 
-__all__ = ["ReadLimits", "dataset_bytes", "inflate_cap", "read_dataset", "read_path"]
+if TYPE_CHECKING:
+    from dicomcloak.io.inputs import InputItem
+
+__all__ = [
+    "WALK_FROM",
+    "ReadLimits",
+    "check_input",
+    "dataset_bytes",
+    "inflate_cap",
+    "read_dataset",
+    "read_input",
+    "read_path",
+]
 
 _DEFAULT_LIMITS = ReadLimits()
-_PREAMBLE = 128
-_PREFIX = b"DICM"
-_UNDEFINED = 0xFFFFFFFF
-_SOP_INSTANCE_UID = 0x00080018
-_SOP_CLASS_UID = 0x00080016
-_CHARSET = 0x00080005
-_NATIVE_TS = frozenset({ImplicitVRLittleEndian, ExplicitVRLittleEndian})
-_HINT_MALFORMED = "the file is damaged or incomplete; re-export it from the source system"
+#: A data set larger than this many bytes is walked (:mod:`dicomcloak.raw.extent`) before it is parsed,
+#: and a file larger than this before it is read whole. Below it, reading costs at most this much memory
+#: and parsing is bounded by it (a flood of 8-byte elements is 131,072 of them); above it, the walk costs a
+#: small fraction of reading the file (docs/security.md, "Limits that hold").
+WALK_FROM = 1 << 20
+_HEAD_SLACK = 64  # bytes read after the File Meta limit: the first element headers of the data set
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def read_path(path: Path, limits: ReadLimits = _DEFAULT_LIMITS) -> Dataset:
@@ -84,7 +100,8 @@ def read_path(path: Path, limits: ReadLimits = _DEFAULT_LIMITS) -> Dataset:
 
     The size is checked with ``stat`` before a byte is read, so an oversized
     file is refused without loading it, and only the file's own size is
-    allocated (:mod:`dicomcloak.io.bounded`).
+    allocated (:mod:`dicomcloak.io.bounded`); a file larger than
+    :data:`WALK_FROM` is judged from its element headers first (:func:`check_input`).
 
     Raises
     ------
@@ -99,6 +116,8 @@ def read_path(path: Path, limits: ReadLimits = _DEFAULT_LIMITS) -> Dataset:
         with path.open("rb") as handle:
             size = _fstat_size(handle.fileno())
             _check_size(size, limits)
+            if check_input(handle, size, limits):
+                handle.seek(0)
             data = read_capped(handle, size, limits.max_file_bytes)
     except OSError:
         raise MalformedError(
@@ -164,8 +183,69 @@ def dataset_bytes(data: bytes, limits: ReadLimits = _DEFAULT_LIMITS) -> memoryvi
 def _guarded(data: bytes, limits: ReadLimits, share_pixel_data: bool) -> tuple[FileDataset, bytes, int, int]:
     """:func:`_parse`, every failure turned into a typed, value-free :class:`InputError`."""
     _check_size(len(data), limits)
+    return _typed(_parse, data, limits, share_pixel_data)
+
+
+def read_input(item: InputItem, limits: ReadLimits = _DEFAULT_LIMITS) -> bytes:
+    """The bytes of an input (a file or a zip member), judged from its element headers first when large.
+
+    :meth:`InputItem.read_bytes <dicomcloak.io.inputs.InputItem.read_bytes>`
+    with :func:`check_input` run on the open input before it is read whole.
+
+    Raises
+    ------
+    InputError
+        As :func:`check_input` and :meth:`~dicomcloak.io.inputs.InputItem.read_bytes`.
+    """
+    return item.read_bytes(limits.max_file_bytes, check=partial(check_input, limits=limits))
+
+
+def check_input(handle: IO[bytes], size: int, limits: ReadLimits = _DEFAULT_LIMITS) -> bool:
+    """Refuse an input of ``size`` bytes open in ``handle`` from its element headers, before it is read whole.
+
+    Inputs of :data:`WALK_FROM` bytes or fewer are left to the reader. A
+    larger one has its File Meta read and its data set's element headers
+    walked through a :class:`~dicomcloak.io.bounded.Window` (a few pages,
+    whatever its size) by :func:`dicomcloak.raw.extent.check_extent`: a
+    value declared longer than the file, a zero tail, a repeated tag, an
+    element flood is refused here, in the time of a few reads and the memory
+    of one window. A deflated data set is left to the reader, whose inflating
+    is bounded (``max_inflated_bytes``).
+
+    Returns
+    -------
+    bool
+        Whether ``handle`` was read (its position is then anywhere).
+
+    Raises
+    ------
+    InputError
+        What :func:`read_dataset` would raise for the File Meta, and
+        :func:`~dicomcloak.raw.extent.check_extent`'s refusals.
+    OSError
+        As reading ``handle`` raises it.
+    """
+    if size <= WALK_FROM:
+        return False
+    window = Window(handle, size)
+    head_bytes = window[0 : _PREAMBLE + 4 + limits.max_meta_bytes + _HEAD_SLACK]
+    head = _typed(_head, head_bytes, size, limits)
+    if head.syntax == DeflatedExplicitVRLittleEndian:
+        return True
+    encoding = _encoding(head, head_bytes, head.start)
     try:
-        return _parse(data, limits, share_pixel_data)
+        check_extent(window, head.start, encoding.implicit, encoding.little, limits)
+    except struct.error:  # the file is shorter than its size said (it shrank while being read)
+        raise _truncated() from None
+    except RecursionError:
+        raise _too_deep() from None
+    return True
+
+
+def _typed(parse: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """``parse(...)``, every failure a typed, value-free :class:`InputError` (the reader is the border)."""
+    try:
+        return parse(*args, **kwargs)
     except InputError:
         raise
     except RecursionError:
@@ -183,21 +263,20 @@ def _guarded(data: bytes, limits: ReadLimits, share_pixel_data: bool) -> tuple[F
 
 
 def _parse(data: bytes, limits: ReadLimits, share_pixel_data: bool) -> tuple[FileDataset, bytes, int, int]:
-    """Parse header, then data set, then check the result is complete.
+    """Parse header, then data set (walked first when large), then check the result is complete.
 
     Returns the data set, the bytes it was read from (inflated when deflated)
     and where its elements start and end in them.
     """
-    fp = BytesIO(data)
-    preamble = _read_preamble(data, fp)
-    bare = None if preamble is not None else _sniff_bare(data)
-    meta = _read_meta(data, fp, limits.max_meta_bytes)
-    ts = _declared_syntax(meta)
+    head = _head(data, len(data), limits)
+    preamble, meta, ts, start = head.preamble, head.meta, head.syntax, head.start
     if ts == DeflatedExplicitVRLittleEndian:
-        data = _inflate(data[fp.tell() :], limits)
-        fp = BytesIO(data)
-    start = fp.tell()
-    enc = bare if bare is not None and not meta else _dataset_encoding(data, start, ts)
+        data, start = _inflate(data[start:], limits), 0
+    enc = _encoding(head, data, start)
+    if len(data) - start > WALK_FROM:
+        check_extent(data, start, enc.implicit, enc.little, limits)
+    fp = BytesIO(data)
+    fp.seek(start)
     elements, end = _read_elements(data, fp, enc, limits, share_pixel_data)
     ds = FileDataset(fp, elements, preamble, meta, enc.implicit, enc.little)
     ds.buffer = None  # the dataset keeps no reference to `data` (a shared Pixel Data view does)
@@ -219,38 +298,6 @@ def _check_size(size: int, limits: ReadLimits) -> None:
 
 def _fstat_size(fd: int) -> int:
     return os.fstat(fd).st_size
-
-
-def _read_preamble(data: bytes, fp: BytesIO) -> bytes | None:
-    """Return the preamble and skip past ``DICM``, or None for a bare data set."""
-    if data[_PREAMBLE : _PREAMBLE + 4] == _PREFIX:
-        fp.seek(_PREAMBLE + 4)
-        return data[:_PREAMBLE]
-    return None
-
-
-def _read_meta(data: bytes, fp: BytesIO, max_bytes: int) -> FileMetaDataset:
-    """Read group 0002 at the current position (PS3.10 7.1), if there is one."""
-    start = fp.tell()
-    if data[start : start + 2] != b"\x02\x00":
-        return FileMetaDataset()
-    # Always Explicit VR Little Endian by the standard; some writers used
-    # implicit VR (pydicom issue #503), which the VR bytes reveal.
-    implicit = not _looks_explicit(data, start)
-    _check_meta_extent(data, start, implicit, max_bytes)
-    meta = _pydicom_read_dataset(fp, implicit, True, stop_when=_not_group_0002)
-    _require_complete(meta, start, fp.tell())
-    return FileMetaDataset(meta)
-
-
-def _not_group_0002(tag: BaseTag, vr: str | None, length: int) -> bool:
-    return tag >> 16 != 0x0002
-
-
-def _declared_syntax(meta: FileMetaDataset) -> UID | None:
-    """Return the Transfer Syntax UID of the File Meta, if any."""
-    value = meta.get("TransferSyntaxUID")
-    return UID(str(value)) if value else None
 
 
 def inflate_cap(deflated_size: int, limits: ReadLimits) -> int:
@@ -300,8 +347,9 @@ def _read_elements(
     returns a short value when a length points past the end; both mean the
     file was cut or lies, so the last element must end exactly where the data
     ends. The one exception: fewer than 8 trailing zero bytes, padding some
-    writers add (8 or more read as empty (0000,0000) elements, which the
-    sanitizer drops); they carry nothing and are not copied.
+    writers add; they carry nothing and are not copied. Eight or more read
+    as an element (0000,0000) of length 0, which the element readers refuse
+    (``trailing-bytes``).
     """
     elements, end, last = read_elements(
         data,
@@ -329,98 +377,3 @@ def _is_zero_padding(data: bytes, end: int) -> bool:
 
 
 _HEADER_BYTES = 8  # tag and length, the shortest element header (PS3.5 7.1.2, 7.1.3)
-
-
-def _is_short(elem: RawDataElement | DataElement) -> bool:
-    """True if a raw element's value is shorter than its declared length."""
-    if not isinstance(elem, RawDataElement) or elem.length == _UNDEFINED:
-        return False
-    return elem.value is not None and len(elem.value) < elem.length
-
-
-def _require_complete(group: Dataset, start: int, position: int) -> None:
-    """Refuse a File Meta group that was cut: its last value must end where reading stopped.
-
-    pydicom stops reading the group at a tag outside it (rewinding to that
-    tag) or, silently, at fewer than 8 remaining bytes (not rewinding).
-    """
-    ends = [elem.value_tell + elem.length for elem in group.values() if isinstance(elem, RawDataElement)]
-    if max(ends, default=start) != position or any(_is_short(elem) for elem in group.values()):
-        raise _truncated()
-
-
-def _charset(ds: Dataset) -> str | list[str]:
-    """The data set's character set, decoding (0008,0005) only (as pydicom's reader does).
-
-    An unknown term is ``charset-unknown`` (pydicom would warn, quoting it, and guess).
-    """
-    if _CHARSET not in ds._dict:  # noqa: SLF001 - no conversion
-        return ds._character_set  # noqa: SLF001 - pydicom exposes no public accessor
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        try:
-            return ds._character_set  # noqa: SLF001
-        except (UserWarning, LookupError):
-            raise charset_unknown() from None
-
-
-def _check_depth(ds: Dataset, limits: ReadLimits, depth: int, count: list[int]) -> None:
-    """Refuse sequences nested deeper than the limit, and too many elements in them.
-
-    Only sequences pydicom already parsed (undefined length) are visited;
-    defined-length ones stay raw bytes until the sanitizer opens them, with
-    the same limits. ``values()`` neither sorts nor converts, unlike ``elements()``.
-    """
-    for elem in ds.values():
-        if isinstance(elem, DataElement) and elem.VR == VR.SQ:
-            if depth >= limits.max_sequence_depth:
-                raise _too_deep()
-            for item in elem.value:
-                count[0] += len(item._dict)  # noqa: SLF001 - a count, no conversion
-                if count[0] > limits.max_elements:
-                    raise too_many_elements()
-                _check_depth(item, limits, depth + 1, count)
-
-
-def _require_sop_instance_uid(ds: Dataset) -> None:
-    """An instance without SOP Instance UID cannot be pseudonymised or tracked."""
-    if not _raw_uid(ds, _SOP_INSTANCE_UID):
-        raise MalformedError(
-            "the data set has no SOP Instance UID (0008,0018)",
-            reference="missing-sop-instance-uid",
-            hint="only composite instances can be de-identified; DICOMDIR files are not",
-        )
-
-
-def _raw_uid(ds: Dataset, tag: int) -> str:
-    """Return a UID element's text without converting the element in place."""
-    if tag not in ds:
-        return ""
-    value = ds.get_item(tag).value
-    if isinstance(value, bytes):
-        return value.decode("ascii", "replace").rstrip("\x00 ")
-    return str(value or "").rstrip("\x00 ")
-
-
-def _complete_meta(meta: FileMetaDataset, ds: Dataset, ts: UID | None, enc: _Encoding) -> None:
-    """Give the File Meta the transfer syntax and SOP references a writer needs."""
-    if ts is None or (ts in _NATIVE_TS and _declared_encoding(ts) != enc):
-        meta.TransferSyntaxUID = _syntax_for(enc)
-    if "MediaStorageSOPClassUID" not in meta and (sop_class := _raw_uid(ds, _SOP_CLASS_UID)):
-        meta.MediaStorageSOPClassUID = UID(sop_class)
-    if "MediaStorageSOPInstanceUID" not in meta:
-        meta.MediaStorageSOPInstanceUID = UID(_raw_uid(ds, _SOP_INSTANCE_UID))
-
-
-def _truncated() -> MalformedError:
-    return MalformedError(
-        "the file ends before its last element does", reference="truncated", hint=_HINT_MALFORMED
-    )
-
-
-def _too_deep() -> ReadLimitError:
-    return ReadLimitError(
-        "sequences are nested deeper than the limit",
-        reference="sequence-too-deep",
-        hint="raise max_sequence_depth if such files are expected",
-    )

@@ -16,15 +16,15 @@ that made them, so a later run removes only the debris of dead processes
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, BinaryIO, TypeVar
 
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
-from dicomcloak.errors import OutputError, ProcessingError
+from dicomcloak.errors import DicomcloakError, OutputError, ProcessingError
 from dicomcloak.io.encode import encode_file_parts
 from dicomcloak.io.staging import Tree, temp_name
 
@@ -33,11 +33,13 @@ __all__ = [
     "encode_dataset",
     "encode_dataset_bound",
     "encode_dataset_parts",
+    "encode_dataset_sealed",
     "write_atomic",
     "write_dataset_atomic",
 ]
 
-_COPY_CHUNK = 1 << 20
+_COPY_CHUNK = 1 << 16  # also the granularity of the sparse copy's holes
+_NO_LIMIT = 2**63
 _T = TypeVar("_T")
 
 
@@ -118,11 +120,26 @@ def encode_dataset_bound(ds: Dataset) -> tuple[list[bytes], bytes]:
     return _typed(encode_file_bound, ds)
 
 
+def encode_dataset_sealed(ds: Dataset, seal: Callable[[bytes], DataElement]) -> tuple[list[bytes], bytes]:
+    """:func:`encode_dataset_bound`, with the embedded seal ``seal(binding digest)`` encoded in its place.
+
+    One encoding (:func:`dicomcloak.io.binding.encode_file_sealed`).
+
+    Raises
+    ------
+    ProcessingError
+        ``encode-failed``, as :func:`encode_dataset_parts`; a ``SealError`` from ``seal`` propagates.
+    """
+    from dicomcloak.io.binding import encode_file_sealed
+
+    return _typed(lambda d: encode_file_sealed(d, seal), ds)
+
+
 def _typed(encode: Callable[[Dataset], _T], ds: Dataset) -> _T:
-    """``encode(ds)``, any failure turned into a value-free ``encode-failed``."""
+    """``encode(ds)``, any failure turned into a value-free ``encode-failed`` (typed errors pass)."""
     try:
         return encode(ds)
-    except ProcessingError:
+    except DicomcloakError:
         raise
     except RecursionError:
         raise _encode_failed("RecursionError") from None
@@ -130,10 +147,22 @@ def _typed(encode: Callable[[Dataset], _T], ds: Dataset) -> _T:
         raise _encode_failed(type(exc).__name__) from None
 
 
-def copy_atomic(path: Path, source: IO[bytes], *, tree: Tree | None = None) -> None:
-    """Stream `source` to `path` atomically, without holding it in memory (`tree`: as :func:`write_atomic`).
+def copy_atomic(
+    path: Path, source: IO[bytes], max_bytes: int | None = None, *, tree: Tree | None = None
+) -> tuple[int, bool]:
+    """Stream `source` to `path` atomically, without holding it in memory; at most `max_bytes` of it.
 
-    Used to quarantine originals that may be too large to read whole.
+    Used to quarantine originals that may be too large to read whole. The
+    copy is sparse: a chunk of zero bytes is not written but left as a hole
+    (the file's size is set at the end), so a sparse input (a 2 GB file that
+    costs its maker nothing) costs the quarantine nothing either, and a
+    zero-filled one of any length as little. `max_bytes` keeps the head of
+    a larger input only. `tree`: as :func:`write_atomic`.
+
+    Returns
+    -------
+    tuple[int, bool]
+        The bytes copied, and whether `source` held more (the copy is its head).
 
     Raises
     ------
@@ -143,7 +172,23 @@ def copy_atomic(path: Path, source: IO[bytes], *, tree: Tree | None = None) -> N
         temporary file is removed either way.
     """
     with atomic_file(path, tree=tree) as handle:
-        shutil.copyfileobj(source, handle, _COPY_CHUNK)
+        return _copy_sparse(source, handle, _NO_LIMIT if max_bytes is None else max_bytes)
+
+
+def _copy_sparse(source: IO[bytes], target: BinaryIO, max_bytes: int) -> tuple[int, bool]:
+    """Copy up to `max_bytes` of `source` into `target`, zero chunks as holes; (bytes copied, more left)."""
+    copied = 0
+    while copied < max_bytes:
+        chunk = source.read(min(_COPY_CHUNK, max_bytes - copied))
+        if not chunk:
+            break
+        if chunk.count(0) == len(chunk):
+            target.seek(len(chunk), os.SEEK_CUR)
+        else:
+            target.write(chunk)
+        copied += len(chunk)
+    target.truncate(copied)  # also the size of a copy that ends in a hole
+    return copied, copied >= max_bytes and bool(source.read(1))
 
 
 @contextmanager

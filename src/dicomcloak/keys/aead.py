@@ -3,8 +3,8 @@
 DESIGN.md decision 3 and STYLE.md habit 7: authenticated encryption only. A
 blob is ``nonce (12 bytes) || ciphertext || tag (16 bytes)`` with a fresh
 random 96-bit nonce (NIST SP 800-38D, section 8.2.2). The associated data binds
-a record to its pseudonymous study and instance, and a wrapped key to its study
-and wrapping key id, so a blob moved anywhere else fails its tag. On any
+a record to its pseudonymous study and instance, and a wrapped key to its study,
+wrapping key id and patient pseudonym, so a blob moved anywhere else fails its tag. On any
 failure a :class:`SealError` is raised and nothing is returned.
 """
 
@@ -61,9 +61,16 @@ def uid_map_aad(study: str, pseudonym: str) -> bytes:
     return _join(b"dicomcloak/vault/uid-map/v1", study, pseudonym)
 
 
-def wrapped_key_aad(study: str, wrapping_key_id: str) -> bytes:
-    """Associated data of a wrapped data key: its study and the wrapping key's id."""
-    return _join(b"dicomcloak/vault/data-key/v1", study, wrapping_key_id)
+def wrapped_key_aad(study: str, wrapping_key_id: str, patient: str | None = None) -> bytes:
+    """Associated data of a wrapped data key: its study, the wrapping key's id and its patient.
+
+    ``patient`` is the patient pseudonym of the study (version 2: an edited
+    patient column fails the tag, so ``vault shred --patient`` can trust it);
+    None for keys wrapped before patients were bound (version 1).
+    """
+    if patient is None:
+        return _join(b"dicomcloak/vault/data-key/v1", study, wrapping_key_id)
+    return _join(b"dicomcloak/vault/data-key/v2", study, wrapping_key_id, patient)
 
 
 def seal_blob(aead: AESGCM, plaintext: bytes, aad: bytes) -> bytes:

@@ -24,9 +24,9 @@ from pydicom.tag import BaseTag
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 from pydicom.values import convert_string
 
-from dicomcloak.errors import ReadLimitError, UnsafeContentError
+from dicomcloak.errors import MalformedError, ReadLimitError, UnsafeContentError
 
-__all__ = ["read_elements", "read_fast"]
+__all__ = ["element_repeated", "read_elements", "read_fast", "trailing_bytes"]
 
 Element = RawDataElement | DataElement
 
@@ -74,25 +74,33 @@ def read_elements(
     ------
     ReadLimitError
         ``element-too-large`` when a value is longer than ``max_length``,
-        ``too-many-elements`` beyond ``max_count`` elements: both checked
-        before the element's value is sliced.
+        ``too-many-elements`` beyond ``max_count`` elements read (each one
+        counts, a repeated tag too): both checked before the element's value
+        is sliced.
+    MalformedError
+        ``element-repeated``, ``trailing-bytes`` (:func:`read_fast`).
     """
     elements: dict[BaseTag, Element] = {}
     pos = fp.tell()
     charset: str | list[str] | None = None
+    count = 0
     if little:
         share_from = SHARED_PIXEL_BYTES if share_pixel_data else _NO_LIMIT
         pos, charset = read_fast(data, pos, len(data), implicit, elements, max_length, max_count, share_from)
         if pos >= len(data) - 7:
             return elements, pos, None
         fp.seek(pos)
+        count = len(elements)
     last: Element | None = None
     for last in data_element_generator(fp, implicit, little, encoding=charset or "iso8859"):
         if isinstance(last, RawDataElement) and max_length < last.length != _UNDEFINED:
             raise element_too_large()
-        elements[last.tag] = last
-        if len(elements) > max_count:
+        count += 1
+        if count > max_count:
             raise too_many_elements()
+        elements[last.tag] = last
+        if len(elements) != count or not last.tag:
+            _check_read(elements, count)
         pos = fp.tell()
     return elements, pos, last
 
@@ -113,6 +121,43 @@ def too_many_elements() -> ReadLimitError:
         reference="too-many-elements",
         hint="raise max_elements if such files are expected",
     )
+
+
+def element_repeated() -> MalformedError:
+    """The error for a tag met twice in one data set or item (PS3.5 7.1: at most once)."""
+    return MalformedError(
+        "a data element occurs more than once in one data set or item",
+        reference="element-repeated",
+        hint="the standard allows each tag once per data set (PS3.5 7.1); re-export the file",
+    )
+
+
+def trailing_bytes() -> MalformedError:
+    """The error for eight or more zero bytes where an element should be (a zero tail, a zeroed region)."""
+    return MalformedError(
+        "zero bytes where a data element should be (bytes after the last element, or a zeroed region)",
+        reference="trailing-bytes",
+        hint="only fewer than 8 zero bytes of padding may follow the last element; re-export the file",
+    )
+
+
+_ZERO = BaseTag(0)
+
+
+def _check_read(elements: dict[BaseTag, Element], count: int) -> None:
+    """Refuse what the element loops read: a zero header (eight zero bytes), or a tag read twice.
+
+    Eight zero bytes parse as an element (0000,0000) of length 0, which no
+    writer writes (a group length has a 4-byte value, PS3.5 7.2): it is
+    padding or a zeroed region, and a zero tail parses as millions of them.
+    Called when the count of elements read and the count of tags differ, or
+    (0000,0000) was read: never on a well-formed data set's path.
+    """
+    zero = elements.get(_ZERO)
+    if isinstance(zero, RawDataElement) and zero.length == 0:
+        raise trailing_bytes()
+    if len(elements) != count:
+        raise element_repeated()
 
 
 def read_fast(
@@ -180,6 +225,8 @@ def read_fast(
         fields = (key, vr, length, value, value_pos, implicit, True, True, False)
         elements[key] = _new_raw(RawDataElement, fields)
         pos = end
+    if count != len(elements) or _ZERO in elements:
+        _check_read(elements, count)
     return pos, charset
 
 

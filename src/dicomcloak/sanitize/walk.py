@@ -26,7 +26,7 @@ from dicomcloak.errors import ReadLimitError, UnsafeContentError
 from dicomcloak.policy.cdr import Disposition, SanitizeSettings
 from dicomcloak.policy.model import Policy
 from dicomcloak.raw import new_dataset, read_items
-from dicomcloak.raw.elements import charset_unknown
+from dicomcloak.raw.elements import charset_unknown, trailing_bytes
 from dicomcloak.sanitize.pixels import check_pixels
 from dicomcloak.sanitize.values import UNITS, Check, max_short_length, validator
 from dicomcloak.standard.table import Action
@@ -39,6 +39,7 @@ _CHARSET = 0x00080005
 _ICONS = 0x00880200
 _PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 _TRAILING_PADDING = 0xFFFCFFFC
+_ZERO = 0x00000000  # eight zero bytes read as an element: (0000,0000), length 0
 # pydicom's codecs for the single-byte character sets (PS3.3 Table C.12-2; ISO_IR 13 is JIS X 0201).
 _SINGLE_BYTE_CODECS = frozenset(
     {"iso8859", "latin_1", "iso8859_2", "iso8859_3", "iso8859_4", "iso8859_5", "iso8859_6", "iso8859_7",
@@ -115,6 +116,9 @@ def sanitize_level(ds: Dataset, path: TagPath, depth: int, walk: Walk) -> Datase
             reference="too-many-elements",
             hint="raise max_elements if such files are expected",
         )
+    zero = elements.get(_ZERO)
+    if zero is not None and getattr(zero, "length", None) == 0:
+        raise trailing_bytes()  # eight zero bytes in an item pydicom read (the fast readers refuse them)
     little = ds._read_little is not False  # noqa: SLF001
     if _CHARSET in elements:
         walk.checks = charset_checks(elements[_CHARSET].value)

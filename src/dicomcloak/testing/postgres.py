@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["PostgresServer", "find_binaries", "postgres_server"]
+__all__ = ["PostgresServer", "find_binaries", "postgres_server", "start_again", "stop_now"]
 
 _PORT = 5432  # only names the socket file: TCP is off
 _counter = itertools.count(1)
@@ -98,10 +98,25 @@ def postgres_server() -> Iterator[PostgresServer]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def stop_now(server: PostgresServer) -> None:
+    """Stop a running server at once (``pg_ctl -m immediate``, as a crash would); its files stay."""
+    _stop(server)
+
+
+def start_again(server: PostgresServer) -> None:
+    """Start a server stopped by :func:`stop_now` on its files (committed transactions are recovered)."""
+    _launch(server)
+
+
 def _start(server: PostgresServer) -> None:
     data = server.root / "data"
     _run(server, "initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
          "--no-locale", "--no-sync")
+    _launch(server)
+
+
+def _launch(server: PostgresServer) -> None:
+    data = server.root / "data"
     options = f"-k {server.root} -c listen_addresses= -p {_PORT} -F"
     _run(server, "pg_ctl", "-D", str(data), "-o", options, "-l", str(server.root / "log"), "-w", "start")
 

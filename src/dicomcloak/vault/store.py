@@ -15,7 +15,9 @@ same transaction when the audit log lives in the vault database). Unwrapped
 data keys are cached per study for the life of the object (the batch seals
 one group of files at a time on its commit thread). Errors are
 :class:`~dicomcloak.errors.SealError` and carry no values; nothing is returned
-on any failure.
+on any failure. Database errors are typed where they are raised, and a busy
+database is waited for, a bounded time, by running the whole transaction again
+(:mod:`dicomcloak.audit.failures`): every public method is one transaction.
 """
 
 from __future__ import annotations
@@ -29,10 +31,20 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.engine import Connection, Engine
 
 from dicomcloak.audit.db import insert_missing, make_engine, upsert
+from dicomcloak.audit.failures import DEFAULT_WAIT, LOCK_SLICE, BusyWait, retried
 from dicomcloak.audit.log import AuditLog
 from dicomcloak.errors import SealError, UsageError
 from dicomcloak.keys import aead
 from dicomcloak.keys.keyring import Keyring
+from dicomcloak.vault.keyrows import (
+    LEGACY_WRAPPED_BYTES,
+    blob,
+    key_rows,
+    plan_shred,
+    text,
+    unwrap_row,
+    wrap_row,
+)
 from dicomcloak.vault.record import OpenedRecord, VaultRecord, choose_record
 from dicomcloak.vault.schema import (
     BOUND_RECORDS,
@@ -61,8 +73,12 @@ def _shredded(study: str) -> SealError:
 class Vault:
     """The vault at one SQLAlchemy URL, opened with a :class:`Keyring`. Use :meth:`open`."""
 
-    def __init__(self, engine: Engine, keyring: Keyring, audit: AuditLog, *, audit_shared: bool) -> None:
+    def __init__(
+        self, engine: Engine, keyring: Keyring, audit: AuditLog, *, audit_shared: bool,
+        busy: BusyWait | None = None,
+    ) -> None:
         self._engine = engine
+        self.busy = busy or BusyWait()
         self._keyring = keyring
         self.audit = audit
         self._audit_shared = audit_shared
@@ -70,26 +86,30 @@ class Vault:
         self._mapped: set[tuple[str, str]] = set()
 
     @classmethod
-    def open(cls, url: str, keyring: Keyring, *, audit_url: str | None = None) -> Vault:
+    def open(
+        cls, url: str, keyring: Keyring, *, audit_url: str | None = None, wait: float = DEFAULT_WAIT
+    ) -> Vault:
         """Open the vault at ``url`` (``sqlite:///path`` in WAL mode, or ``postgresql+pg8000://...``).
 
         Creates the tables if missing. The vault remembers the project key id it
         was created with; a key ring for another project fails with
         ``wrong-master-key``. The audit log lives in the same database unless
-        ``audit_url`` names another.
+        ``audit_url`` names another. ``wait``: seconds a busy (locked) database
+        is waited for, in total, by each call (:class:`BusyWait`).
         """
-        engine = make_engine(url)
+        engine = make_engine(url, lock_slice=LOCK_SLICE)
+        busy = BusyWait(wait)
         try:
-            METADATA.create_all(engine, checkfirst=True)
-            _check_project(engine, keyring)
-            audit = AuditLog(engine) if audit_url is None else AuditLog.open(audit_url)
+            busy.run(lambda: _prepare(engine, keyring))
+            audit = AuditLog(engine) if audit_url is None else _separate_audit(audit_url, busy)
         except BaseException:
             engine.dispose()
             raise
-        return cls(engine, keyring, audit, audit_shared=audit_url is None)
+        return cls(engine, keyring, audit, audit_shared=audit_url is None, busy=busy)
 
     # -- writing ---------------------------------------------------------------------------------
 
+    @retried
     def seal_records(self, records: Iterable[VaultRecord]) -> None:
         """Seal many records in ONE transaction (one executemany per table); replaces re-sealed ones.
 
@@ -110,6 +130,7 @@ class Vault:
             self._audit(conn, "seal", facts)
         self._remember(keys, pairs)
 
+    @retried
     def put_uid_map(self, study: str, pairs: Iterable[tuple[str, str]]) -> None:
         """Store (pseudonym UID/ID, original) pairs, each original sealed under ``study``'s key."""
         fresh = {(study, p): o for p, o in pairs}
@@ -160,13 +181,12 @@ class Vault:
 
     def _new_key_row(self, study: str, patient: str) -> dict[str, Any]:
         wrapping = self._keyring.current
-        wrapped = aead.wrap_key(wrapping.usable_secret(), aead.new_data_key(),
-                                aead.wrapped_key_aad(study, wrapping.key_id))
+        wrapped = wrap_row(wrapping.usable_secret(), aead.new_data_key(), study, wrapping.key_id, patient)
         return {"study": study, "patient": patient, "key_id": wrapping.key_id, "wrapped": wrapped,
                 "created": _now(), "shredded": None}
 
     def _load_keys(self, conn: Connection, studies: list[str]) -> dict[str, AESGCM]:
-        query = sa.select(STUDY_KEYS.c.study, STUDY_KEYS.c.key_id, STUDY_KEYS.c.wrapped)
+        query = sa.select(STUDY_KEYS.c.study, STUDY_KEYS.c.patient, STUDY_KEYS.c.key_id, STUDY_KEYS.c.wrapped)
         rows = {row.study: row for row in conn.execute(query.where(STUDY_KEYS.c.study.in_(studies)))}
         keys = {}
         for study in studies:
@@ -174,15 +194,14 @@ class Vault:
             if row is None:
                 raise SealError(f"the vault holds no key for study {study}", reference="vault-record-missing",
                                 hint="was this study de-identified with this vault (deid --vault)?")
-            keys[study] = AESGCM(self._unwrap(study, row.key_id, row.wrapped))
+            keys[study] = AESGCM(self._unwrap(study, row.patient, row.key_id, row.wrapped))
         return keys
 
-    def _unwrap(self, study: str, key_id: str | None, wrapped: bytes | None) -> bytes:
+    def _unwrap(self, study: str, patient: object, key_id: object, wrapped: object) -> bytes:
         if key_id is None or wrapped is None:
             raise _shredded(study)
-        secret = self._keyring.by_id(key_id).usable_secret()
-        return aead.unwrap_key(secret, wrapped, aead.wrapped_key_aad(study, key_id),
-                               what=f"the data key of study {study}")
+        (row,) = key_rows([(study, patient, key_id, wrapped)])
+        return unwrap_row(self._keyring, row.study, row.patient, row.key_id, row.wrapped)[0]
 
     def _key_for(self, conn: Connection, study: str) -> AESGCM:
         key = self._keys.get(study) or self._load_keys(conn, [study])[study]
@@ -191,6 +210,7 @@ class Vault:
 
     # -- reading ---------------------------------------------------------------------------------
 
+    @retried
     def open_record(self, study: str, instance: str, binding: bytes | None = None) -> OpenedRecord:
         """The payload sealed for (``study``, ``instance``) and the output of ``binding``, verified.
 
@@ -202,9 +222,13 @@ class Vault:
         with self._engine.begin() as conn:
             where = sa.and_(BOUND_RECORDS.c.study == study, BOUND_RECORDS.c.instance == instance)
             query = sa.select(BOUND_RECORDS.c.binding, BOUND_RECORDS.c.sealed).where(where)
-            rows = {row.binding: row.sealed for row in conn.execute(query)}
+            what = f"the vault record of instance {instance}"
+            tampered = "vault-record-tampered"
+            rows = {text(row.binding, tampered, what): blob(row.sealed, tampered, what)
+                    for row in conn.execute(query)}
             legacy_where = sa.and_(RECORDS.c.study == study, RECORDS.c.instance == instance)
             legacy = conn.execute(sa.select(RECORDS.c.sealed).where(legacy_where)).scalar()
+            legacy = None if legacy is None else blob(legacy, "vault-record-tampered", what)
             key = self._key_for(conn, study)  # a shredded study says so before "missing"
             where_text = f"instance {instance} of study {study}"
             aad_binding, sealed, bound = choose_record(rows, legacy, binding, where_text)
@@ -214,6 +238,7 @@ class Vault:
             self._audit(conn, "open-record", {"study": study, "instance": instance, "bound": bound})
         return OpenedRecord(payload, bound)
 
+    @retried
     def lookup(self, pseudonym: str) -> str | None:
         """The original of a pseudonym UID/ID, or None if the vault never mapped it; audited."""
         with self._engine.begin() as conn:
@@ -225,7 +250,10 @@ class Vault:
 
     def _first_open(self, conn: Connection, pseudonym: str, rows: Sequence[Any]) -> str | None:
         shredded: SealError | None = None
-        for study, sealed in rows:
+        what = f"the vault map entry of pseudonym {pseudonym}"
+        for stored_study, stored in rows:
+            study = text(stored_study, "vault-record-tampered", what)
+            sealed = blob(stored, "vault-record-tampered", what)
             try:
                 key = self._key_for(conn, study)
             except SealError as error:
@@ -234,8 +262,7 @@ class Vault:
                 shredded = error
                 continue
             plain = aead.open_blob(key, sealed, aead.uid_map_aad(study, pseudonym),
-                                   reference="vault-record-tampered",
-                                   what=f"the vault map entry of pseudonym {pseudonym}")
+                                   reference="vault-record-tampered", what=what)
             return plain.decode("utf-8", "surrogateescape")
         if shredded is not None:
             raise shredded
@@ -243,31 +270,67 @@ class Vault:
 
     # -- key management --------------------------------------------------------------------------
 
+    @retried
     def shred(self, *, study: str | None = None, patient: str | None = None) -> int:
-        """Destroy the data keys of one study or of every study of one patient; returns how many."""
+        """Destroy the data keys of one study or of every study of one patient; returns how many.
+
+        Every live row is checked against its wrapped key's associated data
+        (:mod:`dicomcloak.vault.keyrows`): a study of the target whose patient
+        or study column was edited is found and shredded all the same, and
+        then, the shred committed and audited, the edit is reported.
+
+        Raises
+        ------
+        SealError
+            ``vault-key-tampered`` after shredding, when rows fail their check.
+        """
         if (study is None) == (patient is None):
             raise UsageError("shred needs exactly one of study or patient", reference="shred-target")
-        column = STUDY_KEYS.c.study if study is not None else STUDY_KEYS.c.patient
-        target = study if study is not None else patient
+        columns = (STUDY_KEYS.c.study, STUDY_KEYS.c.patient, STUDY_KEYS.c.key_id, STUDY_KEYS.c.wrapped)
         with self._engine.begin() as conn:
-            live = sa.and_(column == target, STUDY_KEYS.c.wrapped.is_not(None))
-            studies = sorted(conn.execute(sa.select(STUDY_KEYS.c.study).where(live)).scalars())
-            update = sa.update(STUDY_KEYS).where(live).values(wrapped=None, key_id=None, shredded=_now())
-            conn.execute(update)
-            facts = {"study": study, "patient": patient, "studies": studies, "count": len(studies)}
+            live = STUDY_KEYS.c.wrapped.is_not(None)
+            rows = key_rows(conn.execute(sa.select(*columns).where(live)))
+            plan = plan_shred(rows, self._keyring, study=study, patient=patient)
+            studies = sorted(set(plan.studies))
+            if studies:
+                chosen = sa.and_(STUDY_KEYS.c.study.in_(studies), live)
+                gone = {"wrapped": None, "key_id": None, "shredded": _now()}
+                conn.execute(sa.update(STUDY_KEYS).where(chosen).values(**gone))
+            facts = {"study": study, "patient": patient, "studies": studies, "count": len(studies),
+                     "tampered": plan.tampered, "legacy": plan.legacy, "unverifiable": plan.unverifiable}
             self._audit(conn, "shred", facts)
         for name in studies:
             self._keys.pop(name, None)
+        if plan.tampered:
+            raise SealError(
+                f"shredded {len(studies)} data keys, but {plan.tampered} rows of the study-key table fail "
+                "their integrity check (an edited patient or study column, or a damaged key)",
+                reference="vault-key-tampered",
+                hint="the vault database was altered outside dicomcloak: investigate, restore it from a "
+                "backup, then shred again",
+            )
         return len(studies)
 
+    @retried
+    def legacy_key_rows(self) -> int:
+        """How many live data keys were wrapped before patients were bound (``keys rewrap`` binds them)."""
+        with self._engine.connect() as conn:
+            legacy = sa.and_(STUDY_KEYS.c.wrapped.is_not(None),
+                             sa.func.length(STUDY_KEYS.c.wrapped) == LEGACY_WRAPPED_BYTES)
+            return int(conn.execute(sa.select(sa.func.count()).where(legacy)).scalar() or 0)
+
+    @retried
     def rewrap(self) -> int:
-        """Re-wrap every live data key under the current wrapping key; records are not touched."""
+        """Re-wrap every live data key under the current wrapping key, binding its patient; records are
+        not touched. Keys wrapped before patients were bound are re-wrapped even under the current key."""
         current = self._keyring.current
         with self._engine.begin() as conn:
-            stale = sa.and_(STUDY_KEYS.c.wrapped.is_not(None), STUDY_KEYS.c.key_id != current.key_id)
-            rows = conn.execute(sa.select(STUDY_KEYS.c.study, STUDY_KEYS.c.key_id, STUDY_KEYS.c.wrapped)
-                                .where(stale)).all()
-            updates = [self._rewrapped(row.study, row.key_id, row.wrapped) for row in rows]
+            wrapped = STUDY_KEYS.c.wrapped
+            stale = sa.and_(wrapped.is_not(None), sa.or_(
+                STUDY_KEYS.c.key_id != current.key_id, sa.func.length(wrapped) == LEGACY_WRAPPED_BYTES))
+            columns = (STUDY_KEYS.c.study, STUDY_KEYS.c.patient, STUDY_KEYS.c.key_id, wrapped)
+            rows = key_rows(conn.execute(sa.select(*columns).where(stale)))
+            updates = [self._rewrapped(row.study, row.patient, row.key_id, row.wrapped) for row in rows]
             if updates:
                 stmt = (sa.update(STUDY_KEYS).where(STUDY_KEYS.c.study == sa.bindparam("b_study"))
                         .values(key_id=sa.bindparam("b_key_id"), wrapped=sa.bindparam("b_wrapped")))
@@ -276,12 +339,13 @@ class Vault:
             self._audit(conn, "rewrap", facts)
         return len(updates)
 
-    def _rewrapped(self, study: str, key_id: str, wrapped: bytes) -> dict[str, Any]:
+    def _rewrapped(self, study: str, patient: str, key_id: str, wrapped: bytes) -> dict[str, Any]:
         current = self._keyring.current
-        data_key = self._unwrap(study, key_id, wrapped)
-        new = aead.wrap_key(current.usable_secret(), data_key, aead.wrapped_key_aad(study, current.key_id))
+        data_key = unwrap_row(self._keyring, study, patient, key_id, wrapped)[0]
+        new = wrap_row(current.usable_secret(), data_key, study, current.key_id, patient)
         return {"b_study": study, "b_key_id": current.key_id, "b_wrapped": new}
 
+    @retried
     def key_usage(self) -> dict[str, int]:
         """How many live data keys each wrapping key id wraps (``keys retire`` refuses while > 0)."""
         with self._engine.connect() as conn:
@@ -312,6 +376,22 @@ class Vault:
 
     def __repr__(self) -> str:
         return f"Vault(dialect={self._engine.dialect.name!r}, keyring={self._keyring!r})"
+
+
+def _prepare(engine: Engine, keyring: Keyring) -> None:
+    """Create the tables if missing and check the project key: one step, retried while busy."""
+    METADATA.create_all(engine, checkfirst=True)
+    _check_project(engine, keyring)
+
+
+def _separate_audit(url: str, busy: BusyWait) -> AuditLog:
+    """The audit log in its own database, whose locks are waited for like the vault's."""
+    engine = make_engine(url, lock_slice=LOCK_SLICE)
+    try:
+        return busy.run(lambda: AuditLog(engine, owns_engine=True))
+    except BaseException:
+        engine.dispose()
+        raise
 
 
 def _check_project(engine: Engine, keyring: Keyring) -> None:

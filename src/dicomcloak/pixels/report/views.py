@@ -1,0 +1,128 @@
+"""What the template sees: plain values built from the report items, with no OCR text and no header value.
+
+The template never receives a :class:`~dicomcloak.pixels.model.Region` or its
+:class:`~dicomcloak.pixels.model.TextBox`, only these views, so no template
+change can print recognised text by mistake (DESIGN.md decision 7).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from dicomcloak.pixels.model import PixelResult, PixelStatus, Region
+from dicomcloak.pixels.report.items import ReportItem
+from dicomcloak.pixels.report.thumbs import Thumb, scale_rect, thumbnail
+
+__all__ = ["BoxView", "ItemView", "Summary", "colour", "frame_list", "item_view", "summarise"]
+
+
+@dataclass(frozen=True)
+class BoxView:
+    """One region drawn over the "before" thumbnail and listed in the item's table."""
+
+    number: int
+    colour: str  # the CSS class: phi (red), text (amber), template (blue)
+    redacted: bool
+    kind: str
+    rule: str
+    source: str
+    frames: str
+    rect: str  # image coordinates, for the table
+    svg: tuple[float, float, float, float]  # thumbnail coordinates: x, y, width, height
+
+    @property
+    def tooltip(self) -> str:
+        action = "redacted" if self.redacted else "kept"
+        return f"#{self.number} {self.colour}: {self.kind} ({self.rule}), {action}"
+
+
+@dataclass(frozen=True)
+class ItemView:
+    """One image card: its label, outcome, thumbnails and boxes."""
+
+    label: str
+    status: str
+    mode: str
+    reason: str | None
+    risk: tuple[str, ...]
+    frames: int
+    frames_examined: str
+    before: Thumb
+    after: Thumb | None
+    boxes: tuple[BoxView, ...]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The counts at the top of the report; every instance is in exactly one status row."""
+
+    rows: tuple[tuple[str, int], ...]
+    reasons: tuple[tuple[str, int], ...]
+    regions: tuple[tuple[str, int], ...]
+
+
+def item_view(item: ReportItem) -> ItemView:
+    """The template's view of ``item``: thumbnails made, boxes scaled and classified."""
+    before = thumbnail(item.before)
+    after = None if item.after is None else thumbnail(item.after)
+    result = item.result
+    boxes = tuple(_box(number, region, before) for number, region in enumerate(item.regions, 1))
+    return ItemView(
+        item.label, str(result.status), str(result.mode), result.reason, result.risk, result.frames,
+        frame_list(result.frames_examined), before, after, boxes,
+    )
+
+
+def colour(region: Region) -> str:
+    """Template regions blue, PHI red, other text amber (the legend in the report says the same)."""
+    if region.box.source.startswith("template"):
+        return "template"
+    return "phi" if region.verdict.phi else "text"
+
+
+def _box(number: int, region: Region, thumb: Thumb) -> BoxView:
+    rect = region.box.rect
+    return BoxView(
+        number, colour(region), region.redacted, region.verdict.kind, region.verdict.rule,
+        region.box.source, frame_list(region.frames),
+        f"rows {rect.top}-{rect.bottom - 1}, cols {rect.left}-{rect.right - 1}", scale_rect(rect, thumb),
+    )
+
+
+def frame_list(frames: Iterable[int]) -> str:
+    """Frame indexes (0-based) as ranges: ``0-29`` or ``0, 7, 14-15``; empty when none."""
+    runs: list[list[int]] = []
+    for frame in sorted(set(frames)):
+        if runs and frame == runs[-1][1] + 1:
+            runs[-1][1] = frame
+        else:
+            runs.append([frame, frame])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+_STATUS_ROWS = (
+    (PixelStatus.CLEANED, "cleaned (Burned In Annotation NO)"),
+    (PixelStatus.NO_TEXT, "examined, no text to redact"),
+    (PixelStatus.QUARANTINED, "quarantined"),
+    (PixelStatus.NOT_EXAMINED, "pixels not examined"),
+)
+
+_COLOUR_ROWS = (("phi", "PHI text"), ("text", "other text"), ("template", "device template"))
+
+
+def summarise(items: Sequence[ReportItem], counted: Sequence[PixelResult]) -> Summary:
+    """Count every instance by status (shown or only counted), quarantine reasons, and regions by colour."""
+    results = [item.result for item in items] + list(counted)
+    statuses = Counter(result.status for result in results)
+    examined = len(results) - statuses[PixelStatus.NOT_EXAMINED]
+    rows: tuple[tuple[str, int], ...] = (("instances", len(results)), ("images examined", examined))
+    rows += tuple((title, statuses[status]) for status, title in _STATUS_ROWS)
+    reasons = Counter(r.reason or "unspecified" for r in results if r.status is PixelStatus.QUARANTINED)
+    every = [region for item in items for region in item.regions]
+    every += [region for result in counted for region in result.regions]
+    colours = Counter(colour(region) for region in every)
+    regions = tuple((title, colours[name]) for name, title in _COLOUR_ROWS)
+    regions += (("redacted", sum(region.redacted for region in every)),)
+    return Summary(rows, tuple(sorted(reasons.items())), regions)
