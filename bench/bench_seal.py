@@ -62,7 +62,7 @@ def measure(corpus: Path, work: Path, jobs: int, rounds: int) -> dict[str, list[
     """Wall seconds of each variant, per round."""
     key, owner = work / "project.key", work / "owner"
     _run(["keys", "init", "--out", key])
-    _run(["keys", "cert", "--out-dir", owner])
+    _run(["keys", "cert", "--out-dir", owner, "--no-passphrase"])
     _run(["keys", "sealer", "--out-dir", owner])
     times: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
     for run in range(rounds):

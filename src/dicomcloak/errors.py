@@ -138,7 +138,8 @@ class SealError(DicomcloakError):
     key ring does not hold the right wrapping key (DESIGN.md decision 3: fail
     closed). References: ``vault-record-missing``, ``vault-record-tampered``,
     ``vault-key-tampered``, ``vault-key-shredded``, ``vault-key-unknown``,
-    ``vault-key-retired``, ``wrong-master-key``, ``audit-chain-broken``; embedded
+    ``vault-key-retired``, ``wrong-master-key``, ``audit-chain-broken``,
+    ``audit-chain-truncated``; embedded
     mode (the Encrypted Attributes Sequence): ``seal-missing``, ``seal-wrong-key``,
     ``seal-tampered``, ``seal-mismatch`` (made for another instance),
     ``seal-signature-invalid``, ``seal-unverified`` (no trusted sealer signed it),

@@ -44,7 +44,7 @@ def test_bundled_files_restore_exactly_both_ways(shared: Shared, tmp_path: Path,
     inputs = _bundled_tree(tmp_path / "in")
     key = shared.key("key-a")
     owner = tmp_path / "owner"
-    assert run_cli("keys", "cert", "--out-dir", owner).returncode == 0
+    assert run_cli("keys", "cert", "--out-dir", owner, "--no-passphrase").returncode == 0
     assert run_cli("keys", "sealer", "--out-dir", owner).returncode == 0
     out = tmp_path / "out"
     seal = ["--vault", db_url, *_sealing(owner), "--uid-conflicts", "keep-both"]

@@ -28,9 +28,10 @@ def _owning(owner: Path) -> list[str | Path]:
 
 def _owner(shared: Shared) -> Path:
     def build(target: Path) -> None:
-        for kind in ("cert", "sealer"):
-            result = run_cli("keys", kind, "--out-dir", target)
-            assert result.returncode == 0, result.stderr
+        result = run_cli("keys", "cert", "--out-dir", target, "--no-passphrase")
+        assert result.returncode == 0, result.stderr
+        result = run_cli("keys", "sealer", "--out-dir", target)
+        assert result.returncode == 0, result.stderr
 
     return shared.get("owner", build)
 

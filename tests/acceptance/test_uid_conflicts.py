@@ -104,7 +104,7 @@ def _deid(shared: Shared, inputs: Path, out: Path, *args: str | Path) -> dict[st
 
 def _owner(tmp_path: Path) -> Path:
     owner = tmp_path / "owner"
-    assert run_cli("keys", "cert", "--out-dir", owner).returncode == 0
+    assert run_cli("keys", "cert", "--out-dir", owner, "--no-passphrase").returncode == 0
     assert run_cli("keys", "sealer", "--out-dir", owner).returncode == 0
     return owner
 

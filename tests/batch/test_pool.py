@@ -177,3 +177,58 @@ def test_a_dead_worker_gives_no_account() -> None:
     with pytest.raises(OutputError), pool:
         list(pool.imap_unordered(range(50)))
     assert None in pool.accounts and any(account is not None for account in pool.accounts)
+
+
+_ORPHAN_SCRIPT = """
+import multiprocessing, os, sys, time
+from dicomcloak.batch.pool import Pool, WorkerFunctions
+
+def init(_): pass
+def work(task): return os.getpid()
+def finish(): pass
+
+if __name__ == "__main__":
+    pool = Pool(2, WorkerFunctions(init, None, work, finish), multiprocessing.get_context(sys.argv[1]))
+    pids = set()
+    for pid in pool.imap_unordered(iter(range(10**9))):  # never runs out: no worker is told to stop
+        pids.add(pid)
+        if len(pids) == 2:
+            break
+    print(" ".join(map(str, sorted(pids))), flush=True)
+    time.sleep(600)  # killed here, its workers waiting for their next task
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return stat.rpartition(b")")[2].split()[0] not in (b"Z", b"X")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="PR_SET_PDEATHSIG and /proc are Linux's")
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_workers_die_with_a_parent_killed_by_sigkill(tmp_path: Path, method: str) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "orphans.py"
+    script.write_text(_ORPHAN_SCRIPT)
+    parent = subprocess.Popen([sys.executable, str(script), method], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        workers = [int(pid) for pid in parent.stdout.readline().split()]
+        assert len(workers) == 2 and all(_alive(pid) for pid in workers)
+    finally:
+        parent.kill()  # kill -9: no finalizer, no pipe closed by the parent
+        parent.wait()
+        if parent.stdout is not None:
+            parent.stdout.close()
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = [pid for pid in workers if _alive(pid)]
+    for pid in left:  # do not leave them behind if the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert left == []

@@ -98,7 +98,7 @@ def test_json_summary_schema(run_cli: RunCli, dicom_tree: Path, key_file: Path, 
     assert summary["options"] == ["retain-long-modified-dates"]
     assert summary["layout"] == "pseudonymous"
     assert summary["ephemeral_key"] is False
-    assert summary["sealing"] == {"embedded_recipients": 0, "vault": None}
+    assert summary["sealing"] == {"embedded_recipients": 0, "vault": None, "audit": None}
     assert summary["changed_attributes"] > 0
     assert summary["run_dir"] == str(tmp_path / "out.run")
 

@@ -50,7 +50,7 @@ def test_a_run_dir_that_is_a_file(
     run_cli: RunCli, dicom_tree: Path, key_file: Path, tmp_path: Path, blocker: Path, where: str
 ) -> None:
     owner = tmp_path / "owner"
-    assert run_cli("keys", "cert", "--out-dir", owner).returncode == 0
+    assert run_cli("keys", "cert", "--out-dir", owner, "--no-passphrase").returncode == 0
     assert run_cli("keys", "sealer", "--out-dir", owner).returncode == 0
     run_dir = blocker if where == "the run dir" else blocker / "run"
     for command in _commands(dicom_tree, key_file, owner, tmp_path, run_dir):

@@ -68,9 +68,11 @@ def _verified_events(database: Path) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def owner(run_cli: RunCli, tmp_path: Path) -> Path:
-    for kind in ("cert", "sealer"):  # the owner's key pair, and the sealer key it trusts, side by side
-        result = run_cli("keys", kind, "--out-dir", tmp_path / "owner")
-        assert result.returncode == 0, result.stderr
+    # The owner's key pair, and the sealer key it trusts, side by side.
+    result = run_cli("keys", "cert", "--out-dir", tmp_path / "owner", "--no-passphrase")
+    assert result.returncode == 0, result.stderr
+    result = run_cli("keys", "sealer", "--out-dir", tmp_path / "owner")
+    assert result.returncode == 0, result.stderr
     return tmp_path / "owner"
 
 
@@ -142,7 +144,7 @@ def test_wrong_private_key_fails_closed(
 ) -> None:
     _deid(run_cli, dicom_tree, tmp_path / "out", key_file, *_sealing(owner))
     other = tmp_path / "other"
-    assert run_cli("keys", "cert", "--out-dir", other).returncode == 0
+    assert run_cli("keys", "cert", "--out-dir", other, "--no-passphrase").returncode == 0
     result = run_cli(
         "reid", tmp_path / "out", "--out", tmp_path / "back", "--private-key", other / "owner.key.pem"
     )

@@ -28,8 +28,8 @@ EAS = 0x04000500
 
 @pytest.fixture
 def owner(run_cli: RunCli, tmp_path: Path) -> Path:
-    for kind in ("cert", "sealer"):
-        result = run_cli("keys", kind, "--out-dir", tmp_path / "owner")
+    for command in (("cert", "--no-passphrase"), ("sealer",)):
+        result = run_cli("keys", *command, "--out-dir", tmp_path / "owner")
         assert result.returncode == 0, result.stderr
     return tmp_path / "owner"
 

@@ -86,8 +86,19 @@ def test_shred_and_audit_verify(run_cli: RunCli, key_file: Path, db_url: str) ->
         last = "SELECT max(seq) FROM dicomcloak_audit"
         conn.execute(sa.text(f"DELETE FROM dicomcloak_audit WHERE seq = ({last})"))
     engine.dispose()
+    cut = run_cli("audit", "verify", "--vault", db_url)  # the anchored head shows it, no --expect-head needed
+    assert cut.returncode == 4
+    assert "error[audit-chain-truncated]" in cut.stderr and "holds 4 events, its anchor 5" in cut.stderr
+
+    engine = sa.create_engine(db_url)
+    with engine.begin() as conn:  # who also rewrites the anchor hides the cut from it...
+        fourth = conn.execute(sa.text("SELECT hash FROM dicomcloak_audit WHERE seq = 4")).scalar_one()
+        anchor = "UPDATE dicomcloak_vault_meta SET value = :v WHERE name = 'audit_head'"
+        conn.execute(sa.text(anchor), {"v": fourth})
+        conn.execute(sa.text("UPDATE dicomcloak_vault_meta SET value = '4' WHERE name = 'audit_events'"))
+    engine.dispose()
     assert run_cli("audit", "verify", "--vault", db_url).returncode == 0
-    cut = run_cli("audit", "verify", "--vault", db_url, "--expect-head", head)
+    cut = run_cli("audit", "verify", "--vault", db_url, "--expect-head", head)  # ...not one kept elsewhere
     assert cut.returncode == 4
     assert "error[audit-chain-broken]" in cut.stderr
 

@@ -59,7 +59,7 @@ def _assert_restored(back: Path) -> None:
 
 
 def test_reid_with_the_private_key(run_cli: RunCli, key_file: Path, tmp_path: Path) -> None:
-    assert run_cli("keys", "cert", "--out-dir", tmp_path / "owner").returncode == 0
+    assert run_cli("keys", "cert", "--out-dir", tmp_path / "owner", "--no-passphrase").returncode == 0
     assert run_cli("keys", "sealer", "--out-dir", tmp_path / "sealer").returncode == 0
     certificate = load_certificate((tmp_path / "owner" / "owner.cert.pem").read_bytes(), "cert")
     signer = load_sealer_key((tmp_path / "sealer" / "sealer.key.pem").read_bytes(), "sealer.key.pem")

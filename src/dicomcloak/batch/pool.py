@@ -20,12 +20,23 @@ that are not on disk). After a failure the results of the tasks still in
 flight are kept (:attr:`Pool.leftovers`), not dropped: their outputs may be
 on disk, and a run that stops still counts them.
 Errors are pickled with their reference code (:mod:`dicomcloak.errors`).
+
+The other way round, a worker dies with the parent: forked workers inherit the
+parent's ends of the pipes, so a parent killed with ``kill -9`` (or by the
+out-of-memory killer) would leave them waiting forever for their next task,
+holding their temporary files and database connections. On Linux each asks
+the kernel for SIGKILL when its parent dies (``PR_SET_PDEATHSIG``); what it
+was writing is then a dead process's debris, which the next run removes
+(:mod:`dicomcloak.batch.debris`).
 """
 
 from __future__ import annotations
 
+import ctypes
+import os
 import pickle
 import signal
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
@@ -163,7 +174,11 @@ class Pool(Generic[T, R]):
 
 def _start(context: BaseContext, functions: WorkerFunctions[Any, Any]) -> _Worker:
     parent, child = context.Pipe(duplex=True)
-    process = context.Process(target=_serve, args=(child, functions), daemon=True)  # type: ignore[attr-defined]
+    # A forked worker's parent is this process; a forkserver's or spawn's worker is watched by its own parent.
+    watched = os.getpid() if context.get_start_method() == "fork" else None
+    process = context.Process(  # type: ignore[attr-defined]
+        target=_serve, args=(child, functions, watched), daemon=True
+    )
     process.start()
     child.close()  # the worker's end lives in the worker only: its exit reads as end of file here
     return _Worker(process, parent)
@@ -233,10 +248,11 @@ def _drain(worker: _Worker, leftovers: list[Any]) -> None:
             _receive(worker, _CLOSED)
 
 
-def _serve(conn: Connection, functions: WorkerFunctions[Any, Any]) -> None:
+def _serve(conn: Connection, functions: WorkerFunctions[Any, Any], parent: int | None = None) -> None:
     """A worker's life: initialize, run tasks until told to stop, finalize, say how it ended."""
     # An interrupt goes to the whole process group: the parent decides what it stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent)
     error: BaseException | None = None
     try:
         functions.initializer(functions.initarg)
@@ -262,6 +278,27 @@ def _account(functions: WorkerFunctions[Any, Any]) -> Any:
         return functions.account()
     except Exception:  # noqa: BLE001 - the parent treats a missing account as unknown
         return None
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent: int | None) -> None:
+    """Ask Linux to SIGKILL this worker when its parent dies; if ``parent`` is gone already, exit now.
+
+    The check after the request closes the window between the fork and the
+    request, in which the parent may have died unnoticed. Elsewhere nothing
+    is done: a parent's death then shows as end of file only where no other
+    process holds the parent's end of the pipe.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
 
 
 def _picklable(error: BaseException) -> BaseException:

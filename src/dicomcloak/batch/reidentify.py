@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from dicomcloak.api import Reidentified, Reidentifier
+from dicomcloak.batch.debris import remove_debris, tidy_trees
 from dicomcloak.batch.report import ReportBuilder, RunSummary, encode_report
 from dicomcloak.batch.run import prepare_dir, quarantine_refused
 from dicomcloak.batch.rundir import RunFolder, begin_run, check_made_alike, finish_run
+from dicomcloak.batch.sealing import recorded_head
 from dicomcloak.batch.worker import ChangeKey, FileResult, Status, without_input_names
 from dicomcloak.errors import DicomcloakError, InputError, OutputError, ProcessingError
 from dicomcloak.io.grouped import GroupedWriter, sync_file_system
@@ -36,6 +38,7 @@ from dicomcloak.io.inputs import InputItem, Refused, Skipped, WalkEntry
 from dicomcloak.io.layout import mirror_relpath
 from dicomcloak.io.quarantine import quarantine
 from dicomcloak.io.reader import ReadLimits, read_dataset, read_input
+from dicomcloak.io.staging import Tree
 from dicomcloak.io.writer import encode_dataset_parts
 from dicomcloak.policy.model import Policy
 from dicomcloak.sanitize import sanitize_dataset
@@ -56,6 +59,7 @@ class ReidSettings:
     policy: Policy = field(default_factory=Policy)  # its private rules, limits and content choices
     facts: dict[str, Any] = field(default_factory=dict)  # mode facts for the summary (no secrets)
     history: tuple[Path, ...] = ()  # other run directories that may hold runs into out_dir
+    audit_url: str | None = None  # where the run is audited: its head goes into the report
 
     @property
     def limits(self) -> ReadLimits:
@@ -69,7 +73,7 @@ def run_reid(inputs: Iterable[WalkEntry], reidentifier: Reidentifier, settings: 
     folder = _begin(settings)
     builder = ReportBuilder()
     modes: Counter[str] = Counter()  # files per mode, and the "unbound" and "unverified" ones
-    writer = GroupedWriter()
+    writer = GroupedWriter(tree=Tree(settings.out_dir))
     try:
         try:
             for index, entry in enumerate(inputs):
@@ -88,6 +92,7 @@ def run_reid(inputs: Iterable[WalkEntry], reidentifier: Reidentifier, settings: 
     sync_file_system(settings.out_dir)
     summary = builder.summary(time.perf_counter() - started, _facts(settings, folder, modes))
     finish_run(folder, encode_report(builder.report(summary)))
+    tidy_trees(settings.out_dir, settings.run_dir, settings.quarantine_dir)
     return summary
 
 
@@ -95,8 +100,9 @@ def _begin(settings: ReidSettings) -> RunFolder:
     """As ``deid`` does: refuse an output another command made, make the directories, record the run."""
     facts: dict[str, Any] = {"command": "reid"}
     check_made_alike(settings.out_dir, facts, [settings.run_dir, *settings.history])
-    prepare_dir(settings.run_dir, "run", "--run-dir (it holds the reports and the quarantine)")
+    prepare_dir(settings.run_dir, "run", "--run-dir (it holds the reports and the quarantine)", private=True)
     prepare_dir(settings.out_dir, "output", "--out")
+    remove_debris(settings.out_dir, settings.run_dir, settings.quarantine_dir)
     return begin_run(settings.run_dir, settings.out_dir, facts)
 
 
@@ -113,6 +119,7 @@ def _facts(settings: ReidSettings, folder: RunFolder, modes: Counter[str]) -> di
         "run_dir": str(settings.run_dir),
         "quarantine": str(settings.quarantine_dir),
         "report": str(folder.report),
+        "audit": recorded_head(settings.audit_url),
         **settings.facts,
     }
 

@@ -10,6 +10,9 @@ Only input items reach the workers: what the walk skipped is counted here,
 and what it refused (zip slip) is quarantined here. Each run writes its own
 folder in the run directory (:mod:`dicomcloak.batch.rundir`); a stopped run's
 report too, counting what is on disk (:mod:`dicomcloak.batch.placement`).
+
+A run starts by removing what runs killed on this host left behind
+(:mod:`dicomcloak.batch.debris`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -27,10 +29,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from dicomcloak.batch.debris import new_claims_dir, remove_debris, tidy_trees
 from dicomcloak.batch.placement import Placement, stopped_facts, with_report
 from dicomcloak.batch.pool import Pool, WorkerFunctions
 from dicomcloak.batch.report import ReportBuilder, RunSummary, encode_report, run_deviations
-from dicomcloak.batch.rundir import RunFolder, begin_run, check_made_alike, finish_run, policy_fingerprint
+from dicomcloak.batch.rundir import (
+    RunFolder,
+    begin_run,
+    check_made_alike,
+    finish_run,
+    policy_fingerprint,
+    run_tree,
+)
+from dicomcloak.batch.sealing import seal_facts
 from dicomcloak.batch.worker import (
     FileResult,
     Status,
@@ -44,6 +55,7 @@ from dicomcloak.errors import DicomcloakError, InputError, OutputError
 from dicomcloak.io.grouped import sync_file_system
 from dicomcloak.io.inputs import InputItem, Refused, Skipped, WalkEntry
 from dicomcloak.io.quarantine import quarantine
+from dicomcloak.io.staging import makedirs_private
 from dicomcloak.io.writer import atomic_file
 from dicomcloak.sanitize import classify_prefix, verdict_event
 
@@ -120,6 +132,7 @@ def run_batch(
     run = _run_facts(settings, folder, facts, jobs) | stopped_facts(stopped, builder, len(entries))
     summary = builder.summary(time.perf_counter() - started, run, len(entries))
     finish_run(folder, encode_report(builder.report(summary)))
+    tidy_trees(settings.worker.out_dir, settings.run_dir, settings.worker.quarantine_dir)
     if stopped is not None:
         raise with_report(stopped, folder.report)
     return summary
@@ -133,8 +146,9 @@ def _begin(settings: RunSettings, facts: dict[str, Any]) -> RunFolder:
     """
     out = settings.worker.out_dir
     check_made_alike(out, facts, [settings.run_dir, *settings.history])
-    prepare_dir(settings.run_dir, "run", "--run-dir (it holds the reports and the quarantine)")
+    prepare_dir(settings.run_dir, "run", "--run-dir (it holds the reports and the quarantine)", private=True)
     prepare_dir(out, "output", "--out")
+    remove_debris(out, settings.run_dir, settings.worker.quarantine_dir)
     return begin_run(settings.run_dir, out, facts)
 
 
@@ -155,7 +169,7 @@ def _process(
     stopped: DicomcloakError | None = None
     try:
         # One sanitize verdict event per input (tags and codes only), in completion order.
-        with atomic_file(folder.events) as events:
+        with atomic_file(folder.events, tree=run_tree(folder.run_dir)) as events:
             for result in _walk_results(entries, builder, settings.worker):
                 events.write(result.event.encode("utf-8") + b"\n")
             try:
@@ -234,11 +248,18 @@ def _head(item: InputItem) -> bytes:
         return b""
 
 
-def prepare_dir(path: Path, what: str, option: str) -> None:
-    """Create ``path`` if needed and check it is writable; the hint names the command-line ``option``."""
+def prepare_dir(path: Path, what: str, option: str, *, private: bool = False) -> None:
+    """Create ``path`` if needed and check it is writable; the hint names the command-line ``option``.
+
+    ``private``: the directories created are mode 0700, whatever the umask
+    (the run directory holds the quarantine, the reports).
+    """
     hint = f"choose a writable {option}"
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        if private:
+            makedirs_private(path)
+        else:
+            path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OutputError(f"cannot create the {what} directory {path}: {error.strerror}", hint=hint) from None
     if not os.access(path, os.W_OK | os.X_OK):
@@ -274,7 +295,7 @@ def _chunks(tasks: list[Task], size: int) -> Iterator[list[Task]]:
 def _pooled(
     tasks: list[Task], settings: RunSettings, jobs: int, observer: Observer | None, placement: Placement
 ) -> Iterator[FileResult]:
-    claims = Path(tempfile.mkdtemp(prefix=".claims-", dir=_claims_parent(settings.run_dir)))
+    claims = new_claims_dir(settings.run_dir)
     worker = replace(settings.worker, claims_dir=claims)
     # Small chunks: few IPC round trips, yet no long tail when one worker gets the big files.
     chunksize = max(1, min(8, len(tasks) // (jobs * 16)))
@@ -307,21 +328,6 @@ def _pooled(
     finally:
         shutil.rmtree(claims, ignore_errors=True)
         gc.unfreeze()
-
-
-_SHARED_MEMORY = Path("/dev/shm")  # a private mkdtemp directory (mode 0700) is made inside it
-
-
-def _claims_parent(run_dir: Path) -> Path:
-    """Where workers claim outputs: shared memory when there is some, else the run directory.
-
-    A claim is one empty file created with O_EXCL; on a journaling disk each
-    creation can wait for the journal commits of the outputs being synced,
-    on tmpfs it never does. The directory lives for one run only.
-    """
-    if _SHARED_MEMORY.is_dir() and os.access(_SHARED_MEMORY, os.W_OK | os.X_OK):
-        return _SHARED_MEMORY
-    return run_dir
 
 
 def _freeze_heap() -> None:
@@ -384,16 +390,7 @@ def _run_facts(
     }
     if not worker.deidentify:
         return {"jobs": jobs, **facts, **places, "events": str(folder.events)}
-    sealing = _seal_facts(worker)
+    sealing = seal_facts(worker.seal, settings.run_dir)
     conflicts = worker.on_conflict.value
     made = {**facts, "uid_conflict_resolution": conflicts, "ephemeral_key": worker.key.ephemeral}
     return {"jobs": jobs, **made, **places, "sealing": sealing}
-
-
-def _seal_facts(worker: WorkerSettings) -> dict[str, Any]:
-    """How originals were sealed: recipients count and the vault's database kind (never its URL)."""
-    seal = worker.seal
-    if seal is None:
-        return {"embedded_recipients": 0, "vault": None}
-    dialect = None if seal.vault_url is None else seal.vault_url.split(":", 1)[0]
-    return {"embedded_recipients": len(seal.recipients), "vault": dialect}

@@ -10,6 +10,10 @@
       latest -> runs/<UTC time>-<id>     the last finished run (where the file system has symbolic links)
       latest.json       the same pointer as a file: {"run": "runs/<id>", "report": "runs/<id>/report.json"}
       quarantine/       shared by every run (an input is quarantined at the same place each time)
+      .dicomcloak-tmp/  temporary files while they are written (io.staging); a crashed run's are removed
+
+The run directory holds originals (the quarantine) and is private: every
+directory made in it is mode 0700, whatever the umask, and every file 0600.
 
 A run never overwrites an earlier run's report. Before it writes anything, a
 run looks up the latest earlier run into the same output (``run.json``, or the
@@ -35,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from dicomcloak.errors import OutputError, UsageError
+from dicomcloak.io.staging import Tree, makedirs_private, temp_name
 from dicomcloak.io.writer import write_atomic
 from dicomcloak.policy.model import Policy
 
@@ -51,6 +56,7 @@ __all__ = [
     "check_made_alike",
     "finish_run",
     "policy_fingerprint",
+    "run_tree",
 ]
 
 RUNS_NAME = "runs"
@@ -110,24 +116,30 @@ def begin_run(run_dir: Path, output: Path, made_with: dict[str, Any]) -> RunFold
     """
     folder = RunFolder(run_dir, _new_run_id())
     try:
-        folder.path.mkdir(parents=True)
+        makedirs_private(folder.path)
     except OSError as error:
         raise OutputError(
             f"cannot create a run folder in the run directory {run_dir}: {error.strerror}",
             hint="choose a writable --run-dir (it holds the reports and the quarantine)",
         ) from None
     record = {"schema": RUN_SCHEMA, "run_id": folder.run_id, "output": str(output), "made_with": made_with}
-    write_atomic(folder.record, _encode(record))
+    write_atomic(folder.record, _encode(record), tree=run_tree(run_dir))
     return folder
 
 
 def finish_run(folder: RunFolder, report: bytes) -> None:
     """Write the run's report, then point ``latest`` and ``latest.json`` at the run."""
-    write_atomic(folder.report, report)
+    tree = run_tree(folder.run_dir)
+    write_atomic(folder.report, report, tree=tree)
     relative = f"{RUNS_NAME}/{folder.run_id}"
     pointer = {"schema": LATEST_SCHEMA, "run": relative, "report": f"{relative}/{REPORT_NAME}"}
-    write_atomic(folder.run_dir / f"{LATEST_NAME}.json", _encode(pointer))
-    _link_latest(folder.run_dir, relative)
+    write_atomic(folder.run_dir / f"{LATEST_NAME}.json", _encode(pointer), tree=tree)
+    _link_latest(tree, relative)
+
+
+def run_tree(run_dir: Path) -> Tree:
+    """The run directory as a private tree: its temporary files in ``RUN_DIR/.dicomcloak-tmp``."""
+    return Tree(run_dir, private=True)
 
 
 def check_made_alike(output: Path, made_with: dict[str, Any], places: Sequence[Path]) -> None:
@@ -215,17 +227,18 @@ def _read_json(path: Path) -> dict[str, Any]:
     return document if isinstance(document, dict) else {}
 
 
-def _link_latest(run_dir: Path, relative: str) -> None:
+def _link_latest(tree: Tree, relative: str) -> None:
     """Replace ``RUN_DIR/latest`` by a relative symbolic link, atomically; ``latest.json`` is the fallback.
 
-    Some file systems (FAT, some network shares) have no symbolic links: there
-    the link is simply not made.
+    The link is made in the staging directory (it exists: ``latest.json``
+    was just written through it) and renamed into place; a relative link's
+    target is read relative to where it ends up. Some file systems (FAT, some
+    network shares) have no symbolic links: there the link is simply not made.
     """
-    temporary = run_dir / f".{LATEST_NAME}.{os.getpid()}.tmp"
+    temporary = tree.staging / temp_name()
     try:
-        temporary.unlink(missing_ok=True)
         os.symlink(relative, temporary)
-        os.replace(temporary, run_dir / LATEST_NAME)
+        os.replace(temporary, tree.root / LATEST_NAME)
     except OSError:
         with suppress(OSError):
             temporary.unlink(missing_ok=True)

@@ -26,12 +26,15 @@ from dicomcloak.io.inputs import InputItem
 from dicomcloak.io.layout import mirror_relpath, pseudonymous_relpath
 from dicomcloak.io.quarantine import quarantine
 from dicomcloak.io.reader import ReadLimits, read_dataset, read_input
+from dicomcloak.io.staging import Tree
 from dicomcloak.io.writer import encode_dataset_bound, encode_dataset_parts, encode_dataset_sealed
 from dicomcloak.keys import ProjectKey
 from dicomcloak.policy.model import Policy
 from dicomcloak.sanitize import classify_prefix, verdict_event
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pydicom.dataset import Dataset
 
     from dicomcloak.keys import Keyring
@@ -176,7 +179,7 @@ def build_context(settings: WorkerSettings) -> WorkerContext:
     claims = make_claims(settings.claims_dir)
     seal = settings.seal
     if seal is None:
-        return WorkerContext(settings, deidentifier, claims)
+        return WorkerContext(settings, deidentifier, claims, _writer(settings))
     from dicomcloak.keys.cms import load_certificate
     from dicomcloak.keys.sealing import load_sealer_key
 
@@ -185,8 +188,12 @@ def build_context(settings: WorkerSettings) -> WorkerContext:
     sealer = Sealer(certificates, vault=seal.vault_url is not None, signer=signer)
     vault = _open_vault(seal)
     hook = None if vault is None else vault.seal_records
-    writer = GroupedWriter(background=True, before_commit=hook)
-    return WorkerContext(settings, deidentifier, claims, writer, sealer, vault)
+    return WorkerContext(settings, deidentifier, claims, _writer(settings, hook), sealer, vault)
+
+
+def _writer(settings: WorkerSettings, hook: Callable[[list[Any]], None] | None = None) -> GroupedWriter:
+    """Outputs committed in groups; their temporary files in the output's ``.dicomcloak-tmp``."""
+    return GroupedWriter(background=True, before_commit=hook, tree=Tree(settings.out_dir))
 
 
 def _open_vault(seal: SealSettings) -> Vault | None:

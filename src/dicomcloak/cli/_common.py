@@ -51,6 +51,7 @@ __all__ = [
     "usage_errors",
     "warn",
     "warn_deviations",
+    "warn_if_exposed",
 ]
 
 #: Set to show tracebacks of unexpected errors (they may contain data values).
@@ -143,6 +144,17 @@ def exit_code_for(error: DicomcloakError) -> ExitCode:
 def warn(message: str) -> None:
     """Print a warning on stderr."""
     print(f"warning: {message}", file=sys.stderr)
+
+
+@functools.cache
+def warn_if_exposed(path: Path, what: str = "key file") -> None:
+    """Warn once per file and process when a key file is open to its group or others; never a secret."""
+    from dicomcloak.keys.keyfile import exposed_mode
+
+    mode = exposed_mode(path)
+    if mode is not None:
+        warn(f"the {what} {path} can be read or changed by users other than its owner (mode {mode:04o}); "
+             f"protect it: chmod 600 {path}")
 
 
 def fail(error: DicomcloakError) -> NoReturn:
@@ -268,7 +280,11 @@ def load_optional_key(key_file: Path | None) -> ProjectKey | None:
     from dicomcloak.keys import load_key_file, resolve_key_path
 
     path = resolve_key_path(key_file, os.environ)
-    return None if path is None else load_key_file(path)
+    if path is None:
+        return None
+    key = load_key_file(path)
+    warn_if_exposed(path.resolve())
+    return key
 
 
 def load_key(key_file: Path | None, *, ephemeral: bool = False) -> ProjectKey:

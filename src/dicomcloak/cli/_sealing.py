@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from dicomcloak.cli._common import warn_if_exposed
 from dicomcloak.errors import KeyError_, UsageError
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ def read_sealer_key(path: Path | None) -> bytes:
         )
     pem = _read(chosen, "sealer-key-unreadable", "the sealer key")
     load_sealer_key(pem, str(chosen))
+    warn_if_exposed(chosen.resolve(), "sealer key")  # whoever reads it makes seals the owner trusts
     return pem
 
 

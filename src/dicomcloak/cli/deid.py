@@ -173,9 +173,10 @@ def deid(
 def _audited_embedded(seal: SealSettings, run: Path, work: Callable[[], RunSummary]) -> RunSummary:
     """Run an embedded-only sealing run and audit it (counts and reference codes, never values)."""
     from dicomcloak.audit import AuditLog
+    from dicomcloak.batch.sealing import audit_url
 
     make_run_dir(run)
-    log = AuditLog.open(seal.audit_url or f"sqlite:///{run / 'audit.db'}")
+    log = AuditLog.open(audit_url(seal, run))
     try:
         facts: dict[str, object] = {"mode": "embedded", "recipients": len(seal.recipients), **_sealer(seal)}
         try:
@@ -212,11 +213,12 @@ def history(out: Path, run: Path) -> tuple[Path, ...]:
 
 
 def make_run_dir(run: Path) -> None:
-    """Create the run directory now (its audit log opens before the batch starts)."""
+    """Create the run directory now, mode 0700 as the batch does (its audit log opens before the batch)."""
     from dicomcloak.errors import OutputError
+    from dicomcloak.io.staging import makedirs_private
 
     try:
-        run.mkdir(parents=True, exist_ok=True)
+        makedirs_private(run)
     except OSError as error:
         raise OutputError(
             f"cannot create the run directory {run}: {error.strerror}",

@@ -140,14 +140,21 @@ def cert(
     name: Annotated[
         str, typer.Option("--name", help="Certificate subject/issuer name (readable in every sealed file).")
     ] = "dicomcloak owner",
+    no_passphrase: Annotated[
+        bool,
+        typer.Option("--no-passphrase", help="Write owner.key.pem unprotected (tests, small sites; warned)."),
+    ] = False,
 ) -> None:
     """Make an owner key pair (RSA 3072) and self-signed certificate for embedded sealing (--recipient).
 
     For tests and small sites; real sites bring their own PKI. The private key
     (mode 0600) is what re-identifies embedded files: back it up, never share it.
+    It is protected by a passphrase, asked twice on a terminal or taken from
+    DICOMCLOAK_OWNER_KEY_PASSPHRASE, unless --no-passphrase.
     """
     import os
 
+    from dicomcloak.cli._passphrase import new_passphrase
     from dicomcloak.errors import UsageError
     from dicomcloak.io.writer import write_atomic
     from dicomcloak.keys.cms import make_owner
@@ -158,12 +165,14 @@ def cert(
             raise UsageError(
                 f"{path} already exists", reference="cert-exists", hint="choose another --out-dir"
             )
+    passphrase = new_passphrase(key_path, unprotected=no_passphrase)
     out_dir.mkdir(parents=True, exist_ok=True)
-    key_pem, cert_pem = make_owner(name)
+    key_pem, cert_pem = make_owner(name, passphrase)
     write_atomic(key_path, key_pem)  # created 0600 and renamed: never readable by others
     write_atomic(cert_path, cert_pem)
     os.chmod(cert_path, 0o644)  # a certificate is public
-    print(f"wrote {key_path} (mode 0600) and {cert_path}")
+    protection = "unprotected" if passphrase is None else "protected by a passphrase"
+    print(f"wrote {key_path} (mode 0600, {protection}) and {cert_path}")
     typer.echo(
         f"Seal with 'deid --recipient {cert_path}'; re-identify with "
         f"'reid --private-key {key_path} --cert {cert_path}'. Back the private key up: "

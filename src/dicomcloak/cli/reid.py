@@ -98,16 +98,18 @@ def reid(
     several = len(inputs) > 1
     the_policy = load_policy(option, policy, strict_table=strict_table)
     if private_key is not None:
+        from dicomcloak.batch.sealing import embedded_audit_url
         from dicomcloak.cli._sealing import read_trusted_sealers
 
         trusted = read_trusted_sealers(trusted_sealer or [])
         owner = _owner(private_key, cert)
         reidentifier = Reidentifier(owner, accept_unverified=accept_unverified, trusted=trusted)
         facts: dict[str, Any] = {"mode": "embedded", "trusted_sealers": len(trusted)}
-        settings = ReidSettings(out, run, qdir, several, the_policy, facts, history(out, run))
         # Always audited (DESIGN.md decision 3): with no --audit, in the run directory's own log.
+        url = audit or embedded_audit_url(run)
+        settings = ReidSettings(out, run, qdir, several, the_policy, facts, history(out, run), url)
         make_run_dir(run)
-        with _audit_log(audit or f"sqlite:///{run / 'audit.db'}") as log:
+        with _audit_log(url) as log:
             summary = _audited(log, "embedded", lambda: run_reid(items, reidentifier, settings))
     else:
         from dicomcloak.cli.vault import open_vault
@@ -116,7 +118,8 @@ def reid(
         with open_vault(vault, key) as store:
             reidentifier = Reidentifier(vault=store)
             facts = {"mode": "vault", "vault": vault.split(":", 1)[0]}
-            settings = ReidSettings(out, run, qdir, several, the_policy, facts, history(out, run))
+            url = audit or vault
+            settings = ReidSettings(out, run, qdir, several, the_policy, facts, history(out, run), url)
             with _audit_log(audit) if audit is not None else nullcontext(store.audit) as log:
                 summary = _audited(log, "vault", lambda: run_reid(items, reidentifier, settings))
     warn_skipped(summary)
@@ -166,7 +169,9 @@ def _audited(log: AuditLog, mode: str, run: Callable[[], RunSummary]) -> RunSumm
 
 
 def _owner(private_key: Path, cert: Path | None) -> OwnerKey:
-    from dicomcloak.keys.cms import load_certificate, load_owner_key
+    from dicomcloak.cli._common import warn_if_exposed
+    from dicomcloak.cli._passphrase import passphrase_for
+    from dicomcloak.keys.cms import load_certificate, load_owner_key, owner_key_encrypted
 
     cert_path = cert or private_key.with_name("owner.cert.pem")
     try:
@@ -177,7 +182,10 @@ def _owner(private_key: Path, cert: Path | None) -> OwnerKey:
             reference="private-key-unreadable",
             hint="pass --private-key KEY.pem and --cert CERT.pem (the recipient's certificate)",
         ) from None
-    return load_owner_key(key_pem, load_certificate(cert_pem, str(cert_path)), str(private_key))
+    warn_if_exposed(private_key.resolve(), "private key")
+    certificate = load_certificate(cert_pem, str(cert_path))
+    passphrase = passphrase_for(private_key) if owner_key_encrypted(key_pem) else None
+    return load_owner_key(key_pem, certificate, str(private_key), passphrase)
 
 
 def _trust_lines(facts: dict[str, Any]) -> list[str]:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dicomcloak.cli._common import JsonFlag, handles_errors, warn
+from dicomcloak.cli._common import JsonFlag, handles_errors, warn, warn_if_exposed
 from dicomcloak.errors import KeyError_, UsageError
 
 if TYPE_CHECKING:
@@ -38,7 +38,9 @@ def load_keyring_from(key_file: Path | None) -> Keyring:
             reference="key-required",
             hint="the vault is opened with the key file it was created with",
         )
-    return resolve_provider(path, os.environ).keyring()
+    ring = resolve_provider(path, os.environ).keyring()
+    warn_if_exposed(path.resolve())
+    return ring
 
 
 def open_vault(url: str, key_file: Path | None) -> Vault:

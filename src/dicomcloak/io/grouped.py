@@ -1,10 +1,11 @@
 """Atomic writes committed in groups: one journal commit for many files, same guarantees.
 
-Each output is still written to a hidden temporary file, fsynced, and only
-then renamed to its final name (DESIGN.md decision 6). A batch writes a group
-of temporary files first and fsyncs them together: the first fsync commits the
-file system journal for the whole group, so the others cost next to nothing,
-and no thread or lock is needed to keep the CPU busy meanwhile.
+Each output is still written to a hidden temporary file (in the tree's
+``.dicomcloak-tmp/`` when the writer is given its :class:`~dicomcloak.io.staging.Tree`),
+fsynced, and only then renamed to its final name (DESIGN.md decision 6). A batch
+writes a group of temporary files first and fsyncs them together: the first fsync
+commits the file system journal for the whole group, so the others cost next to
+nothing, and no thread or lock is needed to keep the CPU busy meanwhile.
 
 A file submitted with a ``tag`` stays in :attr:`GroupedWriter.unplaced` until it
 is in place: after :meth:`close`, exactly the submitted files not on disk (the
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from dicomcloak.errors import DicomcloakError, OutputError
+from dicomcloak.io.staging import Tree
 from dicomcloak.io.writer import _open_temp_fd, _remove_quietly, _unwritable
 
 __all__ = ["GroupedWriter", "sync_file_system"]
@@ -58,6 +60,9 @@ class GroupedWriter:
         unless its originals are sealed. If it raises, no file of the group
         is renamed and the error (a bug: ``internal-error``) surfaces like a
         write failure, from a later call: never the caller's current file's.
+    tree:
+        The tree the files belong to: their temporary files are created in
+        its staging directory (:mod:`dicomcloak.io.staging`), not beside them.
     """
 
     def __init__(
@@ -68,6 +73,7 @@ class GroupedWriter:
         background: bool = False,
         before_commit: Callable[[list[Any]], None] | None = None,
         write_batch: int = 8,
+        tree: Tree | None = None,
     ) -> None:
         self._max_files = max_files
         self._max_bytes = max_bytes
@@ -80,6 +86,7 @@ class GroupedWriter:
         self._records: list[Any] = []
         self._before_commit = before_commit
         self._bytes = 0
+        self._tree = tree
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="dicomcloak-commit") if background else None
         self._writes: deque[Future[None]] = deque()
         self._in_flight: deque[Future[None]] = deque()
@@ -87,7 +94,7 @@ class GroupedWriter:
     def submit(
         self, path: Path, payload: bytes | Sequence[bytes], record: Any = None, tag: Any = None
     ) -> None:
-        """Write ``payload`` to a temporary file beside ``path``; it is renamed on commit.
+        """Write ``payload`` to a temporary file (see ``tree``); it is renamed to ``path`` on commit.
 
         ``tag`` (hashable, unique): in :attr:`unplaced` until the file is in place.
 
@@ -112,7 +119,7 @@ class GroupedWriter:
             if len(self._payloads) >= self._write_batch:
                 self._hand_over_writes(self._executor)
         else:
-            self._pending.append((*_write_temp(path, parts), path, tag))
+            self._pending.append((*_write_temp(path, parts, self._tree), path, tag))
             self._files = len(self._pending)
         self._bytes += size
         if self._files >= self._max_files or self._bytes >= self._max_bytes:
@@ -151,7 +158,7 @@ class GroupedWriter:
     def _hand_over_writes(self, executor: ThreadPoolExecutor) -> None:
         """Queue the files submitted since the last hand-over for writing into the current group."""
         if self._payloads:
-            self._writes.append(executor.submit(_write_batch, self._group, self._payloads))
+            self._writes.append(executor.submit(_write_batch, self._group, self._payloads, self._tree))
             self._payloads = []
 
     @property
@@ -191,17 +198,19 @@ _MAX_IN_FLIGHT = 2
 
 #: A temporary file of a group: its open descriptor, its name, its final name, its tag.
 _Temp = tuple[int, Path, Path, Any]
+#: The hook run before a group is renamed into place (the vault seals the group's records).
+_Hook = Callable[[list[Any]], None] | None
 
 
-def _write_temp(path: Path, parts: Sequence[bytes]) -> tuple[int, Path]:
-    """Write ``parts`` to a new temporary file beside ``path``; its open descriptor. Removed if that fails.
+def _write_temp(path: Path, parts: Sequence[bytes], tree: Tree | None) -> tuple[int, Path]:
+    """Write ``parts`` to a new temporary file for ``path``; its open descriptor. Removed if that fails.
 
     One ``writev`` per file, straight from the parts (no buffered file object,
     no join): on the commit thread every system call gives up the interpreter
     lock and must win it back from the thread that de-identifies, so fewer
     calls mean fewer waits.
     """
-    fd, tmp = _open_temp_fd(path)
+    fd, tmp = _open_temp_fd(path, tree)
     try:
         _write_all(fd, parts)
     except OSError:
@@ -238,13 +247,13 @@ class _Group:
         self.failed = False
 
 
-def _write_batch(group: _Group, payloads: list[tuple[Path, Sequence[bytes], Any]]) -> None:
+def _write_batch(group: _Group, payloads: list[tuple[Path, Sequence[bytes], Any]], tree: Tree | None) -> None:
     """Write some of a group's temporary files; after a failure nothing of the group is left or written."""
     if group.failed:
         return
     try:
         for path, parts, tag in payloads:
-            group.written.append((*_write_temp(path, parts), path, tag))
+            group.written.append((*_write_temp(path, parts, tree), path, tag))
     except OutputError:
         _discard_group(group)
         raise
@@ -258,12 +267,7 @@ def _discard_group(group: _Group) -> None:
     group.written.clear()
 
 
-def _commit_group(
-    group: _Group,
-    before_commit: Callable[[list[Any]], None] | None,
-    records: list[Any],
-    unplaced: dict[Any, int],
-) -> None:
+def _commit_group(group: _Group, before_commit: _Hook, records: list[Any], unplaced: dict[Any, int]) -> None:
     """Run the hook, then commit the files; a group whose write failed is dropped (its write raises)."""
     if group.failed:
         return
@@ -271,11 +275,7 @@ def _commit_group(
     _commit(group.written, unplaced)
 
 
-def _run_hook(
-    before_commit: Callable[[list[Any]], None] | None,
-    records: list[Any],
-    written: list[_Temp],
-) -> None:
+def _run_hook(before_commit: _Hook, records: list[Any], written: list[_Temp]) -> None:
     """Call the group's hook; if it fails, remove the group's temporary files and re-raise.
 
     An exception that is none of ours is a bug: it stops the caller as

@@ -4,7 +4,12 @@ Nothing is lost (DESIGN.md decision 6): a refused input is copied byte for
 byte, never modified, to the run's quarantine directory, under the same
 relative path it had in its input, with a ``.reason.json`` that says why in
 reason codes, not values. Quarantine lives in the run directory, never in
-the output tree, because its content is identifying.
+the output tree, because its content is identifying: the originals, and their
+names (folder and file names often hold patient names), which the reason file
+repeats as the copy's path relative to the quarantine directory, never as the
+input's absolute path. Nothing in the quarantine may leave the site; reports
+and events name quarantined inputs by their index only. Every directory made
+in it is mode 0700, whatever the umask (:mod:`dicomcloak.io.staging`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 from dicomcloak.errors import InputError
 from dicomcloak.io.inputs import InputItem
 from dicomcloak.io.layout import safe_relpath
+from dicomcloak.io.staging import Tree
 from dicomcloak.io.writer import copy_atomic, write_atomic
 from dicomcloak.raw.limits import ReadLimits
 
@@ -57,9 +63,11 @@ def quarantine(
         ``output-unwritable``: the reason file could not be written; the
         run cannot account for this input and should stop.
     """
-    target = qdir / safe_relpath(item.label)
-    copy = _copy_original(item, target, max_bytes)
-    write_atomic(reason_path(target), _reason(item, error, {**copy, **(details or {})}))
+    relpath = safe_relpath(item.label)
+    target = qdir / relpath
+    tree = Tree(qdir, private=True)
+    copy = _copy_original(item, target, max_bytes, tree)
+    write_atomic(reason_path(target), _reason(relpath, error, {**copy, **(details or {})}), tree=tree)
     return target
 
 
@@ -68,7 +76,7 @@ def reason_path(quarantined: Path) -> Path:
     return quarantined.with_name(quarantined.name + ".reason.json")
 
 
-def _copy_original(item: InputItem, target: Path, max_bytes: int) -> dict[str, Any]:
+def _copy_original(item: InputItem, target: Path, max_bytes: int, tree: Tree) -> dict[str, Any]:
     """Stream the original's head to `target`; the copy's facts for the reason, ``{}`` if it failed.
 
     Streaming, not reading whole: the input may have been refused precisely
@@ -77,19 +85,19 @@ def _copy_original(item: InputItem, target: Path, max_bytes: int) -> dict[str, A
     try:
         with item.open() as source:
             size = item.declared_size(source)
-            copied, truncated = copy_atomic(target, source, max_bytes)
+            copied, truncated = copy_atomic(target, source, max_bytes, tree=tree)
     except Exception:  # noqa: BLE001 - a failed copy must not hide the reason
         return {}
     return {"original_bytes": size, "copied_bytes": copied, "truncated": truncated}
 
 
-def _reason(item: InputItem, error: InputError, details: Mapping[str, Any]) -> bytes:
-    """The reason record: codes, the error's value-free message, and the caller's details."""
+def _reason(relpath: str, error: InputError, details: Mapping[str, Any]) -> bytes:
+    """The reason record: codes, the error's value-free message, where the copy is, the caller's details."""
     record = {
         "reason": error.reference,
         "message": error.message,
         "hint": error.hint,
-        "input": item.label,
+        "input": relpath,
         **details,
     }
     return json.dumps(record, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"

@@ -2,18 +2,20 @@
 
 A crash, a full disk or a killed worker must never leave a half-written
 DICOM file that a downstream archive would ingest (DESIGN.md decision 6).
-Every write goes to a hidden temporary file in the target directory, is
-flushed to disk, renamed over the target with :func:`os.replace` (atomic on
-POSIX within one file system) and the directory entry itself is synced.
-Temporary names start with ``.`` and end with ``.tmp`` so input walkers can
-skip the debris of a crashed run.
+Every write goes to a hidden temporary file, is flushed to disk, renamed
+over the target with :func:`os.replace` (atomic on POSIX within one file
+system) and the directory entry itself is synced. A batch passes the
+:class:`~dicomcloak.io.staging.Tree` it writes: its temporary files then live
+in the tree's ``.dicomcloak-tmp/`` directory, not among its outputs; without
+one they are created beside the target. Temporary names start with ``.``,
+end with ``.tmp`` (input walkers skip them) and name the host and process
+that made them, so a later run removes only the debris of dead processes
+(:mod:`dicomcloak.io.staging`).
 """
 
 from __future__ import annotations
 
-import itertools
 import os
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -24,6 +26,7 @@ from pydicom.dataset import Dataset
 
 from dicomcloak.errors import DicomcloakError, OutputError, ProcessingError
 from dicomcloak.io.encode import encode_file_parts
+from dicomcloak.io.staging import Tree, temp_name
 
 __all__ = [
     "copy_atomic",
@@ -40,10 +43,13 @@ _NO_LIMIT = 2**63
 _T = TypeVar("_T")
 
 
-def write_atomic(path: Path, payload: bytes | Sequence[bytes], *, sync_directory: bool = True) -> None:
+def write_atomic(
+    path: Path, payload: bytes | Sequence[bytes], *, sync_directory: bool = True, tree: Tree | None = None
+) -> None:
     """Write `payload` (bytes, or parts written one after the other) to `path` atomically.
 
-    Parent directories are created.
+    Parent directories are created (0700 in a private `tree`); the temporary
+    file goes to `tree`'s staging directory, or beside `path` without one.
 
     The file's data is always fsynced before the rename. With
     ``sync_directory=False`` the caller takes over making the rename itself
@@ -54,7 +60,7 @@ def write_atomic(path: Path, payload: bytes | Sequence[bytes], *, sync_directory
     OutputError
         ``output-unwritable``; the temporary file is removed first.
     """
-    with atomic_file(path, sync_directory=sync_directory) as handle:
+    with atomic_file(path, sync_directory=sync_directory, tree=tree) as handle:
         if isinstance(payload, bytes):
             handle.write(payload)
         else:
@@ -141,7 +147,9 @@ def _typed(encode: Callable[[Dataset], _T], ds: Dataset) -> _T:
         raise _encode_failed(type(exc).__name__) from None
 
 
-def copy_atomic(path: Path, source: IO[bytes], max_bytes: int | None = None) -> tuple[int, bool]:
+def copy_atomic(
+    path: Path, source: IO[bytes], max_bytes: int | None = None, *, tree: Tree | None = None
+) -> tuple[int, bool]:
     """Stream `source` to `path` atomically, without holding it in memory; at most `max_bytes` of it.
 
     Used to quarantine originals that may be too large to read whole. The
@@ -149,7 +157,7 @@ def copy_atomic(path: Path, source: IO[bytes], max_bytes: int | None = None) -> 
     (the file's size is set at the end), so a sparse input (a 2 GB file that
     costs its maker nothing) costs the quarantine nothing either, and a
     zero-filled one of any length as little. `max_bytes` keeps the head of
-    a larger input only.
+    a larger input only. `tree`: as :func:`write_atomic`.
 
     Returns
     -------
@@ -163,7 +171,7 @@ def copy_atomic(path: Path, source: IO[bytes], max_bytes: int | None = None) -> 
         ``OSError``; other errors from `source` propagate unchanged. The
         temporary file is removed either way.
     """
-    with atomic_file(path) as handle:
+    with atomic_file(path, tree=tree) as handle:
         return _copy_sparse(source, handle, _NO_LIMIT if max_bytes is None else max_bytes)
 
 
@@ -184,8 +192,8 @@ def _copy_sparse(source: IO[bytes], target: BinaryIO, max_bytes: int) -> tuple[i
 
 
 @contextmanager
-def atomic_file(path: Path, *, sync_directory: bool = True) -> Iterator[BinaryIO]:
-    """Yield a binary file that replaces `path` only if the block completes.
+def atomic_file(path: Path, *, sync_directory: bool = True, tree: Tree | None = None) -> Iterator[BinaryIO]:
+    """Yield a binary file that replaces `path` only if the block completes (`tree`: as :func:`write_atomic`).
 
     Raises
     ------
@@ -195,7 +203,7 @@ def atomic_file(path: Path, *, sync_directory: bool = True) -> Iterator[BinaryIO
         renaming. Other exceptions from the block propagate unchanged. The
         temporary file never survives a failure.
     """
-    handle, tmp = _open_temp(path)
+    handle, tmp = _open_temp(path, tree)
     try:
         with handle:
             yield handle
@@ -213,34 +221,57 @@ def atomic_file(path: Path, *, sync_directory: bool = True) -> Iterator[BinaryIO
 
 
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-_temp_numbers = itertools.count()
-_known_directories: set[str] = set()
+#: Where the temporary files of a target directory go, per (directory, tree): made once per process.
+_temp_dirs: dict[tuple[str, Tree | None], str] = {}
 
 
-def _open_temp(path: Path) -> tuple[BinaryIO, Path]:
-    """Create the hidden temporary file beside `path` (same file system), mode 0600, as a file object."""
-    fd, tmp = _open_temp_fd(path)
+def _open_temp(path: Path, tree: Tree | None = None) -> tuple[BinaryIO, Path]:
+    """Create the temporary file for `path` (in `tree`'s staging directory, or beside it), mode 0600."""
+    fd, tmp = _open_temp_fd(path, tree)
     return os.fdopen(fd, "wb"), tmp
 
 
-def _open_temp_fd(path: Path) -> tuple[int, Path]:
-    """Create the hidden temporary file beside `path` (same file system), mode 0600; its descriptor.
+def _open_temp_fd(path: Path, tree: Tree | None = None) -> tuple[int, Path]:
+    """Create the temporary file for `path`, mode 0600, on the target's file system; its descriptor.
 
-    The name is unique per process, thread and call (O_EXCL guards against
-    anything else), which is cheaper than ``tempfile``'s random names; known
-    directories are not created again.
+    The target's directory (and the staging directory) are made once per
+    process. If the staging directory has gone meanwhile (another run that
+    finished removed it while empty), it is made again, once.
     """
     directory = os.fspath(path.parent)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}-{next(_temp_numbers)}.tmp")
     try:
-        if directory not in _known_directories:
-            os.makedirs(directory, exist_ok=True)
-            _known_directories.add(directory)
-        fd = os.open(tmp, _TEMP_FLAGS, 0o600)
+        try:
+            tmp = os.path.join(_temp_dir(directory, tree), temp_name())
+            fd = os.open(tmp, _TEMP_FLAGS, 0o600)
+        except FileNotFoundError:
+            _temp_dirs.pop((directory, tree), None)
+            tmp = os.path.join(_temp_dir(directory, tree), temp_name())
+            fd = os.open(tmp, _TEMP_FLAGS, 0o600)
     except OSError:
-        _known_directories.discard(directory)
+        _temp_dirs.pop((directory, tree), None)
         raise _unwritable(path) from None
-    return fd, tmp
+    return fd, Path(tmp)
+
+
+def _temp_dir(directory: str, tree: Tree | None) -> str:
+    """The directory for the temporary files of `directory`'s outputs; both are created if missing.
+
+    The tree's staging directory when it is on the same file system as
+    `directory` (a rename cannot cross file systems: a mount point inside
+    the tree keeps its temporary files beside its outputs), else `directory`.
+    """
+    found = _temp_dirs.get((directory, tree))
+    if found is None:
+        if tree is None:
+            os.makedirs(directory, exist_ok=True)
+            found = directory
+        else:
+            tree.make_dirs(Path(directory))
+            tree.make_staging()
+            same = os.stat(directory).st_dev == os.stat(tree.staging).st_dev
+            found = os.fspath(tree.staging) if same else directory
+        _temp_dirs[(directory, tree)] = found
+    return found
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -25,7 +25,7 @@ from dicomcloak.errors import KeyError_, SealError
 __all__ = [
     "Envelope",
     "OwnerKey", "load_certificate", "load_owner_key", "make_owner",
-    "open_envelope",
+    "open_envelope", "owner_key_encrypted",
     "seal_envelope",
 ]
 
@@ -134,12 +134,15 @@ def _tampered() -> SealError:
     )
 
 
-def make_owner(common_name: str = "dicomcloak owner") -> tuple[bytes, bytes]:
+def make_owner(common_name: str = "dicomcloak owner", passphrase: bytes | None = None) -> tuple[bytes, bytes]:
     """A new RSA-3072 key and self-signed certificate, as (private key PEM, certificate PEM).
 
     For tests and small sites; real sites bring their own PKI. The
     certificate's issuer name is readable by anyone in every sealed file's
-    RecipientInfo: choose a name that identifies no person.
+    RecipientInfo: choose a name that identifies no person. With a
+    `passphrase`, the key is PKCS#8 ``ENCRYPTED PRIVATE KEY`` (PBES2:
+    PBKDF2-HMAC-SHA256 and AES-256-CBC, what ``cryptography``'s
+    ``BestAvailableEncryption`` writes; OpenSSL and ``gdcmanon`` read it).
     """
     key = rsa.generate_private_key(public_exponent=65537, key_size=_RSA_BITS)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -169,9 +172,10 @@ def make_owner(common_name: str = "dicomcloak owner") -> tuple[bytes, bytes]:
         )
         .sign(key, hashes.SHA256())
     )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    protection: serialization.KeySerializationEncryption = serialization.NoEncryption()
+    if passphrase is not None:
+        protection = serialization.BestAvailableEncryption(passphrase)
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, protection)
     return key_pem, certificate.public_bytes(serialization.Encoding.PEM)
 
 
@@ -187,13 +191,33 @@ def load_certificate(data: bytes, name: str) -> x509.Certificate:
         ) from None
 
 
-def load_owner_key(key_data: bytes, certificate: x509.Certificate, name: str) -> OwnerKey:
-    """Parse an unencrypted PEM RSA private key and pair it with ``certificate``."""
+def owner_key_encrypted(key_data: bytes) -> bool:
+    """True when a PEM private key is protected by a passphrase (PKCS#8 encrypted, or OpenSSL's old form)."""
+    return b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in key_data or b"Proc-Type: 4,ENCRYPTED" in key_data
+
+
+def load_owner_key(
+    key_data: bytes, certificate: x509.Certificate, name: str, passphrase: bytes | None = None
+) -> OwnerKey:
+    """Parse a PEM RSA private key (encrypted: opened with `passphrase`) and pair it with ``certificate``.
+
+    Raises
+    ------
+    KeyError_
+        ``private-key-passphrase``: the key is encrypted and no passphrase was
+        given, or the passphrase does not open it; ``private-key-invalid``,
+        ``private-key-mismatch``.
+    """
+    encrypted = owner_key_encrypted(key_data)
+    if encrypted and not passphrase:
+        raise _passphrase_error(name, "is protected by a passphrase and none was given")
     try:
-        key = serialization.load_pem_private_key(key_data, password=None)
+        key = serialization.load_pem_private_key(key_data, password=passphrase if encrypted else None)
     except (ValueError, TypeError):
+        if encrypted:
+            raise _passphrase_error(name, "cannot be opened with this passphrase") from None
         raise KeyError_(
-            f"{name} is not an unencrypted PEM private key",
+            f"{name} is not a PEM private key",
             reference="private-key-invalid",
             hint="pass the PEM private key matching the recipient certificate",
         ) from None
@@ -208,3 +232,12 @@ def load_owner_key(key_data: bytes, certificate: x509.Certificate, name: str) ->
             hint="pass the certificate issued for this private key",
         )
     return OwnerKey(key, certificate)
+
+
+def _passphrase_error(name: str, what: str) -> KeyError_:
+    return KeyError_(
+        f"{name} {what}",
+        reference="private-key-passphrase",
+        hint="give the passphrase 'keys cert' protected it with (prompted on a terminal, "
+        "or DICOMCLOAK_OWNER_KEY_PASSPHRASE)",
+    )

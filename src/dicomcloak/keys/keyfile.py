@@ -33,6 +33,7 @@ from dicomcloak.keys.project import ProjectKey
 __all__ = [
     "KEY_ENV",
     "ProjectKey",
+    "exposed_mode",
     "keyring_to_json",
     "load_key_file",
     "load_keyring",
@@ -156,6 +157,22 @@ def _wrapping(entry: object, path: Path) -> WrappingKey:
         raise KeyError_(f"{path}: wrapping key {key.key_id} does not match its secret",
                         reference="key-file-corrupt")
     return key
+
+
+def exposed_mode(path: Path) -> int | None:
+    """The permission bits of ``path`` when users other than its owner may read or change it, else None.
+
+    A key file (or an owner's private key) that the group or others can read
+    gives away every pseudonym (or every embedded seal); one they can change
+    lets them swap the key. The caller warns; the file is still used (the
+    operator may share it with a service account on purpose). None also when
+    the file cannot be examined: reading it reports that.
+    """
+    try:
+        mode = os.stat(path).st_mode & 0o777
+    except OSError:
+        return None
+    return mode if mode & 0o077 else None
 
 
 def resolve_key_path(cli_path: Path | None, environ: Mapping[str, str]) -> Path | None:
