@@ -6,7 +6,7 @@ writes each text segment with its box and whether it is PHI. Every PHI
 segment must be flagged (recall >= 0.99) when the segments are classified
 as an OCR back-end would report them (one box per segment, classify_line);
 the share of annotation segments flagged is printed (aim <= 10%), labels
-(``DOB:``, ``Name:``) apart: they are PHI by design (see docs/pixels-classify.md).
+(``DOB:``, ``Name:``) apart: they are PHI by design (see docs/pixels.md, "Classification").
 """
 
 from __future__ import annotations
