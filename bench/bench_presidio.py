@@ -330,9 +330,13 @@ def _synthetic_rows(tool: Tool, inputs: Inputs, out: Path,
     return rows
 
 
-def _file_row(tool: Tool, label: str, result: dict[str, Any], scored: dict[str, Any]) -> dict[str, Any]:
+def _file_row(tool: Tool, label: str, source: Path, result: dict[str, Any],
+              scored: dict[str, Any]) -> dict[str, Any]:
+    from pydicom import dcmread
+
+    frames = int(dcmread(source, stop_before_pixels=True).get("NumberOfFrames", 1) or 1)
     return {"tool": tool.label, "input": label, "seconds": result["seconds"], "outcome": _outcome(result),
-            **scored}
+            "frames": frames, **scored}
 
 
 def summarise(tool: Tool, inputs: Inputs, out: Path, results: list[dict[str, Any]],
@@ -346,11 +350,11 @@ def summarise(tool: Tool, inputs: Inputs, out: Path, results: list[dict[str, Any
     for (group, source), (_, target), result in zip(inputs.files(), jobs, results, strict=True):
         if group == "cine":
             scored = score_cine(source, target) if target.exists() else {}
-            rows.append(_file_row(tool, "synthetic cine", result, scored))
+            rows.append(_file_row(tool, "synthetic cine", source, result, scored))
         elif group == "real":
             label = target.stem
             scored = score_real(label, source, target, backend) if target.exists() else {}
-            rows.append(_file_row(tool, label, result, scored))
+            rows.append(_file_row(tool, label, source, result, scored))
     return rows
 
 
@@ -384,7 +388,7 @@ def _found(row: dict[str, Any]) -> str:
 
 def _file_line(row: dict[str, Any]) -> str:
     frames = row.get("frames", 0)
-    per_frame = f"{row['seconds'] / frames:.2f}" if frames > 1 else "-"
+    per_frame = f"{row['seconds'] / frames:.2f}" if frames > 1 and "error" not in row["outcome"] else "-"
     return (f"| {row['input']} | {frames or '-'} | {row['tool']} | {row['outcome']} | {row['seconds']:.2f} "
             f"| {per_frame} | {_found(row)} |")
 
