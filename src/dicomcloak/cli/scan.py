@@ -53,8 +53,8 @@ def scan(
 def _text(summary: dict[str, object]) -> str:
     """The human summary: instances by pixel status, inputs not read, images shown, the report's path."""
     lines = [f"  {title:<14}{_counts(summary[name])}" for name, title in _ROWS]
-    lines += [f"  shown         {summary['shown']} image(s) with text ({summary['not_shown']} more not shown)",
-              f"  report        {summary['report']}"]
+    shown = f"{summary['shown']} image(s) with text ({summary['not_shown']} more not shown)"
+    lines += [f"  shown         {shown}", f"  report        {summary['report']}"]
     return "scan\n" + "\n".join(lines)
 
 
