@@ -29,12 +29,12 @@ def _stage_on(worker: WorkerSettings) -> bool:
 
 
 def pixel_facts(worker: WorkerSettings) -> dict[str, Any]:
-    """``pixels`` (the mode asked for) and ``pixels_sha256`` (every pixel setting) of a de-identifying run."""
+    """``pixels_mode`` (the mode asked) and ``pixels_sha256`` (every pixel setting) of a deid run."""
     if not _stage_on(worker) or worker.pixels is None:
         return {}
     from dicomcloak.pixels.settings import settings_fingerprint
 
-    return {"pixels": worker.pixels.mode.value, "pixels_sha256": settings_fingerprint(worker.pixels)}
+    return {"pixels_mode": worker.pixels.mode.value, "pixels_sha256": settings_fingerprint(worker.pixels)}
 
 
 def pixel_report_path(folder: RunFolder, worker: WorkerSettings) -> Path | None:

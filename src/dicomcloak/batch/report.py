@@ -106,7 +106,7 @@ class RunSummary:
             "reasons": dict(sorted(self.reasons.items())),
             "skip_reasons": dict(sorted(self.skip_reasons.items())),
             "uid_conflicts": self.uid_conflicts,
-            **({"pixels": dict(sorted(self.pixels.items()))} if self.pixels else {}),
+            "pixels": dict(sorted(self.pixels.items())),
             **self.run,
         }
 
