@@ -177,3 +177,16 @@ def test_synthetic_acceptance_through_deid(
     assert result["missing_outputs"] == []
     assert result["phi_recall"] >= 0.95
     assert result["fp_area_pct"] < 3.0
+
+
+def test_a_missing_ocr_backend_stops_the_run_before_any_work(
+    run_cli: RunCli, inputs: Path, key_file: Path, tmp_path: Path
+) -> None:
+    policy = tmp_path / "site.toml"
+    policy.write_text('[pixels]\nbackend = "tesseract"\n')
+    args = ("deid", inputs, "--out", tmp_path / "out", "--key", key_file, "--policy", policy)
+    result = run_cli(*args, env={"PATH": str(tmp_path)})  # no tesseract program on this PATH
+    assert result.returncode == 2
+    assert "error[ocr-backend-missing]" in result.stderr
+    assert not (tmp_path / "out").exists()
+    assert run_cli(*args, "--pixels", "off", env={"PATH": str(tmp_path)}).returncode == 0  # off needs no OCR
