@@ -190,3 +190,20 @@ def test_a_missing_ocr_backend_stops_the_run_before_any_work(
     assert "error[ocr-backend-missing]" in result.stderr
     assert not (tmp_path / "out").exists()
     assert run_cli(*args, "--pixels", "off", env={"PATH": str(tmp_path)}).returncode == 0  # off needs no OCR
+
+
+def test_cleaned_outputs_do_not_depend_on_the_worker_count(
+    run_cli: RunCli, inputs: Path, synth8: Path, key_file: Path, tmp_path: Path
+) -> None:
+    """OCR, redaction and encoding are deterministic: ``--jobs 1`` and ``--jobs 2`` write the same bytes."""
+    mixed = tmp_path / "in"
+    shutil.copytree(inputs, mixed)
+    for path in sorted(synth8.glob("*.dcm"))[:3]:
+        shutil.copy(path, mixed / f"synth-{path.name}")
+    trees = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out-{jobs}"
+        summary = _deid(run_cli, mixed, out, key_file, "--jobs", jobs)
+        assert summary["pixels"] == {"cleaned": 5, "not-examined": 2}
+        trees.append({p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*.dcm"))})
+    assert trees[0] == trees[1]
