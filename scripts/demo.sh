@@ -9,7 +9,8 @@ source scripts/_venv.sh  # .venv, dicomcloak, RapidOCR without its GUI OpenCV
 export PATH="$PWD/.venv/bin:$PATH"
 
 mkdir -p demo
-rm -rf demo/input demo/output demo/output.run demo/restored demo/restored.run demo/vault.db*
+rm -rf demo/input demo/output demo/output.run demo/restored demo/restored.run demo/vault.db* \
+    demo/pixels-input demo/pixels-output demo/pixels-output.run
 echo "==> building 60 sample files from pydicom's bundled test data"
 python -m dicomcloak.testing.corpus --out demo/input --n 60
 
@@ -32,6 +33,11 @@ dicomcloak reid demo/output --out demo/restored --vault "$vault" --key demo/demo
 echo "==> checking the restored files equal the inputs"
 python -m dicomcloak.testing.restored "$input" demo/restored
 
+echo "==> burned-in text: 4 synthetic screen captures showing names, IDs and dates in their pixels"
+python -m dicomcloak.testing.pixel_synth demo/pixels-input --n 4 --seed 7
+dicomcloak deid demo/pixels-input/*.dcm --out demo/pixels-output --key demo/demo.key --layout mirror
+python -m dicomcloak.testing.pixel_score demo/pixels-input demo/pixels-output
+
 cat <<DONE
 
 Done.
@@ -40,6 +46,7 @@ Done.
   vault (sealed originals) demo/vault.db
   re-identified           demo/restored
   run report              demo/output.run/latest/report.json
+  burned-in text          demo/pixels-input -> demo/pixels-output (see demo/pixels-output.run/latest/pixels.html)
   quarantine              demo/output.run/quarantine
   demo key (back it up!)  demo/demo.key
 Try: .venv/bin/dicomcloak policy explain --option retain-long-modified-dates

@@ -16,6 +16,10 @@ PATIENT_NAME = "Smithers^Waylon"
 
 SUMMARY_KEYS = {
     "schema",
+    "pixels",
+    "pixels_mode",
+    "pixels_sha256",
+    "pixel_report",
     "uid_conflicts",
     "uid_conflict_resolution",
     "sealing",

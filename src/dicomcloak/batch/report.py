@@ -18,6 +18,12 @@ written whose group of outputs could not be sealed or committed is moved to
 stopped the run), and the summary's ``stopped`` says why and how many inputs
 were never processed: ``files = written + duplicates + quarantined + skipped
 + unwritten + not_processed``.
+
+With the pixel stage on (``deid --pixels``), ``pixels`` counts instances by
+what the stage did (``not-examined``, ``no-text``, ``cleaned``,
+``quarantined``); the cards of up to :data:`PIXEL_CARDS` images with text
+are kept for the run directory's pixel report (PHI: thumbnails), never for
+``report.json``.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydicom.datadict import keyword_for_tag
 
@@ -34,7 +40,11 @@ from dicomcloak.batch.worker import ChangeKey, FileResult, Status, WorkerSetting
 from dicomcloak.engine.outcome import TagPath, format_path
 from dicomcloak.policy.deviations import Deviation
 
+if TYPE_CHECKING:
+    from dicomcloak.pixels.report.views import ItemView
+
 __all__ = [
+    "PIXEL_CARDS",
     "SKIPPED",
     "SUMMARY_SCHEMA",
     "UNWRITTEN",
@@ -46,6 +56,8 @@ __all__ = [
 
 #: Version tag of the JSON summary printed by ``deid --json`` (schema in README.md).
 SUMMARY_SCHEMA = "dicomcloak/deid-summary/1"
+#: Images shown in a run's pixel report at most (the rest are counted): a page a browser opens quickly.
+PIXEL_CARDS = 200
 #: The status of an entry the input walk saw and did not process (``io.inputs.Skipped``).
 SKIPPED = "skipped"
 #: The status of an input whose output was removed with its group: its originals could not be sealed, or
@@ -70,6 +82,7 @@ class RunSummary:
     skip_reasons: dict[str, int] = field(default_factory=dict)
     run: dict[str, Any] = field(default_factory=dict)
     uid_conflicts: int = 0
+    pixels: dict[str, int] = field(default_factory=dict)
 
     @property
     def files_per_second(self) -> float:
@@ -93,6 +106,7 @@ class RunSummary:
             "reasons": dict(sorted(self.reasons.items())),
             "skip_reasons": dict(sorted(self.skip_reasons.items())),
             "uid_conflicts": self.uid_conflicts,
+            "pixels": dict(sorted(self.pixels.items())),
             **self.run,
         }
 
@@ -115,6 +129,8 @@ class ReportBuilder:
         self.unwritten = 0
         self._written = bytearray()  # 1 at the index of each input counted written (a byte per input)
         self.conflicts: list[tuple[int, int, str]] = []
+        self.pixels: Counter[str] = Counter()
+        self.pixel_cards: list[tuple[int, ItemView]] = []  # (input index, card)
 
     def add(self, result: FileResult) -> None:
         """Count one result."""
@@ -133,6 +149,10 @@ class ReportBuilder:
         if result.conflict_with >= 0:
             kept = "kept-both" if result.status is Status.WRITTEN else "quarantined"
             self.conflicts.append((result.index, result.conflict_with, kept))
+        if result.pixels:
+            self.pixels[result.pixels] += 1
+        if result.pixel_view is not None and len(self.pixel_cards) < PIXEL_CARDS:
+            self.pixel_cards.append((result.index, result.pixel_view))
 
     def unplaced(self, unplaced: dict[int, int], reason: str) -> None:
         """Count the inputs whose outputs are not on disk (input index -> output bytes) as ``unwritten``.
@@ -183,6 +203,7 @@ class ReportBuilder:
             skip_reasons=dict(self.skip_reasons),
             run=run,
             uid_conflicts=len(self.conflicts),
+            pixels=dict(self.pixels),
         )
 
     def report(self, summary: RunSummary) -> dict[str, Any]:

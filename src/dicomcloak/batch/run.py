@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dicomcloak.batch.debris import new_claims_dir, remove_debris, tidy_trees
+from dicomcloak.batch.pixelreport import pixel_facts, pixel_report_path, write_pixel_report
 from dicomcloak.batch.placement import Placement, stopped_facts, with_report
 from dicomcloak.batch.pool import Pool, WorkerFunctions
 from dicomcloak.batch.report import ReportBuilder, RunSummary, encode_report, run_deviations
@@ -132,6 +133,7 @@ def run_batch(
     run = _run_facts(settings, folder, facts, jobs) | stopped_facts(stopped, builder, len(entries))
     summary = builder.summary(time.perf_counter() - started, run, len(entries))
     finish_run(folder, encode_report(builder.report(summary)))
+    write_pixel_report(folder, builder, settings.worker)
     tidy_trees(settings.worker.out_dir, settings.run_dir, settings.worker.quarantine_dir)
     if stopped is not None:
         raise with_report(stopped, folder.report)
@@ -203,6 +205,7 @@ def made_with(worker: WorkerSettings) -> dict[str, Any]:
         "layout": worker.layout.value,
         "options": sorted(option.value for option in worker.policy.options),
         "policy_sha256": policy_fingerprint(worker.policy),
+        **pixel_facts(worker),
     }
 
 
@@ -393,4 +396,7 @@ def _run_facts(
     sealing = seal_facts(worker.seal, settings.run_dir)
     conflicts = worker.on_conflict.value
     made = {**facts, "uid_conflict_resolution": conflicts, "ephemeral_key": worker.key.ephemeral}
+    pixel_report = pixel_report_path(folder, worker)
+    if pixel_report is not None:
+        places["pixel_report"] = str(pixel_report)
     return {"jobs": jobs, **made, **places, "sealing": sealing}

@@ -75,6 +75,7 @@ _FACTS = {
     "layout": "with the {was} layout (this run: {now})",
     "options": "with the options {was} (this run: {now})",
     "policy_sha256": "with another policy (fingerprint {was:.12}; this run's: {now:.12})",
+    "pixels_sha256": "with other pixel settings (--pixels, [pixels]; fingerprint {was:.12}; now {now:.12})",
 }
 
 
@@ -177,8 +178,8 @@ def _made_differently(output: Path, report: str, what: str) -> UsageError:
     return UsageError(
         f"the output {output} was made {what}; see {report}",
         reference="output-made-differently",
-        hint="write to a new --out, or repeat that run's --key, --domain, --layout, --option, --policy and "
-        "--strict-table (an --ephemeral-key output cannot be added to)",
+        hint="write to a new --out, or repeat that run's --key, --domain, --layout, --option, --policy, "
+        "--pixels and --strict-table (an --ephemeral-key output cannot be added to)",
     )
 
 

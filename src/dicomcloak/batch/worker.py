@@ -29,6 +29,7 @@ from dicomcloak.io.reader import ReadLimits, read_dataset, read_input
 from dicomcloak.io.staging import Tree
 from dicomcloak.io.writer import encode_dataset_bound, encode_dataset_parts, encode_dataset_sealed
 from dicomcloak.keys import ProjectKey
+from dicomcloak.pixels.stage import PixelRefusedError
 from dicomcloak.policy.model import Policy
 from dicomcloak.sanitize import classify_prefix, verdict_event
 
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
     from dicomcloak.keys import Keyring
+    from dicomcloak.pixels.report.views import ItemView
+    from dicomcloak.pixels.settings import PixelSettings
+    from dicomcloak.pixels.stage import PixelStage
     from dicomcloak.vault import Vault, VaultRecord
 
 __all__ = [
@@ -89,6 +93,8 @@ class WorkerSettings:
     seal: SealSettings | None = None  # sealing of the originals (embedded and/or vault), if asked
     deidentify: bool = True  # False: sanitize only (``dicomcloak sanitize``), mirrored paths
     on_conflict: OnConflict = OnConflict.QUARANTINE  # another object under an instance already written
+    pixels: PixelSettings | None = None  # the pixel stage (docs/pixels.md); None or mode off: not run
+    pixel_report: int = 0  # report cards (thumbnails, PHI) each worker process makes for the run directory
 
     @property
     def read_limits(self) -> ReadLimits:
@@ -125,7 +131,10 @@ class FileResult:
     chunk, the last result carries the counts of the whole chunk (see process_chunk).
     ``event`` is the sanitize verdict's audit event as one JSON line (codes only).
     ``conflict_with`` is the index of the input this one is in UID conflict with
-    (quarantined, or written under a UID of its own), -1 for none.
+    (quarantined, or written under a UID of its own), -1 for none. ``pixels`` is
+    the pixel stage's status (empty when the stage is off); ``pixel_view`` the
+    instance's card for the run directory's pixel report, the one field with
+    PHI (thumbnails of the original image), never written anywhere else.
     """
 
     index: int
@@ -138,6 +147,8 @@ class FileResult:
     changes: tuple[tuple[ChangeKey, int], ...] = ()
     event: str = ""
     conflict_with: int = -1
+    pixels: str = ""
+    pixel_view: ItemView | None = None
 
     def __reduce__(self) -> tuple[type[FileResult], tuple[object, ...]]:
         """Pickle as a constructor call on a tuple: dataclasses' per-field state of slotted classes
@@ -160,6 +171,7 @@ class WorkerContext:
     sealer: Sealer | None = None
     vault: Vault | None = None
     contents: Contents = field(default_factory=Contents)  # digests of inputs that share a UID
+    pixels: PixelStage | None = None  # the pixel stage, when it runs
 
     def close(self) -> None:
         """Commit the last group, then close the vault (in that order: the last group seals there)."""
@@ -179,7 +191,7 @@ def build_context(settings: WorkerSettings) -> WorkerContext:
     claims = make_claims(settings.claims_dir)
     seal = settings.seal
     if seal is None:
-        return WorkerContext(settings, deidentifier, claims, _writer(settings))
+        return WorkerContext(settings, deidentifier, claims, _writer(settings), pixels=_pixel_stage(settings))
     from dicomcloak.keys.cms import load_certificate
     from dicomcloak.keys.sealing import load_sealer_key
 
@@ -188,7 +200,19 @@ def build_context(settings: WorkerSettings) -> WorkerContext:
     sealer = Sealer(certificates, vault=seal.vault_url is not None, signer=signer)
     vault = _open_vault(seal)
     hook = None if vault is None else vault.seal_records
-    return WorkerContext(settings, deidentifier, claims, _writer(settings, hook), sealer, vault)
+    writer = _writer(settings, hook)
+    return WorkerContext(settings, deidentifier, claims, writer, sealer, vault, pixels=_pixel_stage(settings))
+
+
+def _pixel_stage(settings: WorkerSettings) -> PixelStage | None:
+    """The pixel stage when ``deid`` runs it; None keeps Pixel Data streamed through untouched."""
+    from dicomcloak.pixels.model import PixelMode
+
+    if not settings.deidentify or settings.pixels is None or settings.pixels.mode is PixelMode.OFF:
+        return None
+    from dicomcloak.pixels.stage import PixelStage
+
+    return PixelStage(settings.pixels, report=settings.pixel_report)
 
 
 def _writer(settings: WorkerSettings, hook: Callable[[list[Any]], None] | None = None) -> GroupedWriter:
@@ -253,15 +277,17 @@ def _deidentify_one(
     if settings.deidentify:
         outcome = ctx.deidentifier.deidentify_sanitized(sanitized)
         all_changes = outcome.changes
-        placed = _placed(index, item, data, source, outcome, ctx)
+        status, view, cleaned = _pixels(index, source, outcome, ctx)
+        placed = _placed(index, item, data, source, outcome, ctx, cleaned)
     else:  # ``dicomcloak sanitize``: mirrored paths, the first input of a path wins
+        status, view = "", None
         all_changes, relpath = sanitized.changes, mirror_relpath(item, settings.several_roots)
         placed = _Placed(relpath, encode_dataset_parts(sanitized.dataset))
         if not ctx.claims.claim_path(relpath):
             placed = _duplicate(index, None, item, settings)
     if isinstance(placed, FileResult):  # a quarantined UID conflict, or a duplicate (read, accepted)
         duplicate = placed.status is Status.DUPLICATE
-        return replace(placed, bytes_in=len(data), event=event) if duplicate else placed
+        return replace(placed, bytes_in=len(data), event=event, pixels=status) if duplicate else placed
     # Renamed when its group commits; counted written only if it is (batch.placement).
     ctx.writer.submit(settings.out_dir / placed.relpath, placed.payload, placed.record, tag=index)
     n_changes = len(all_changes)
@@ -273,8 +299,25 @@ def _deidentify_one(
     size = sum(map(len, placed.payload))
     shown = placed.relpath if settings.layout is Layout.PSEUDONYMOUS else ""  # mirrored paths may hold PHI
     return FileResult(
-        index, Status.WRITTEN, "", n_changes, shown, len(data), size, changes, event, placed.conflict_with
+        index, Status.WRITTEN, "", n_changes, shown, len(data), size, changes, event, placed.conflict_with,
+        status, view,
     )
+
+
+def _pixels(
+    index: int, source: Dataset, outcome: Outcome, ctx: WorkerContext
+) -> tuple[str, ItemView | None, bool]:
+    """Run the pixel stage on the de-identified data set: its status, report card, and whether it cleaned.
+
+    Between de-identification and sealing (issue 14): the originals' Pixel Data
+    is sealed only when the stage changed it. Raises ``PixelRefusedError`` (an
+    :class:`InputError`: the input is quarantined) when it will not pass the
+    instance on.
+    """
+    if ctx.pixels is None:
+        return "", None, False
+    done = ctx.pixels.clean(source, outcome.dataset, f"#{index} {outcome.sop_instance_uid}")
+    return done.result.status.value, done.view, done.cleaned
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,7 +331,8 @@ class _Placed:
 
 
 def _placed(
-    index: int, item: InputItem, data: bytes, source: Dataset, outcome: Outcome, ctx: WorkerContext
+    index: int, item: InputItem, data: bytes, source: Dataset, outcome: Outcome, ctx: WorkerContext,
+    pixels: bool = False,
 ) -> _Placed | FileResult:
     """Seal, encode and claim a de-identified instance: an output to write, or why there is none.
 
@@ -296,10 +340,11 @@ def _placed(
     later input of a claimed instance is a duplicate or a UID conflict, set
     aside or kept under a UID of its own (:mod:`dicomcloak.batch.claims`).
     Sealing failures are :class:`~dicomcloak.errors.SealError` and stop the run.
+    ``pixels``: the pixel stage cleaned the pixels, whose originals are sealed too.
     """
     settings = ctx.settings
     # Originals from the dataset as read (both stages' change paths address it).
-    sealed = ctx.sealer.capture(source, outcome) if ctx.sealer is not None else None
+    sealed = ctx.sealer.capture(source, outcome, pixels=pixels) if ctx.sealer is not None else None
     uids = outcome.study_uid, outcome.sop_instance_uid  # decoded once: for the claim, the path, the record
     payload, binding = _encoded(outcome.dataset, ctx, sealed, uids[1])
     original = ""  # the original SOP Instance UID of an object kept under a UID of its own
@@ -376,7 +421,11 @@ def _quarantined(
     cap = ctx.settings.read_limits.max_quarantine_bytes
     quarantine(item, error, ctx.settings.quarantine_dir, details, max_bytes=cap)
     event = _event(verdict_event(index, error.reference, classify_prefix(_head(item))))
-    return FileResult(index, Status.QUARANTINED, error.reference, event=event)
+    if not isinstance(error, PixelRefusedError):
+        return FileResult(index, Status.QUARANTINED, error.reference, event=event)
+    # The pixel stage refused the image: counted as such, its card shown in the pixel report.
+    return FileResult(index, Status.QUARANTINED, error.reference, event=event, pixels="quarantined",
+                      pixel_view=error.view)
 
 
 def _head(item: InputItem) -> bytes:
@@ -406,7 +455,7 @@ def process_chunk(tasks: list[tuple[int, InputItem]], ctx: WorkerContext) -> lis
 
 _RESULT_FIELDS = attrgetter(
     "index", "status", "reason", "n_changes", "out_relpath", "bytes_in", "bytes_out", "changes", "event",
-    "conflict_with",
+    "conflict_with", "pixels", "pixel_view",
 )
 
 #: The aggregation key of a change: (tag path, action, rule source).

@@ -30,6 +30,7 @@ from dicomcloak.cli._common import (
 )
 from dicomcloak.cli._sealing import SealerKeyArg, seal_settings
 from dicomcloak.errors import DicomcloakError, UsageError
+from dicomcloak.pixels.model import PixelMode
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -38,10 +39,12 @@ if TYPE_CHECKING:
     from dicomcloak.batch.run import RunSettings
     from dicomcloak.batch.worker import FileResult, SealSettings
     from dicomcloak.io.inputs import WalkEntry
+    from dicomcloak.pixels.settings import PixelSettings
 
 __all__ = [
     "ConflictChoice",
     "LayoutChoice",
+    "PixelsArg",
     "check_paths",
     "default_run_dir",
     "deid",
@@ -65,6 +68,32 @@ class ConflictChoice(StrEnum):
 
     QUARANTINE = "quarantine"
     KEEP_BOTH = "keep-both"
+
+
+PixelsArg = Annotated[
+    PixelMode | None,
+    typer.Option(
+        "--pixels",
+        help="Burned-in text in the pixels: auto (per modality; CT and MR without Burned In Annotation YES "
+        "are not decoded), off (pixels untouched), phi (redact text read as PHI), all-text (redact all "
+        "text), quarantine (set aside images at risk). Default: the policy's [pixels] mode, else auto.",
+        case_sensitive=False,
+    ),
+]
+
+
+def pixel_settings(policy: Path | None, mode: PixelMode | None) -> PixelSettings:
+    """The pixel stage's settings: the policy's ``[pixels]`` section, ``--pixels`` winning over its mode."""
+    from dataclasses import replace
+
+    from dicomcloak.pixels.ocr import ensure_available
+    from dicomcloak.pixels.settings import load_pixel_settings
+
+    settings = load_pixel_settings(policy)
+    settings = settings if mode is None else replace(settings, mode=mode)
+    if settings.mode is not PixelMode.OFF:
+        ensure_available(settings.backend)  # before any work: not at the first image at risk
+    return settings
 
 
 @handles_errors
@@ -124,11 +153,13 @@ def deid(
             "(default 120).",
         ),
     ] = None,
+    pixels: PixelsArg = None,
     as_json: JsonFlag = False,
 ) -> None:
     """De-identify INPUT... into OUT per PS3.15 Annex E; reports and quarantine go to the run dir."""
     with collector_paused():  # start-up state lives until exit; the batch freezes it
         from dicomcloak.batch.claims import OnConflict
+        from dicomcloak.batch.report import PIXEL_CARDS
         from dicomcloak.batch.run import RunSettings, default_jobs
         from dicomcloak.batch.worker import Layout, WorkerSettings
         from dicomcloak.io.inputs import iter_inputs
@@ -139,6 +170,7 @@ def deid(
         check_paths([path.resolve() for path in inputs], out, run, qdir)
         items = iter_inputs(inputs, follow_symlinks=follow_symlinks)  # every input checked before any work
         the_policy = load_policy(option, policy, strict_table=strict_table)
+        the_pixels = pixel_settings(policy, pixels)
         warn_deviations(the_policy)  # once, before any work
         the_key = load_key(key, ephemeral=ephemeral_key)
         seal = seal_settings(
@@ -157,6 +189,8 @@ def deid(
         len(inputs) > 1,
         seal=seal,
         on_conflict=OnConflict(uid_conflicts.value),
+        pixels=the_pixels,
+        pixel_report=PIXEL_CARDS,
     )
     settings = RunSettings(worker, run, jobs or default_jobs(), history(out, run))
     if seal is not None and seal.vault_url is None:
@@ -335,6 +369,22 @@ def _conflict_lines(summary: RunSummary) -> list[str]:
     return [f"  uid conflicts       {summary.uid_conflicts}  ({done}; report.json lists them by index)"]
 
 
+def _pixel_lines(summary: RunSummary) -> list[str]:
+    """What the pixel stage did, when it ran: instances by status, and where its report is."""
+    if not summary.run.get("pixel_report"):
+        return []
+    counts = summary.pixels
+    done = ", ".join(f"{counts.get(status, 0)} {words}" for status, words in _PIXEL_WORDS)
+    return [f"  pixels              {done}", f"  pixel report        {summary.run['pixel_report']}"]
+
+
+#: How the summary names each pixel status (docs/pixels.md, "Statuses").
+_PIXEL_WORDS = (
+    ("cleaned", "cleaned"), ("no-text", "without text"), ("quarantined", "quarantined"),
+    ("not-examined", "not examined"),
+)
+
+
 def render_summary(summary: RunSummary) -> str:
     """The human summary printed at the end of a run."""
     facts = summary.run
@@ -347,6 +397,7 @@ def render_summary(summary: RunSummary) -> str:
         f"  quarantined         {summary.quarantined}" + (f"  ({reasons})" if reasons else ""),
         f"  skipped             {summary.skipped}" + (f"  ({skips})" if skips else ""),
         *_conflict_lines(summary),
+        *_pixel_lines(summary),
         f"  changed attributes  {summary.changed_attributes}",
         f"  output              {facts.get('output', '')}",
         f"  report              {facts.get('report', '')}",

@@ -9,18 +9,19 @@ override them.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from dicomcloak.errors import ConfigError
 from dicomcloak.pixels.model import PixelMode
 from dicomcloak.pixels.templates import DeviceTemplate, parse_templates
 
-__all__ = ["PixelSettings", "load_pixel_settings", "parse_pixels"]
+__all__ = ["PixelSettings", "load_pixel_settings", "parse_pixels", "settings_fingerprint"]
 
 _KEYS = frozenset(
     {"mode", "backend", "padding", "padding_vertical", "fill", "frames", "verify", "verify_score",
@@ -51,8 +52,9 @@ class PixelSettings:
     frames: int = 8
     verify: bool = True
     verify_score: float = 0.6
-    modality: Mapping[str, PixelMode] = field(default_factory=lambda: MappingProxyType({}))
-    sop_class: Mapping[str, PixelMode] = field(default_factory=lambda: MappingProxyType({}))
+    # Plain dicts behind a read-only type: the settings are pickled to every worker process.
+    modality: Mapping[str, PixelMode] = field(default_factory=dict)
+    sop_class: Mapping[str, PixelMode] = field(default_factory=dict)
     templates: tuple[DeviceTemplate, ...] = ()
 
 
@@ -89,10 +91,8 @@ def _boolean(value: object, where: str) -> bool:
 def _modes(value: object, where: str, upper: bool) -> Mapping[str, PixelMode]:
     if not isinstance(value, dict):
         raise _error(f"[pixels.{where}] must be a table", f'write [pixels.{where}] with KEY = "mode" lines')
-    return MappingProxyType(
-        {(key.strip().upper() if upper else key.strip()): _mode(mode, f"{where} {key!r}")
-         for key, mode in value.items()}
-    )
+    return {(key.strip().upper() if upper else key.strip()): _mode(mode, f"{where} {key!r}")
+            for key, mode in value.items()}
 
 
 def _backend(value: object) -> str:
@@ -152,3 +152,15 @@ def load_pixel_settings(path: Path | None) -> PixelSettings:
     if not isinstance(section, dict):
         raise _error("[pixels] must be a table", "write it as a [pixels] section")
     return parse_pixels(section)
+
+
+def settings_fingerprint(settings: PixelSettings) -> str:
+    """SHA-256 (hex) of everything in ``settings``: two runs into one output must agree on their pixels.
+
+    The run directory records it beside the policy's fingerprint, so that a
+    later run with another ``--pixels`` or ``[pixels]`` section is refused
+    before it mixes two kinds of output in one tree.
+    """
+    document = asdict(settings)  # nested dataclasses (templates) as dicts, enums by value
+    canonical = json.dumps(document, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

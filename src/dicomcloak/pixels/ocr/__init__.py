@@ -9,11 +9,13 @@ starts as fast as before.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import shutil
 
 from dicomcloak.errors import ConfigError
-from dicomcloak.pixels.ocr.base import OcrBackend
+from dicomcloak.pixels.ocr.base import OcrBackend, backend_missing
 
-__all__ = ["BACKENDS", "OcrBackend", "load_backend"]
+__all__ = ["BACKENDS", "OcrBackend", "ensure_available", "load_backend"]
 
 #: Back-end name -> "module:class", imported on first use (STYLE.md habit 6).
 BACKENDS = {
@@ -34,3 +36,24 @@ def load_backend(name: str = "rapidocr") -> OcrBackend:
     module, _, attribute = target.partition(":")
     backend: OcrBackend = getattr(importlib.import_module(module), attribute)()
     return backend
+
+
+#: What each back-end needs installed: its Python module, and a program on PATH (None: none).
+_NEEDS = {"rapidocr": ("rapidocr_onnxruntime", None), "tesseract": ("pytesseract", "tesseract")}
+
+
+def ensure_available(name: str) -> None:
+    """Raise ``ocr-backend-missing`` now, before a run writes anything, when back-end ``name`` cannot load.
+
+    Nothing is imported or loaded (the models load in each worker, on the
+    first image at risk): a run that would stop at its first ultrasound stops
+    before its first file instead.
+    """
+    module, program = _NEEDS.get(name, (None, None))
+    if module is None:
+        load_backend(name)  # unknown name: its own error
+        return
+    missing = importlib.util.find_spec(module) is None or (program is not None and not shutil.which(program))
+    if missing:
+        install = getattr(importlib.import_module(BACKENDS[name].partition(":")[0]), "INSTALL", "")
+        raise backend_missing(name, str(install))

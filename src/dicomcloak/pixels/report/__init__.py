@@ -27,12 +27,15 @@ from typing import TYPE_CHECKING
 from dicomcloak.pixels.model import PixelResult
 from dicomcloak.pixels.report.files import write_report
 from dicomcloak.pixels.report.items import ReportItem, Section
-from dicomcloak.pixels.report.views import item_view, summarise
+from dicomcloak.pixels.report.views import ItemView, item_view, summarise, summarise_counts
 
 if TYPE_CHECKING:
     from jinja2 import Environment
 
-__all__ = ["BANNER", "TEMPLATE", "ReportItem", "Section", "context", "environment", "render", "write_report"]
+__all__ = [
+    "BANNER", "TEMPLATE", "ReportItem", "Section", "context", "environment", "render", "render_cards",
+    "write_report",
+]
 
 #: The template :func:`render` fills; extend it by name from :func:`environment`.
 TEMPLATE = "report.html.j2"
@@ -96,6 +99,31 @@ def context(
         "items": [item_view(item) for item in items],
         "sections": [(part.title, part.html) for part in extra],
     }
+
+
+def render_cards(
+    views: Sequence[ItemView],
+    *,
+    title: str,
+    statuses: Mapping[str, int],
+    reasons: Mapping[str, int],
+    run_facts: Mapping[str, str] | None = None,
+) -> str:
+    """Render a batch run's report from the cards its workers made (:func:`item_view`) and its counts.
+
+    A batch cannot keep every image of a run in memory: each worker process
+    sends the cards of a capped number of images with text, and every
+    instance is counted by status (``statuses``) and quarantine reason.
+    """
+    values = {
+        "title": title,
+        "banner": BANNER,
+        "facts": dict(run_facts or {}),
+        "summary": summarise_counts(statuses, reasons, views),
+        "items": list(views),
+        "sections": [],
+    }
+    return environment().get_template(TEMPLATE).render(values)
 
 
 @cache

@@ -8,14 +8,16 @@ change can print recognised text by mistake (DESIGN.md decision 7).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from dicomcloak.pixels.model import PixelResult, PixelStatus, Region
 from dicomcloak.pixels.report.items import ReportItem
 from dicomcloak.pixels.report.thumbs import Thumb, scale_rect, thumbnail
 
-__all__ = ["BoxView", "ItemView", "Summary", "colour", "frame_list", "item_view", "summarise"]
+__all__ = [
+    "BoxView", "ItemView", "Summary", "colour", "frame_list", "item_view", "summarise", "summarise_counts",
+]
 
 
 @dataclass(frozen=True)
@@ -125,4 +127,23 @@ def summarise(items: Sequence[ReportItem], counted: Sequence[PixelResult]) -> Su
     colours = Counter(colour(region) for region in every)
     regions = tuple((title, colours[name]) for name, title in _COLOUR_ROWS)
     regions += (("redacted", sum(region.redacted for region in every)),)
+    return Summary(rows, tuple(sorted(reasons.items())), regions)
+
+
+def summarise_counts(
+    statuses: Mapping[str, int], reasons: Mapping[str, int], views: Sequence[ItemView]
+) -> Summary:
+    """The summary of a batch run, whose workers send counts by status and a capped number of cards.
+
+    ``statuses`` counts instances by :class:`PixelStatus` value, ``reasons`` the
+    stage's quarantine reasons; regions are counted on the cards shown only.
+    """
+    total = sum(statuses.values())
+    examined = total - statuses.get(PixelStatus.NOT_EXAMINED.value, 0)
+    rows: tuple[tuple[str, int], ...] = (("instances", total), ("images examined", examined))
+    rows += tuple((title, statuses.get(status.value, 0)) for status, title in _STATUS_ROWS)
+    boxes = [box for view in views for box in view.boxes]
+    colours = Counter(box.colour for box in boxes)
+    regions = tuple((f"{title} (on the images shown)", colours[name]) for name, title in _COLOUR_ROWS)
+    regions += (("redacted (on the images shown)", sum(box.redacted for box in boxes)),)
     return Summary(rows, tuple(sorted(reasons.items())), regions)
