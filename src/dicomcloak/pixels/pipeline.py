@@ -41,9 +41,9 @@ _TEMPLATE_KIND = "template"
 _ROUNDS = 2
 #: Pixels: a detection taller than this (and than 6% of the rows) is checked by recognition first.
 _LINE = 48
-#: A window read around a known box reaches this many box heights up and down, and sideways, ...
-_AROUND = (1.5, 4.0)
-#: ... and at least this many pixels each way.
+#: A window read around a known box reaches this many box heights up and down (the lines
+#: next to it), and at least this many pixels; sideways it spans the frame (the rest of its line).
+_AROUND = 1.5
 _MARGIN = 16
 
 
@@ -89,21 +89,22 @@ def _ocr(work: _Work, indices: Sequence[int], *, recognise: bool) -> list[tuple[
     return [(index, work.backend.detect(_display(work, index), recognise=recognise)) for index in indices]
 
 
-def _window(rect: Rect, shape: tuple[int, ...]) -> Rect:
-    height = rect.bottom - rect.top
-    down, across = (max(_MARGIN, round(height * extent)) for extent in _AROUND)
-    return Rect(max(0, rect.top - down), max(0, rect.left - across),
-                min(shape[0], rect.bottom + down), min(shape[1], rect.right + across))
+def _window(rect: Rect, shape: tuple[int, ...], whole_line: bool) -> Rect:
+    down = max(_MARGIN, round((rect.bottom - rect.top) * _AROUND))
+    if whole_line:
+        return Rect(max(0, rect.top - down), 0, min(shape[0], rect.bottom + down), shape[1])
+    return Rect(max(0, rect.top - down), max(0, rect.left - down),
+                min(shape[0], rect.bottom + down), min(shape[1], rect.right + down))
 
 
 def _meet(a: Rect, b: Rect) -> bool:
     return a.top < b.bottom and b.top < a.bottom and a.left < b.right and b.left < a.right
 
 
-def _windows(rects: Sequence[Rect], shape: tuple[int, ...]) -> list[Rect]:
+def _windows(rects: Sequence[Rect], shape: tuple[int, ...], whole_lines: bool) -> list[Rect]:
     """The neighbourhoods of ``rects``, overlapping ones joined, so that no text is read twice."""
     windows: list[Rect] = []
-    for rect in (_window(rect, shape) for rect in rects):
+    for rect in (_window(rect, shape, whole_lines) for rect in rects):
         while (meets := next((w for w in windows if _meet(w, rect)), None)) is not None:
             windows.remove(meets)
             rect = redact.union(meets, rect)
@@ -117,12 +118,16 @@ def _shifted(box: TextBox, window: Rect) -> TextBox:
                                  rect.bottom + window.top, rect.right + window.left))
 
 
-def _around(work: _Work, index: int, rects: Sequence[Rect]) -> list[TextBox]:
-    """Text read in windows around ``rects`` on frame ``index``, at the scale of the whole frame."""
+def _around(work: _Work, index: int, rects: Sequence[Rect], *, whole_lines: bool) -> list[TextBox]:
+    """Text read in windows around ``rects`` on frame ``index``, at the scale of the whole frame.
+
+    With ``whole_lines`` each window spans the frame's width: text that goes on
+    beside a box is read to its end, not cut at the window's edge.
+    """
     image = _display(work, index)
     return [
         _shifted(box, w)
-        for w in _windows(rects, image.shape)
+        for w in _windows(rects, image.shape, whole_lines)
         for box in work.backend.detect(image[w.top:w.bottom, w.left:w.right], recognise=True,
                                        frame_shape=image.shape)
     ]
@@ -143,7 +148,7 @@ def _plausible(work: _Work, index: int, boxes: list[TextBox]) -> list[TextBox]:
     rows = work.frames.shape[1]
     if not any(_tall(box, rows) for box in boxes):
         return boxes
-    read = _around(work, index, [box.rect for box in boxes if _tall(box, rows)])
+    read = _around(work, index, [box.rect for box in boxes if _tall(box, rows)], whole_lines=False)
     tall = [box for box in read if _tall(box, rows) and _readable(work, box)]
     return [box for box in boxes if not _tall(box, rows)] + tall
 
@@ -203,7 +208,7 @@ def _reread(work: _Work, index: int, first: Sequence[int]) -> list[TextBox]:
     """
     if index not in first or work.settings.verify_whole_frame:
         return work.backend.detect(_display(work, index), recognise=True)
-    return _around(work, index, _padded(work, work.regions))
+    return _around(work, index, _padded(work, work.regions), whole_lines=True)
 
 
 def _kept(work: _Work) -> list[tuple[int, list[TextBox]]]:

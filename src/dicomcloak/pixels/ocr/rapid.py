@@ -80,8 +80,7 @@ def _arena_session(model: str, threads: int) -> Any:
     The detector's tensors are large (tens of MB for a frame): without the arena each run
     allocates and first-touches them afresh, about a fifth of its time (docs/benchmarks.md).
     """
-    import onnxruntime
-
+    onnxruntime = importlib.import_module("onnxruntime")  # RapidOCR's own dependency; untyped
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 4
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
