@@ -18,6 +18,12 @@ def test_defaults() -> None:
     assert settings.verify
 
 
+def test_speed_settings() -> None:
+    assert (PixelSettings().threads, PixelSettings().verify_whole_frame) == (0, False)
+    settings = parse_pixels({"threads": 1, "verify_whole_frame": True})
+    assert (settings.threads, settings.verify_whole_frame) == (1, True)
+
+
 def test_a_policy_file(tmp_path: Path) -> None:
     policy = tmp_path / "site.toml"
     policy.write_text(
@@ -43,6 +49,8 @@ def test_a_policy_file(tmp_path: Path) -> None:
         ({"padding": -1}, "policy-bad-value", "padding"),
         ({"frames": True}, "policy-bad-value", "frames"),
         ({"verify": "yes"}, "policy-bad-value", "verify"),
+        ({"verify_whole_frame": 1}, "policy-bad-value", "verify_whole_frame"),
+        ({"threads": -1}, "policy-bad-value", "threads"),
         ({"backend": "easyocr"}, "policy-bad-value", "backend"),
         ({"modality": {"US": "maybe"}}, "policy-bad-value", "modality 'US'"),
         ({"templates": [{"rows": 10, "columns": 10, "regions": [[0, 0, 20, 5]]}]},

@@ -125,6 +125,7 @@ def run_batch(
     folder = _begin(settings, facts)
     tasks = [(index, entry) for index, entry in enumerate(entries) if isinstance(entry, InputItem)]
     jobs = max(1, min(settings.jobs, len(tasks)))
+    settings = replace(settings, worker=replace(settings.worker, workers=jobs))
     builder = ReportBuilder(run_deviations(settings.worker))
     stopped = _process(entries, tasks, settings, jobs, folder, builder, observer)
     # Each output's data was synced before its rename; one sync here makes all the

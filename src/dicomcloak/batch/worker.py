@@ -95,6 +95,7 @@ class WorkerSettings:
     on_conflict: OnConflict = OnConflict.QUARANTINE  # another object under an instance already written
     pixels: PixelSettings | None = None  # the pixel stage (docs/pixels.md); None or mode off: not run
     pixel_report: int = 0  # report cards (thumbnails, PHI) each worker process makes for the run directory
+    workers: int = 1  # worker processes of the run: they share the cores (the OCR engine's threads)
 
     @property
     def read_limits(self) -> ReadLimits:
@@ -212,7 +213,7 @@ def _pixel_stage(settings: WorkerSettings) -> PixelStage | None:
         return None
     from dicomcloak.pixels.stage import PixelStage
 
-    return PixelStage(settings.pixels, report=settings.pixel_report)
+    return PixelStage(settings.pixels, report=settings.pixel_report, workers=settings.workers)
 
 
 def _writer(settings: WorkerSettings, hook: Callable[[list[Any]], None] | None = None) -> GroupedWriter:

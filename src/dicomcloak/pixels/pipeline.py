@@ -16,7 +16,7 @@ classifiable), ``quarantined`` with reason ``pixel-phi-remains``,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from dataclasses import replace as evolve
 
 import numpy as np
@@ -41,6 +41,10 @@ _TEMPLATE_KIND = "template"
 _ROUNDS = 2
 #: Pixels: a detection taller than this (and than 6% of the rows) is checked by recognition first.
 _LINE = 48
+#: A window read around a known box reaches this many box heights up and down (the lines
+#: next to it), and at least this many pixels; sideways it spans the frame (the rest of its line).
+_AROUND = 1.5
+_MARGIN = 16
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,14 @@ class _Work:
     mode: PixelMode
     frames: NDArray[np.generic]
     regions: list[Region]
+    shown: dict[int, NDArray[np.uint8]] = field(default_factory=dict)
+
+
+def _display(work: _Work, index: int) -> NDArray[np.uint8]:
+    """Frame ``index`` as OCR sees it, computed once until the frames are redacted."""
+    if index not in work.shown:
+        work.shown[index] = to_uint8(work.frames[index], work.ds)
+    return work.shown[index]
 
 
 def _verdict(box: TextBox, mode: PixelMode, header: HeaderValues) -> Verdict:
@@ -74,9 +86,50 @@ def _verdict(box: TextBox, mode: PixelMode, header: HeaderValues) -> Verdict:
 
 
 def _ocr(work: _Work, indices: Sequence[int], *, recognise: bool) -> list[tuple[int, list[TextBox]]]:
+    return [(index, work.backend.detect(_display(work, index), recognise=recognise)) for index in indices]
+
+
+def _window(rect: Rect, shape: tuple[int, ...], whole_line: bool) -> Rect:
+    down = max(_MARGIN, round((rect.bottom - rect.top) * _AROUND))
+    if whole_line:
+        return Rect(max(0, rect.top - down), 0, min(shape[0], rect.bottom + down), shape[1])
+    return Rect(max(0, rect.top - down), max(0, rect.left - down),
+                min(shape[0], rect.bottom + down), min(shape[1], rect.right + down))
+
+
+def _meet(a: Rect, b: Rect) -> bool:
+    return a.top < b.bottom and b.top < a.bottom and a.left < b.right and b.left < a.right
+
+
+def _windows(rects: Sequence[Rect], shape: tuple[int, ...], whole_lines: bool) -> list[Rect]:
+    """The neighbourhoods of ``rects``, overlapping ones joined, so that no text is read twice."""
+    windows: list[Rect] = []
+    for rect in (_window(rect, shape, whole_lines) for rect in rects):
+        while (meets := next((w for w in windows if _meet(w, rect)), None)) is not None:
+            windows.remove(meets)
+            rect = redact.union(meets, rect)
+        windows.append(rect)
+    return windows
+
+
+def _shifted(box: TextBox, window: Rect) -> TextBox:
+    rect = box.rect
+    return evolve(box, rect=Rect(rect.top + window.top, rect.left + window.left,
+                                 rect.bottom + window.top, rect.right + window.left))
+
+
+def _around(work: _Work, index: int, rects: Sequence[Rect], *, whole_lines: bool) -> list[TextBox]:
+    """Text read in windows around ``rects`` on frame ``index``, at the scale of the whole frame.
+
+    With ``whole_lines`` each window spans the frame's width: text that goes on
+    beside a box is read to its end, not cut at the window's edge.
+    """
+    image = _display(work, index)
     return [
-        (index, work.backend.detect(to_uint8(work.frames[index], work.ds), recognise=recognise))
-        for index in indices
+        _shifted(box, w)
+        for w in _windows(rects, image.shape, whole_lines)
+        for box in work.backend.detect(image[w.top:w.bottom, w.left:w.right], recognise=True,
+                                       frame_shape=image.shape)
     ]
 
 
@@ -95,7 +148,7 @@ def _plausible(work: _Work, index: int, boxes: list[TextBox]) -> list[TextBox]:
     rows = work.frames.shape[1]
     if not any(_tall(box, rows) for box in boxes):
         return boxes
-    read = work.backend.detect(to_uint8(work.frames[index], work.ds), recognise=True)
+    read = _around(work, index, [box.rect for box in boxes if _tall(box, rows)], whole_lines=False)
     tall = [box for box in read if _tall(box, rows) and _readable(work, box)]
     return [box for box in boxes if not _tall(box, rows)] + tall
 
@@ -128,6 +181,7 @@ def _padded(work: _Work, regions: Sequence[Region]) -> list[Rect]:
 def _redact(work: _Work, regions: Sequence[Region]) -> None:
     value = work.settings.fill if work.settings.fill is not None else redact.black(work.ds, work.frames)
     redact.fill(work.frames, _padded(work, regions), value)
+    work.shown.clear()
 
 
 def _remains(work: _Work, box: TextBox) -> bool:
@@ -145,13 +199,32 @@ def _verify_indices(n_frames: int, first: Sequence[int], k: int) -> tuple[int, .
     return tuple(others[i] for i in sample_indices(len(others), k))
 
 
-def _verify(work: _Work, indices: Sequence[int]) -> bool:
+def _reread(work: _Work, index: int, first: Sequence[int]) -> list[TextBox]:
+    """Text on frame ``index`` after redaction.
+
+    A frame the first pass did not read is read whole. On one it read, only the
+    neighbourhood of what was blanked can have changed (the rest is the same
+    pixels, read already): that is read again, unless ``verify_whole_frame``.
+    """
+    if index not in first or work.settings.verify_whole_frame:
+        return work.backend.detect(_display(work, index), recognise=True)
+    return _around(work, index, _padded(work, work.regions), whole_lines=True)
+
+
+def _kept(work: _Work) -> list[tuple[int, list[TextBox]]]:
+    """Boxes the first pass read and left (not PHI on their line), judged again on their own."""
+    return [(region.frames[0], [region.box]) for region in work.regions
+            if not region.redacted and region.box.text is not None and _remains(work, region.box)]
+
+
+def _verify(work: _Work, indices: Sequence[int], first: Sequence[int]) -> bool:
     """Check the redacted frames; text found is redacted too and checked again. True when clean."""
+    kept = _kept(work)
     for _ in range(_ROUNDS):
-        found = [(i, [box for box in boxes if _remains(work, box)])
-                 for i, boxes in _ocr(work, indices, recognise=True)]
+        found = [(i, [box for box in _reread(work, i, first) if _remains(work, box)]) for i in indices]
         extra = [evolve(region, verdict=Verdict(True, "text", "verify"), redacted=True)
-                 for region in _regions(work, found)]
+                 for region in _regions(work, found + kept)]
+        kept = []
         if not extra:
             return True
         work.regions.extend(extra)
@@ -178,14 +251,14 @@ def _result(work: _Work, status: PixelStatus, examined: Sequence[int], risk: tup
 
 def _examine(work: _Work, risk: tuple[str, ...]) -> tuple[PixelResult, NDArray[np.uint8]]:
     first = _first_pass(work)
-    before = to_uint8(work.frames[first[0]], work.ds)
+    before = _display(work, first[0])
     _redact(work, work.regions)
     if not work.settings.verify:
         return _result(work, _status(work), first, risk), before
     # Also when the first pass found nothing: the check reads frames it did not (a cine's later frames).
     check = _verify_indices(work.frames.shape[0], first, work.settings.frames)
     if any(region.redacted for region in work.regions) or set(check) - set(first):
-        if not _verify(work, check):
+        if not _verify(work, check, first):
             return _result(work, PixelStatus.QUARANTINED, (*first, *check), risk, "pixel-phi-remains"), before
         return _result(work, _status(work), (*first, *check), risk), before
     return _result(work, PixelStatus.NO_TEXT, first, risk), before

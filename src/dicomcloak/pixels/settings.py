@@ -25,6 +25,7 @@ __all__ = ["PixelSettings", "load_pixel_settings", "parse_pixels", "settings_fin
 
 _KEYS = frozenset(
     {"mode", "backend", "padding", "padding_vertical", "fill", "frames", "verify", "verify_score",
+     "verify_whole_frame", "threads",
      "modality", "sop_class", "templates"}
 )
 
@@ -41,7 +42,10 @@ class PixelSettings:
     ``padding_vertical`` up and down; ``fill`` is the constant written (``None``:
     the image's black). ``frames`` is how many frames of a multi-frame image are
     read by OCR on each pass; ``verify`` runs the second pass; text the verifying
-    pass reads with at least ``verify_score`` confidence counts as remaining.
+    pass reads with at least ``verify_score`` confidence counts as remaining; on
+    a frame the first pass read, it reads only around what was blanked unless
+    ``verify_whole_frame``. ``threads`` is the OCR library's threads per process
+    (0: every core; the batch gives each of several workers its share).
     """
 
     mode: PixelMode = PixelMode.AUTO
@@ -52,6 +56,8 @@ class PixelSettings:
     frames: int = 8
     verify: bool = True
     verify_score: float = 0.6
+    verify_whole_frame: bool = False
+    threads: int = 0
     # Plain dicts behind a read-only type: the settings are pickled to every worker process.
     modality: Mapping[str, PixelMode] = field(default_factory=dict)
     sop_class: Mapping[str, PixelMode] = field(default_factory=dict)
@@ -119,6 +125,8 @@ _PARSERS: dict[str, Any] = {
     "frames": lambda v: _integer(v, "frames", 2, 256),
     "verify": lambda v: _boolean(v, "verify"),
     "verify_score": lambda v: _number(v, "verify_score", 0.0, 1.0),
+    "verify_whole_frame": lambda v: _boolean(v, "verify_whole_frame"),
+    "threads": lambda v: _integer(v, "threads", 0, 256),
     "modality": lambda v: _modes(v, "modality", upper=True),
     "sop_class": lambda v: _modes(v, "sop_class", upper=False),
     "templates": parse_templates,
@@ -162,5 +170,6 @@ def settings_fingerprint(settings: PixelSettings) -> str:
     before it mixes two kinds of output in one tree.
     """
     document = asdict(settings)  # nested dataclasses (templates) as dicts, enums by value
+    del document["threads"]  # how fast, not what: another machine may run the same output
     canonical = json.dumps(document, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

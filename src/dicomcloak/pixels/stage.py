@@ -73,13 +73,15 @@ class PixelStage:
     The back-end's models load once per process (about a second), only when an
     instance at risk arrives. ``report`` is how many instances with text (or
     quarantined by the stage) this process makes report cards for; the rest
-    are counted only.
+    are counted only. ``workers``: how many such processes share the cores
+    (each OCR engine gets its share, unless ``[pixels] threads`` says).
     """
 
-    def __init__(self, settings: PixelSettings, *, report: int = 0) -> None:
+    def __init__(self, settings: PixelSettings, *, report: int = 0, workers: int = 1) -> None:
         self.settings = settings
         self._backend: OcrBackend | None = None
         self._report_left = report
+        self._workers = workers
 
     def mode(self, ds: Dataset) -> PixelMode:
         """The mode ``ds`` gets, from its header only (``off``: its pixels are not examined)."""
@@ -115,9 +117,10 @@ class PixelStage:
     def backend(self) -> OcrBackend:
         """The OCR back-end named by the settings, loaded once."""
         if self._backend is None:
-            from dicomcloak.pixels.ocr import load_backend
+            from dicomcloak.pixels.ocr import load_backend, threads_per_worker
 
-            self._backend = load_backend(self.settings.backend)
+            threads = self.settings.threads or threads_per_worker(self._workers)
+            self._backend = load_backend(self.settings.backend, threads=threads)
         return self._backend
 
     def _run(self, source: Dataset, target: Dataset, *, write: bool) -> Examination:

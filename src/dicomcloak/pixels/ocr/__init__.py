@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import shutil
 
 from dicomcloak.errors import ConfigError
 from dicomcloak.pixels.ocr.base import OcrBackend, backend_missing
 
-__all__ = ["BACKENDS", "OcrBackend", "ensure_available", "load_backend"]
+__all__ = ["BACKENDS", "OcrBackend", "ensure_available", "load_backend", "threads_per_worker"]
 
 #: Back-end name -> "module:class", imported on first use (STYLE.md habit 6).
 BACKENDS = {
@@ -24,8 +25,23 @@ BACKENDS = {
 }
 
 
-def load_backend(name: str = "rapidocr") -> OcrBackend:
-    """Return a ready back-end named ``name``; raise ``ocr-backend-missing`` when its library is absent."""
+def threads_per_worker(workers: int) -> int:
+    """Intra-op threads for each of ``workers`` processes: the cores this process may use, shared out.
+
+    One worker gets every core; as many workers as cores get one thread each
+    (more would only make them contend for the cores).
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, workers))
+
+
+def load_backend(name: str = "rapidocr", *, threads: int = 0) -> OcrBackend:
+    """Return a ready back-end named ``name``; raise ``ocr-backend-missing`` when its library is absent.
+
+    ``threads``: the OCR library's intra-op threads in this process (0: its default, every
+    core); give :func:`threads_per_worker` of the worker count when several processes run.
+    Back-ends that run no threads of their own (Tesseract) ignore it.
+    """
     target = BACKENDS.get(name)
     if target is None:
         raise ConfigError(
@@ -34,7 +50,7 @@ def load_backend(name: str = "rapidocr") -> OcrBackend:
             hint=f"use one of: {', '.join(sorted(BACKENDS))}",
         )
     module, _, attribute = target.partition(":")
-    backend: OcrBackend = getattr(importlib.import_module(module), attribute)()
+    backend: OcrBackend = getattr(importlib.import_module(module), attribute)(threads=threads)
     return backend
 
 

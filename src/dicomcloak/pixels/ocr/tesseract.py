@@ -17,7 +17,7 @@ from functools import cache
 from typing import Any
 
 from dicomcloak.pixels.model import Rect, TextBox
-from dicomcloak.pixels.ocr.base import Image, backend_missing, scale_back, upscaled
+from dicomcloak.pixels.ocr.base import Image, Shape, backend_missing, scale_back, upscaled
 
 __all__ = ["INSTALL", "TesseractBackend"]
 
@@ -66,12 +66,13 @@ class TesseractBackend:
 
     name = "tesseract"
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int = 0) -> None:
+        del threads  # one tesseract process per call; its own threads are OMP_THREAD_LIMIT's
         _pytesseract()  # fail early, with the install hint, when tesseract is absent
 
-    def detect(self, image: Image, *, recognise: bool) -> list[TextBox]:
+    def detect(self, image: Image, *, recognise: bool, frame_shape: Shape | None = None) -> list[TextBox]:
         """Read every line of text (``recognise`` is moot: Tesseract cannot detect without reading)."""
-        big, factor = upscaled(image)
+        big, factor = upscaled(image, frame_shape)
         module = _pytesseract()
         data = module.image_to_data(big, config=_CONFIG, output_type=module.Output.DICT)
         return [
