@@ -1,4 +1,4 @@
-"""The façades: Deidentifier (instance in, Outcome out), Sealer and Reidentifier (DESIGN.md decision 3)."""
+"""The façades: Deidentifier (instance in, Outcome out), Sealer and Reidentifier (architecture.md decision 3)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ class Deidentifier:
     domain:
         The pseudonym domain (one per recipient).
     sanitize:
-        Run the sanitize (CDR) stage first (DESIGN.md decision 5). Turn it off
+        Run the sanitize (CDR) stage first (architecture.md decision 5). Turn it off
         only for datasets that were already sanitized.
 
     Examples

@@ -4,7 +4,7 @@ Every error the project raises derives from :class:`DicomcloakError`. Each
 carries a kebab-case ``reference`` (stable, documented, safe to log), a
 message and a hint. Messages name tags, paths chosen by the operator, and
 reason codes; they never contain element values, because an element value
-may be PHI (DESIGN.md decision 7).
+may be PHI (architecture.md decision 7).
 
 ::
 
@@ -135,7 +135,7 @@ class SealError(DicomcloakError):
 
     Raised instead of returning anything when a vault record or wrapped key fails
     its AES-GCM tag, a record is missing, a study's data key was shredded, or the
-    key ring does not hold the right wrapping key (DESIGN.md decision 3: fail
+    key ring does not hold the right wrapping key (architecture.md decision 3: fail
     closed). References: ``vault-record-missing``, ``vault-record-tampered``,
     ``vault-key-tampered``, ``vault-key-shredded``, ``vault-key-unknown``,
     ``vault-key-retired``, ``wrong-master-key``, ``audit-chain-broken``,

@@ -1,6 +1,6 @@
 """Acceptance: a value planted in every string element never reaches an error, a log line or a report.
 
-DESIGN.md decision 7. Two inputs: one with the marker in every textual
+architecture.md decision 7. Two inputs: one with the marker in every textual
 element (standard, nested in sequences, private), one "hostile" with the
 marker also in every element whose VR constrains its form (dates, times,
 numbers, ages, UIDs), so that parsing and date shifting fail on it. Both go

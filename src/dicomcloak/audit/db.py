@@ -143,7 +143,7 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any, *, busy_ms: int) -> Non
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     # FULL: every commit is on disk before it returns. A group's files are renamed into place only after
-    # its originals are sealed (DESIGN.md decision 6); with NORMAL, a power cut could keep the files and
+    # its originals are sealed (architecture.md decision 6); with NORMAL, a power cut could keep the files and
     # lose their sealed originals (and audit rows). One fsync per group of files costs next to nothing.
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute(f"PRAGMA busy_timeout={busy_ms}")

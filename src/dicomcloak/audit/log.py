@@ -2,7 +2,7 @@
 
 One row per action (a seal batch, a record opened, a pseudonym looked up, a key
 rotation, rewrap or retirement, a shred): sequence number, UTC time, action,
-actor (the OS user) and facts (pseudonyms, tags, key ids, counts; DESIGN.md
+actor (the OS user) and facts (pseudonyms, tags, key ids, counts; architecture.md
 decision 7 forbids values). Each row stores the hash of the previous row and
 its own hash, SHA-256 over the previous hash and the row's canonical JSON, so
 changing, inserting or deleting a row breaks the chain.

@@ -1,6 +1,6 @@
 """Who wrote an instance first, and what a later input of the same instance is: a duplicate or a UID conflict.
 
-DESIGN.md decision 9: an instance is its content, not only its UID. Every
+architecture.md decision 9: an instance is its content, not only its UID. Every
 de-identified input *claims* its instance, keyed by its pseudonymous (Study
 Instance UID, SOP Instance UID), in both layouts. The first claim wins and
 records who made it (index and :class:`~dicomcloak.io.inputs.InputItem`,

@@ -2,7 +2,7 @@
 
 Quarantined originals and mirrored outputs keep their inputs' relative paths,
 and input folder and file names often carry patient names and IDs
-(DESIGN.md decision 7).
+(architecture.md decision 7).
 """
 
 from __future__ import annotations

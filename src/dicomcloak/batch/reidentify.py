@@ -1,6 +1,6 @@
 """Re-identify many files: read, restore (embedded or vault), write atomically in a mirrored layout.
 
-The same conventions as ``deid`` (DESIGN.md decision 6): inputs never
+The same conventions as ``deid`` (architecture.md decision 6): inputs never
 modified, outputs under their final name only when complete, unreadable
 inputs quarantined with a reason code, the walk's skips counted, a
 ``report.json`` in the run's own folder of the run directory (and no
@@ -12,7 +12,7 @@ audited, so it runs in one process.
 
 What comes back from outside (an AI result, a partner's SEG or SR) is as
 untrusted as anything else: every input goes through the sanitize stage
-(content disarm and reconstruction, DESIGN.md decision 5) before restoring,
+(content disarm and reconstruction, architecture.md decision 5) before restoring,
 under the policy given (the same private-element rules as ``deid``).
 """
 

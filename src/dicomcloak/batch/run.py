@@ -98,7 +98,7 @@ class RunSettings:
 
 
 def default_jobs() -> int:
-    """All local cores this process may use (DESIGN.md decision 8; honours CPU affinity)."""
+    """All local cores this process may use (architecture.md decision 8; honours CPU affinity)."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0)) or 1
     return os.cpu_count() or 1

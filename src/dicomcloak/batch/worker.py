@@ -105,7 +105,7 @@ class WorkerSettings:
 
 @dataclass(frozen=True)
 class SealSettings:
-    """How originals are sealed (DESIGN.md decision 3); picklable, sent once per worker.
+    """How originals are sealed (architecture.md decision 3); picklable, sent once per worker.
 
     ``recipients`` are PEM certificates (embedded mode), ``sealer_key`` the
     PEM private key that signs each embedded seal; ``vault_url`` with the
@@ -241,7 +241,7 @@ def process_item(
     unwritable output, a full disk; a vault that cannot seal a group, typed
     at its edge whatever the database said) stop the run. Other exceptions
     are bugs triggered by one input: that input is quarantined as
-    ``internal-error`` (hostile input never crashes a run, DESIGN.md decision
+    ``internal-error`` (hostile input never crashes a run, architecture.md decision
     5). The writer never raises those for another file's group (it types them).
     """
     try:

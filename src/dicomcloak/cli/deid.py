@@ -195,7 +195,7 @@ def deid(
     settings = RunSettings(worker, run, jobs or default_jobs(), history(out, run))
     if seal is not None and seal.vault_url is None:
         # Embedded-only sealing has no vault to audit each group in: one event per run, in --audit or
-        # in the run directory's own log (every seal is audited, DESIGN.md decision 3).
+        # in the run directory's own log (every seal is audited, architecture.md decision 3).
         summary = _audited_embedded(seal, run, lambda: run_items(items, settings, progress=not as_json))
     else:
         summary = run_items(items, settings, progress=not as_json)

@@ -105,7 +105,7 @@ def reid(
         owner = _owner(private_key, cert)
         reidentifier = Reidentifier(owner, accept_unverified=accept_unverified, trusted=trusted)
         facts: dict[str, Any] = {"mode": "embedded", "trusted_sealers": len(trusted)}
-        # Always audited (DESIGN.md decision 3): with no --audit, in the run directory's own log.
+        # Always audited (architecture.md decision 3): with no --audit, in the run directory's own log.
         url = audit or embedded_audit_url(run)
         settings = ReidSettings(out, run, qdir, several, the_policy, facts, history(out, run), url)
         make_run_dir(run)
@@ -132,7 +132,7 @@ def reid(
 
 
 def _audit_facts(summary: RunSummary) -> dict[str, object]:
-    """What the audit trail records of a run: counts only (DESIGN.md decision 7)."""
+    """What the audit trail records of a run: counts only (architecture.md decision 7)."""
     return {
         "files": summary.files,
         "written": summary.written,

@@ -1,6 +1,6 @@
 """Per-instance identity facts: the patient key, its pseudonym and date offset; HIPAA age rules.
 
-DESIGN.md decision 2: the patient key is Issuer of Patient ID + Patient ID; an
+architecture.md decision 2: the patient key is Issuer of Patient ID + Patient ID; an
 instance with an empty Patient ID falls back to its Study Instance UID, so
 unrelated patients without IDs are never merged into one pseudonym.
 """

@@ -1,4 +1,4 @@
-"""Seal what a pixel redaction changes, and restore it exactly (DESIGN.md decisions 3 and 4).
+"""Seal what a pixel redaction changes, and restore it exactly (architecture.md decisions 3 and 4).
 
 Two ways, matching the two sealing modes:
 

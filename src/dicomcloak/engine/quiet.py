@@ -1,4 +1,4 @@
-"""Keep pydicom from quoting element values in warnings and log lines (DESIGN.md decision 7).
+"""Keep pydicom from quoting element values in warnings and log lines (architecture.md decision 7).
 
 pydicom validates values as it decodes them and, in its default WARN mode,
 reports an invalid value with ``warnings.warn`` *and* a log line that quote

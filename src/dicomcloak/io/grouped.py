@@ -2,7 +2,7 @@
 
 Each output is still written to a hidden temporary file (in the tree's
 ``.dicomcloak-tmp/`` when the writer is given its :class:`~dicomcloak.io.staging.Tree`),
-fsynced, and only then renamed to its final name (DESIGN.md decision 6). A batch
+fsynced, and only then renamed to its final name (architecture.md decision 6). A batch
 writes a group of temporary files first and fsyncs them together: the first fsync
 commits the file system journal for the whole group, so the others cost next to
 nothing, and no thread or lock is needed to keep the CPU busy meanwhile.

@@ -1,6 +1,6 @@
 """Set aside an input that cannot be processed, with the reason beside it.
 
-Nothing is lost (DESIGN.md decision 6): a refused input is copied byte for
+Nothing is lost (architecture.md decision 6): a refused input is copied byte for
 byte, never modified, to the run's quarantine directory, under the same
 relative path it had in its input, with a ``.reason.json`` that says why in
 reason codes, not values. Quarantine lives in the run directory, never in

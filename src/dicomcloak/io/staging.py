@@ -1,6 +1,6 @@
 """Where temporary files go, whose they are, and the removal of those a dead process left behind.
 
-An output appears under its final name only when complete (DESIGN.md decision 6): it is written to a
+An output appears under its final name only when complete (architecture.md decision 6): it is written to a
 temporary file, synced, and renamed. After a crash (``kill -9``, the kernel's out-of-memory killer, a
 power cut) the temporary files remain, some of them complete de-identified copies not yet sealed. Two
 decisions keep that debris harmless:

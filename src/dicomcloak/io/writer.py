@@ -1,7 +1,7 @@
 """Write files atomically: an output appears under its final name only when complete.
 
 A crash, a full disk or a killed worker must never leave a half-written
-DICOM file that a downstream archive would ingest (DESIGN.md decision 6).
+DICOM file that a downstream archive would ingest (architecture.md decision 6).
 Every write goes to a hidden temporary file, is flushed to disk, renamed
 over the target with :func:`os.replace` (atomic on POSIX within one file
 system) and the directory entry itself is synced. A batch passes the

@@ -1,6 +1,6 @@
 """AES-256-GCM for the vault: wrap per-study data keys, seal records with associated data.
 
-DESIGN.md decision 3 and STYLE.md habit 7: authenticated encryption only. A
+architecture.md decision 3 and STYLE.md habit 7: authenticated encryption only. A
 blob is ``nonce (12 bytes) || ciphertext || tag (16 bytes)`` with a fresh
 random 96-bit nonce (NIST SP 800-38D, section 8.2.2). The associated data binds
 a record to its pseudonymous study and instance, and a wrapped key to its study,

@@ -1,6 +1,6 @@
 """The key ring: the pseudonymization key plus the vault's rotating wrapping keys.
 
-DESIGN.md decision 3: the pseudonymization secret is long-lived (rotating it
+architecture.md decision 3: the pseudonymization secret is long-lived (rotating it
 would change every pseudonym); what rotates is the vault's wrapping ("master")
 key, which only wraps per-study data keys. A ring holds one ``current``
 wrapping key (wraps new data keys), any number of ``old`` ones (still unwrap)

@@ -1,4 +1,4 @@
-"""The project key: the long-lived 256-bit pseudonymization secret (DESIGN.md decision 2)."""
+"""The project key: the long-lived 256-bit pseudonymization secret (architecture.md decision 2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Keyed, deterministic, domain-separated pseudonyms (DESIGN.md decision 2).
+"""Keyed, deterministic, domain-separated pseudonyms (architecture.md decision 2).
 
 One project secret; HKDF-SHA256 derives a sub-key per purpose (``uid``, ``id``,
 ``patient``, ``name``, ``date``) and per pseudonym domain, so two recipients of

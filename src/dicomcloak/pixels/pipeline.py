@@ -4,7 +4,7 @@
 redacts; :func:`examine` does the same work on a copy for ``scan`` and the
 report. Nothing here logs or returns text read from the pixels except inside
 :class:`~dicomcloak.pixels.model.Region` values, which reports reduce to
-verdict kinds and rules (DESIGN.md decision 7).
+verdict kinds and rules (architecture.md decision 7).
 
 Statuses: ``not-examined`` (mode off or not at risk; nothing decoded),
 ``no-text`` (nothing to redact; Pixel Data byte-identical), ``cleaned``

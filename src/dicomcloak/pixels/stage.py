@@ -11,7 +11,7 @@ never captured, so CT and MR run at the header-only speed.
 An instance the stage cannot pass on (text still readable after redaction,
 pixels it cannot decode, mode ``quarantine``) raises
 :class:`~dicomcloak.errors.InputError` with the stage's reason code: the
-caller quarantines that input and goes on, as for any bad input (DESIGN.md
+caller quarantines that input and goes on, as for any bad input (architecture.md
 decision 5).
 """
 

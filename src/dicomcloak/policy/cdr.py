@@ -2,7 +2,7 @@
 
 Part of the policy because a site decides it in the same TOML file
 (``[sanitize]``, docs/policy.md) and because private elements are judged by
-the de-identification policy itself (DESIGN.md decision 5): the sanitizer
+the de-identification policy itself (architecture.md decision 5): the sanitizer
 enforces that policy even when de-identification is off.
 """
 

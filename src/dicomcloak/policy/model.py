@@ -60,7 +60,7 @@ class Rule:
 
 @dataclass(frozen=True)
 class SiteOverrides:
-    """Site policy overrides; they win over the table (DESIGN.md decision 1)."""
+    """Site policy overrides; they win over the table (architecture.md decision 1)."""
 
     tags: Mapping[int, Action] = field(default_factory=lambda: _EMPTY)
     private: Mapping[PrivateKey, Action] = field(default_factory=lambda: MappingProxyType({}))

@@ -1,6 +1,6 @@
 """The sanitize stage (content disarm and reconstruction): one Dataset in, a rebuilt one or a verdict out.
 
-DESIGN.md decision 5: every file dicomcloak writes is rebuilt from elements
+architecture.md decision 5: every file dicomcloak writes is rebuilt from elements
 that parse and validate; hostile input is quarantined with a reason code and
 never crashes the process. The stage is pure: the reader (with its limits)
 comes before it, the writer (zero preamble, fresh File Meta, no trailing

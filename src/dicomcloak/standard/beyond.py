@@ -9,7 +9,7 @@ that action (as the table's own columns do) and a one-line reason. Its header
 comments record the edition it was checked against, how it was made and when;
 docs/policy.md ("Beyond the table") says which borderline attributes were left
 out and why. The Policy applies these rows with source ``beyond-table`` unless
-``strict_table`` asks for the table exactly (DESIGN.md decision 10).
+``strict_table`` asks for the table exactly (architecture.md decision 10).
 """
 
 from __future__ import annotations

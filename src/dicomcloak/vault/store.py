@@ -1,6 +1,6 @@
 """The vault: sealed originals and the pseudonym map, per-study data keys, crypto-shredding.
 
-DESIGN.md decision 3. One random 256-bit data key per pseudonymous study,
+architecture.md decision 3. One random 256-bit data key per pseudonymous study,
 wrapped (AES-256-GCM) by the key ring's current wrapping key, whose id is
 stored beside it. Records and map entries are AES-256-GCM under the study key
 with associated data binding them to (study, instance, binding digest of

@@ -119,7 +119,7 @@ def verify_trees(
         ``verify-original-missing``, ``verify-original-empty``, ``verify-output-missing``,
         ``verify-output-empty``: there is nothing to compare.
     """
-    quiet_pydicom()  # pydicom's reading validation quotes invalid values: never (DESIGN.md decision 7)
+    quiet_pydicom()  # pydicom's reading validation quotes invalid values: never (architecture.md decision 7)
     originals, outputs = list_tree(original, "original"), list_tree(output, "output")
     dummies = DummyValues(policy)
     records = _read_originals(originals.items, policy, dummies, limits, jobs)

@@ -2,7 +2,7 @@
 
 The template never receives a :class:`~dicomcloak.pixels.model.Region` or its
 :class:`~dicomcloak.pixels.model.TextBox`, only these views, so no template
-change can print recognised text by mistake (DESIGN.md decision 7).
+change can print recognised text by mistake (architecture.md decision 7).
 """
 
 from __future__ import annotations
