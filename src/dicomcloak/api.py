@@ -1,4 +1,4 @@
-"""The façades: Deidentifier (instance in, Outcome out), Sealer and Reidentifier (architecture.md decision 3)."""
+"""The façades: Deidentifier (instance in, Outcome out), Sealer and Reidentifier (architecture.md, 3)."""
 
 from __future__ import annotations
 

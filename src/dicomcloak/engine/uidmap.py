@@ -1,4 +1,4 @@
-"""The pseudonym-to-original pairs of one de-identified instance, for the vault's map (architecture.md decision 3).
+"""The pseudonym-to-original pairs of one de-identified instance, for the vault's map (architecture.md, 3).
 
 Objects made later on de-identified data (a SEG, an SR, an AI result) carry
 the de-identified UIDs and pseudonyms only; re-identifying them needs the map

@@ -1,4 +1,4 @@
-"""The binding digest: what ties a vault record to the one output it was made for (architecture.md decision 3).
+"""The binding digest: what ties a vault record to the one output it was made for (architecture.md, 3).
 
 It is SHA-256 over the data set as encoded in its transfer syntax (File Meta
 excluded; a deflated data set before deflating), without two top-level
