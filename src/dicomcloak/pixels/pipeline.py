@@ -38,7 +38,7 @@ __all__ = ["Examination", "clean", "examine", "run"]
 _ALL_TEXT = Verdict(True, "text", "all-text")
 _TEMPLATE_KIND = "template"
 #: Verifying rounds: text the check finds is redacted and checked again, at most this often.
-_ROUNDS = 2
+_ROUNDS = 3
 #: Pixels: a detection taller than this (and than 6% of the rows) is checked by recognition first.
 _LINE = 48
 #: A window read around a known box reaches this many box heights up and down (the lines
