@@ -43,7 +43,7 @@ from dicomcloak.io.writer import encode_dataset_parts
 from dicomcloak.policy.model import Policy
 from dicomcloak.sanitize import sanitize_dataset
 
-__all__ = ["REID_SCHEMA", "ReidSettings", "run_reid"]
+__all__ = ["REID_SCHEMA", "ReidSettings", "restore_data", "run_reid"]
 
 REID_SCHEMA = "dicomcloak/reid-summary/1"
 
@@ -133,14 +133,8 @@ def _one(
     modes: Counter[str],
 ) -> FileResult:
     try:
-        limits = settings.limits
-        data = read_input(item, limits)
-        policy = settings.policy
-        as_read = read_dataset(data, limits)
-        sanitized = sanitize_dataset(as_read, policy.sanitize, policy)
-        # A vault record is bound to the output it was made for: the file as read, before sanitizing.
-        result = reidentifier.reidentify(sanitized.dataset, as_read=as_read)
-        payload = encode_dataset_parts(result.dataset)
+        data = read_input(item, settings.limits)
+        payload, result = restore_data(data, reidentifier, settings.policy)
     except InputError as error:
         return _quarantined(index, item, error, settings)
     except (DicomcloakError, OSError):
@@ -164,6 +158,21 @@ def _one(
 _TRUST = ("unbound", "unverified")
 #: Files per signing sealer (the first 16 hex digits of its fingerprint): who sealed what was restored.
 _SEALER = "sealer:"
+
+
+def restore_data(data: bytes, reidentifier: Reidentifier, policy: Policy) -> tuple[list[bytes], Reidentified]:
+    """Re-identify one encoded instance: sanitize, restore, encode; the per-instance step of ``reid``.
+
+    Shared by ``reid`` and the gateway's re-identifying routes (docs/gateway.md).
+    Raises :class:`~dicomcloak.errors.InputError` for an input to quarantine and
+    :class:`~dicomcloak.errors.SealError` when its originals cannot be opened (fail closed).
+    """
+    limits = policy.sanitize.limits
+    as_read = read_dataset(data, limits)
+    sanitized = sanitize_dataset(as_read, policy.sanitize, policy)
+    # A vault record is bound to the output it was made for: the file as read, before sanitizing.
+    result = reidentifier.reidentify(sanitized.dataset, as_read=as_read)
+    return encode_dataset_parts(result.dataset), result
 
 
 def _quarantined(index: int, item: InputItem, error: InputError, settings: ReidSettings) -> FileResult:
