@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v dcmdump >/dev/null 2>&1 || missing+=(dcmtk)
 command -v dciodvfy >/dev/null 2>&1 || missing+=(dicom3tools)
-command -v gdcmanon >/dev/null 2>&1 || missing+=(libgdcm-tools)
-command -v Orthanc >/dev/null 2>&1 || [ -x /usr/sbin/Orthanc ] || missing+=(orthanc)  # a real PACS: gateway tests (docs/gateway.md)  # gdcmanon: PS3.15 E.1 interop tests
+command -v gdcmanon >/dev/null 2>&1 || missing+=(libgdcm-tools)  # gdcmanon: PS3.15 E.1 interop tests
+command -v Orthanc >/dev/null 2>&1 || [ -x /usr/sbin/Orthanc ] || missing+=(orthanc)  # a real PACS: gateway tests (docs/gateway.md)
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
     || command -v google-chrome >/dev/null 2>&1 || missing+=(chromium)  # headless: the HTML report's tests
 # the Tesseract OCR back-end and the fonts of the synthetic burned-in text images (docs/pixels.md)
