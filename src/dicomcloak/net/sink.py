@@ -43,3 +43,6 @@ class StoreSink(Protocol):
 
     def store(self, route: str, encoded: bytes, caller: str) -> StoreAnswer:
         """Process one Part 10 encoded instance through ``route``; ``caller`` is the calling AE title."""
+
+    def audit(self, action: str, **facts: object) -> None:
+        """Append an event to the gateway's hash-chained audit log (codes, AE titles, addresses; no PHI)."""
