@@ -171,6 +171,7 @@ class Limits:
     spool_max_bytes: int = 10 * 2**30
     lockout_failures: int = 5  # failed authentications from one address before it is locked out
     lockout_seconds: float = 300.0
+    workers: int = 0  # instances processed at once per route (each with its own context); 0: CPU count
 
 
 @dataclass(frozen=True)
