@@ -154,12 +154,14 @@ def _numbers(sec: Section, kind: type[_Numbers]) -> _Numbers:
     sec.check_keys([field.name for field in fields(kind)])
     values: dict[str, Any] = {}
     for field in fields(kind):
-        low = _MINIMUM.get(field.name)
-        if field.name in sec.data and type(field.default) is int:
+        if field.name not in sec.data:
+            continue
+        value, where = sec.data[field.name], sec.path(field.name)
+        if type(field.default) is int:
             high = _PDU_MAX if field.name == "max_pdu" else None
-            values[field.name] = integer(sec.data[field.name], sec.path(field.name), int(low or 1), high)
-        elif field.name in sec.data:
-            values[field.name] = number(sec.data[field.name], sec.path(field.name), low or 0.0)
+            values[field.name] = integer(value, where, int(_MINIMUM.get(field.name, 1)), high)
+        else:
+            values[field.name] = number(value, where, 0.0)
     return kind(**values)
 
 
