@@ -382,7 +382,14 @@ def test_relative_paths_resolve_against_the_file(
 def test_defaults_and_kept_values(folder: Path) -> None:
     """Listener name from its AE title; a PostgreSQL URL kept as is; AE titles trimmed (PS3.5 AE VR)."""
     url = "postgresql+pg8000://gateway@db.example.org/audit"
-    text = edited('audit = "var/audit.db"', f'audit = "{url}"').replace('"ARCHIVE"', '" ARCHIVE  "')
+    text = (
+        edited('audit = "var/audit.db"', f'audit = "{url}"')
+        .replace('"ARCHIVE"', '" ARCHIVE  "')
+        .replace(
+            ALLOW,
+            'allow = [{ ae_title = "MOD1", address = "::1" }, { ae_title = "*", address = "fd00::/8" }]',
+        )
+    )
     config = load_config(write(folder, text + 'pixels = "auto"\noptions = ["retain-uids"]\n'))
     listener = config.listeners[0]
     assert (listener.name, listener.host, listener.identity, listener.tls) == (
@@ -392,6 +399,10 @@ def test_defaults_and_kept_values(folder: Path) -> None:
         None,
     )
     assert config.audit == url
+    assert [(c.ae_title, c.network) for c in listener.allow] == [
+        ("MOD1", ip_network("::1/128")),
+        ("*", ip_network("fd00::/8")),
+    ]
     route = config.routes["to-archive"]
     assert isinstance(route, DeidRoute)
     assert route.direction is Direction.DEIDENTIFY

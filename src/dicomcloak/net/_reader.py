@@ -98,11 +98,11 @@ def integer(value: object, where: str, low: int, high: int | None = None) -> int
 
 def number(value: object, where: str, low: float, *, above: bool = True) -> float:
     """A finite number greater than ``low`` (or at least ``low`` when ``above`` is False)."""
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or (value <= low if above else value < low):  # type: ignore[operator]
+    found = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+    if not math.isfinite(found) or (found <= low if above else found < low):
         limit = f"greater than {low:g}" if above else f"at least {low:g}"
         raise bad(where, f"must be a number {limit}", "write a number of seconds, e.g. 30 or 0.5")
-    return float(value)  # type: ignore[arg-type]
+    return found
 
 
 def port(value: object, where: str) -> int:
