@@ -101,7 +101,7 @@ BAD_FILES = [
     ("identity-key", "port = 11112", "port = 11112\nidentity = { moed = 'jwt' }", "unknown-key",
      "listener[0].identity.moed"),
     ("reid-key-in-deid", None, 'owner_key = "present.pem"\n', "unknown-key", "route[0].owner_key"),
-    ("deid-key-in-reid", None, REID + "options = []\n", "unknown-key", "route[1].options"),
+    ("deid-key-in-reid", None, REID + "pixels = \"off\"\n", "unknown-key", "route[1].pixels"),
     ("query-key", None, REID + QUERY + "remot = 1\n", "unknown-key", "query[0].remot"),
     # gateway-bad-value: types and ranges
     ("port-zero", "port = 11112", "port = 0", "bad-value", "listener[0].port"),
@@ -420,3 +420,40 @@ def test_loading_is_cheap() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_reidentify_route_takes_the_deidentify_options_and_certificate(tmp_path: Path) -> None:
+    """A reidentify route keeps what its deidentify route kept (reid --option/--policy) and names --cert."""
+    (tmp_path / "owner.key.pem").write_text("x")
+    (tmp_path / "owner.cert.pem").write_text("x")
+    (tmp_path / "site.toml").write_text("x")
+    extra = 'options = ["retain-safe-private"]\npolicy = "site.toml"\n'
+    text = EXAMPLE_TEXT_WITH_REID.replace("{extra}", extra)
+    path = tmp_path / "gateway.toml"
+    path.write_text(text)
+    found = load_config(path).routes["back"]
+    assert isinstance(found, ReidRoute)
+    assert found.options == ("retain-safe-private",)
+    assert found.policy == tmp_path / "site.toml"
+    assert found.owner_cert == tmp_path / "owner.cert.pem"
+
+
+EXAMPLE_TEXT_WITH_REID = """
+[gateway]
+spool = "spool"
+quarantine = "quarantine"
+audit = "audit.db"
+
+[[listener]]
+ae_title = "BACK"
+port = 11114
+route = "back"
+allow = [{ ae_title = "*", address = "127.0.0.1" }]
+
+[[route]]
+name = "back"
+direction = "reidentify"
+destination = { ae_title = "PACS", host = "127.0.0.1", port = 11115 }
+owner_key = "owner.key.pem"
+owner_cert = "owner.cert.pem"
+{extra}"""

@@ -56,9 +56,12 @@ _REID_KEYS = (
     "destination",
     "vault",
     "owner_key",
+    "owner_cert",
     "owner_key_passphrase_env",
     "trusted_sealers",
     "accept_unverified",
+    "options",
+    "policy",
 )
 _QUERY_KEYS = ("name", "remote", "deidentify", "reidentify", "destinations")
 
@@ -152,7 +155,10 @@ def _reid_route(sec: Section) -> ReidRoute:
         destination=_destination(sec),
         vault=sec.get("vault", sec.store, None),
         owner_key=sec.get("owner_key", sec.existing_file, None),
+        owner_cert=sec.get("owner_cert", sec.existing_file, None),
         owner_key_passphrase_env=sec.get("owner_key_passphrase_env", env_name, None),
+        options=sec.get("options", _options, ()),
+        policy=sec.get("policy", sec.existing_file, None),
         trusted_sealers=sec.get("trusted_sealers", sec.files, ()),
         accept_unverified=sec.get("accept_unverified", boolean, False),
     )
@@ -162,7 +168,7 @@ def _reid_route(sec: Section) -> ReidRoute:
             "needs exactly one of vault (vault mode) or owner_key (embedded seals)",
             "as 'dicomcloak reid': --vault URL, or --private-key KEY.pem",
         )
-    embedded_only = ("owner_key_passphrase_env", "trusted_sealers", "accept_unverified")
+    embedded_only = ("owner_key_passphrase_env", "owner_cert", "trusted_sealers", "accept_unverified")
     for key in embedded_only:
         if found.vault is not None and key in sec.data:
             raise bad(

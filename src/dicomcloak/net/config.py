@@ -132,7 +132,10 @@ class ReidRoute:
     destination: Peer
     vault: str | None = None  # restore from this vault (the project key opens it)
     owner_key: Path | None = None  # restore embedded seals with this private key
+    owner_cert: Path | None = None  # its certificate, as ``reid --cert`` (default: owner.cert.pem beside it)
     owner_key_passphrase_env: str | None = None
+    options: tuple[str, ...] = ()  # the deidentify route's options, so the private elements it kept are kept
+    policy: Path | None = None  # likewise its policy file (``reid --option/--policy``)
     trusted_sealers: tuple[Path, ...] = ()
     accept_unverified: bool = False
     direction: Direction = Direction.REIDENTIFY
