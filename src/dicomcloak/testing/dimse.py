@@ -9,7 +9,9 @@ AE titles, User Identity item and TLS context.
 
 from __future__ import annotations
 
+import socket
 import ssl
+import struct
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +23,7 @@ from dicomcloak.net.sink import OUT_OF_RESOURCES, SUCCESS, StoreAnswer
 if TYPE_CHECKING:
     from pynetdicom.association import Association
 
-__all__ = ["DirectorySink", "associate", "identity_item", "rejection"]
+__all__ = ["DirectorySink", "associate", "identity_item", "rejection", "request_only"]
 
 
 @dataclass
@@ -105,3 +107,68 @@ def rejection(assoc: Association) -> tuple[int, int, int] | None:
     if not assoc.is_rejected or primitive is None:
         return None
     return (int(primitive.result or 0), int(primitive.result_source or 0), int(primitive.diagnostic or 0))
+
+
+def request_only(
+    port: int,
+    *,
+    calling: str = "SENDER",
+    called: str = "DICOMCLOAK",
+    address: str = "127.0.0.1",
+    identity: Any = None,
+    timeout: float = 5.0,
+) -> tuple[int, tuple[int, int, int] | None]:
+    """Send one A-ASSOCIATE-RQ (pynetdicom's own PDU encoder) over a plain socket and read the answer.
+
+    Returns the answer's PDU type (0x02 accept, 0x03 reject; PS3.8 9.3) and,
+    for a reject, its (result, source, diagnostic); an accepted association
+    is aborted at once. Many times faster than a full pynetdicom requestor,
+    for tests that make a thousand attempts.
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(address, 0)) as sock:
+        sock.sendall(_request_pdu(calling, called, identity))
+        header = _read(sock, 6)
+        body = _read(sock, struct.unpack(">I", header[2:6])[0])
+        if header[0] == 0x02:
+            sock.sendall(bytes([0x07, 0, 0, 0, 0, 4, 0, 0, 0, 0]))  # A-ABORT (PS3.8 9.3.8)
+        if header[0] == 0x03:
+            return 0x03, (body[1], body[2], body[3])
+        return header[0], None
+
+
+def _request_pdu(calling: str, called: str, identity: Any) -> bytes:
+    from pydicom.uid import UID
+    from pynetdicom import build_context
+    from pynetdicom.pdu import A_ASSOCIATE_RQ
+    from pynetdicom.pdu_primitives import (
+        A_ASSOCIATE,
+        ImplementationClassUIDNotification,
+        MaximumLengthNotification,
+    )
+    from pynetdicom.sop_class import CTImageStorage, Verification
+
+    primitive = A_ASSOCIATE()
+    primitive.application_context_name = UID("1.2.840.10008.3.1.1.1")
+    primitive.calling_ae_title = calling
+    primitive.called_ae_title = called
+    contexts = [build_context(Verification), build_context(CTImageStorage)]
+    for index, context in enumerate(contexts):
+        context.context_id = 2 * index + 1
+    primitive.presentation_context_definition_list = contexts
+    length, implementation = MaximumLengthNotification(), ImplementationClassUIDNotification()
+    length.maximum_length_received = 16384
+    implementation.implementation_class_uid = UID("1.2.826.0.1.3680043.9.3811.3")
+    primitive.user_information = [length, implementation] + ([identity] if identity is not None else [])
+    pdu = A_ASSOCIATE_RQ()
+    pdu.from_primitive(primitive)
+    return bytes(pdu.encode())
+
+
+def _read(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("the listener closed the connection")
+        data += chunk
+    return data
