@@ -19,7 +19,9 @@ stall every other caller.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -54,6 +56,15 @@ def quiet_pynetdicom() -> None:
         logger.setLevel(logging.WARNING)
 
 
+class _Socket(socket.socket):
+    """A connection whose ``shutdown`` never raises (see :class:`~dicomcloak.net.tls.ClosingSSLSocket`)."""
+
+    def shutdown(self, how: int) -> None:
+        """Shut down, ignoring a peer that is already gone."""
+        with contextlib.suppress(OSError):
+            super().shutdown(how)
+
+
 class _Server(ThreadedAssociationServer):
     """pynetdicom's server, with the TLS handshake moved into the request's thread (module docstring)."""
 
@@ -61,7 +72,9 @@ class _Server(ThreadedAssociationServer):
 
     def get_request(self) -> tuple[Any, Any]:
         """Accept the connection only; :meth:`process_request_thread` wraps it."""
-        return self.socket.accept()  # type: ignore[union-attr]
+        accepted, address = self.socket.accept()  # type: ignore[union-attr]
+        connection = _Socket(accepted.family, accepted.type, accepted.proto, fileno=accepted.detach())
+        return connection, address
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         """Handshake (bounded by the ACSE timeout), then run the association."""

@@ -87,7 +87,11 @@ class Lockout:
     """
 
     def __init__(
-        self, failures: int, seconds: float, clock: Callable[[], float] = time.monotonic, capacity: int = _TRACKED
+        self,
+        failures: int,
+        seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        capacity: int = _TRACKED,
     ) -> None:
         self._failures, self._seconds, self._clock, self._capacity = failures, seconds, clock, capacity
         self._recent: dict[str, deque[float]] = {}

@@ -8,15 +8,32 @@ AEAD and forward-secret already. Compression and renegotiation are off.
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 
 from dicomcloak.errors import ConfigError
 from dicomcloak.net.config import ServerTls
 
-__all__ = ["BCP195_CIPHERS", "server_context"]
+__all__ = ["BCP195_CIPHERS", "ClosingSSLSocket", "server_context"]
 
 #: OpenSSL cipher string for TLS 1.2 (RFC 9325 4.2): forward secrecy and AEAD only.
 BCP195_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!eNULL:!MD5:!SHA1:!RC4:!3DES"
+
+
+class ClosingSSLSocket(ssl.SSLSocket):
+    """A TLS connection whose ``shutdown`` never raises, so pynetdicom's close always closes.
+
+    pynetdicom closes a connection with ``shutdown(); close()`` in one
+    ``try``: when the peer has already gone, ``shutdown`` raises and the
+    descriptor stays open until garbage collection. A caller that hangs up
+    abruptly, again and again, must not cost the gateway file descriptors.
+    Set as ``SSLContext.sslsocket_class`` (client contexts too).
+    """
+
+    def shutdown(self, how: int) -> None:
+        """Shut down, ignoring a peer that is already gone."""
+        with contextlib.suppress(OSError):
+            super().shutdown(how)
 
 
 def server_context(tls: ServerTls) -> ssl.SSLContext:
@@ -51,4 +68,5 @@ def server_context(tls: ServerTls) -> ssl.SSLContext:
         context.verify_mode = ssl.CERT_REQUIRED
     elif tls.ca_file is not None:
         context.verify_mode = ssl.CERT_OPTIONAL
+    context.sslsocket_class = ClosingSSLSocket
     return context

@@ -23,6 +23,9 @@ from dicomcloak.net.sink import OUT_OF_RESOURCES, SUCCESS, StoreAnswer
 if TYPE_CHECKING:
     from pynetdicom.association import Association
 
+_VERIFICATION = "1.2.840.10008.1.1"  # PS3.4 A.4
+_CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"  # PS3.4 B.5
+
 __all__ = ["DirectorySink", "associate", "identity_item", "rejection", "request_only"]
 
 
@@ -85,12 +88,11 @@ def associate(
 ) -> Association:
     """Request an association for Verification and CT Image Storage; the caller checks its state."""
     from pynetdicom import AE
-    from pynetdicom.sop_class import CTImageStorage, Verification
 
     ae = AE(ae_title=calling)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
-    ae.add_requested_context(Verification)
-    ae.add_requested_context(CTImageStorage)
+    ae.add_requested_context(_VERIFICATION)
+    ae.add_requested_context(_CT_IMAGE_STORAGE)
     return ae.associate(
         "127.0.0.1",
         port,
@@ -145,20 +147,20 @@ def _request_pdu(calling: str, called: str, identity: Any) -> bytes:
         ImplementationClassUIDNotification,
         MaximumLengthNotification,
     )
-    from pynetdicom.sop_class import CTImageStorage, Verification
 
     primitive = A_ASSOCIATE()
     primitive.application_context_name = UID("1.2.840.10008.3.1.1.1")
     primitive.calling_ae_title = calling
     primitive.called_ae_title = called
-    contexts = [build_context(Verification), build_context(CTImageStorage)]
+    contexts = [build_context(_VERIFICATION), build_context(_CT_IMAGE_STORAGE)]
     for index, context in enumerate(contexts):
         context.context_id = 2 * index + 1
     primitive.presentation_context_definition_list = contexts
     length, implementation = MaximumLengthNotification(), ImplementationClassUIDNotification()
     length.maximum_length_received = 16384
     implementation.implementation_class_uid = UID("1.2.826.0.1.3680043.9.3811.3")
-    primitive.user_information = [length, implementation] + ([identity] if identity is not None else [])
+    items: list[Any] = [length, implementation]
+    primitive.user_information = items + ([identity] if identity is not None else [])
     pdu = A_ASSOCIATE_RQ()
     pdu.from_primitive(primitive)
     return bytes(pdu.encode())
