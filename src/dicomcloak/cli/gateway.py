@@ -15,7 +15,7 @@ from dicomcloak.cli._common import JsonFlag, handles_errors
 from dicomcloak.cli.serve import ConfigArg, load_gateway_config
 from dicomcloak.errors import UsageError
 
-__all__ = ["FRESH_SECONDS", "app", "passwd", "render_status", "status"]
+__all__ = ["FRESH_SECONDS", "app", "health", "passwd", "render_status", "status"]
 
 app = typer.Typer(help="Operate a running gateway: health and users.", no_args_is_help=True)
 
@@ -33,9 +33,7 @@ def status(config: ConfigArg, as_json: JsonFlag = False) -> None:
     as the health check (systemd, a container's HEALTHCHECK, a monitor).
     """
     settings = load_gateway_config(config)
-    path = settings.status_file or settings.spool / "status.json"
-    report, age = _read_status(path)
-    up = age is not None and age <= FRESH_SECONDS
+    report, up, age = health(settings.status_file or settings.spool / "status.json")
     if as_json:
         print(json.dumps({"up": up, "age_seconds": None if age is None else round(age, 1), "status": report}))
     else:
@@ -43,14 +41,17 @@ def status(config: ConfigArg, as_json: JsonFlag = False) -> None:
     raise typer.Exit(0 if up else 1)
 
 
-def _read_status(path: Path) -> tuple[dict[str, Any] | None, float | None]:
-    """The status file's content and age in seconds (None, None when absent or unreadable)."""
+def health(path: Path) -> tuple[dict[str, Any] | None, bool, float | None]:
+    """The status file's content, whether the gateway is up, and the file's age in seconds.
+
+    Absent or unreadable: (None, False, None).
+    """
     try:
         age = time.time() - path.stat().st_mtime
         report = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None, None
-    return (report if isinstance(report, dict) else None), age
+        return None, False, None
+    return (report if isinstance(report, dict) else None), age <= FRESH_SECONDS, age
 
 
 def _routes(report: dict[str, Any] | None) -> list[tuple[str, dict[str, Any]]]:
