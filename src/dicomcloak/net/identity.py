@@ -43,8 +43,8 @@ __all__ = [
     "verify_jwt",
 ]
 
-USERNAME_PASSCODE = 2  # PS3.7 Table D.3-14, User-Identity-Type
-JWT = 5  # PS3.7 Table D.3-14: JSON Web Token
+USERNAME_PASSCODE = 2  # PS3.7 D.3.3.7.1, User-Identity-Type 2: username and passcode
+JWT = 5  # PS3.7 D.3.3.7.1, User-Identity-Type 5: JSON Web Token (added by CP-1650)
 
 _MAX_FIELD = 8192  # bytes; longer fields are refused before any work is done on them
 
