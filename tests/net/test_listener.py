@@ -196,3 +196,12 @@ def test_no_phi_in_logs(
     for value in (PATIENT_NAME, PATIENT_ID, "Smithers", "Waylon"):
         assert value not in text
     assert all(PATIENT_ID not in repr(facts) for _, facts in sink.events)
+
+
+def test_port_in_use_is_a_config_error(start, make_listener) -> None:
+    from dicomcloak.errors import ConfigError
+
+    port = start(make_listener(name="first")).ports["first"]
+    with pytest.raises(ConfigError) as caught:
+        start(make_listener(name="second", port=port))
+    assert caught.value.reference == "listener-bind-failed"

@@ -14,12 +14,13 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
 from pydicom import Dataset
 
-from dicomcloak.net.config import IdentityMode, Limits, ServerTls, UserIdentity
+from dicomcloak.net.config import Caller, IdentityMode, Limits, ServerTls, UserIdentity
 from dicomcloak.net.identity import JWT, USERNAME_PASSCODE, ScryptParams, hash_passcode, verify_jwt
 from dicomcloak.net.security import Lockout
 from dicomcloak.net.tls import ClosingSSLSocket, server_context
@@ -429,3 +430,57 @@ def test_dcmtk_storescu_over_tls(tls_port: int, pki: Pki, sink: DirectorySink, c
     )
     assert run.returncode == 0, run.stderr
     assert sink.stored == 1
+
+
+def test_any_ae_title_from_an_allowed_network(start, make_listener, sink: DirectorySink) -> None:
+    port = start(make_listener(allow=(Caller("*", ip_network("127.0.0.0/31")),))).ports["in"]
+    assert request_only(port, calling="ANYONE")[0] == ACCEPTED
+    assert request_only(port, calling="ANYONE", address="127.0.0.1")[0] == ACCEPTED
+    assert request_only(port, calling="ANYONE", address="127.0.0.2") == (REJECTED, (0x01, 0x01, 0x03))
+    assert request_only(port, called="OTHER") == (REJECTED, (0x01, 0x01, 0x07))  # `*` is for callers only
+
+
+# pynetdicom's state machine raises in its DUL thread when our A-ASSOCIATE-RJ meets the A-ABORT it sent on the
+# early P-DATA (a protocol error by the peer, PS3.8 9.2 Sta3 + Evt10 -> AA-8): noisy, harmless, not ours.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_store_pipelined_behind_a_refused_request_is_never_processed(
+    doors: Doors, sink: DirectorySink, ct: Dataset
+) -> None:
+    """A requestor that sends its C-STORE without waiting for the answer gets nothing stored."""
+    import socket as sockets
+    import struct
+
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+    from pynetdicom.dimse_primitives import C_STORE
+
+    from dicomcloak.testing.dimse import _request_pdu
+
+    request = C_STORE()
+    request.MessageID, request.AffectedSOPClassUID = 1, ct.SOPClassUID
+    request.AffectedSOPInstanceUID, request.Priority = ct.SOPInstanceUID, 2
+    buffer = DicomBytesIO()
+    buffer.is_little_endian, buffer.is_implicit_VR = True, True
+    write_dataset(buffer, ct)
+    pdvs = b""
+    for header, fragment in ((0x03, _command_bytes(request)), (0x02, buffer.getvalue()[:16000])):
+        pdvs += struct.pack(">IBB", len(fragment) + 2, 3, header) + fragment  # PS3.8 9.3.5.1, context 3
+    p_data = struct.pack(">BBI", 0x04, 0, len(pdvs)) + pdvs
+    with sockets.create_connection(("127.0.0.1", doors.passcode), timeout=5) as connection:
+        connection.sendall(_request_pdu("SENDER", "DICOMCLOAK", None) + p_data)
+        answer = connection.recv(10)
+    assert answer[0] in {REJECTED, 0x07}  # A-ASSOCIATE-RJ, or A-ABORT if the early P-DATA was read first
+    time.sleep(0.2)
+    assert sink.stored == 0 and not sink.actions("c-store")
+
+
+def _command_bytes(request: object) -> bytes:
+    """The encoded command set of a DIMSE request (PS3.7 9.3), as pynetdicom would send it."""
+    from pynetdicom.dimse_messages import C_STORE_RQ
+    from pynetdicom.dsutils import encode
+
+    message = C_STORE_RQ()
+    message.primitive_to_message(request)  # type: ignore[arg-type]
+    encoded = encode(message.command_set, True, True)
+    assert encoded is not None
+    return encoded

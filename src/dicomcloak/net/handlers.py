@@ -128,7 +128,8 @@ class Door:
             _LOG.info("association-rejected", extra={"facts": facts})  # audited once, when the lockout began
         else:
             report(self._sink, "association-rejected", **facts)
-        assoc.acse.send_reject(refusal.result, refusal.source, refusal.diagnostic)
+        if assoc.dul.state_machine.current_state == "Sta3":  # else the peer broke protocol: already aborted
+            assoc.acse.send_reject(refusal.result, refusal.source, refusal.diagnostic)
         assoc.kill()  # waits until the A-ASSOCIATE-RJ is out and the transport closed (PS3.8 9.2, Sta13)
 
     def on_user_id(self, event: Event, *args: object) -> tuple[bool, bytes | None]:

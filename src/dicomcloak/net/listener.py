@@ -23,6 +23,7 @@ import contextlib
 import logging
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from typing import Any
 from pynetdicom import AE, _config
 from pynetdicom.transport import ThreadedAssociationServer
 
+from dicomcloak.errors import ConfigError
 from dicomcloak.net.config import GatewayConfig, Limits, Listener
 from dicomcloak.net.contexts import listener_contexts
 from dicomcloak.net.handlers import Door, report
@@ -143,7 +145,12 @@ class Listeners:
         """
         for running in self.running:
             running.door.draining = True
-            running.server.shutdown()  # no new connections; pynetdicom also closes the socket
+        # No new connections (pynetdicom closes the socket too); each waits out a 0.5 s poll, so all at once.
+        closing = [threading.Thread(target=running.server.shutdown) for running in self.running]
+        for thread in closing:
+            thread.start()
+        for thread in closing:
+            thread.join()
         deadline = time.monotonic() + timeout
         while self.in_flight and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -202,13 +209,20 @@ def _start_one(
     if extra is not None and listener.query is not None:
         handlers += [(event, door.guard(handler)) for event, handler in extra(listener)]
     ssl_context = server_context(listener.tls) if listener.tls is not None else None
-    server = ae.start_server(
-        (listener.host, listener.port),
-        block=False,
-        ssl_context=ssl_context,
-        evt_handlers=handlers,  # type: ignore[arg-type]
-        contexts=listener_contexts(listener),
-    )
+    try:
+        server = ae.start_server(
+            (listener.host, listener.port),
+            block=False,
+            ssl_context=ssl_context,
+            evt_handlers=handlers,  # type: ignore[arg-type]
+            contexts=listener_contexts(listener),
+        )
+    except OSError as error:
+        raise ConfigError(
+            f"listener {listener.name!r} cannot listen on {listener.host}:{listener.port} ({error.strerror})",
+            reference="listener-bind-failed",
+            hint="another process holds the port, or the address is not this host's: change host or port",
+        ) from None
     assert server is not None  # block=False always returns the server
     return _Running(listener, ae, server, door)
 
