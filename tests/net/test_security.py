@@ -484,3 +484,56 @@ def _command_bytes(request: object) -> bytes:
     encoded = encode(message.command_set, True, True)
     assert encoded is not None
     return encoded
+
+
+@pytest.mark.parametrize(
+    ("change", "reference"),
+    [
+        ({"identity": UserIdentity(IdentityMode.USERNAME_PASSCODE)}, "users-file-missing"),
+        (
+            {"identity": UserIdentity(IdentityMode.USERNAME_PASSCODE, users_file=Path("/nonexistent/users"))},
+            "users-file-unreadable",
+        ),
+        (
+            {"identity": UserIdentity(IdentityMode.JWT, jwt_secret_env="DICOMCLOAK_TEST_UNSET_SECRET")},
+            "jwt-secret-missing",
+        ),
+        ({"tls": ServerTls(Path("/nonexistent.crt"), Path("/nonexistent.key"))}, "tls-files-invalid"),
+    ],
+)
+def test_check_finds_what_serve_would_fail_on(
+    make_listener, tmp_path: Path, change: dict[str, object], reference: str
+) -> None:
+    from dicomcloak.errors import ConfigError
+    from dicomcloak.net.config import GatewayConfig
+    from dicomcloak.net.serve import check
+
+    config = GatewayConfig(
+        spool=tmp_path,
+        quarantine=tmp_path,
+        audit="sqlite://",
+        listeners=(make_listener(**change),),
+        routes={},
+    )
+    with pytest.raises(ConfigError) as caught:
+        check(config)
+    assert caught.value.reference == reference
+
+
+def test_client_certificates_need_a_ca(pki: Pki) -> None:
+    from dicomcloak.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        server_context(ServerTls(pki.server[0], pki.server[1], require_client_certificate=True))
+    assert caught.value.reference == "tls-ca-missing"
+
+
+def test_users_file_with_a_bad_line_is_a_config_error(tmp_path: Path) -> None:
+    from dicomcloak.errors import ConfigError
+    from dicomcloak.net.identity import UsersFile
+
+    path = tmp_path / "users"
+    path.write_text("no colon here\n")
+    with pytest.raises(ConfigError) as caught:
+        UsersFile(path)
+    assert caught.value.reference == "users-file-invalid"
