@@ -205,3 +205,12 @@ def test_port_in_use_is_a_config_error(start, make_listener) -> None:
     with pytest.raises(ConfigError) as caught:
         start(make_listener(name="second", port=port))
     assert caught.value.reference == "listener-bind-failed"
+
+
+def test_maximum_pdu_length_is_announced(start, make_listener) -> None:
+    """PS3.8 D.1: the A-ASSOCIATE-AC carries the listener's maximum PDU length (limits.max_pdu)."""
+    port = start(make_listener(), limits=Limits(max_pdu=32_768, network_timeout=5)).ports["in"]
+    assoc = associate(port)
+    assert assoc.is_established
+    assert assoc.acceptor.maximum_length == 32_768
+    assoc.release()
