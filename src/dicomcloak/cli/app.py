@@ -8,7 +8,7 @@ import typer
 from typer import _click  # typer 0.28 (pinned) vendors Click
 from typer.core import TyperGroup
 
-from dicomcloak.cli import audit, deid, keys, policy, reid, sanitize, scan, vault, verify
+from dicomcloak.cli import audit, deid, gateway, keys, policy, reid, sanitize, scan, serve, vault, verify
 from dicomcloak.cli._common import usage_errors
 from dicomcloak.cli._process import exit_now, limit_library_threads
 
@@ -50,10 +50,12 @@ app.command("reid")(reid.reid)
 app.command("verify")(verify.verify)
 app.command("sanitize")(sanitize.sanitize)
 app.command("scan")(scan.scan)
+app.command("serve")(serve.serve)
 app.add_typer(keys.app, name="keys")
 app.add_typer(policy.app, name="policy")
 app.add_typer(vault.app, name="vault")
 app.add_typer(audit.app, name="audit")
+app.add_typer(gateway.app, name="gateway")
 
 
 def _print_version(value: bool) -> None:

@@ -1,0 +1,178 @@
+"""``dicomcloak serve``: run the gateway and its listeners until SIGTERM or SIGINT, then stop gracefully.
+
+Start-up: the gateway (spool, forwarders) first, then the listeners, then a
+``{"event": "ready", ...}`` line on stdout with the bound ports, for tests
+and for whatever supervises the process. Shutdown on SIGTERM (systemd's
+stop) or SIGINT: the listeners stop taking associations and answer further
+C-STOREs with 0xA700 while the ones in flight finish (each is durable in the
+spool or quarantined before it is answered), then the gateway stops its
+forwarders; what they had not sent stays in the spool for the next start.
+
+Logs: one JSON object per line on stderr (the ``dicomcloak.net`` logger and
+pynetdicom's warnings), reason codes, AE titles and addresses only
+(architecture.md decision 7).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Protocol
+
+from dicomcloak.errors import ConfigError
+from dicomcloak.net.config import GatewayConfig
+from dicomcloak.net.identity import authenticator_for
+from dicomcloak.net.listener import ExtraHandlers, start_listeners
+from dicomcloak.net.sink import StoreSink
+from dicomcloak.net.tls import server_context
+
+if TYPE_CHECKING:
+    from dicomcloak.keys import ProjectKey
+
+__all__ = ["GatewayService", "JsonLines", "check", "run"]
+
+
+class GatewayService(StoreSink, Protocol):
+    """What :func:`run` needs of the gateway (:class:`dicomcloak.net.gateway.Gateway`)."""
+
+    def start(self) -> None:
+        """Open the spool and start the forwarders."""
+
+    def stop(self, timeout: float) -> None:
+        """Stop the forwarders (work not sent stays in the spool)."""
+
+    def status(self) -> dict[str, Any]:
+        """Per-route counts (also written to the status file)."""
+
+
+GatewayFactory = Callable[[GatewayConfig, "ProjectKey"], GatewayService]
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per record: time, level, event, and the record's ``facts`` (codes, never values)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as a JSON line."""
+        line: dict[str, object] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        facts = getattr(record, "facts", None)
+        if isinstance(facts, dict):
+            line.update({key: value for key, value in facts.items() if key not in line})
+        return json.dumps(line, default=str)
+
+
+def check(config: GatewayConfig) -> None:
+    """Load every listener's secrets and certificates as :func:`run` would, without listening.
+
+    Raises
+    ------
+    ConfigError
+        A users file, JWT secret or TLS file that :func:`run` would fail on.
+    """
+    for listener in config.listeners:
+        authenticator_for(listener.identity)
+        if listener.tls is not None:
+            server_context(listener.tls)
+    if any(listener.query for listener in config.listeners):
+        _query_module()
+
+
+def run(config: GatewayConfig, key: ProjectKey, *, gateway_factory: GatewayFactory | None = None) -> int:
+    """Serve until SIGTERM or SIGINT; 0 after a graceful stop (see the module docstring)."""
+    stop = threading.Event()
+    with _json_logs(), _signals(stop):
+        gateway = (gateway_factory or _default_gateway)(config, key)
+        gateway.start()
+        try:
+            listeners = start_listeners(config, gateway, _query_handlers(config, gateway))
+        except BaseException:
+            gateway.stop(timeout=config.limits.dimse_timeout)
+            raise
+        print(json.dumps({"event": "ready", "ports": listeners.ports}), flush=True)
+        stop.wait()
+        logging.getLogger("dicomcloak.net").info(
+            "stopping", extra={"facts": {"in_flight": listeners.in_flight}}
+        )
+        listeners.stop(timeout=config.limits.dimse_timeout)
+        gateway.stop(timeout=config.limits.dimse_timeout)
+        logging.getLogger("dicomcloak.net").info("stopped")
+    return 0
+
+
+def _default_gateway(config: GatewayConfig, key: ProjectKey) -> GatewayService:
+    from dicomcloak.net.gateway import Gateway  # type: ignore[import-not-found,unused-ignore]
+
+    gateway: GatewayService = Gateway(config, key)
+    return gateway
+
+
+def _query_module() -> Any:
+    try:
+        from dicomcloak.net import qr  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        raise ConfigError(
+            "a listener has a query route but query/retrieve is not in this build",
+            reference="query-unavailable",
+            hint="remove `query` from the listener",
+        ) from None
+    return qr
+
+
+def _query_handlers(config: GatewayConfig, gateway: GatewayService) -> ExtraHandlers | None:
+    """The Q/R hook: ``net.qr.query_handlers(query_route, ...)`` for listeners with ``query`` set."""
+    if not any(listener.query for listener in config.listeners):
+        return None
+    qr = _query_module()
+
+    def handlers(listener: Any) -> Any:
+        return qr.query_handlers(config.queries[listener.query], config=config, sink=gateway)
+
+    return handlers
+
+
+@contextmanager
+def _json_logs() -> Iterator[None]:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLines())
+    loggers = [logging.getLogger("dicomcloak.net"), logging.getLogger("pynetdicom")]
+    saved = [(logger.level, logger.propagate) for logger in loggers]
+    for logger, level in zip(loggers, (logging.INFO, logging.WARNING), strict=True):
+        logger.addHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = False
+    try:
+        yield
+    finally:
+        for logger, (level, propagate) in zip(loggers, saved, strict=True):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = propagate
+
+
+@contextmanager
+def _signals(stop: threading.Event) -> Iterator[None]:
+    def on_signal(number: int, frame: FrameType | None) -> None:
+        del frame
+        logging.getLogger("dicomcloak.net").info(
+            "signal", extra={"facts": {"signal": signal.Signals(number).name}}
+        )
+        stop.set()
+
+    previous = {number: signal.signal(number, on_signal) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
