@@ -19,7 +19,7 @@ ConfigArg = Annotated[Path, typer.Option("--config", help="The gateway's configu
 
 def load_gateway_config(path: Path) -> GatewayConfig:
     """Load and validate ``gateway.toml`` (:func:`dicomcloak.net.loader.load_config`)."""
-    from dicomcloak.net.loader import load_config  # type: ignore[import-not-found,unused-ignore]
+    from dicomcloak.net.loader import load_config
 
     config: GatewayConfig = load_config(path)
     return config
