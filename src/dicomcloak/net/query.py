@@ -1,0 +1,414 @@
+"""Q/R identifiers into pseudonyms and answers back (PS3.4 C.2.2.2, C.4.1), without any network.
+
+The remote archive holds what ``dicomcloak deid`` wrote, so a query key must
+equal what the engine wrote for the original value. The key is therefore made
+by the engine itself: the matching keys go into a small probe data set that
+:func:`dicomcloak.engine.deidentify.deidentify` de-identifies under the same
+policy, key and domain as the gateway's deidentify route (architecture.md
+decision 2: keyed pseudonyms need no lookup one way). Patient ID becomes the
+patient pseudonym (Issuer of Patient ID + Patient ID, engine/identity.py),
+UIDs their keyed UIDs, Accession Number its keyed identifier; study and series
+dates move by the patient's keyed shift (engine/dates.py). Whatever the engine
+does not turn into a searchable value, and every other key given a value, is
+refused with ``query-not-translatable`` (the error names the keyword, never the
+value): it is never forwarded.
+
+Answers come back through the vault's pseudonym map (engine/uidmap.py,
+:func:`dicomcloak.engine.reidentify.remap`): UIDs, Patient ID, Patient's Name,
+Accession Number and Study ID to their originals where the map holds them;
+dates shifted back when the answer's patient is known for certain. Whatever
+cannot be translated back stays pseudonymous: never guessed (docs/gateway-qr.md).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pydicom.datadict import keyword_for_tag
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.multival import MultiValue
+from pydicom.uid import ExplicitVRLittleEndian
+
+from dicomcloak.engine import dates
+from dicomcloak.engine.deidentify import deidentify
+from dicomcloak.engine.identity import identify
+from dicomcloak.engine.reidentify import remap
+from dicomcloak.engine.uidmap import map_key
+from dicomcloak.engine.values import is_well_known_uid
+from dicomcloak.errors import DicomcloakError, UsageError
+from dicomcloak.keys.pseudonyms import DateShift, Pseudonymizer
+from dicomcloak.policy.model import Policy
+from dicomcloak.standard.table import Action
+
+__all__ = [
+    "LEVELS",
+    "QUERY_NOT_TRANSLATABLE",
+    "AnswerTranslator",
+    "MapLookup",
+    "QueryPlan",
+    "QueryRefusedError",
+    "plan_query",
+    "retrieve_ae_title",
+    "translate_answer",
+    "translate_query",
+]
+
+QUERY_NOT_TRANSLATABLE = "query-not-translatable"
+#: Query/Retrieve Level values (PS3.4 C.6.1.1, C.6.2.1).
+LEVELS = frozenset({"PATIENT", "STUDY", "SERIES", "IMAGE"})
+
+_LEVEL, _CHARSET = 0x00080052, 0x00080005
+_PATIENT_ID, _ISSUER = 0x00100020, 0x00100021
+_ACCESSION = 0x00080050
+_UID_KEYS = frozenset({0x0020000D, 0x0020000E, 0x00080018})  # Study, Series, SOP Instance UID
+_ID_KEYS = frozenset({_PATIENT_ID, _ACCESSION})
+_DATE_KEYS = frozenset({0x00080020, 0x00080021})  # Study Date, Series Date
+_PASSED = frozenset({0x00080060, 0x00080061})  # Modality, Modalities in Study: identify no one
+_RETRIEVE_AE = 0x00080054
+_WILDCARDS = ("*", "?")  # PS3.4 C.2.2.2.4
+_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")  # PS3.5 9.1
+_DATE_RANGE = re.compile(r"^(\d{8})?-(\d{8})?$")  # PS3.4 C.2.2.2.5
+_SEARCHABLE = frozenset({"P", "U"})  # keyed pseudonyms and UIDs: the engine's deterministic stand-ins
+
+
+class QueryRefusedError(UsageError):
+    """A C-FIND, C-MOVE or C-GET identifier the gateway cannot translate safely; never forwarded.
+
+    The message names the attribute's keyword and why, never its value.
+    """
+
+    default_reference = QUERY_NOT_TRANSLATABLE
+    keyword: str = ""  # the refused key's keyword, or its tag when it has none
+    tag: int = 0
+
+
+def _refused(tag: int, why: str) -> QueryRefusedError:
+    name = keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+    error = QueryRefusedError(
+        f"cannot translate the query key {name} ({why})",
+        hint="match on Patient ID, Accession Number, Study/Series/SOP Instance UID or (with Patient ID) "
+        "Study/Series Date; send every other attribute as an empty return key (docs/gateway-qr.md)",
+    )
+    error.keyword, error.tag = name, tag
+    return error
+
+
+class MapLookup(Protocol):
+    """The vault's pseudonym map (:meth:`dicomcloak.vault.Vault.lookup`): original of a map key, or None."""
+
+    def lookup(self, pseudonym: str) -> str | None:
+        """The original of a pseudonym UID or tag-qualified ID, or None."""
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """A matched date as the requester gave it (``""``: open end), for filtering the widened answers."""
+
+    tag: int
+    low: str
+    high: str
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """A translated identifier and what translating its answers back needs."""
+
+    remote: Dataset  # what is sent to the remote archive: pseudonyms and return keys only
+    pseudonymizer: Pseudonymizer
+    policy: Policy
+    known: Mapping[str, str]  # vault map key of a pseudonym made from the query -> its original
+    patient: str = ""  # the Patient ID sent (the patient pseudonym), when the query named the patient
+    shift: DateShift | None = None  # that patient's date shift
+    issuer: str = ""  # Issuer of Patient ID given with it
+    ranges: tuple[DateRange, ...] = ()
+    added: frozenset[int] = field(default_factory=frozenset)  # return keys the gateway added
+
+    def matches(self, answer: Dataset) -> bool:
+        """Whether a translated-back answer lies in the requester's date ranges (the remote's are wider)."""
+        for wanted in self.ranges:
+            value = _text(answer.get(wanted.tag))
+            if value and ((wanted.low and value < wanted.low) or (wanted.high and value > wanted.high)):
+                return False
+        return True
+
+
+def translate_query(identifier: Dataset, level: str, pseudonymizer: Pseudonymizer, policy: Policy) -> Dataset:
+    """The identifier to send to the remote archive; raises :class:`QueryRefusedError`."""
+    return plan_query(identifier, level, pseudonymizer, policy).remote
+
+
+def plan_query(identifier: Dataset, level: str, pseudonymizer: Pseudonymizer, policy: Policy) -> QueryPlan:
+    """Translate ``identifier`` with the engine (module docstring); raises :class:`QueryRefusedError`."""
+    if level not in LEVELS:
+        raise _refused(_LEVEL, "not PATIENT, STUDY, SERIES or IMAGE")
+    remote = Dataset()
+    matching: dict[int, DataElement] = {}
+    for elem in identifier:
+        tag = int(elem.tag)
+        if tag in (_LEVEL, _CHARSET) or tag in _PASSED or _is_return_key(elem):
+            remote.add(copy.deepcopy(elem))
+        else:
+            matching[tag] = elem
+    _check(matching)
+    return _translate(remote, matching, pseudonymizer, policy)
+
+
+def _translate(
+    remote: Dataset, matching: dict[int, DataElement], pseudonymizer: Pseudonymizer, policy: Policy
+) -> QueryPlan:
+    probe = _probe(matching)
+    try:
+        outcome = deidentify(probe, policy, pseudonymizer)
+    except DicomcloakError:
+        raise _refused(min(matching), "the engine cannot process it") from None
+    actions = {change.path[0]: change.action for change in outcome.changes if len(change.path) == 1}
+    for tag in sorted(matching.keys() & (_ID_KEYS | _UID_KEYS | {_ISSUER})):
+        _copy_translated(remote, tag, actions.get(tag), outcome.dataset)
+    patient = _text(outcome.dataset.get(_PATIENT_ID)) if _PATIENT_ID in matching else ""
+    shift = identify(probe, pseudonymizer).shift if patient else None
+    ranges = tuple(_dates(remote, matching, actions, shift))
+    added = _add_paired_times(remote, policy)
+    return QueryPlan(
+        remote, pseudonymizer, policy, dict(outcome.replaced), patient, shift,
+        _text(matching.get(_ISSUER)), ranges, added,
+    )
+
+
+def _copy_translated(remote: Dataset, tag: int, action: str | None, out: Dataset) -> None:
+    """Send what the engine wrote: a keyed value (P, U) or, if the policy keeps it, the value kept."""
+    if tag == _ISSUER:
+        if action is None:  # kept by the policy: the remote holds it as it is
+            remote.add(copy.deepcopy(out[tag]))
+        return  # otherwise it only enters the patient key (removed by the Basic Profile)
+    if action is not None and action not in _SEARCHABLE:
+        raise _refused(tag, "the policy leaves no searchable value")
+    remote.add(copy.deepcopy(out[tag]))
+
+
+def _dates(
+    remote: Dataset, matching: dict[int, DataElement], actions: dict[int, str], shift: DateShift | None
+) -> Iterable[DateRange]:
+    """Study/Series Date: kept as given (policy keeps dates) or moved by the patient's shift, a day wider."""
+    for tag in sorted(matching.keys() & _DATE_KEYS):
+        low, high = _date_bounds(tag, _text(matching[tag]))
+        action = actions.get(tag)
+        if action is None:
+            remote.add_new(tag, "DA", _text(matching[tag]))
+            continue
+        if action != "C":
+            raise _refused(tag, "the policy leaves no searchable date")
+        if shift is None:
+            raise _refused(tag, "a date matches only with the patient's ID: the date shift is per patient")
+        remote.add_new(tag, "DA", f"{_moved(low, shift, 0)}-{_moved(high, shift, 1)}")
+        yield DateRange(tag, low, high)
+
+
+def _moved(bound: str, shift: DateShift, extra_days: int) -> str:
+    """A bound moved as the engine moves a date without its time; ``extra_days`` widens the upper bound.
+
+    With its paired time the engine moves date and time together by the whole
+    shift (engine/dates.py), which lands a date on the day it moves to or the
+    day after: the upper bound is one day later, and :meth:`QueryPlan.matches`
+    drops what the widening let in once the answer's date is shifted back.
+    """
+    if not bound:
+        return ""
+    moved = dates.shift_date(bound, None, shift)
+    if moved is None:
+        raise ValueError(bound)  # checked by _date_bounds: unreachable
+    day = dt.datetime.strptime(moved, "%Y%m%d").date() + dt.timedelta(days=extra_days)
+    return day.strftime("%Y%m%d")
+
+
+def _date_bounds(tag: int, value: str) -> tuple[str, str]:
+    """(low, high) of a single date or a range (PS3.4 C.2.2.2.5); anything else is refused."""
+    if "-" not in value:
+        low = high = value
+    else:
+        match = _DATE_RANGE.match(value)
+        if match is None or value == "-":
+            raise _refused(tag, "not a date or a date range")
+        low, high = match[1] or "", match[2] or ""
+    for bound in (low, high):
+        if bound and dates.shift_date(bound, None, DateShift(0, 0)) is None:
+            raise _refused(tag, "not a date or a date range")
+    return low, high
+
+
+def _add_paired_times(remote: Dataset, policy: Policy) -> frozenset[int]:
+    """Ask for the time paired with each shifted date: shifting the date back exactly needs it."""
+    added = set()
+    for elem in list(remote):
+        tag = int(elem.tag)
+        paired = dates.paired_tag(tag) if elem.VR == "DA" else None
+        if paired is not None and paired not in remote and _shifted(policy, tag, "DA"):
+            remote.add_new(paired, "TM", None)
+            added.add(paired)
+    return frozenset(added)
+
+
+def _shifted(policy: Policy, tag: int, vr: str) -> bool:
+    """Whether de-identification shifts this date or time (C on DA/TM/DT, engine/actions.py ``_clean``)."""
+    return policy.rule(tag, vr).action is Action.C
+
+
+def _check(matching: dict[int, DataElement]) -> None:
+    """Refuse every matching key but the translatable ones, and their values the engine cannot key."""
+    for tag, elem in matching.items():
+        if tag in _ID_KEYS or tag == _ISSUER:
+            _check_single(tag, elem)
+        elif tag in _UID_KEYS:
+            if not all(_UID.match(uid) for uid in _values(elem)):
+                raise _refused(tag, "not a UID or a list of UIDs")
+        elif tag not in _DATE_KEYS:
+            raise _refused(tag, "not a translatable matching key")
+    if _ISSUER in matching and _PATIENT_ID not in matching:
+        raise _refused(_ISSUER, "only with Patient ID")
+
+
+def _check_single(tag: int, elem: DataElement) -> None:
+    values = _values(elem)
+    if len(values) != 1:
+        raise _refused(tag, "not a single value")
+    if any(wildcard in values[0] for wildcard in _WILDCARDS):
+        raise _refused(tag, "a wildcard cannot be keyed")
+
+
+def _probe(matching: dict[int, DataElement]) -> Dataset:
+    """A data set holding the matching keys, which the engine de-identifies as it would an instance."""
+    probe = Dataset()
+    probe.file_meta = FileMetaDataset()
+    probe.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    for tag, elem in matching.items():
+        if tag in _DATE_KEYS:
+            low, high = _date_bounds(tag, _text(elem))
+            probe.add_new(tag, "DA", low or high)  # one date tells what the policy does to the key
+        else:
+            probe.add(copy.deepcopy(elem))
+    return probe
+
+
+def _values(elem: DataElement) -> list[str]:
+    value = elem.value
+    items = list(value) if isinstance(value, MultiValue | list) else [value]
+    return [str(item).strip() for item in items]
+
+
+def _text(elem: DataElement | None) -> str:
+    if elem is None or elem.value is None:
+        return ""
+    value = elem.value
+    if isinstance(value, MultiValue | list):
+        return "\\".join(str(item).strip() for item in value)
+    return str(value).strip()
+
+
+def _is_return_key(elem: DataElement) -> bool:
+    """An empty value (universal match, PS3.4 C.2.2.2.3) or a sequence of empty items (C.2.2.2.6)."""
+    if elem.VR == "SQ":
+        return all(all(_is_return_key(inner) for inner in item) for item in elem.value or [])
+    value = elem.value
+    if value is None:
+        return True
+    if isinstance(value, bytes):
+        return not value
+    if isinstance(value, MultiValue | list):
+        return all(str(item).strip() == "" for item in value)
+    return str(value).strip() == ""
+
+
+class AnswerTranslator:
+    """Translates the answers of one plan back; vault lookups are made once per pseudonym.
+
+    Parameters
+    ----------
+    plan:
+        The plan the query was sent with.
+    vault:
+        The vault's pseudonym map (``Vault.lookup``).
+    """
+
+    def __init__(self, plan: QueryPlan, vault: MapLookup) -> None:
+        self.plan = plan
+        self._vault = vault
+        self._cache: dict[str, str | None] = dict(plan.known)
+
+    def lookup(self, key: str) -> str | None:
+        """The original behind a vault map key: from the query itself, else the vault (each asked once)."""
+        if key in self._cache:
+            return self._cache[key]
+        if ":" not in key and is_well_known_uid(key):  # a SOP class or a transfer syntax
+            return None
+        original = self._cache[key] = self._vault.lookup(key)
+        return original
+
+    def translate(self, answer: Dataset) -> Dataset:
+        """The answer with originals where known (UIDs, IDs, names, dates), the rest left as it came."""
+        shift = self._shift(_text(answer.get(_PATIENT_ID)))
+        out, _ = remap(answer, self.lookup)
+        if shift is not None:
+            _shift_back(out, self.plan.policy, shift)
+        for tag in self.plan.added:
+            if tag in out:
+                del out[tag]
+        return out
+
+    def _shift(self, patient: str) -> DateShift | None:
+        """The date shift of the answer's patient, only when it is known for certain."""
+        if not patient:
+            return None
+        if patient == self.plan.patient:
+            return self.plan.shift
+        original = self.lookup(map_key(_PATIENT_ID, patient, "LO"))
+        if original is None:
+            return None
+        for issuer in dict.fromkeys((self.plan.issuer, "")):
+            probe = Dataset()
+            probe.PatientID = original
+            if issuer:
+                probe.IssuerOfPatientID = issuer
+            identity = identify(probe, self.plan.pseudonymizer)
+            if identity.patient_pseudonym == patient:  # the patient key is confirmed, not guessed
+                return identity.shift
+        return None
+
+
+def translate_answer(answer: Dataset, plan: QueryPlan, vault: MapLookup) -> Dataset:
+    """One answer translated back (see :class:`AnswerTranslator`, which caches across answers)."""
+    return AnswerTranslator(plan, vault).translate(answer)
+
+
+def _shift_back(out: Dataset, policy: Policy, shift: DateShift) -> None:
+    """Undo the engine's date shift on the top-level dates and times it shifts (the same functions, negated).
+
+    Values are read as received before any is changed: a date goes back with
+    its paired time as it was shifted with it. A value that does not parse is
+    left as it is.
+    """
+    back = DateShift(-shift.days, -shift.seconds)
+    received = {int(elem.tag): _text(elem) for elem in out if elem.VR in ("DA", "TM", "DT")}
+    for tag, value in received.items():
+        vr = str(out[tag].VR)
+        if not value or "\\" in value or not _shifted(policy, tag, vr):
+            continue
+        paired = received.get(dates.paired_tag(tag) or -1) or None
+        if vr == "DA":
+            moved = dates.shift_date(value, paired, back)
+        elif vr == "TM":
+            moved = dates.shift_time(value, paired, back)
+        else:
+            moved = dates.shift_datetime(value, back)
+        if moved is not None:
+            out[tag].value = moved
+
+
+def retrieve_ae_title(answer: Dataset, ae_title: str) -> None:
+    """Point Retrieve AE Title at the gateway: a C-MOVE must come through it (PS3.4 C.4.1.1.3.2)."""
+    if _RETRIEVE_AE in answer:
+        answer[_RETRIEVE_AE].value = ae_title
