@@ -19,7 +19,7 @@ docs/gateway-qr.md.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 from functools import partial
 from io import BytesIO
@@ -200,7 +200,7 @@ class QueryService:
         self.audit("qr-find", level=_level(identifier), answers=answers, status=f"0x{final:04X}")
         yield final, None
 
-    def _find(self, plan: QueryPlan, model: str) -> Iterator[tuple[int, Dataset | None]]:
+    def _find(self, plan: QueryPlan, model: str) -> Generator[tuple[int, Dataset | None], None, None]:
         self._forward("find", plan.remote)
         return remote_find(self.remote, self.ae_title, plan.remote, model, self.timeout)
 
@@ -232,7 +232,9 @@ class QueryService:
             else:
                 yield step
 
-    def get(self, identifier: Dataset, model: str, is_cancelled: Callable[[], bool] = _never) -> Iterator[Any]:
+    def get(
+        self, identifier: Dataset, model: str, is_cancelled: Callable[[], bool] = _never
+    ) -> Iterator[Any]:
         """EVT_C_GET's yields (PS3.4 C.4.3.3): the count, then each restored instance, sent to the caller."""
         for step in self._retrieve(identifier, model, "get", is_cancelled):
             if not isinstance(step, Fetched):

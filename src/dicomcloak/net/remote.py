@@ -9,7 +9,7 @@ needs no route back to the gateway (no C-MOVE destination to configure).
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,7 +109,7 @@ def _association(
 
 def remote_find(
     remote: Peer, ae_title: str, identifier: Dataset, model: str, timeout: float
-) -> Iterator[tuple[int, Dataset | None]]:
+) -> Generator[tuple[int, Dataset | None], None, None]:
     """C-FIND ``identifier`` at the remote: (status, answer) of each pending response, then the final one."""
     with _association(remote, ae_title, [build_context(model)], timeout) as assoc:
         try:
