@@ -98,15 +98,15 @@ def _make_originals(root: Path) -> list[Study]:
                 ds.StudyDate, ds.StudyTime, ds.StudyInstanceUID = date, tm, uid
                 ds.SeriesInstanceUID = f"{uid}.1"
                 ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"{uid}.1.{i + 1}"
-                del ds[0xFFFCFFFC]  # Data Set Trailing Padding: structural, dropped by sanitize (CDR) by design
+                del ds[0xFFFCFFFC]  # Data Set Trailing Padding: structural, dropped by sanitize (CDR)
                 ds.save_as(root / f"p{p}s{s}i{i}.dcm", enforce_file_format=True)
     return studies
 
 
 def _deid(originals: Path, out: Path, key: Path, vault_url: str) -> None:
     script = Path(sys.executable).with_name("dicomcloak")
-    command = [str(script), "deid", str(originals), "--out", str(out), "--key", str(key), "--vault", vault_url,
-               "-o", "retain-long-modified-dates", "-j", "1"]
+    command = [str(script), "deid", str(originals), "--out", str(out), "--key", str(key),
+               "--vault", vault_url, "-o", "retain-long-modified-dates", "-j", "1"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
 
@@ -138,7 +138,8 @@ def _start_orthanc(directory: Path) -> tuple[subprocess.Popen[bytes], Orthanc]:
     }
     (directory / "orthanc.json").write_text(json.dumps(config))
     with (directory / "orthanc.log").open("wb") as log:  # the child keeps its own descriptor
-        process = subprocess.Popen(["/usr/sbin/Orthanc", str(directory / "orthanc.json")], stdout=log, stderr=log)
+        command = ["/usr/sbin/Orthanc", str(directory / "orthanc.json")]
+        process = subprocess.Popen(command, stdout=log, stderr=log)
     end = time.monotonic() + 30
     while True:
         try:
@@ -184,8 +185,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         dest_port = _free_port()
         world = World(root / "originals", studies, orthanc, 0, dest_port)
         service = QueryService(
-            Peer("ORTHANC", "127.0.0.1", orthanc.dicom_port), Pseudonymizer(ring.project), Policy(options=OPTIONS),
-            vault, Reidentifier(vault=vault), Policy(options=OPTIONS), (Peer(DEST_AE, "127.0.0.1", dest_port),),
+            Peer("ORTHANC", "127.0.0.1", orthanc.dicom_port), Pseudonymizer(ring.project),
+            Policy(options=OPTIONS), vault, Reidentifier(vault=vault), Policy(options=OPTIONS),
+            (Peer(DEST_AE, "127.0.0.1", dest_port),),
             GATEWAY_AE, audit=lambda action, **facts: world.audits.append((action, facts)),
             on_forward=lambda operation, identifier: world.sent.append((operation, identifier)),
             timeout=30,
@@ -291,13 +293,15 @@ def test_find_by_date_range_and_accession(world: World, tmp_path: Path) -> None:
                     "-k", "StudyInstanceUID", "-k", "StudyTime")
     assert result.returncode == 0, result.stderr
     answers = _answers(tmp_path)
-    assert [(a.StudyInstanceUID, a.StudyDate, a.StudyTime) for a in answers] == [(late.uid, late.date, late.time)]
+    found = [(a.StudyInstanceUID, a.StudyDate, a.StudyTime) for a in answers]
+    assert found == [(late.uid, late.date, late.time)]
     other = world.studies[3]
     by_accession = tmp_path / "acc"
     by_accession.mkdir()
     _dcmtk(world, "findscu", "-X", "-od", str(by_accession), "-k", "QueryRetrieveLevel=STUDY",
            "-k", f"AccessionNumber={other.accession}", "-k", "StudyInstanceUID", "-k", "PatientID")
-    assert [(a.StudyInstanceUID, a.PatientID) for a in _answers(by_accession)] == [(other.uid, other.patient_id)]
+    found_by_accession = [(a.StudyInstanceUID, a.PatientID) for a in _answers(by_accession)]
+    assert found_by_accession == [(other.uid, other.patient_id)]
     _assert_only_pseudonyms_sent(world)
 
 
@@ -324,8 +328,9 @@ def test_patient_name_wildcard_is_refused_and_nothing_is_sent(world: World) -> N
     assert status.Status == QUERY_NOT_TRANSLATABLE_STATUS
     assert status.ErrorComment == "query-not-translatable: PatientName"
     assert world.sent == []
-    assert ("qr-refused", {"operation": "find", "reference": "query-not-translatable", "keyword": "PatientName",
-                           "status": "0xC100"}) in world.audits
+    facts = {"operation": "find", "reference": "query-not-translatable", "keyword": "PatientName",
+             "status": "0xC100"}
+    assert ("qr-refused", facts) in world.audits
 
 
 def test_move_by_original_study_uid_restores_exactly(world: World, destination: Path) -> None:
