@@ -225,7 +225,8 @@ class QueryService:
         contexts: list[PresentationContext] = []
         destination = (peer.host, peer.port, {"ae_title": peer.ae_title, "contexts": contexts,
                                               "tls_args": client_tls_args(peer.tls, peer.host)})
-        for step in self._retrieve(identifier, GET_FOR_MOVE.get(model, GET_MODELS[1]), "move", is_cancelled):
+        get_model = GET_FOR_MOVE.get(model, GET_MODELS[1])
+        for step in self._retrieve(identifier, get_model, "move", is_cancelled, destination=peer.ae_title):
             if isinstance(step, Fetched):
                 contexts.extend(step.contexts() or [build_context(_VERIFICATION)])  # none: a failure follows
                 yield destination
@@ -241,7 +242,8 @@ class QueryService:
                 yield step
 
     def _retrieve(
-        self, identifier: Dataset, get_model: str, operation: str, is_cancelled: Callable[[], bool]
+        self, identifier: Dataset, get_model: str, operation: str, is_cancelled: Callable[[], bool],
+        **facts: object,
     ) -> Iterator[Any]:
         """The Fetched (or an empty one on failure), the count, then (status, instance) per sub-operation."""
         plan = self._plan(identifier, operation)
@@ -259,23 +261,29 @@ class QueryService:
                 return
             yield fetched
             yield len(fetched.files) + fetched.failed
-            yield from self._restored(fetched, operation, identifier, is_cancelled)
+            yield from self._restored(fetched, is_cancelled, operation=operation, level=_level(identifier),
+                                      **facts)
 
     def _restored(
-        self, fetched: Fetched, operation: str, identifier: Dataset, is_cancelled: Callable[[], bool]
+        self, fetched: Fetched, is_cancelled: Callable[[], bool], *, operation: str, **facts: object
     ) -> Iterator[Pending | tuple[int, str]]:
         """Each fetched instance re-identified as ``reid`` does it, or counted as a failed sub-operation."""
-        restored, reasons = 0, dict[str, int]()
+        restored, reasons, cancelled = 0, dict[str, int](), False
         for path, _, _ in fetched.files:
-            if is_cancelled():
+            if is_cancelled():  # PS3.4 C.4.2.3.2: C-CANCEL stops the sub-operations
+                cancelled = True
                 yield _CANCEL, None
-                return
+                break
             instance = self._restore(path.read_bytes(), reasons)
             restored += instance is not None
             yield (_PENDING, instance) if instance is not None else (_PENDING, _FAILED_SUBOPERATION)
-        yield from ((_PENDING, _FAILED_SUBOPERATION) for _ in range(fetched.failed))
-        self.audit(f"qr-{operation}", level=_level(identifier), retrieved=len(fetched.files),
-                   restored=restored, failed=len(fetched.files) - restored + fetched.failed, reasons=reasons)
+        else:
+            yield from ((_PENDING, _FAILED_SUBOPERATION) for _ in range(fetched.failed))
+        failed = len(fetched.files) - restored + fetched.failed if not cancelled else sum(reasons.values())
+        if fetched.failed:
+            reasons["remote-failed"] = fetched.failed
+        self.audit(f"qr-{operation}", **facts, retrieved=len(fetched.files), restored=restored, failed=failed,
+                   reasons=reasons, **({"cancelled": True} if cancelled else {}))
 
     def _restore(self, data: bytes, reasons: dict[str, int]) -> Dataset | None:
         """One instance through ``restore_data``: whole, or None (a failed sub-operation) with its reason."""

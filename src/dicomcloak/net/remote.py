@@ -96,6 +96,7 @@ def _association(
         **kwargs,
     )
     if not assoc.is_established:
+        _close_socket(assoc)
         raise RemoteArchiveError(
             f"cannot associate with the remote archive {remote.ae_title}",
             hint="check the query route's remote (AE title, host, port, TLS) and that it accepts the gateway",
@@ -105,6 +106,13 @@ def _association(
     finally:
         if assoc.is_established:
             assoc.release()
+
+
+def _close_socket(assoc: Association) -> None:
+    """pynetdicom leaves the socket of a refused or failed association open (as its C-MOVE SCP notes)."""
+    socket = assoc.dul.socket
+    if socket is not None:
+        socket.close()
 
 
 def remote_find(
