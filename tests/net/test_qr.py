@@ -449,3 +449,23 @@ def test_an_unreachable_remote_is_a_clear_failure(world: World) -> None:
     assert (status.Status, status.ErrorComment) == (0xC110, "remote-unavailable")
     steps = list(down.get(query, str(StudyRootQueryRetrieveInformationModelGet)))
     assert steps[0] == 1 and steps[1][0].Status == 0xC110  # one failed sub-operation, then the failure
+
+
+def test_series_and_image_levels_and_the_patient_root(world: World, tmp_path: Path) -> None:
+    world.sent.clear()
+    study = world.studies[3]
+    images = tmp_path / "images"
+    images.mkdir()
+    _dcmtk(world, "findscu", "-X", "-od", str(images), "-k", "QueryRetrieveLevel=IMAGE",
+           "-k", f"StudyInstanceUID={study.uid}", "-k", f"SeriesInstanceUID={study.uid}.1",
+           "-k", "SOPInstanceUID", "-k", "SOPClassUID")
+    found = sorted((str(a.SOPInstanceUID), str(a.SOPClassUID)) for a in _answers(images))
+    assert found == [(f"{study.uid}.1.{i}", "1.2.840.10008.5.1.4.1.1.2") for i in (1, 2)]
+    patients = tmp_path / "patients"
+    patients.mkdir()
+    _dcmtk(world, "findscu", "-P", "-X", "-od", str(patients), "-k", "QueryRetrieveLevel=PATIENT",
+           "-k", f"PatientID={study.patient_id}", "-k", "PatientName")
+    assert [(a.PatientID, str(a.PatientName)) for a in _answers(patients)] == [
+        (study.patient_id, study.patient_name)
+    ]
+    _assert_only_pseudonyms_sent(world)
