@@ -469,3 +469,13 @@ def test_series_and_image_levels_and_the_patient_root(world: World, tmp_path: Pa
         (study.patient_id, study.patient_name)
     ]
     _assert_only_pseudonyms_sent(world)
+
+
+def test_a_retrieve_by_shifted_date_is_refused(world: World) -> None:
+    world.sent.clear()
+    query = Dataset()
+    query.QueryRetrieveLevel, query.PatientID, query.StudyDate = "STUDY", "HOSP-1001", "20190315"
+    steps = list(world.services[0].get(query, str(StudyRootQueryRetrieveInformationModelGet)))
+    assert steps[0] == 1
+    assert (steps[1][0].Status, steps[1][0].ErrorComment) == (0xC100, "query-not-translatable: StudyDate")
+    assert world.sent == []

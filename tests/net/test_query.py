@@ -296,3 +296,12 @@ def test_retrieve_ae_title_points_at_the_gateway(sealed: Sealed) -> None:
     answer = _answer(sealed.outcome)
     retrieve_ae_title(answer, "DICOMCLOAK")
     assert answer.RetrieveAETitle == "DICOMCLOAK"
+
+
+def test_an_answer_without_the_matched_patient_id_is_still_that_patient(sealed: Sealed) -> None:
+    plan = plan_query(_query(PatientID="MRN-77", StudyDate="20190315"), "STUDY", PSEUDONYMS, MODIFIED)
+    out = sealed.outcome.dataset
+    answer = Dataset()
+    answer.StudyDate, answer.StudyTime = out.StudyDate, out.StudyTime
+    back = translate_answer(answer, plan, sealed.vault)
+    assert back.StudyDate == "20190315" and plan.matches(back)

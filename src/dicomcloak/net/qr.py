@@ -42,6 +42,7 @@ from dicomcloak.net.query import (
     QueryPlan,
     QueryRefusedError,
     plan_query,
+    refuse,
     retrieve_ae_title,
 )
 from dicomcloak.net.remote import (
@@ -300,9 +301,18 @@ class QueryService:
     # -- shared ----------------------------------------------------------------------------------
 
     def _plan(self, identifier: Dataset, operation: str) -> QueryPlan | Dataset:
-        """The translated query, or the refusal status (audited with its reason code and keyword)."""
+        """The translated query, or the refusal status (audited with its reason code and keyword).
+
+        A retrieve cannot take a shifted date: the remote's range is a day wider
+        than asked (:func:`~dicomcloak.net.query.plan_query`), and instances,
+        unlike answers, are not filtered afterwards. Retrieves use unique keys
+        (PS3.4 C.4.2.2.1) anyway.
+        """
         try:
-            return plan_query(identifier, _level(identifier), self.pseudonymizer, self.policy)
+            plan = plan_query(identifier, _level(identifier), self.pseudonymizer, self.policy)
+            if operation != "find" and plan.ranges:
+                raise refuse(plan.ranges[0].tag, "a retrieve takes unique keys, not a shifted date")
+            return plan
         except QueryRefusedError as error:
             self.audit("qr-refused", operation=operation, reference=error.reference, keyword=error.keyword,
                        status=f"0x{QUERY_NOT_TRANSLATABLE_STATUS:04X}")

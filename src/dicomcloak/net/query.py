@@ -54,6 +54,7 @@ __all__ = [
     "QueryPlan",
     "QueryRefusedError",
     "plan_query",
+    "refuse",
     "retrieve_ae_title",
     "translate_answer",
     "translate_query",
@@ -88,7 +89,8 @@ class QueryRefusedError(UsageError):
     tag: int = 0
 
 
-def _refused(tag: int, why: str) -> QueryRefusedError:
+def refuse(tag: int, why: str) -> QueryRefusedError:
+    """The refusal of the key ``tag``, named by its keyword; ``why`` is a fixed phrase, never a value."""
     name = keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
     error = QueryRefusedError(
         f"cannot translate the query key {name} ({why})",
@@ -146,7 +148,7 @@ def translate_query(identifier: Dataset, level: str, pseudonymizer: Pseudonymize
 def plan_query(identifier: Dataset, level: str, pseudonymizer: Pseudonymizer, policy: Policy) -> QueryPlan:
     """Translate ``identifier`` with the engine (module docstring); raises :class:`QueryRefusedError`."""
     if level not in LEVELS:
-        raise _refused(_LEVEL, "not PATIENT, STUDY, SERIES or IMAGE")
+        raise refuse(_LEVEL, "not PATIENT, STUDY, SERIES or IMAGE")
     remote = Dataset()
     matching: dict[int, DataElement] = {}
     for elem in identifier:
@@ -166,7 +168,7 @@ def _translate(
     try:
         outcome = deidentify(probe, policy, pseudonymizer)
     except DicomcloakError:
-        raise _refused(min(matching), "the engine cannot process it") from None
+        raise refuse(min(matching, default=_LEVEL), "the engine cannot process it") from None
     actions = {change.path[0]: change.action for change in outcome.changes if len(change.path) == 1}
     for tag in sorted(matching.keys() & (_ID_KEYS | _UID_KEYS | {_ISSUER})):
         _copy_translated(remote, tag, actions.get(tag), outcome.dataset)
@@ -187,7 +189,7 @@ def _copy_translated(remote: Dataset, tag: int, action: str | None, out: Dataset
             remote.add(copy.deepcopy(out[tag]))
         return  # otherwise it only enters the patient key (removed by the Basic Profile)
     if action is not None and action not in _SEARCHABLE:
-        raise _refused(tag, "the policy leaves no searchable value")
+        raise refuse(tag, "the policy leaves no searchable value")
     remote.add(copy.deepcopy(out[tag]))
 
 
@@ -202,9 +204,9 @@ def _dates(
             remote.add_new(tag, "DA", _text(matching[tag]))
             continue
         if action != "C":
-            raise _refused(tag, "the policy leaves no searchable date")
+            raise refuse(tag, "the policy leaves no searchable date")
         if shift is None:
-            raise _refused(tag, "a date matches only with the patient's ID: the date shift is per patient")
+            raise refuse(tag, "a date matches only with the patient's ID: the date shift is per patient")
         remote.add_new(tag, "DA", f"{_moved(low, shift, 0)}-{_moved(high, shift, 1)}")
         yield DateRange(tag, low, high)
 
@@ -233,11 +235,11 @@ def _date_bounds(tag: int, value: str) -> tuple[str, str]:
     else:
         match = _DATE_RANGE.match(value)
         if match is None or value == "-":
-            raise _refused(tag, "not a date or a date range")
+            raise refuse(tag, "not a date or a date range")
         low, high = match[1] or "", match[2] or ""
     for bound in (low, high):
         if bound and dates.shift_date(bound, None, DateShift(0, 0)) is None:
-            raise _refused(tag, "not a date or a date range")
+            raise refuse(tag, "not a date or a date range")
     return low, high
 
 
@@ -265,19 +267,19 @@ def _check(matching: dict[int, DataElement]) -> None:
             _check_single(tag, elem)
         elif tag in _UID_KEYS:
             if not all(_UID.match(uid) for uid in _values(elem)):
-                raise _refused(tag, "not a UID or a list of UIDs")
+                raise refuse(tag, "not a UID or a list of UIDs")
         elif tag not in _DATE_KEYS:
-            raise _refused(tag, "not a translatable matching key")
+            raise refuse(tag, "not a translatable matching key")
     if _ISSUER in matching and _PATIENT_ID not in matching:
-        raise _refused(_ISSUER, "only with Patient ID")
+        raise refuse(_ISSUER, "only with Patient ID")
 
 
 def _check_single(tag: int, elem: DataElement) -> None:
     values = _values(elem)
     if len(values) != 1:
-        raise _refused(tag, "not a single value")
+        raise refuse(tag, "not a single value")
     if any(wildcard in values[0] for wildcard in _WILDCARDS):
-        raise _refused(tag, "a wildcard cannot be keyed")
+        raise refuse(tag, "a wildcard cannot be keyed")
 
 
 def _probe(matching: dict[int, DataElement]) -> Dataset:
@@ -360,11 +362,16 @@ class AnswerTranslator:
         return out
 
     def _shift(self, patient: str) -> DateShift | None:
-        """The date shift of the answer's patient, only when it is known for certain."""
+        """The date shift of the answer's patient, only when it is known for certain.
+
+        When the query matched on Patient ID every answer is that patient's,
+        even one the remote sent without the key (PS3.4 C.2.2.1.1 says it must
+        return it).
+        """
+        if patient == self.plan.patient or (not patient and self.plan.patient):
+            return self.plan.shift
         if not patient:
             return None
-        if patient == self.plan.patient:
-            return self.plan.shift
         original = self.lookup(map_key(_PATIENT_ID, patient, "LO"))
         if original is None:
             return None

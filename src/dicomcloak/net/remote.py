@@ -108,6 +108,21 @@ def _association(
             assoc.release()
 
 
+def _checked(send: Callable[[Dataset, str], Iterator[Any]], identifier: Dataset, model: str) -> Iterator[Any]:
+    """The responses of ``send``; a model the remote did not accept is a typed error, not a crash."""
+    try:
+        responses = send(identifier, model)
+        first = next(responses, None)
+    except ValueError:  # pynetdicom: no accepted presentation context for the model
+        raise RemoteArchiveError(
+            "the remote archive does not support this query/retrieve model",
+            reference="remote-model-unsupported",
+        ) from None
+    if first is not None:
+        yield first
+        yield from responses
+
+
 def _close_socket(assoc: Association) -> None:
     """pynetdicom leaves the socket of a refused or failed association open (as its C-MOVE SCP notes)."""
     socket = assoc.dul.socket
@@ -121,7 +136,7 @@ def remote_find(
     """C-FIND ``identifier`` at the remote: (status, answer) of each pending response, then the final one."""
     with _association(remote, ae_title, [build_context(model)], timeout) as assoc:
         try:
-            for status, answer in assoc.send_c_find(identifier, model):
+            for status, answer in _checked(assoc.send_c_find, identifier, model):
                 if "Status" not in status:
                     raise RemoteArchiveError("the remote archive broke off the C-FIND")
                 yield int(status.Status), answer if int(status.Status) in _PENDING else None
@@ -146,7 +161,7 @@ def remote_get(
     handlers = [(evt.EVT_C_STORE, _receiver(folder, fetched))]
     with _association(remote, ae_title, contexts, timeout, ext_neg=roles, evt_handlers=handlers) as assoc:
         final = Dataset()
-        for status, _ in assoc.send_c_get(identifier, model):
+        for status, _ in _checked(assoc.send_c_get, identifier, model):
             if "Status" not in status:
                 raise RemoteArchiveError("the remote archive broke off the C-GET")
             final = status
