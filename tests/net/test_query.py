@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from pydicom import dcmread
@@ -19,6 +20,7 @@ from pydicom.sequence import Sequence
 
 from dicomcloak.engine.deidentify import deidentify
 from dicomcloak.engine.outcome import Outcome
+from dicomcloak.errors import SealError
 from dicomcloak.keys import Keyring, ProjectKey
 from dicomcloak.keys.pseudonyms import Pseudonymizer
 from dicomcloak.net.query import (
@@ -305,3 +307,21 @@ def test_an_answer_without_the_matched_patient_id_is_still_that_patient(sealed: 
     answer.StudyDate, answer.StudyTime = out.StudyDate, out.StudyTime
     back = translate_answer(answer, plan, sealed.vault)
     assert back.StudyDate == "20190315" and plan.matches(back)
+
+
+def test_a_shredded_study_answers_pseudonymous(tmp_path: Path) -> None:
+    vault = Vault.open(f"sqlite:///{tmp_path}/shredded.db", Keyring.create(PROJECT))
+    try:
+        outcome = _deid(_original(study="1.2.826.0.1.3680043.10.777.2"))
+        study = str(outcome.dataset.StudyInstanceUID)
+        vault.seal_records([VaultRecord(outcome.patient_pseudonym, study, str(outcome.dataset.SOPInstanceUID),
+                                        b"originals", outcome.replaced)])
+        vault.shred(study=study)
+        plan = plan_query(_query(StudyInstanceUID=""), "STUDY", PSEUDONYMS, MODIFIED)
+        answer = Dataset()
+        answer.StudyInstanceUID = study
+        with pytest.raises(SealError, match="vault-key-shredded"):
+            vault.lookup(study)  # crypto-shredded: the original is gone for good
+        assert translate_answer(answer, plan, vault).StudyInstanceUID == study
+    finally:
+        vault.close()

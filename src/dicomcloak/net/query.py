@@ -24,15 +24,12 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.multival import MultiValue
 from pydicom.uid import ExplicitVRLittleEndian
 
 from dicomcloak.engine import dates
@@ -41,8 +38,26 @@ from dicomcloak.engine.identity import identify
 from dicomcloak.engine.reidentify import remap
 from dicomcloak.engine.uidmap import map_key
 from dicomcloak.engine.values import is_well_known_uid
-from dicomcloak.errors import DicomcloakError, UsageError
+from dicomcloak.errors import DicomcloakError, SealError
 from dicomcloak.keys.pseudonyms import DateShift, Pseudonymizer
+from dicomcloak.net.querykeys import (
+    CHARSET,
+    DATE_KEYS,
+    ID_KEYS,
+    ISSUER,
+    LEVEL,
+    LEVELS,
+    PASSED,
+    PATIENT_ID,
+    QUERY_NOT_TRANSLATABLE,
+    UID_KEYS,
+    QueryRefusedError,
+    check_keys,
+    date_bounds,
+    is_return_key,
+    refuse,
+    text,
+)
 from dicomcloak.policy.model import Policy
 from dicomcloak.standard.table import Action
 
@@ -60,45 +75,8 @@ __all__ = [
     "translate_query",
 ]
 
-QUERY_NOT_TRANSLATABLE = "query-not-translatable"
-#: Query/Retrieve Level values (PS3.4 C.6.1.1, C.6.2.1).
-LEVELS = frozenset({"PATIENT", "STUDY", "SERIES", "IMAGE"})
-
-_LEVEL, _CHARSET = 0x00080052, 0x00080005
-_PATIENT_ID, _ISSUER = 0x00100020, 0x00100021
-_ACCESSION = 0x00080050
-_UID_KEYS = frozenset({0x0020000D, 0x0020000E, 0x00080018})  # Study, Series, SOP Instance UID
-_ID_KEYS = frozenset({_PATIENT_ID, _ACCESSION})
-_DATE_KEYS = frozenset({0x00080020, 0x00080021})  # Study Date, Series Date
-_PASSED = frozenset({0x00080060, 0x00080061})  # Modality, Modalities in Study: identify no one
 _RETRIEVE_AE = 0x00080054
-_WILDCARDS = ("*", "?")  # PS3.4 C.2.2.2.4
-_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")  # PS3.5 9.1
-_DATE_RANGE = re.compile(r"^(\d{8})?-(\d{8})?$")  # PS3.4 C.2.2.2.5
 _SEARCHABLE = frozenset({"P", "U"})  # keyed pseudonyms and UIDs: the engine's deterministic stand-ins
-
-
-class QueryRefusedError(UsageError):
-    """A C-FIND, C-MOVE or C-GET identifier the gateway cannot translate safely; never forwarded.
-
-    The message names the attribute's keyword and why, never its value.
-    """
-
-    default_reference = QUERY_NOT_TRANSLATABLE
-    keyword: str = ""  # the refused key's keyword, or its tag when it has none
-    tag: int = 0
-
-
-def refuse(tag: int, why: str) -> QueryRefusedError:
-    """The refusal of the key ``tag``, named by its keyword; ``why`` is a fixed phrase, never a value."""
-    name = keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
-    error = QueryRefusedError(
-        f"cannot translate the query key {name} ({why})",
-        hint="match on Patient ID, Accession Number, Study/Series/SOP Instance UID or (with Patient ID) "
-        "Study/Series Date; send every other attribute as an empty return key (docs/gateway-qr.md)",
-    )
-    error.keyword, error.tag = name, tag
-    return error
 
 
 class MapLookup(Protocol):
@@ -134,7 +112,7 @@ class QueryPlan:
     def matches(self, answer: Dataset) -> bool:
         """Whether a translated-back answer lies in the requester's date ranges (the remote's are wider)."""
         for wanted in self.ranges:
-            value = _text(answer.get(wanted.tag))
+            value = text(answer.get(wanted.tag))
             if value and ((wanted.low and value < wanted.low) or (wanted.high and value > wanted.high)):
                 return False
         return True
@@ -148,16 +126,16 @@ def translate_query(identifier: Dataset, level: str, pseudonymizer: Pseudonymize
 def plan_query(identifier: Dataset, level: str, pseudonymizer: Pseudonymizer, policy: Policy) -> QueryPlan:
     """Translate ``identifier`` with the engine (module docstring); raises :class:`QueryRefusedError`."""
     if level not in LEVELS:
-        raise refuse(_LEVEL, "not PATIENT, STUDY, SERIES or IMAGE")
+        raise refuse(LEVEL, "not PATIENT, STUDY, SERIES or IMAGE")
     remote = Dataset()
     matching: dict[int, DataElement] = {}
     for elem in identifier:
         tag = int(elem.tag)
-        if tag in (_LEVEL, _CHARSET) or tag in _PASSED or _is_return_key(elem):
+        if tag in (LEVEL, CHARSET) or tag in PASSED or is_return_key(elem):
             remote.add(copy.deepcopy(elem))
         else:
             matching[tag] = elem
-    _check(matching)
+    check_keys(matching)
     return _translate(remote, matching, pseudonymizer, policy)
 
 
@@ -168,23 +146,23 @@ def _translate(
     try:
         outcome = deidentify(probe, policy, pseudonymizer)
     except DicomcloakError:
-        raise refuse(min(matching, default=_LEVEL), "the engine cannot process it") from None
+        raise refuse(min(matching, default=LEVEL), "the engine cannot process it") from None
     actions = {change.path[0]: change.action for change in outcome.changes if len(change.path) == 1}
-    for tag in sorted(matching.keys() & (_ID_KEYS | _UID_KEYS | {_ISSUER})):
+    for tag in sorted(matching.keys() & (ID_KEYS | UID_KEYS | {ISSUER})):
         _copy_translated(remote, tag, actions.get(tag), outcome.dataset)
-    patient = _text(outcome.dataset.get(_PATIENT_ID)) if _PATIENT_ID in matching else ""
+    patient = text(outcome.dataset.get(PATIENT_ID)) if PATIENT_ID in matching else ""
     shift = identify(probe, pseudonymizer).shift if patient else None
     ranges = tuple(_dates(remote, matching, actions, shift))
     added = _add_paired_times(remote, policy)
     return QueryPlan(
         remote, pseudonymizer, policy, dict(outcome.replaced), patient, shift,
-        _text(matching.get(_ISSUER)), ranges, added,
+        text(matching.get(ISSUER)), ranges, added,
     )
 
 
 def _copy_translated(remote: Dataset, tag: int, action: str | None, out: Dataset) -> None:
     """Send what the engine wrote: a keyed value (P, U) or, if the policy keeps it, the value kept."""
-    if tag == _ISSUER:
+    if tag == ISSUER:
         if action is None:  # kept by the policy: the remote holds it as it is
             remote.add(copy.deepcopy(out[tag]))
         return  # otherwise it only enters the patient key (removed by the Basic Profile)
@@ -197,11 +175,11 @@ def _dates(
     remote: Dataset, matching: dict[int, DataElement], actions: dict[int, str], shift: DateShift | None
 ) -> Iterable[DateRange]:
     """Study/Series Date: kept as given (policy keeps dates) or moved by the patient's shift, a day wider."""
-    for tag in sorted(matching.keys() & _DATE_KEYS):
-        low, high = _date_bounds(tag, _text(matching[tag]))
+    for tag in sorted(matching.keys() & DATE_KEYS):
+        low, high = date_bounds(tag, text(matching[tag]))
         action = actions.get(tag)
         if action is None:
-            remote.add_new(tag, "DA", _text(matching[tag]))
+            remote.add_new(tag, "DA", text(matching[tag]))
             continue
         if action != "C":
             raise refuse(tag, "the policy leaves no searchable date")
@@ -223,24 +201,9 @@ def _moved(bound: str, shift: DateShift, extra_days: int) -> str:
         return ""
     moved = dates.shift_date(bound, None, shift)
     if moved is None:
-        raise ValueError(bound)  # checked by _date_bounds: unreachable
+        raise ValueError(bound)  # checked by date_bounds: unreachable
     day = dt.datetime.strptime(moved, "%Y%m%d").date() + dt.timedelta(days=extra_days)
     return day.strftime("%Y%m%d")
-
-
-def _date_bounds(tag: int, value: str) -> tuple[str, str]:
-    """(low, high) of a single date or a range (PS3.4 C.2.2.2.5); anything else is refused."""
-    if "-" not in value:
-        low = high = value
-    else:
-        match = _DATE_RANGE.match(value)
-        if match is None or value == "-":
-            raise refuse(tag, "not a date or a date range")
-        low, high = match[1] or "", match[2] or ""
-    for bound in (low, high):
-        if bound and dates.shift_date(bound, None, DateShift(0, 0)) is None:
-            raise refuse(tag, "not a date or a date range")
-    return low, high
 
 
 def _add_paired_times(remote: Dataset, policy: Policy) -> frozenset[int]:
@@ -260,69 +223,18 @@ def _shifted(policy: Policy, tag: int, vr: str) -> bool:
     return policy.rule(tag, vr).action is Action.C
 
 
-def _check(matching: dict[int, DataElement]) -> None:
-    """Refuse every matching key but the translatable ones, and their values the engine cannot key."""
-    for tag, elem in matching.items():
-        if tag in _ID_KEYS or tag == _ISSUER:
-            _check_single(tag, elem)
-        elif tag in _UID_KEYS:
-            if not all(_UID.match(uid) for uid in _values(elem)):
-                raise refuse(tag, "not a UID or a list of UIDs")
-        elif tag not in _DATE_KEYS:
-            raise refuse(tag, "not a translatable matching key")
-    if _ISSUER in matching and _PATIENT_ID not in matching:
-        raise refuse(_ISSUER, "only with Patient ID")
-
-
-def _check_single(tag: int, elem: DataElement) -> None:
-    values = _values(elem)
-    if len(values) != 1:
-        raise refuse(tag, "not a single value")
-    if any(wildcard in values[0] for wildcard in _WILDCARDS):
-        raise refuse(tag, "a wildcard cannot be keyed")
-
-
 def _probe(matching: dict[int, DataElement]) -> Dataset:
     """A data set holding the matching keys, which the engine de-identifies as it would an instance."""
     probe = Dataset()
     probe.file_meta = FileMetaDataset()
     probe.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     for tag, elem in matching.items():
-        if tag in _DATE_KEYS:
-            low, high = _date_bounds(tag, _text(elem))
+        if tag in DATE_KEYS:
+            low, high = date_bounds(tag, text(elem))
             probe.add_new(tag, "DA", low or high)  # one date tells what the policy does to the key
         else:
             probe.add(copy.deepcopy(elem))
     return probe
-
-
-def _values(elem: DataElement) -> list[str]:
-    value = elem.value
-    items = list(value) if isinstance(value, MultiValue | list) else [value]
-    return [str(item).strip() for item in items]
-
-
-def _text(elem: DataElement | None) -> str:
-    if elem is None or elem.value is None:
-        return ""
-    value = elem.value
-    if isinstance(value, MultiValue | list):
-        return "\\".join(str(item).strip() for item in value)
-    return str(value).strip()
-
-
-def _is_return_key(elem: DataElement) -> bool:
-    """An empty value (universal match, PS3.4 C.2.2.2.3) or a sequence of empty items (C.2.2.2.6)."""
-    if elem.VR == "SQ":
-        return all(all(_is_return_key(inner) for inner in item) for item in elem.value or [])
-    value = elem.value
-    if value is None:
-        return True
-    if isinstance(value, bytes):
-        return not value
-    if isinstance(value, MultiValue | list):
-        return all(str(item).strip() == "" for item in value)
-    return str(value).strip() == ""
 
 
 class AnswerTranslator:
@@ -347,12 +259,18 @@ class AnswerTranslator:
             return self._cache[key]
         if ":" not in key and is_well_known_uid(key):  # a SOP class or a transfer syntax
             return None
-        original = self._cache[key] = self._vault.lookup(key)
+        try:
+            original = self._vault.lookup(key)
+        except SealError as error:
+            if error.reference != "vault-key-shredded":
+                raise  # tampered or unreadable: fail closed
+            original = None  # shredded: the originals are gone by design, the answer stays pseudonymous
+        self._cache[key] = original
         return original
 
     def translate(self, answer: Dataset) -> Dataset:
         """The answer with originals where known (UIDs, IDs, names, dates), the rest left as it came."""
-        shift = self._shift(_text(answer.get(_PATIENT_ID)))
+        shift = self._shift(text(answer.get(PATIENT_ID)))
         out, _ = remap(answer, self.lookup)
         if shift is not None:
             _shift_back(out, self.plan.policy, shift)
@@ -372,7 +290,7 @@ class AnswerTranslator:
             return self.plan.shift
         if not patient:
             return None
-        original = self.lookup(map_key(_PATIENT_ID, patient, "LO"))
+        original = self.lookup(map_key(PATIENT_ID, patient, "LO"))
         if original is None:
             return None
         for issuer in dict.fromkeys((self.plan.issuer, "")):
@@ -399,7 +317,7 @@ def _shift_back(out: Dataset, policy: Policy, shift: DateShift) -> None:
     left as it is.
     """
     back = DateShift(-shift.days, -shift.seconds)
-    received = {int(elem.tag): _text(elem) for elem in out if elem.VR in ("DA", "TM", "DT")}
+    received = {int(elem.tag): text(elem) for elem in out if elem.VR in ("DA", "TM", "DT")}
     for tag, value in received.items():
         vr = str(out[tag].VR)
         if not value or "\\" in value or not _shifted(policy, tag, vr):
