@@ -72,7 +72,7 @@ __all__ = [
 # PS3.4 Table C.4-1, C.4-2, C.4-3: Cxxx is "Failed: Unable to process"; the ErrorComment says why.
 QUERY_NOT_TRANSLATABLE_STATUS = 0xC100  # the identifier cannot be translated safely: nothing was sent
 REMOTE_UNAVAILABLE_STATUS = 0xC110  # the remote archive cannot be reached or broke off
-TRANSLATION_FAILED_STATUS = 0xC120  # the vault failed while translating answers back (fail closed)
+TRANSLATION_FAILED_STATUS = 0xC120  # the vault, or anything unexpected, failed while translating (fail closed)
 _MOVE_DESTINATION_UNKNOWN = 0xA801  # pynetdicom answers it when the handler yields (None, None)
 _PENDING, _CANCEL, _SUCCESS = 0xFF00, 0xFE00, 0x0000
 _VERIFICATION = "1.2.840.10008.1.1"  # pynetdicom associates with the destination before any failure status
@@ -195,8 +195,8 @@ class QueryService:
                         retrieve_ae_title(out, self.ae_title)
                         answers += 1
                         yield status, out
-        except DicomcloakError as error:
-            yield self._failed("find", plan, error), None
+        except Exception as error:  # noqa: BLE001 - pydicom's messages may hold values: only codes go out
+            yield self._failed("find", plan, _typed(error)), None
             return
         self.audit("qr-find", level=_level(identifier), answers=answers, status=f"0x{final:04X}")
         yield final, None
@@ -257,8 +257,8 @@ class QueryService:
                 fetched = remote_get(
                     self.remote, self.ae_title, plan.remote, get_model, Path(folder), self.timeout
                 )
-            except DicomcloakError as error:
-                yield from (Fetched(), 1, (self._failed(operation, plan, error), None))
+            except Exception as error:  # noqa: BLE001 - as in find
+                yield from (Fetched(), 1, (self._failed(operation, plan, _typed(error)), None))
                 return
             yield fetched
             yield len(fetched.files) + fetched.failed
@@ -328,6 +328,13 @@ class QueryService:
         self.audit("qr-failed", operation=operation, reference=error.reference, status=f"0x{code:04X}",
                    level=_level(plan.remote))
         return _status(code, error.reference)
+
+
+def _typed(error: Exception) -> DicomcloakError:
+    """A typed error as it is, anything else as ``internal-error`` with its type only (never its message)."""
+    if isinstance(error, DicomcloakError):
+        return error
+    return DicomcloakError(f"unexpected {type(error).__name__}", reference="internal-error")
 
 
 def _level(identifier: Dataset) -> str:
