@@ -72,7 +72,7 @@ __all__ = [
 # PS3.4 Table C.4-1, C.4-2, C.4-3: Cxxx is "Failed: Unable to process"; the ErrorComment says why.
 QUERY_NOT_TRANSLATABLE_STATUS = 0xC100  # the identifier cannot be translated safely: nothing was sent
 REMOTE_UNAVAILABLE_STATUS = 0xC110  # the remote archive cannot be reached or broke off
-TRANSLATION_FAILED_STATUS = 0xC120  # the vault, or anything unexpected, failed while translating (fail closed)
+TRANSLATION_FAILED_STATUS = 0xC120  # the vault, or anything unexpected, failed (fail closed)
 _MOVE_DESTINATION_UNKNOWN = 0xA801  # pynetdicom answers it when the handler yields (None, None)
 _PENDING, _CANCEL, _SUCCESS = 0xFF00, 0xFE00, 0x0000
 _VERIFICATION = "1.2.840.10008.1.1"  # pynetdicom associates with the destination before any failure status
