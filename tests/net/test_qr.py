@@ -24,9 +24,10 @@ import pytest
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
-from pynetdicom import AE, build_context
+from pynetdicom import AE
+from pynetdicom.association import Association
 from pynetdicom.dsutils import encode
-from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made at import
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelMove,
@@ -321,7 +322,7 @@ def test_find_by_date_range_and_accession(world: World, tmp_path: Path) -> None:
     _assert_only_pseudonyms_sent(world)
 
 
-def _client(world: World, model: str) -> tuple[AE, object]:
+def _client(world: World, model: str) -> tuple[AE, Association]:
     ae = AE(HOSPITAL_AE)
     ae.add_requested_context(model)
     assoc = ae.associate("127.0.0.1", world.gateway_port, ae_title=GATEWAY_AE)
@@ -335,9 +336,9 @@ def test_patient_name_wildcard_is_refused_and_nothing_is_sent(world: World) -> N
     query = Dataset()
     query.QueryRetrieveLevel, query.PatientName, query.StudyInstanceUID = "STUDY", "Doe*", ""
     try:
-        responses = list(assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind))  # type: ignore[attr-defined]
+        responses = list(assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind))
     finally:
-        assoc.release()  # type: ignore[attr-defined]
+        assoc.release()
     assert len(responses) == 1
     status, identifier = responses[0]
     assert identifier is None
@@ -383,9 +384,9 @@ def test_unknown_move_destination_is_refused(world: World) -> None:
     query = Dataset()
     query.QueryRetrieveLevel, query.StudyInstanceUID = "STUDY", world.studies[0].uid
     try:
-        responses = list(assoc.send_c_move(query, "NOBODY", StudyRootQueryRetrieveInformationModelMove))  # type: ignore[attr-defined]
+        responses = list(assoc.send_c_move(query, "NOBODY", StudyRootQueryRetrieveInformationModelMove))
     finally:
-        assoc.release()  # type: ignore[attr-defined]
+        assoc.release()
     assert [status.Status for status, _ in responses] == [0xA801]
     assert world.sent == []
 
@@ -394,7 +395,7 @@ def test_get_refused_query_names_the_key(world: World) -> None:
     world.sent.clear()
     ae = AE(HOSPITAL_AE)
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
-    ae.add_requested_context(build_context("1.2.840.10008.5.1.4.1.1.2").abstract_syntax)
+    ae.add_requested_context("1.2.840.10008.5.1.4.1.1.2")  # CT Image Storage
     assoc = ae.associate("127.0.0.1", world.gateway_port, ae_title=GATEWAY_AE)
     assert assoc.is_established
     query = Dataset()
