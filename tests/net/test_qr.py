@@ -348,6 +348,9 @@ def test_patient_name_wildcard_is_refused_and_nothing_is_sent(world: World) -> N
     facts = {"operation": "find", "reference": "query-not-translatable", "keyword": "PatientName",
              "status": "0xC100"}
     assert ("qr-refused", facts) in world.audits
+    result = _dcmtk(world, "findscu", "-v", "-k", "QueryRetrieveLevel=STUDY", "-k", "PatientName=Smi*")
+    assert "Received Final Find Response (Failed: UnableToProcess)" in result.stderr
+    assert world.sent == []
 
 
 def test_move_by_original_study_uid_restores_exactly(world: World, destination: Path) -> None:

@@ -8,6 +8,7 @@ needs no route back to the gateway (no C-MOVE destination to configure).
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
@@ -54,9 +55,17 @@ class RemoteArchiveError(DicomcloakError):
 
 
 def quiet_pynetdicom() -> None:
-    """Keep pynetdicom from logging identifiers (docs/gateway.md): they may hold originals."""
+    """Keep pynetdicom from logging identifiers and UIDs (architecture.md decision 7): they may be originals.
+
+    Its identifier logging is switched off, and its logger set to WARNING
+    unless someone set a level on purpose (debugging): its INFO and DEBUG
+    lines name the SOP Instance UIDs of what it sends, restored ones included.
+    """
     _config.LOG_REQUEST_IDENTIFIERS = False
     _config.LOG_RESPONSE_IDENTIFIERS = False
+    logger = logging.getLogger("pynetdicom")
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.WARNING)
 
 
 def client_tls_args(tls: ClientTls | None, host: str) -> tuple[ssl.SSLContext, str] | None:
