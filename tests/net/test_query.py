@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+from pynetdicom.dsutils import decode, encode
 
 from dicomcloak.engine.deidentify import deidentify
 from dicomcloak.engine.outcome import Outcome
@@ -325,3 +327,34 @@ def test_a_shredded_study_answers_pseudonymous(tmp_path: Path) -> None:
         assert translate_answer(answer, plan, vault).StudyInstanceUID == study
     finally:
         vault.close()
+
+
+def test_non_ascii_originals_key_alike_and_come_back_declared(tmp_path: Path) -> None:
+    original = _original("MÜLLER-7", study="1.2.826.0.1.3680043.10.777.3")
+    original.SpecificCharacterSet = "ISO_IR 100"
+    original.PatientName = "Müller^Jürgen"
+    original = dcmread(_saved(original, tmp_path))  # read back: decoded with its character set, as deid does
+    outcome = _deid(original)
+    query = _query(PatientID="MÜLLER-7", PatientName="")
+    plan = plan_query(query, "STUDY", PSEUDONYMS, MODIFIED)
+    assert plan.remote.PatientID == outcome.dataset.PatientID
+    vault = Vault.open(f"sqlite:///{tmp_path}/names.db", Keyring.create(PROJECT))
+    try:
+        out = outcome.dataset
+        vault.seal_records([VaultRecord(outcome.patient_pseudonym, str(out.StudyInstanceUID),
+                                        str(out.SOPInstanceUID), b"originals", outcome.replaced)])
+        answer = Dataset()
+        answer.PatientID, answer.PatientName = out.PatientID, out.PatientName
+        back = translate_answer(answer, plan, vault)
+    finally:
+        vault.close()
+    assert (back.PatientID, str(back.PatientName)) == ("MÜLLER-7", "Müller^Jürgen")
+    assert back.SpecificCharacterSet == "ISO_IR 192"
+    wire = encode(back, False, True)  # as pynetdicom sends it
+    assert wire is not None and str(decode(BytesIO(wire), False, True).PatientName) == "Müller^Jürgen"
+
+
+def _saved(ds: Dataset, folder: Path) -> Path:
+    path = folder / "original.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    return path

@@ -277,6 +277,7 @@ class AnswerTranslator:
         for tag in self.plan.added:
             if tag in out:
                 del out[tag]
+        _declare_charset(out)
         return out
 
     def _shift(self, patient: str) -> DateShift | None:
@@ -331,6 +332,17 @@ def _shift_back(out: Dataset, policy: Policy, shift: DateShift) -> None:
             moved = dates.shift_datetime(value, back)
         if moved is not None:
             out[tag].value = moved
+
+
+def _declare_charset(out: Dataset) -> None:
+    """Declare UTF-8 (ISO_IR 192, PS3.5 6.1.2.3) when an original brought back is not ASCII.
+
+    The remote's answer was pseudonymous, so ASCII; the original names and
+    IDs may not be, and the answer must say how they are encoded.
+    """
+    texts = (elem.value for elem in out if elem.VR in ("PN", "LO", "SH") and elem.value is not None)
+    if any(not str(value).isascii() for value in texts):
+        out.SpecificCharacterSet = "ISO_IR 192"
 
 
 def retrieve_ae_title(answer: Dataset, ae_title: str) -> None:
