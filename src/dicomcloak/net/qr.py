@@ -349,8 +349,9 @@ def query_contexts() -> list[PresentationContext]:
 
     C-GET sends instances back on the caller's association, so the caller
     proposes storage contexts with SCP/SCU role selection (PS3.7 D.3.3.4):
-    the listener accepts them with the SCP role for the caller (``scp_role``
-    True, ``scu_role`` False, as pynetdicom's qrscp does). Add each with
+    the listener accepts the SCP role for the caller (``scp_role``). It
+    accepts the SCU role too (``scu_role``), so that the same listener's
+    C-STORE route still takes a caller that proposes it. Add each with
     ``ae.add_supported_context(cx.abstract_syntax, cx.transfer_syntax,
     scu_role=cx.scu_role, scp_role=cx.scp_role)``.
     """
@@ -359,7 +360,7 @@ def query_contexts() -> list[PresentationContext]:
     for context in AllStoragePresentationContexts:
         assert context.abstract_syntax is not None  # pynetdicom's own list
         cx = build_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
-        cx.scu_role, cx.scp_role = False, True
+        cx.scu_role, cx.scp_role = True, True
         storage.append(cx)
     return models + storage
 
