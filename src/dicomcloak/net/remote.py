@@ -46,6 +46,12 @@ GET_MODELS = ("1.2.840.10008.5.1.4.1.2.1.3", "1.2.840.10008.5.1.4.1.2.2.3")
 GET_FOR_MOVE = dict(zip(MOVE_MODELS, GET_MODELS, strict=True))
 _PENDING = (0xFF00, 0xFF01)
 _MAX_CONTEXTS = 128  # presentation contexts per association (PS3.8 9.3.2.2: IDs 1..255, odd)
+#: Transfer syntaxes an original may come back in (PS3.5 Annex A): uncompressed, then the usual compressions.
+_RESTORED_SYNTAXES = (
+    "1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.50",
+    "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
+    "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.1.99",
+)
 
 
 class RemoteArchiveError(DicomcloakError):
@@ -88,9 +94,17 @@ class Fetched:
     failed: int = 0  # sub-operations the remote reported failed
 
     def contexts(self) -> list[PresentationContext]:
-        """Presentation contexts for sending these instances on (one per SOP class and transfer syntax)."""
-        pairs = dict.fromkeys((sop_class, syntax) for _, sop_class, syntax in self.files)
-        return [build_context(sop_class, [syntax]) for sop_class, syntax in list(pairs)[:_MAX_CONTEXTS]]
+        """Presentation contexts for sending these instances on, restored: one per SOP class and syntax.
+
+        The syntaxes received come first; a restored instance whose pixels were
+        cleaned gets its original transfer syntax back (engine/pixelnote.py), so
+        the common ones follow, as far as the 128 contexts allow.
+        """
+        classes = dict.fromkeys(sop_class for _, sop_class, _ in self.files)
+        received = [(sop_class, syntax) for _, sop_class, syntax in self.files]
+        others = [(sop_class, syntax) for sop_class in classes for syntax in _RESTORED_SYNTAXES]
+        pairs = list(dict.fromkeys([*received, *others]))[:_MAX_CONTEXTS]
+        return [build_context(sop_class, [syntax]) for sop_class, syntax in pairs]
 
 
 @contextmanager
