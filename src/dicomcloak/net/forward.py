@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
 import ssl
 import threading
 from pathlib import Path
@@ -173,6 +174,9 @@ class Forwarder:
         for sop, syntax in pairs:
             ae.add_requested_context(sop, syntax)
         peer = self.destination
+        if self._counters.destination_up is not True and not self._reachable():
+            self._counters.destination(False, "association-failed")
+            return False
         tls_args = None if self._tls is None else (self._tls, peer.host)
         assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title, tls_args=tls_args)
         if not assoc.is_established:
@@ -188,6 +192,19 @@ class Forwarder:
         if sent:
             self._audit.append("forward", route=self.route, count=sent, destination=peer.ae_title)
         return clean
+
+    def _reachable(self) -> bool:
+        """Whether the destination accepts TCP connections, tried while it is believed down.
+
+        pynetdicom leaves the socket of a refused connection open until the
+        collector finds it; a destination that is down would leak one per retry.
+        """
+        peer = self.destination
+        try:
+            with socket.create_connection((peer.host, peer.port), timeout=self._limits.acse_timeout):
+                return True
+        except OSError:
+            return False
 
     def _send_files(self, assoc: Association, metas: list[tuple[Path, str, str]]) -> tuple[int, bool]:
         """Send each file; (files delivered, whether nothing needs a retry)."""
