@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,6 @@ LIMITS = Limits(workers=2, acse_timeout=5, dimse_timeout=5, network_timeout=5)
 
 def instance(index: int, *, study: str = "", sop: str = "", number: int = 0) -> bytes:
     """A small CT with planted PHI, as a sender would send it (Part 10 bytes)."""
-    from io import BytesIO
-
     ds = dcmread(str(get_testdata_file("CT_small.dcm")))
     ds.PatientName = PATIENT_NAME
     ds.PatientID = PATIENT_ID
@@ -82,7 +81,9 @@ def deid(port: int, **fields: Any) -> DeidRoute:
     return DeidRoute("out", Peer("ARCHIVE", "127.0.0.1", port), **fields)
 
 
-def test_a_study_arrives_deidentified_and_consistent(tmp_path: Path, make_gateway: Callable[..., Gateway]) -> None:
+def test_a_study_arrives_deidentified_and_consistent(
+    tmp_path: Path, make_gateway: Callable[..., Gateway]
+) -> None:
     originals = [instance(i, study="1.2.826.0.1.3680043.99.1") for i in range(4)]
     with storescp(tmp_path / "archive") as archive:
         gateway = make_gateway(deid(archive.port))
@@ -91,7 +92,7 @@ def test_a_study_arrives_deidentified_and_consistent(tmp_path: Path, make_gatewa
         wait_until(lambda: len(archive.files()) == 4)
     received = [path.read_bytes() for path in archive.files()]
     for original in originals:
-        ds = dcmread(__import__("io").BytesIO(original))
+        ds = dcmread(BytesIO(original))
         for value in (PATIENT_NAME, PATIENT_ID, ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID):
             assert all(value.encode() not in data for data in received)
     studies = {dcmread(path).StudyInstanceUID for path in archive.files()}
@@ -122,7 +123,7 @@ def test_vault_sealed_then_reidentified_restores_every_element(
         stranger = gateway.store("back", instance(99), "ARCHIVE")
         assert stranger.status == PROCESSING_FAILURE
     for data in originals:
-        original = dcmread(__import__("io").BytesIO(data))
+        original = dcmread(BytesIO(data))
         back_again = restored[original.SOPInstanceUID]
         for element in original:
             if element.tag.group == 0xFFFC:  # Data Set Trailing Padding: not content (PS3.10 7.2), dropped
@@ -139,7 +140,8 @@ def test_destination_down_queues_then_delivers_and_a_restart_picks_the_spool_up(
         assert gateway.store("out", instance(index), "SENDER").status == SUCCESS
     wait_until(lambda: gateway.status()["routes"]["out"]["destination_up"] is False)
     status = gateway.status()["routes"]["out"]
-    assert status["queued"] == 3 and status["queued_bytes"] > 0 and status["last_error"] == "association-failed"
+    assert status["queued"] == 3 and status["queued_bytes"] > 0
+    assert status["last_error"] == "association-failed"
     gateway.stop(timeout=5)
     saved = json.loads((tmp_path / "spool" / "status.json").read_text())
     assert saved["routes"]["out"]["queued"] == 3
@@ -179,11 +181,13 @@ def test_identical_resend_is_one_delivery_and_other_content_is_a_uid_conflict_ac
     assert [json.loads(path.read_text())["reason"] for path in reasons] == ["uid-conflict"]
 
 
-def test_bad_bytes_are_quarantined_with_their_reason(tmp_path: Path, make_gateway: Callable[..., Gateway]) -> None:
+def test_bad_bytes_are_quarantined_with_their_reason(
+    tmp_path: Path, make_gateway: Callable[..., Gateway]
+) -> None:
     gateway = make_gateway(deid(free_port()))
     answer = gateway.store("out", b"\0" * 128 + b"DICM" + b"\xff" * 64, "SENDER")
     assert answer.status == REFUSED_QUARANTINED and answer.reason
-    copies = [p for p in (tmp_path / "quarantine" / "out").rglob("*.dcm")]
+    copies = list((tmp_path / "quarantine" / "out").rglob("*.dcm"))
     assert len(copies) == 1 and copies[0].read_bytes().startswith(b"\0" * 128 + b"DICM")
     reason = json.loads(copies[0].with_name(copies[0].name + ".reason.json").read_text())
     assert reason["reason"] == answer.reason
@@ -200,7 +204,9 @@ def test_back_pressure_answers_out_of_resources(make_gateway: Callable[..., Gate
     assert gateway.status()["routes"]["out"]["queued"] == 2
 
 
-def test_audit_verifies_and_holds_no_original_value(tmp_path: Path, make_gateway: Callable[..., Gateway]) -> None:
+def test_audit_verifies_and_holds_no_original_value(
+    tmp_path: Path, make_gateway: Callable[..., Gateway]
+) -> None:
     originals = [instance(i) for i in range(3)]
     with storescp(tmp_path / "archive") as archive:
         gateway = make_gateway(deid(archive.port))
@@ -222,7 +228,7 @@ def test_audit_verifies_and_holds_no_original_value(tmp_path: Path, make_gateway
     assert sum(e["facts"]["count"] for e in events if e["action"] == "forward") == 3
     text = json.dumps(events)
     for data in originals:
-        ds = dcmread(__import__("io").BytesIO(data))
+        ds = dcmread(BytesIO(data))
         for value in (PATIENT_NAME, PATIENT_ID, ds.StudyInstanceUID, ds.SOPInstanceUID):
             assert value not in text
     written = {e["facts"].get("sop") for e in events if e["action"] == "store"} - {None}
@@ -237,13 +243,16 @@ def test_status_file_is_written_every_second(tmp_path: Path, make_gateway: Calla
     document = json.loads(path.read_text())
     assert document["schema"] == "dicomcloak/gateway-status/1" and document["pid"] > 0
     assert set(document["routes"]["out"]) == {
-        "queued", "queued_bytes", "forwarded", "failed", "quarantined", "duplicates", "destination_up", "last_error",
+        "queued", "queued_bytes", "forwarded", "failed", "quarantined", "duplicates", "destination_up",
+        "last_error",
     }
     assert path.stat().st_mode & 0o077 == 0
     assert (tmp_path / "spool" / "out" / "outbound").stat().st_mode & 0o777 == 0o700
 
 
-def test_orthanc_receives_the_deidentified_study(tmp_path: Path, make_gateway: Callable[..., Gateway]) -> None:
+def test_orthanc_receives_the_deidentified_study(
+    tmp_path: Path, make_gateway: Callable[..., Gateway]
+) -> None:
     with orthanc(tmp_path / "orthanc") as server:
         route = DeidRoute("out", Peer(server.ae_title, "127.0.0.1", server.port))
         gateway = make_gateway(route)

@@ -20,7 +20,7 @@ from pathlib import Path
 __all__ = ["OrthancServer", "Storescp", "free_port", "orthanc", "storescp", "wait_for_port"]
 
 ORTHANC = "/usr/sbin/Orthanc"
-#: dcmtk's storescp (pynetdicom installs a ``storescp`` of its own into the environment's bin/, first on PATH).
+#: dcmtk's storescp (pynetdicom installs a ``storescp`` of its own in the environment's bin/, first on PATH).
 STORESCP = "/usr/bin/storescp"
 
 
@@ -59,7 +59,7 @@ class Storescp:
 
 @contextmanager
 def storescp(directory: Path, port: int | None = None, ae_title: str = "ARCHIVE") -> Iterator[Storescp]:
-    """Run dcmtk's ``storescp`` accepting every transfer syntax it knows (``+xa``), storing into ``directory``."""
+    """Run dcmtk's ``storescp`` accepting every transfer syntax (``+xa``), storing in ``directory``."""
     port = port or free_port()
     directory.mkdir(parents=True, exist_ok=True)
     command = [STORESCP, "--output-directory", str(directory), "-aet", ae_title, "+xa", "+uf", str(port)]
@@ -86,7 +86,7 @@ class OrthancServer:
 
     def get(self, path: str) -> object:
         """GET ``path`` of the REST API, decoded from JSON."""
-        with urllib.request.urlopen(self.url + path, timeout=5) as answer:  # noqa: S310 - localhost only
+        with urllib.request.urlopen(self.url + path, timeout=5) as answer:
             return json.loads(answer.read())
 
     def instances(self) -> list[str]:
@@ -97,7 +97,7 @@ class OrthancServer:
 
     def file(self, instance: str) -> bytes:
         """The stored DICOM file of an instance."""
-        with urllib.request.urlopen(f"{self.url}/instances/{instance}/file", timeout=5) as answer:  # noqa: S310
+        with urllib.request.urlopen(f"{self.url}/instances/{instance}/file", timeout=5) as answer:
             return bytes(answer.read())
 
 
