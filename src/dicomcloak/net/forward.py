@@ -232,7 +232,7 @@ class Forwarder:
                 return sent, False
             else:
                 self._error(path, f"status-0x{int(status):04X}")
-        return sent, len(self._attempts) == 0 or not any(p in self._attempts for p, _, _ in metas)
+        return sent, not any(path in self._attempts for path, _, _ in metas)
 
     def _error(self, path: Path, reason: str) -> None:
         """An error answer: counted against the file; moved to ``failed/`` after :data:`MAX_ATTEMPTS`."""
