@@ -7,6 +7,7 @@ Part 10 bytes), and come out at a real dcmtk ``storescp`` or Orthanc.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from io import BytesIO
@@ -23,6 +24,7 @@ from dicomcloak.keys import load_key_file
 from dicomcloak.net.config import DeidRoute, Forwarding, GatewayConfig, Limits, Peer, ReidRoute, Route
 from dicomcloak.net.gateway import Gateway
 from dicomcloak.net.sink import OUT_OF_RESOURCES, PROCESSING_FAILURE, REFUSED_QUARANTINED, SUCCESS
+from dicomcloak.net.spool import RouteSpool
 from dicomcloak.testing.archives import free_port, orthanc, storescp
 
 PATIENT_NAME = "Smithers^Waylon"
@@ -261,3 +263,39 @@ def test_orthanc_receives_the_deidentified_study(
         wait_until(lambda: len(server.instances()) == 3)
         stored = server.file(server.instances()[0])
     assert PATIENT_NAME.encode() not in stored and PATIENT_ID.encode() not in stored
+
+
+def test_concurrent_stores_share_the_pool_and_resends_stay_single(
+    tmp_path: Path, make_gateway: Callable[..., Gateway]
+) -> None:
+    """pynetdicom runs each association on its own thread: 6 senders at once, each sending twice."""
+    originals = [instance(i) for i in range(12)]
+    with storescp(tmp_path / "archive") as archive:
+        gateway = make_gateway(deid(archive.port))
+        answers: list[int] = []
+
+        def send(part: list[bytes]) -> None:
+            for data in part + part:
+                answers.append(gateway.store("out", data, "SENDER").status)
+
+        threads = [threading.Thread(target=send, args=(originals[i::6],)) for i in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert answers == [SUCCESS] * 24
+        wait_until(lambda: gateway.status()["routes"]["out"]["forwarded"] == 12)
+        assert gateway.status()["routes"]["out"]["duplicates"] == 12
+    assert len(archive.files()) == 12
+    assert not [p for p in (tmp_path / "spool" / "out" / "claims").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_stop_refuses_new_stores_and_keeps_the_queue(
+    tmp_path: Path, make_gateway: Callable[..., Gateway]
+) -> None:
+    gateway = make_gateway(deid(free_port()))
+    assert gateway.store("out", instance(0), "SENDER").status == SUCCESS
+    gateway.stop(timeout=5)
+    answer = gateway.store("out", instance(1), "SENDER")
+    assert (answer.status, answer.reason) == (OUT_OF_RESOURCES, "stopping")
+    assert RouteSpool(tmp_path / "spool", "out").scan().files == 1

@@ -57,7 +57,7 @@ from dicomcloak.net.status import RouteCounters, StatusWriter, previous_counts
 
 if TYPE_CHECKING:
     from dicomcloak.api import Reidentifier
-    from dicomcloak.batch.worker import WorkerContext
+    from dicomcloak.batch.worker import WorkerContext, WorkerSettings
     from dicomcloak.keys import ProjectKey
     from dicomcloak.policy.model import Policy
 
@@ -247,7 +247,8 @@ class Gateway:
             items = [build_reidentifier(route, self.key, self.config.key_file) for _ in range(workers)]
             runtime.reidentifiers = _Pool(items)
 
-    def _worker_settings(self, route: DeidRoute, runtime: _Route, workers: int) -> Any:
+    def _worker_settings(self, route: DeidRoute, runtime: _Route, workers: int) -> WorkerSettings:
+        """As ``deid`` builds them, in the gateway's mode: claims with digests, each output durable at once."""
         from dicomcloak.batch.worker import WorkerSettings
         from dicomcloak.net.routes import route_pixel_settings, route_seal_settings
 
@@ -262,7 +263,8 @@ class Gateway:
         )
 
     @staticmethod
-    def _context(settings: Any, runtime: _Route) -> WorkerContext:
+    def _context(settings: WorkerSettings, runtime: _Route) -> WorkerContext:
+        """A worker context whose claims are given back when its instance never completes (SpoolClaims)."""
         from dicomcloak.batch.worker import build_context
 
         context = build_context(settings)
