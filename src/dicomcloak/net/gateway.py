@@ -248,7 +248,7 @@ class Gateway:
             runtime.reidentifiers = _Pool(items)
 
     def _worker_settings(self, route: DeidRoute, runtime: _Route, workers: int) -> WorkerSettings:
-        """As ``deid`` builds them, in the gateway's mode: claims with digests, each output durable at once."""
+        """As ``deid`` builds them, in the gateway's mode: claims with digests, outputs durable at once."""
         from dicomcloak.batch.worker import WorkerSettings
         from dicomcloak.net.routes import route_pixel_settings, route_seal_settings
 
