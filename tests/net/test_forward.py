@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import shutil
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -174,3 +176,84 @@ def test_a_store_wakes_the_forwarder_at_once(
     finally:
         log.close()
     assert forwards == [{"route": "out", "count": 1, "destination": "ARCHIVE"}]
+
+
+def _tls_files(directory: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed server certificate for 127.0.0.1 (its own CA) and its key, as PEM files."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    loopback = x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([loopback]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / f"{name}.cert.pem", directory / f"{name}.key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                          serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+def test_tls_to_a_trusted_destination_delivers_and_to_an_untrusted_one_keeps_the_file(
+    tmp_path: Path, spool: RouteSpool, audit: GatewayAudit
+) -> None:
+    import ssl
+
+    from dicomcloak.net.config import ClientTls
+
+    server_cert, server_key = _tls_files(tmp_path, "archive")
+    stranger_cert, _ = _tls_files(tmp_path, "stranger")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(server_cert, server_key)
+    port = free_port()
+    received: list[str] = []
+    ae = AE(ae_title="ARCHIVE")
+    ae.add_supported_context(CTImageStorage, ALL_TRANSFER_SYNTAXES)
+
+    def handle(event: evt.Event) -> int:
+        received.append(str(event.request.AffectedSOPClassUID))
+        return 0x0000
+
+    server = ae.start_server(
+        ("127.0.0.1", port), block=False, ssl_context=context, evt_handlers=[(evt.EVT_C_STORE, handle)]
+    )
+    try:
+        (path,) = spooled(spool, "CT_small.dcm")
+        for ca, delivered in ((stranger_cert, False), (server_cert, True)):
+            counters = RouteCounters()
+            sender = Forwarder(
+                "out", Peer("ARCHIVE", "127.0.0.1", port, ClientTls(ca)), spool, counters, audit,
+                calling_ae="DICOMCLOAK", forwarding=Forwarding(retry_initial=0.05, retry_max=0.1),
+                limits=LIMITS,
+            )
+            sender.start()
+            try:
+                if delivered:
+                    wait_until(lambda: not path.exists())
+                else:
+                    wait_until(lambda c=counters: c.last_error != "")
+                    assert path.exists() and counters.destination_up is False
+            finally:
+                sender.stop(5)
+            # pynetdicom leaves the socket of a failed TLS handshake to the collector: collect it now.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ResourceWarning)
+                gc.collect()
+    finally:
+        server.shutdown()
+    assert received == [CTImageStorage]
