@@ -265,13 +265,15 @@ def test_orthanc_receives_the_deidentified_study(
     assert PATIENT_NAME.encode() not in stored and PATIENT_ID.encode() not in stored
 
 
+@pytest.mark.parametrize("vault", [False, True])
 def test_concurrent_stores_share_the_pool_and_resends_stay_single(
-    tmp_path: Path, make_gateway: Callable[..., Gateway]
+    tmp_path: Path, make_gateway: Callable[..., Gateway], vault: bool
 ) -> None:
     """pynetdicom runs each association on its own thread: 6 senders at once, each sending twice."""
     originals = [instance(i) for i in range(12)]
     with storescp(tmp_path / "archive") as archive:
-        gateway = make_gateway(deid(archive.port))
+        url = f"sqlite:///{tmp_path / 'vault.db'}" if vault else None
+        gateway = make_gateway(deid(archive.port, vault=url))
         answers: list[int] = []
 
         def send(part: list[bytes]) -> None:
@@ -299,3 +301,37 @@ def test_stop_refuses_new_stores_and_keeps_the_queue(
     answer = gateway.store("out", instance(1), "SENDER")
     assert (answer.status, answer.reason) == (OUT_OF_RESOURCES, "stopping")
     assert RouteSpool(tmp_path / "spool", "out").scan().files == 1
+
+
+def test_embedded_seals_round_trip_and_the_pixel_stage_runs_in_the_gateway(
+    tmp_path: Path, make_gateway: Callable[..., Gateway], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dicomcloak.keys.cms import make_owner
+    from dicomcloak.keys.sealing import make_sealer
+
+    keys = tmp_path / "owner"
+    keys.mkdir()
+    key_pem, cert_pem = make_owner(passphrase=b"a long enough passphrase")
+    sealer_key, sealer_cert = make_sealer()
+    for name, pem in (("owner.key.pem", key_pem), ("owner.cert.pem", cert_pem),
+                      ("sealer.key.pem", sealer_key), ("sealer.cert.pem", sealer_cert)):
+        (keys / name).write_bytes(pem)
+    monkeypatch.setenv("OWNER_PASSPHRASE", "a long enough passphrase")
+    original = instance(0)
+    with storescp(tmp_path / "offsite") as offsite, storescp(tmp_path / "hospital", ae_title="PACS") as pacs:
+        out = deid(offsite.port, recipients=(keys / "owner.cert.pem",), sealer_key=keys / "sealer.key.pem",
+                   pixels="auto")
+        back = ReidRoute(
+            "back", Peer("PACS", "127.0.0.1", pacs.port), owner_key=keys / "owner.key.pem",
+            owner_key_passphrase_env="OWNER_PASSPHRASE", trusted_sealers=(keys / "sealer.cert.pem",),
+        )
+        gateway = make_gateway(out, back, limits=Limits(workers=1))
+        assert gateway.store("out", original, "SENDER").status == SUCCESS
+        wait_until(lambda: len(offsite.files()) == 1)
+        sealed = offsite.files()[0].read_bytes()
+        assert PATIENT_NAME.encode() not in sealed
+        assert gateway.store("back", sealed, "ARCHIVE").status == SUCCESS
+        wait_until(lambda: len(pacs.files()) == 1)
+        restored = dcmread(pacs.files()[0])
+    assert restored.PatientName == PATIENT_NAME and restored.PatientID == PATIENT_ID
+    assert restored.SOPInstanceUID == dcmread(BytesIO(original)).SOPInstanceUID
