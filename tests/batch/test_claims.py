@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydicom.data import get_testdata_file
 
-from dicomcloak.batch.claims import Claim, Contents, DirClaims, MemoryClaims, make_claims
+from dicomcloak.batch.claims import Claim, Contents, DirClaims, MemoryClaims, content_digest, make_claims
 from dicomcloak.io.inputs import InputItem, iter_inputs
 from dicomcloak.io.reader import ReadLimits, dataset_bytes
 
@@ -111,3 +111,28 @@ def test_claims_name_inputs_as_iter_inputs_does(tmp_path: Path) -> None:
     first = claims.claim("k", 1, item)
     assert first == Claim(0, item)
     assert first.item.read_bytes(LIMITS.max_file_bytes) == path.read_bytes()
+
+
+def test_digests_recorded_in_claims_compare_without_the_first_input(tmp_path: Path) -> None:
+    """The gateway removes each received input once processed: the first claim's digest stands for it."""
+    first, other = tmp_path / "first.dcm", tmp_path / "other.dcm"
+    shutil.copy(get_testdata_file("CT_small.dcm"), first)
+    shutil.copy(get_testdata_file("MR_small.dcm"), other)
+    data = first.read_bytes()
+    claims = make_claims(tmp_path / "claims", digests=True)
+    (tmp_path / "claims").mkdir()
+    assert claims.records_digests and not MemoryClaims.records_digests
+    assert claims.claim("k", 0, _item(first), content_digest(data, LIMITS)) is None
+    first.unlink()  # processed: gone
+    found = DirClaims(tmp_path / "claims").claim("k", 1, _item(other))  # another process, after a restart
+    assert found is not None and found.digest == content_digest(data, LIMITS)
+    assert Contents().compare(found, 1, data, LIMITS) is None  # the same content: a duplicate
+    conflict = Contents().compare(found, 2, other.read_bytes(), LIMITS)
+    assert conflict is not None and conflict.first_digest == found.digest
+    # Without a recorded digest the first input is read again: gone, so a conflict (never merged).
+    plain = DirClaims(tmp_path / "plain")
+    (tmp_path / "plain").mkdir()
+    plain.claim("k", 0, _item(first))
+    again = plain.claim("k", 1, _item(other))
+    assert again is not None and again.digest is None
+    assert Contents().compare(again, 1, data, LIMITS) is not None

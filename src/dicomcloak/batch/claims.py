@@ -16,7 +16,10 @@ enough to read that input again). A later claimer compares contents:
 
 Digests are computed only when two inputs claim one instance (hashing every
 input would cost ~0.4 s of CPU per 586 MB on the hot path), and cached per
-process: the later claimer reads the first input again. With several worker
+process: the later claimer reads the first input again. Where the first input
+is gone once processed (the gateway's received instances, docs/gateway.md),
+:class:`DirClaims` made with ``digests=True`` records each claimer's digest in
+its claim, and a later claimer compares with it instead of re-reading. With several worker
 processes, which input claims first depends on scheduling; with ``--jobs 1``
 it is the input order.
 
@@ -57,6 +60,7 @@ __all__ = [
     "DirClaims",
     "MemoryClaims",
     "OnConflict",
+    "content_digest",
     "instance_key",
     "keep_both",
     "make_claims",
@@ -72,10 +76,12 @@ class OnConflict(StrEnum):
 
 @dataclass(frozen=True)
 class Claim:
-    """The input that claimed an instance first: its index in the input order, and the input itself."""
+    """The input that claimed an instance first: its index in the input order, the input itself, and its
+    content digest when the claims record it (``DirClaims(digests=True)``)."""
 
     index: int
     item: InputItem
+    digest: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -129,30 +135,41 @@ _SOP_INSTANCE_UID = 0x00080018
 
 
 class Claims(Protocol):
-    """First claims of instances (by :func:`instance_key`) and of output paths."""
+    """First claims of instances (by :func:`instance_key`) and of output paths.
 
-    def claim(self, key: str, index: int, item: InputItem) -> Claim | None:
+    ``records_digests``: each claim records its input's content digest (given
+    as ``digest``), so a later claimer compares without reading the first again.
+    """
+
+    records_digests: bool
+
+    def claim(self, key: str, index: int, item: InputItem, digest: bytes | None = None) -> Claim | None:
         """Claim instance ``key`` for input ``index``: None if it is now ours, else the first claim."""
 
     def claim_path(self, relpath: str) -> bool:
         """Return True if output path ``relpath`` was free and is now ours."""
 
 
-def make_claims(directory: Path | None) -> Claims:
-    """Claims for one process (``directory`` None), or shared by a pool's processes through ``directory``."""
-    return MemoryClaims() if directory is None else DirClaims(directory)
+def make_claims(directory: Path | None, *, digests: bool = False) -> Claims:
+    """Claims for one process (``directory`` None), or shared by a pool's processes through ``directory``.
+
+    ``digests``: claims in ``directory`` record their input's content digest (:class:`DirClaims`).
+    """
+    return MemoryClaims() if directory is None else DirClaims(directory, digests=digests)
 
 
 class MemoryClaims:
     """Claims for a single process: dictionaries."""
 
+    records_digests = False
+
     def __init__(self) -> None:
         self._instances: dict[str, Claim] = {}
         self._paths: set[str] = set()
 
-    def claim(self, key: str, index: int, item: InputItem) -> Claim | None:
+    def claim(self, key: str, index: int, item: InputItem, digest: bytes | None = None) -> Claim | None:
         """The first claim of ``key``, or None if this one is the first."""
-        mine = Claim(index, item)
+        mine = Claim(index, item, digest)
         first = self._instances.setdefault(key, mine)
         return None if first is mine else first
 
@@ -168,21 +185,22 @@ class DirClaims:
     """Claims shared by worker processes: one file per claimed instance or path in ``directory``.
 
     Every input claims its instance, so a claim costs a few system calls on
-    tmpfs and no :class:`~pathlib.Path` objects.
+    tmpfs and no :class:`~pathlib.Path` objects. ``digests``: record each
+    claimer's content digest in its claim (:attr:`records_digests`).
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, digests: bool = False) -> None:
         self.directory = directory
+        self.records_digests = digests
         self._prefix = os.fspath(directory) + os.sep
-        self._numbers = itertools.count()
 
-    def claim(self, key: str, index: int, item: InputItem) -> Claim | None:
+    def claim(self, key: str, index: int, item: InputItem, digest: bytes | None = None) -> Claim | None:
         """Link a complete claim file to the key's name; if another worker did first, read its claim."""
-        target = self._prefix + _name("i", key)
-        temp = f"{self._prefix}.{os.getpid()}-{next(self._numbers)}.tmp"
+        target = self.path_of(key)
+        temp = f"{self._prefix}.{os.getpid()}-{next(_NUMBERS)}.tmp"
         fd = os.open(temp, _EXCLUSIVE, 0o600)
         try:
-            os.write(fd, _encode(index, item))
+            os.write(fd, _encode(index, item, digest))
         finally:
             os.close(fd)
         try:
@@ -194,6 +212,10 @@ class DirClaims:
             os.unlink(temp)
         return None
 
+    def path_of(self, key: str) -> str:
+        """The claim file of instance ``key`` (a claimer that could not write its output removes it)."""
+        return self._prefix + _name("i", key)
+
     def claim_path(self, relpath: str) -> bool:
         """Atomically create the marker for ``relpath``; False if another worker did."""
         try:
@@ -204,27 +226,38 @@ class DirClaims:
 
 
 _EXCLUSIVE = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+#: Temporary claim names, unique in the process: several DirClaims (the gateway's threads) share a directory.
+_NUMBERS = itertools.count()
 
 
 def _name(kind: str, key: str) -> str:
     return kind + hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:40]
 
 
-def _encode(index: int, item: InputItem) -> bytes:
+def _encode(index: int, item: InputItem, digest: bytes | None = None) -> bytes:
     """The claim's fields, NUL-separated: no path or zip member name holds NUL (zipfile cuts names at one).
 
     Names that are not UTF-8 (surrogate escapes) survive the round trip. The
     member field is prefixed by ``+`` when there is one (an empty name is one).
+    A recorded content digest is a seventh field, in hex.
     """
     member = "" if item.member is None else "+" + item.member
-    fields = (str(index), os.fspath(item.root), item.root_name, item.relpath, member, os.fspath(item.source))
+    fields = [str(index), os.fspath(item.root), item.root_name, item.relpath, member, os.fspath(item.source)]
+    if digest is not None:
+        fields.append(digest.hex())
     return "\0".join(fields).encode("utf-8", "surrogateescape")
 
 
 def _decode(data: bytes) -> Claim:
-    index, root, root_name, relpath, member, source = data.decode("utf-8", "surrogateescape").split("\0")
+    fields = data.decode("utf-8", "surrogateescape").split("\0")
+    index, root, root_name, relpath, member, source, *rest = fields
     item = InputItem(Path(root), root_name, relpath, member[1:] if member else None, Path(source))
-    return Claim(int(index), item)
+    return Claim(int(index), item, bytes.fromhex(rest[0]) if rest else None)
+
+
+def content_digest(data: bytes, limits: ReadLimits) -> bytes:
+    """SHA-256 of an input's data set as encoded in its file (see the module's docstring)."""
+    return hashlib.sha256(dataset_bytes(data, limits)).digest()
 
 
 class Contents:
@@ -233,23 +266,29 @@ class Contents:
     def __init__(self) -> None:
         self._digests: dict[int, bytes] = {}
 
-    def compare(self, first: Claim, index: int, data: bytes, limits: ReadLimits) -> Conflict | None:
+    def compare(
+        self, first: Claim, index: int, data: bytes, limits: ReadLimits, mine: bytes | None = None
+    ) -> Conflict | None:
         """None if input ``index`` (read as ``data``) has the same content as ``first``, else the conflict.
 
         When the first input can no longer be read (removed during the run),
         the contents cannot be shown equal: a conflict, never a silent merge.
+        A digest recorded in the first claim is used instead of reading it;
+        ``mine``: this input's digest, when already computed.
         """
-        mine = self._digest(index, lambda: data, limits)
-        try:
-            theirs: bytes | None = self._digest(first.index, _reader(first.item, limits), limits)
-        except InputError:
-            theirs = None
+        mine = mine or self._digest(index, lambda: data, limits)
+        theirs: bytes | None = first.digest
+        if theirs is None:
+            try:
+                theirs = self._digest(first.index, _reader(first.item, limits), limits)
+            except InputError:
+                theirs = None
         return None if mine == theirs else Conflict(first, mine, theirs)
 
     def _digest(self, index: int, read: Callable[[], bytes], limits: ReadLimits) -> bytes:
         found = self._digests.get(index)
         if found is None:
-            found = self._digests[index] = hashlib.sha256(dataset_bytes(read(), limits)).digest()
+            found = self._digests[index] = content_digest(read(), limits)
         return found
 
 

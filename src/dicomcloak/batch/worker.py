@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dicomcloak.api import Deidentifier, Sealed, Sealer
-from dicomcloak.batch.claims import Claims, Contents, OnConflict, instance_key, keep_both, make_claims
+from dicomcloak.batch.claims import (
+    Claims,
+    Contents,
+    OnConflict,
+    content_digest,
+    instance_key,
+    keep_both,
+    make_claims,
+)
 from dicomcloak.batch.names import without_input_names
 from dicomcloak.engine.outcome import Outcome, TagPath
 from dicomcloak.errors import DicomcloakError, InputError, OutputError, ProcessingError
@@ -96,6 +104,11 @@ class WorkerSettings:
     pixels: PixelSettings | None = None  # the pixel stage (docs/pixels.md); None or mode off: not run
     pixel_report: int = 0  # report cards (thumbnails, PHI) each worker process makes for the run directory
     workers: int = 1  # worker processes of the run: they share the cores (the OCR engine's threads)
+    # The gateway's needs (docs/gateway.md): claims that outlive the received inputs, and each output
+    # durable before its sender is answered.
+    claim_digests: bool = False  # claims record content digests: the first input need not be read again
+    commit_each: bool = False  # each output synced and renamed at once, on the calling thread
+    private_output: bool = False  # directories made in out_dir are mode 0700
 
     @property
     def read_limits(self) -> ReadLimits:
@@ -189,7 +202,7 @@ class WorkerContext:
 def build_context(settings: WorkerSettings) -> WorkerContext:
     """Build the Deidentifier once; the policy and key are never re-read per file."""
     deidentifier = Deidentifier(settings.policy, settings.key, settings.domain)
-    claims = make_claims(settings.claims_dir)
+    claims = make_claims(settings.claims_dir, digests=settings.claim_digests)
     seal = settings.seal
     if seal is None:
         return WorkerContext(settings, deidentifier, claims, _writer(settings), pixels=_pixel_stage(settings))
@@ -217,8 +230,16 @@ def _pixel_stage(settings: WorkerSettings) -> PixelStage | None:
 
 
 def _writer(settings: WorkerSettings, hook: Callable[[list[Any]], None] | None = None) -> GroupedWriter:
-    """Outputs committed in groups; their temporary files in the output's ``.dicomcloak-tmp``."""
-    return GroupedWriter(background=True, before_commit=hook, tree=Tree(settings.out_dir))
+    """Outputs committed in groups; their temporary files in the output's ``.dicomcloak-tmp``.
+
+    ``commit_each``: groups of one, committed on the calling thread when
+    submitted, so the output is in place (and its vault record sealed) when
+    :func:`process_item` returns.
+    """
+    tree = Tree(settings.out_dir, private=settings.private_output)
+    if settings.commit_each:
+        return GroupedWriter(max_files=1, before_commit=hook, tree=tree)
+    return GroupedWriter(background=True, before_commit=hook, tree=tree)
 
 
 def _open_vault(seal: SealSettings) -> Vault | None:
@@ -349,8 +370,10 @@ def _placed(
     uids = outcome.study_uid, outcome.sop_instance_uid  # decoded once: for the claim, the path, the record
     payload, binding = _encoded(outcome.dataset, ctx, sealed, uids[1])
     original = ""  # the original SOP Instance UID of an object kept under a UID of its own
-    first = ctx.claims.claim(instance_key(*uids), index, item)
-    conflict = None if first is None else ctx.contents.compare(first, index, data, settings.read_limits)
+    limits = settings.read_limits
+    digest = content_digest(data, limits) if ctx.claims.records_digests else None
+    first = ctx.claims.claim(instance_key(*uids), index, item, digest)
+    conflict = None if first is None else ctx.contents.compare(first, index, data, limits, digest)
     if first is not None and conflict is None:
         return _duplicate(index, outcome, item, settings)
     if conflict is not None:
@@ -359,7 +382,7 @@ def _placed(
             return replace(result, conflict_with=conflict.first.index)
         sop, original = keep_both(source, outcome, conflict.digest, ctx.deidentifier.pseudonymizer)
         uids, (payload, binding) = (uids[0], sop), _encoded(outcome.dataset, ctx, sealed, sop)
-        if ctx.claims.claim(instance_key(*uids), index, item):  # its UID comes from its content:
+        if ctx.claims.claim(instance_key(*uids), index, item, digest):  # its UID comes from its content:
             return _duplicate(index, outcome, item, settings)  # the same object, already written
     relpath = _relpath(outcome, item, settings, uids)
     if settings.layout is Layout.MIRROR and not ctx.claims.claim_path(relpath):

@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from dicomcloak.cli._common import warn_if_exposed
-from dicomcloak.errors import KeyError_, UsageError
+from dicomcloak.errors import UsageError
 
 if TYPE_CHECKING:
     from dicomcloak.batch.worker import SealSettings
+    from dicomcloak.keys import Keyring
     from dicomcloak.keys.sealing import TrustedSealers
 
 __all__ = ["SealerKeyArg", "TrustedSealerArg", "read_sealer_key", "read_trusted_sealers", "seal_settings"]
@@ -51,7 +52,8 @@ def read_sealer_key(path: Path | None) -> bytes:
     KeyError_
         ``sealer-key-unreadable``, ``sealer-key-invalid``.
     """
-    from dicomcloak.keys.sealing import SEALER_KEY_ENV, load_sealer_key
+    from dicomcloak.batch import keyfiles
+    from dicomcloak.keys.sealing import SEALER_KEY_ENV
 
     chosen = path or (Path(os.environ[SEALER_KEY_ENV]) if os.environ.get(SEALER_KEY_ENV) else None)
     if chosen is None:
@@ -61,25 +63,16 @@ def read_sealer_key(path: Path | None) -> bytes:
             hint=f"make one with 'dicomcloak keys sealer --out-dir DIR', then pass --sealer-key "
             f"DIR/sealer.key.pem (or set {SEALER_KEY_ENV}); the owner trusts DIR/sealer.cert.pem",
         )
-    pem = _read(chosen, "sealer-key-unreadable", "the sealer key")
-    load_sealer_key(pem, str(chosen))
+    pem = keyfiles.read_sealer_key(chosen)
     warn_if_exposed(chosen.resolve(), "sealer key")  # whoever reads it makes seals the owner trusts
     return pem
 
 
 def read_trusted_sealers(paths: Sequence[Path]) -> TrustedSealers:
     """The trusted sealers from ``reid --trusted-sealer`` certificates (none: an empty list)."""
-    from dicomcloak.keys.sealing import load_trusted_sealers
+    from dicomcloak.batch.keyfiles import read_trusted_sealers as read
 
-    files = ((_read(path, "certificate-unreadable", "the certificate"), str(path)) for path in paths)
-    return load_trusted_sealers(files)
-
-
-def _read(path: Path, reference: str, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError:
-        raise KeyError_(f"cannot read {what} {path}", reference=reference, hint="check the path") from None
+    return read(paths)
 
 
 def seal_settings(
@@ -94,7 +87,7 @@ def seal_settings(
 ) -> SealSettings | None:
     """Sealing asked on the command line: certificates and the sealer key read now (a bad one stops
     before any work)."""
-    from dicomcloak.batch.worker import SealSettings
+    from dicomcloak.batch.keyfiles import make_seal_settings
 
     if audit is not None and vault is None and not recipients:
         raise UsageError(
@@ -102,23 +95,18 @@ def seal_settings(
         )
     if vault_wait is not None and vault is None:
         raise UsageError("--vault-wait needs --vault", reference="usage", hint="add --vault URL or drop it")
-    if not recipients and vault is None:
-        return None
-    from dicomcloak.keys.cms import load_certificate  # cryptography's x509: only when sealing
 
-    pems = tuple(_read(path, "certificate-unreadable", "the certificate") for path in recipients)
-    for path, pem in zip(recipients, pems, strict=True):
-        load_certificate(pem, str(path))
-    signer = read_sealer_key(sealer_key) if recipients else None
-    keyring = None
-    if vault is not None:
+    def keyring() -> Keyring:
+        from dicomcloak.cli.vault import load_keyring_from
+
         if ephemeral:
             raise UsageError(
                 "--vault needs a project key file, not --ephemeral-key",
                 reference="vault-needs-key",
                 hint="the vault's records are opened later with the same key file",
             )
-        from dicomcloak.cli.vault import load_keyring_from
+        return load_keyring_from(key)
 
-        keyring = load_keyring_from(key)
-    return SealSettings(pems, vault, keyring, audit, vault_wait, signer)
+    return make_seal_settings(
+        recipients, lambda: read_sealer_key(sealer_key), vault, keyring, audit=audit, vault_wait=vault_wait
+    )

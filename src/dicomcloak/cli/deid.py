@@ -84,16 +84,9 @@ PixelsArg = Annotated[
 
 def pixel_settings(policy: Path | None, mode: PixelMode | None) -> PixelSettings:
     """The pixel stage's settings: the policy's ``[pixels]`` section, ``--pixels`` winning over its mode."""
-    from dataclasses import replace
+    from dicomcloak.pixels.settings import resolve_pixel_settings
 
-    from dicomcloak.pixels.ocr import ensure_available
-    from dicomcloak.pixels.settings import load_pixel_settings
-
-    settings = load_pixel_settings(policy)
-    settings = settings if mode is None else replace(settings, mode=mode)
-    if settings.mode is not PixelMode.OFF:
-        ensure_available(settings.backend)  # before any work: not at the first image at risk
-    return settings
+    return resolve_pixel_settings(policy, mode)
 
 
 @handles_errors

@@ -25,7 +25,7 @@ from dicomcloak.cli._common import (
 from dicomcloak.cli._sealing import TrustedSealerArg
 from dicomcloak.cli.deid import check_paths, default_run_dir, history, make_run_dir, warn_skipped
 from dicomcloak.cli.vault import KeyArg
-from dicomcloak.errors import DicomcloakError, KeyError_, UsageError
+from dicomcloak.errors import DicomcloakError, UsageError
 
 if TYPE_CHECKING:
     from dicomcloak.audit import AuditLog
@@ -169,23 +169,13 @@ def _audited(log: AuditLog, mode: str, run: Callable[[], RunSummary]) -> RunSumm
 
 
 def _owner(private_key: Path, cert: Path | None) -> OwnerKey:
+    from dicomcloak.batch.keyfiles import load_owner
     from dicomcloak.cli._common import warn_if_exposed
     from dicomcloak.cli._passphrase import passphrase_for
-    from dicomcloak.keys.cms import load_certificate, load_owner_key, owner_key_encrypted
 
-    cert_path = cert or private_key.with_name("owner.cert.pem")
-    try:
-        key_pem, cert_pem = private_key.read_bytes(), cert_path.read_bytes()
-    except OSError:
-        raise KeyError_(
-            f"cannot read {private_key} or {cert_path}",
-            reference="private-key-unreadable",
-            hint="pass --private-key KEY.pem and --cert CERT.pem (the recipient's certificate)",
-        ) from None
+    owner = load_owner(private_key, cert, lambda: passphrase_for(private_key))
     warn_if_exposed(private_key.resolve(), "private key")
-    certificate = load_certificate(cert_pem, str(cert_path))
-    passphrase = passphrase_for(private_key) if owner_key_encrypted(key_pem) else None
-    return load_owner_key(key_pem, certificate, str(private_key), passphrase)
+    return owner
 
 
 def _trust_lines(facts: dict[str, Any]) -> list[str]:

@@ -29,16 +29,17 @@ KeyArg = Annotated[Path | None, typer.Option("--key", help="Project key file (el
 
 def load_keyring_from(key_file: Path | None) -> Keyring:
     """The key ring: ``--key`` or ``DICOMCLOAK_KEY_FILE``, wrapping keys from the environment if set."""
-    from dicomcloak.keys import KEY_ENV, resolve_key_path, resolve_provider
+    from dicomcloak.batch.keyfiles import resolve_keyring
+    from dicomcloak.keys import KEY_ENV
 
-    path = resolve_key_path(key_file, os.environ)
-    if path is None:
+    found = resolve_keyring(key_file, os.environ)
+    if found is None:
         raise KeyError_(
             f"no project key: pass --key FILE or set {KEY_ENV}",
             reference="key-required",
             hint="the vault is opened with the key file it was created with",
         )
-    ring = resolve_provider(path, os.environ).keyring()
+    ring, path = found
     warn_if_exposed(path.resolve())
     return ring
 

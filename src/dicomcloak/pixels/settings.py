@@ -13,7 +13,7 @@ import hashlib
 import json
 import tomllib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,9 @@ from dicomcloak.errors import ConfigError
 from dicomcloak.pixels.model import PixelMode
 from dicomcloak.pixels.templates import DeviceTemplate, parse_templates
 
-__all__ = ["PixelSettings", "load_pixel_settings", "parse_pixels", "settings_fingerprint"]
+__all__ = [
+    "PixelSettings", "load_pixel_settings", "parse_pixels", "resolve_pixel_settings", "settings_fingerprint",
+]
 
 _KEYS = frozenset(
     {"mode", "backend", "padding", "padding_vertical", "fill", "frames", "verify", "verify_score",
@@ -160,6 +162,21 @@ def load_pixel_settings(path: Path | None) -> PixelSettings:
     if not isinstance(section, dict):
         raise _error("[pixels] must be a table", "write it as a [pixels] section")
     return parse_pixels(section)
+
+
+def resolve_pixel_settings(path: Path | None, mode: PixelMode | None = None) -> PixelSettings:
+    """The pixel stage's settings for a run: the policy file's ``[pixels]``, ``mode`` winning over its mode.
+
+    When the stage runs, its OCR back-end is checked now (docs/pixels.md,
+    "Dependencies"): a run stops before its first file, not at its first image at risk.
+    """
+    from dicomcloak.pixels.ocr import ensure_available
+
+    settings = load_pixel_settings(path)
+    settings = settings if mode is None else replace(settings, mode=mode)
+    if settings.mode is not PixelMode.OFF:
+        ensure_available(settings.backend)
+    return settings
 
 
 def settings_fingerprint(settings: PixelSettings) -> str:

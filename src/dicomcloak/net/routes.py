@@ -1,0 +1,211 @@
+"""A route's per-instance settings, assembled from its configuration (docs/gateway.md, "Routes").
+
+What ``dicomcloak deid`` and ``dicomcloak reid`` assemble from their command
+lines, the gateway assembles here from a :class:`~dicomcloak.net.config.DeidRoute`
+or :class:`~dicomcloak.net.config.ReidRoute`, through the same lower-layer
+functions (:mod:`dicomcloak.batch.keyfiles`, :func:`dicomcloak.policy.build_policy`,
+:func:`dicomcloak.pixels.settings.resolve_pixel_settings`): a key or a
+certificate is read and checked the same way on both paths, once, at start,
+so a bad one stops the gateway before its first association (architecture.md
+decision 3: every failure fails closed).
+
+The vault is opened with the project key's key ring: the key file of the
+gateway (``key_file`` in ``gateway.toml``, else ``DICOMCLOAK_KEY_FILE``), with
+wrapping keys from ``DICOMCLOAK_WRAPPING_KEYS`` when set, and it must hold the
+project key the gateway pseudonymizes with.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dicomcloak.errors import ConfigError, KeyError_
+from dicomcloak.net.config import DeidRoute, ReidRoute, Route
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from dicomcloak.api import Reidentifier
+    from dicomcloak.batch.worker import SealSettings
+    from dicomcloak.keys import Keyring, ProjectKey
+    from dicomcloak.pixels.settings import PixelSettings
+    from dicomcloak.policy.model import Policy
+
+__all__ = [
+    "build_reidentifier",
+    "close_reidentifier",
+    "project_keyring",
+    "route_pixel_settings",
+    "route_policy",
+    "route_seal_settings",
+]
+
+
+def route_policy(route: Route) -> Policy:
+    """The route's policy: PS3.15 Table E.1-1, its options and site policy file (``deid --option --policy``).
+
+    A re-identifying route sanitizes what comes back under the default policy
+    (its private-element rules and reading limits), as ``reid`` without options.
+    """
+    from dicomcloak.policy import build_policy
+
+    if isinstance(route, DeidRoute):
+        return build_policy(route.options, route.policy)
+    return build_policy()
+
+
+def route_pixel_settings(route: DeidRoute) -> PixelSettings:
+    """The pixel stage of a de-identifying route: its policy's ``[pixels]``, ``pixels`` winning over its mode.
+
+    The OCR back-end is checked now when the stage runs (docs/pixels.md).
+
+    Raises
+    ------
+    ConfigError
+        ``route-pixels-invalid`` for a mode that is not a
+        :class:`~dicomcloak.pixels.model.PixelMode`.
+    """
+    from dicomcloak.pixels.model import PixelMode
+    from dicomcloak.pixels.settings import resolve_pixel_settings
+
+    try:
+        mode = PixelMode(route.pixels)
+    except ValueError:
+        raise ConfigError(
+            f"route {route.name}: pixels is not a pixel mode",
+            reference="route-pixels-invalid",
+            hint="one of: " + ", ".join(m.value for m in PixelMode),
+        ) from None
+    return resolve_pixel_settings(route.policy, mode)
+
+
+def route_seal_settings(
+    route: DeidRoute, key: ProjectKey, key_file: Path | None = None
+) -> SealSettings | None:
+    """How a de-identifying route seals the originals: embedded to ``recipients`` and/or in ``vault``.
+
+    Embedded seals are signed with ``sealer_key`` (``reid`` refuses unsigned
+    ones by default); the vault is opened with :func:`project_keyring`.
+    None when the route seals nothing.
+
+    Raises
+    ------
+    ConfigError
+        ``sealer-key-required``: recipients without a sealer key.
+    KeyError_
+        unreadable or malformed certificates or keys; ``key-required``,
+        ``key-mismatch`` (see :func:`project_keyring`).
+    """
+    from dicomcloak.batch.keyfiles import make_seal_settings, read_sealer_key
+
+    def signer() -> bytes:
+        if route.sealer_key is None:
+            raise ConfigError(
+                f"route {route.name}: recipients need a sealer key (embedded seals are signed)",
+                reference="sealer-key-required",
+                hint="make one with 'dicomcloak keys sealer --out-dir DIR' and set sealer_key "
+                "= DIR/sealer.key.pem; the owner trusts DIR/sealer.cert.pem",
+            )
+        return read_sealer_key(route.sealer_key)
+
+    return make_seal_settings(route.recipients, signer, route.vault, lambda: project_keyring(key, key_file))
+
+
+def project_keyring(key: ProjectKey, key_file: Path | None = None) -> Keyring:
+    """The key ring of the project key: ``key_file``, else ``DICOMCLOAK_KEY_FILE`` (wrapping keys from the
+    environment when set); it must hold ``key``.
+
+    Raises
+    ------
+    KeyError_
+        ``key-required`` when no key file is named; ``key-mismatch`` when the
+        ring's project key is not ``key`` (a vault would then hold records the
+        gateway's pseudonyms do not match).
+    """
+    import hmac
+
+    from dicomcloak.batch.keyfiles import resolve_keyring
+    from dicomcloak.keys import KEY_ENV
+
+    found = resolve_keyring(key_file, os.environ)
+    if found is None:
+        raise KeyError_(
+            "a vault needs the project key file",
+            reference="key-required",
+            hint=f"set key_file in the gateway configuration, or {KEY_ENV}",
+        )
+    ring = found[0]
+    if not hmac.compare_digest(ring.project.secret, key.secret):
+        raise KeyError_(
+            "the key file's project key is not the gateway's",
+            reference="key-mismatch",
+            hint="use one key file for the gateway and its vaults",
+        )
+    return ring
+
+
+def build_reidentifier(route: ReidRoute, key: ProjectKey, key_file: Path | None = None) -> Reidentifier:
+    """The route's :class:`~dicomcloak.api.Reidentifier`, as ``dicomcloak reid`` builds it.
+
+    Vault mode (``vault``): the vault opened with :func:`project_keyring`;
+    close it with :func:`close_reidentifier`. Embedded mode (``owner_key``):
+    the owner's key with ``owner.cert.pem`` beside it, its passphrase from
+    the environment variable ``owner_key_passphrase_env`` when the key is
+    protected, the ``trusted_sealers``, and ``accept_unverified``.
+    ``key_file``: the gateway's key file (else ``DICOMCLOAK_KEY_FILE``).
+
+    Raises
+    ------
+    ConfigError
+        ``reid-mode``: not exactly one of ``vault`` and ``owner_key``, or
+        trusted sealers with a vault.
+    KeyError_
+        unreadable or malformed keys, ``private-key-passphrase``,
+        ``key-required``, ``key-mismatch``.
+    """
+    from dicomcloak.api import Reidentifier
+
+    both_or_neither = (route.vault is None) == (route.owner_key is None)
+    if both_or_neither or (route.vault is not None and route.trusted_sealers):
+        raise ConfigError(
+            f"route {route.name}: give exactly one of vault or owner_key",
+            reference="reid-mode",
+            hint="embedded: owner_key (and trusted_sealers); vault: vault, opened with the project key",
+        )
+    if route.owner_key is not None:
+        from dicomcloak.batch.keyfiles import load_owner, read_trusted_sealers
+
+        owner = load_owner(route.owner_key, None, _passphrase(route))
+        trusted = read_trusted_sealers(route.trusted_sealers)
+        return Reidentifier(owner, accept_unverified=route.accept_unverified, trusted=trusted)
+    from dicomcloak.vault import Vault
+
+    assert route.vault is not None  # checked above
+    return Reidentifier(vault=Vault.open(route.vault, project_keyring(key, key_file)))
+
+
+def close_reidentifier(reidentifier: Reidentifier) -> None:
+    """Close the vault a :func:`build_reidentifier` opened (embedded mode: nothing to close)."""
+    from dicomcloak.vault import Vault
+
+    if isinstance(reidentifier.vault, Vault):
+        reidentifier.vault.close()
+
+
+def _passphrase(route: ReidRoute) -> Callable[[], bytes]:
+    """Reads the owner key's passphrase from the route's environment variable, only if the key needs one."""
+    name = route.owner_key_passphrase_env
+
+    def read() -> bytes:
+        value = os.environ.get(name) if name else None
+        if not value:
+            raise KeyError_(
+                f"route {route.name}: the owner key is protected by a passphrase and none was given",
+                reference="private-key-passphrase",
+                hint="set owner_key_passphrase_env to the name of an environment variable holding it",
+            )
+        return value.encode("utf-8")
+
+    return read
