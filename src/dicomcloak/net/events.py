@@ -19,6 +19,7 @@ from typing import Any
 
 from dicomcloak.audit import AuditLog
 from dicomcloak.audit.db import make_engine
+from dicomcloak.net.stores import make_sqlite_parent
 
 __all__ = ["GatewayAudit"]
 
@@ -27,6 +28,7 @@ class GatewayAudit:
     """A thread-safe, batching writer of gateway events into the audit log at ``url``."""
 
     def __init__(self, url: str, *, interval: float = 0.2) -> None:
+        make_sqlite_parent(url)
         self._engine = make_engine(url)
         self.log = AuditLog(self._engine)
         self._interval = interval

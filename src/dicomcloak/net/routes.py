@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from dicomcloak.errors import ConfigError, KeyError_
 from dicomcloak.net.config import DeidRoute, ReidRoute, Route
+from dicomcloak.net.stores import make_sqlite_parent
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -30,10 +31,13 @@ if TYPE_CHECKING:
     from dicomcloak.api import Reidentifier
     from dicomcloak.batch.worker import SealSettings
     from dicomcloak.keys import Keyring, ProjectKey
+    from dicomcloak.net.config import GatewayConfig
+    from dicomcloak.net.qr import Audit, QueryService
     from dicomcloak.pixels.settings import PixelSettings
     from dicomcloak.policy.model import Policy
 
 __all__ = [
+    "build_query_service",
     "build_reidentifier",
     "close_reidentifier",
     "project_keyring",
@@ -46,14 +50,13 @@ __all__ = [
 def route_policy(route: Route) -> Policy:
     """The route's policy: PS3.15 Table E.1-1, its options and site policy file (``deid --option --policy``).
 
-    A re-identifying route sanitizes what comes back under the default policy
-    (its private-element rules and reading limits), as ``reid`` without options.
+    A re-identifying route sanitizes what comes back under the options and
+    policy of the route that de-identified it (``reid --option --policy``), so
+    the private elements that route kept are kept on the way back too.
     """
     from dicomcloak.policy import build_policy
 
-    if isinstance(route, DeidRoute):
-        return build_policy(route.options, route.policy)
-    return build_policy()
+    return build_policy(route.options, route.policy)
 
 
 def route_pixel_settings(route: DeidRoute) -> PixelSettings:
@@ -110,6 +113,7 @@ def route_seal_settings(
             )
         return read_sealer_key(route.sealer_key)
 
+    make_sqlite_parent(route.vault)
     return make_seal_settings(route.recipients, signer, route.vault, lambda: project_keyring(key, key_file))
 
 
@@ -177,7 +181,7 @@ def build_reidentifier(route: ReidRoute, key: ProjectKey, key_file: Path | None 
     if route.owner_key is not None:
         from dicomcloak.batch.keyfiles import load_owner, read_trusted_sealers
 
-        owner = load_owner(route.owner_key, None, _passphrase(route))
+        owner = load_owner(route.owner_key, route.owner_cert, _passphrase(route))
         trusted = read_trusted_sealers(route.trusted_sealers)
         return Reidentifier(owner, accept_unverified=route.accept_unverified, trusted=trusted)
     from dicomcloak.vault import Vault
@@ -209,3 +213,50 @@ def _passphrase(route: ReidRoute) -> Callable[[], bytes]:
         return value.encode("utf-8")
 
     return read
+
+
+def build_query_service(
+    config: GatewayConfig, name: str, key: ProjectKey, ae_title: str, audit: Audit
+) -> QueryService:
+    """The Q/R service of ``config.queries[name]`` (docs/gateway.md, "Query/retrieve through the gateway").
+
+    Its pseudonyms are the deidentify route's (the project key in its domain,
+    under its policy), answers go back through that route's vault map, and
+    retrieved instances are restored by the reidentify route's re-identifier
+    under that route's policy. Retrieved instances wait in
+    ``<spool>/<name>/scratch`` (private) until restored.
+
+    Raises
+    ------
+    ConfigError
+        ``query-needs-vault``: the deidentify route seals to no vault, so no
+        answer could be translated back.
+    """
+    from dicomcloak.keys import Pseudonymizer
+    from dicomcloak.net.qr import QueryService
+    from dicomcloak.vault import Vault
+
+    query = config.queries[name]
+    deid, reid = config.routes[query.deidentify], config.routes[query.reidentify]
+    assert isinstance(deid, DeidRoute) and isinstance(reid, ReidRoute)  # checked by the loader
+    if deid.vault is None:
+        raise ConfigError(
+            f"query {name}: route {deid.name} seals to no vault",
+            reference="query-needs-vault",
+            hint=f"add vault = ... to route {deid.name}: its pseudonym map translates answers back",
+        )
+    scratch = config.spool / name / "scratch"
+    scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return QueryService(
+        query.remote,
+        Pseudonymizer(key, deid.domain),
+        route_policy(deid),
+        Vault.open(deid.vault, project_keyring(key, config.key_file)),
+        build_reidentifier(reid, key, config.key_file),
+        route_policy(reid),
+        query.destinations,
+        ae_title,
+        audit=audit,
+        scratch=scratch,
+        timeout=config.limits.dimse_timeout,
+    )

@@ -26,8 +26,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from dicomcloak.errors import ConfigError
-from dicomcloak.net.config import GatewayConfig
+from dicomcloak.net.config import GatewayConfig, Listener
 from dicomcloak.net.identity import authenticator_for
 from dicomcloak.net.listener import ExtraHandlers, start_listeners
 from dicomcloak.net.sink import StoreSink
@@ -85,8 +84,6 @@ def check(config: GatewayConfig) -> None:
         authenticator_for(listener.identity)
         if listener.tls is not None:
             server_context(listener.tls)
-    if any(listener.query for listener in config.listeners):
-        _query_module()
 
 
 def run(config: GatewayConfig, key: ProjectKey, *, gateway_factory: GatewayFactory | None = None) -> int:
@@ -96,7 +93,7 @@ def run(config: GatewayConfig, key: ProjectKey, *, gateway_factory: GatewayFacto
         gateway = (gateway_factory or _default_gateway)(config, key)
         gateway.start()
         try:
-            listeners = start_listeners(config, gateway, _query_handlers(config, gateway))
+            listeners = start_listeners(config, gateway, _query_handlers(config, gateway, key))
         except BaseException:
             gateway.stop(timeout=config.limits.dimse_timeout)
             raise
@@ -118,26 +115,22 @@ def _default_gateway(config: GatewayConfig, key: ProjectKey) -> GatewayService:
     return gateway
 
 
-def _query_module() -> Any:
-    try:
-        from dicomcloak.net import qr  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        raise ConfigError(
-            "a listener has a query route but query/retrieve is not in this build",
-            reference="query-unavailable",
-            hint="remove `query` from the listener",
-        ) from None
-    return qr
-
-
-def _query_handlers(config: GatewayConfig, gateway: GatewayService) -> ExtraHandlers | None:
-    """The Q/R hook: ``net.qr.query_handlers(query_route, ...)`` for listeners with ``query`` set."""
+def _query_handlers(config: GatewayConfig, gateway: GatewayService, key: ProjectKey) -> ExtraHandlers | None:
+    """C-FIND, C-MOVE and C-GET handlers for each listener with a ``query`` (net.qr), built once per query."""
     if not any(listener.query for listener in config.listeners):
         return None
-    qr = _query_module()
+    from dicomcloak.net.qr import query_handlers
+    from dicomcloak.net.routes import build_query_service
 
-    def handlers(listener: Any) -> Any:
-        return qr.query_handlers(config.queries[listener.query], config=config, sink=gateway)
+    built: dict[tuple[str, str], Any] = {}
+
+    def handlers(listener: Listener) -> Any:
+        assert listener.query is not None  # the listener asks only when it has a query
+        index = (listener.query, listener.ae_title)
+        if index not in built:
+            service = build_query_service(config, listener.query, key, listener.ae_title, gateway.audit)
+            built[index] = query_handlers(service)
+        return built[index]
 
     return handlers
 

@@ -117,6 +117,11 @@ def orthanc(directory: Path, ae_title: str = "ORTHANC") -> Iterator[OrthancServe
         "AuthenticationEnabled": False,
         "DicomCheckCalledAet": False,
         "UnknownSopClassAccepted": True,
+        # Any caller may query and retrieve (C-GET): the gateway calls with its own AE title.
+        "DicomAlwaysAllowEcho": True,
+        "DicomAlwaysAllowStore": True,
+        "DicomAlwaysAllowFind": True,
+        "DicomAlwaysAllowGet": True,
         "Plugins": [],
     }
     path = directory / "orthanc.json"
