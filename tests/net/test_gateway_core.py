@@ -345,3 +345,14 @@ def test_one_gateway_per_spool(make_gateway: Callable[..., Gateway]) -> None:
     with pytest.raises(ConfigError) as raised:
         second.start()
     assert raised.value.reference == "spool-in-use"
+
+
+def test_pynetdicom_never_logs_identifiers() -> None:
+    import logging
+
+    from pynetdicom import _config
+
+    import dicomcloak.net  # noqa: F401 - sets them
+
+    assert _config.LOG_REQUEST_IDENTIFIERS is False and _config.LOG_RESPONSE_IDENTIFIERS is False
+    assert logging.getLogger("pynetdicom").level >= logging.WARNING
