@@ -20,6 +20,7 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 from dicomcloak.audit import AuditLog
+from dicomcloak.errors import ConfigError
 from dicomcloak.keys import load_key_file
 from dicomcloak.net.config import DeidRoute, Forwarding, GatewayConfig, Limits, Peer, ReidRoute, Route
 from dicomcloak.net.gateway import Gateway
@@ -99,6 +100,7 @@ def test_a_study_arrives_deidentified_and_consistent(
             assert all(value.encode() not in data for data in received)
     studies = {dcmread(path).StudyInstanceUID for path in archive.files()}
     assert len(studies) == 1
+    wait_until(lambda: gateway.status()["routes"]["out"]["forwarded"] == 4)  # storescp wrote before answering
     status = gateway.status()["routes"]["out"]
     assert status["forwarded"] == 4 and status["queued"] == 0 and status["destination_up"] is True
 
@@ -285,7 +287,7 @@ def test_concurrent_stores_share_the_pool_and_resends_stay_single(
             thread.start()
         for thread in threads:
             thread.join()
-        assert answers == [SUCCESS] * 24
+        assert answers == [SUCCESS] * 24, [hex(a) for a in answers]
         wait_until(lambda: gateway.status()["routes"]["out"]["forwarded"] == 12)
         assert gateway.status()["routes"]["out"]["duplicates"] == 12
     assert len(archive.files()) == 12
@@ -335,3 +337,22 @@ def test_embedded_seals_round_trip_and_the_pixel_stage_runs_in_the_gateway(
         restored = dcmread(pacs.files()[0])
     assert restored.PatientName == PATIENT_NAME and restored.PatientID == PATIENT_ID
     assert restored.SOPInstanceUID == dcmread(BytesIO(original)).SOPInstanceUID
+
+
+def test_one_gateway_per_spool(make_gateway: Callable[..., Gateway]) -> None:
+    make_gateway(deid(free_port()))
+    second = make_gateway(deid(free_port()), start=False)
+    with pytest.raises(ConfigError) as raised:
+        second.start()
+    assert raised.value.reference == "spool-in-use"
+
+
+def test_pynetdicom_never_logs_identifiers() -> None:
+    import logging
+
+    from pynetdicom import _config
+
+    import dicomcloak.net  # noqa: F401 - sets them
+
+    assert _config.LOG_REQUEST_IDENTIFIERS is False and _config.LOG_RESPONSE_IDENTIFIERS is False
+    assert logging.getLogger("pynetdicom").level >= logging.WARNING

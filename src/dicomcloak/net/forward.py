@@ -70,6 +70,18 @@ def client_context(tls: ClientTls) -> ssl.SSLContext:
     return context
 
 
+def _closed(assoc: Association, raw: socket.socket | None, timeout: float) -> None:
+    """Wait for the association's thread to end, then make sure its socket is closed.
+
+    pynetdicom 3.0 shuts a socket down and closes it in one step, and skips the
+    close when the shutdown fails (the peer closed the connection first): that
+    socket would stay open until the collector finds it.
+    """
+    assoc.join(timeout)
+    if raw is not None:
+        raw.close()
+
+
 class Forwarder:
     """Sends one route's spool to its destination on a thread of its own."""
 
@@ -179,16 +191,18 @@ class Forwarder:
             return False
         tls_args = None if self._tls is None else (self._tls, peer.host)
         assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title, tls_args=tls_args)
-        if not assoc.is_established:
-            reason = "association-rejected" if assoc.is_rejected else "association-failed"
-            self._counters.destination(False, reason)
-            return False
-        self._counters.destination(True)
+        raw = getattr(getattr(assoc.dul, "socket", None), "socket", None)
         try:
+            if not assoc.is_established:
+                reason = "association-rejected" if assoc.is_rejected else "association-failed"
+                self._counters.destination(False, reason)
+                return False
+            self._counters.destination(True)
             sent, clean = self._send_files(assoc, metas)
         finally:
             if assoc.is_established:
                 assoc.release()
+            _closed(assoc, raw, self._limits.network_timeout)
         if sent:
             self._audit.append("forward", route=self.route, count=sent, destination=peer.ae_title)
         return clean

@@ -52,7 +52,7 @@ from dicomcloak.net.sink import (
     SUCCESS,
     StoreAnswer,
 )
-from dicomcloak.net.spool import RouteSpool, SpoolClaims, fsync_directory
+from dicomcloak.net.spool import RouteSpool, SpoolClaims, SpoolLock, fsync_directory
 from dicomcloak.net.status import RouteCounters, StatusWriter, previous_counts
 
 if TYPE_CHECKING:
@@ -114,14 +114,20 @@ class Gateway:
         self._accepting = False
         self._in_flight = 0
         self._started = ""
+        self._spool_lock = SpoolLock(config.spool)
 
     # -- life cycle --------------------------------------------------------------------------------------
 
     def start(self) -> None:
         """Prepare the spool, build every route's pool (a bad key or policy stops here), start the threads."""
         config = self.config
+        self._spool_lock.acquire()
+        try:
+            self._audit = GatewayAudit(config.audit)
+        except BaseException:
+            self._spool_lock.release()
+            raise
         carried = previous_counts(self.status_file)
-        self._audit = GatewayAudit(config.audit)
         try:
             for name, route in config.routes.items():
                 spool = RouteSpool(config.spool, name)
@@ -143,6 +149,7 @@ class Gateway:
             self._close_routes()
             self._audit.close()
             self._audit = None
+            self._spool_lock.release()
             raise
         self._started = _now()
         for runtime in self._routes.values():
@@ -158,7 +165,8 @@ class Gateway:
         """Stop gracefully: no new stores, in-flight stores finish, forwarders finish their association."""
         with self._lock:
             self._accepting = False
-            self._lock.wait_for(lambda: self._in_flight == 0, timeout)
+            if not self._lock.wait_for(lambda: self._in_flight == 0, timeout):
+                _log.warning("stopping with %d stores still in flight", self._in_flight)
         for runtime in self._routes.values():
             if runtime.forwarder is not None:
                 runtime.forwarder.stop(timeout)
@@ -171,6 +179,7 @@ class Gateway:
             self._audit.append("gateway-stop", queued=queued)
             self._audit.close()
             self._audit = None
+        self._spool_lock.release()
 
     def __enter__(self) -> Gateway:
         self.start()

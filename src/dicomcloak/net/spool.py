@@ -18,6 +18,7 @@ re-send of the same SOP Instance as a duplicate).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 import uuid
@@ -26,10 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dicomcloak.batch.claims import Claim, DirClaims
+from dicomcloak.errors import ConfigError
 from dicomcloak.io.inputs import InputItem
 from dicomcloak.io.staging import TEMP_DIR_NAME, Tree, makedirs_private
 
-__all__ = ["CLAIM_SUFFIX", "RouteSpool", "SpoolClaims", "Usage", "fsync_directory"]
+__all__ = ["CLAIM_SUFFIX", "RouteSpool", "SpoolClaims", "SpoolLock", "Usage", "fsync_directory"]
 
 #: The side file of a received instance that lists the claim files it made, one a line.
 CLAIM_SUFFIX = ".claim"
@@ -52,6 +54,45 @@ def fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class SpoolLock:
+    """One gateway per spool: an exclusive lock on ``<spool>/gateway.lock`` while it runs.
+
+    A second gateway on the same spool would remove the first one's received
+    instances as crash leftovers and send the same files twice.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / "gateway.lock"
+        self._fd = -1
+
+    def acquire(self) -> None:
+        """Take the lock (the spool root is made, 0700).
+
+        Raises
+        ------
+        ConfigError
+            ``spool-in-use``: another gateway runs on this spool.
+        """
+        makedirs_private(self.path.parent)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), _PRIVATE_FILE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise ConfigError(
+                f"another gateway is running on the spool {self.path.parent}",
+                reference="spool-in-use",
+                hint="stop it first, or give this gateway a spool of its own",
+            ) from None
+        self._fd = fd
+
+    def release(self) -> None:
+        """Let the lock go (closing the descriptor releases it)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 class RouteSpool:
