@@ -347,12 +347,17 @@ def test_one_gateway_per_spool(make_gateway: Callable[..., Gateway]) -> None:
     assert raised.value.reference == "spool-in-use"
 
 
-def test_pynetdicom_never_logs_identifiers() -> None:
+def test_pynetdicom_never_logs_identifiers(tmp_path: Path, make_gateway: Callable[..., Gateway]) -> None:
+    """Forwarding quiets pynetdicom before it talks (net.quiet), whatever was set before."""
     import logging
 
     from pynetdicom import _config
 
-    import dicomcloak.net  # noqa: F401 - sets them
-
+    _config.LOG_REQUEST_IDENTIFIERS = _config.LOG_RESPONSE_IDENTIFIERS = True
+    logging.getLogger("pynetdicom").setLevel(logging.NOTSET)
+    with storescp(tmp_path / "archive") as archive:
+        gateway = make_gateway(deid(archive.port))
+        assert gateway.store("out", instance(0), "SENDER").status == SUCCESS
+        wait_until(lambda: len(archive.files()) == 1)
     assert _config.LOG_REQUEST_IDENTIFIERS is False and _config.LOG_RESPONSE_IDENTIFIERS is False
     assert logging.getLogger("pynetdicom").level >= logging.WARNING

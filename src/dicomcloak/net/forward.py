@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dicomcloak.net.config import ClientTls, Forwarding, Limits, Peer
+from dicomcloak.net.quiet import quiet_pynetdicom
 
 if TYPE_CHECKING:
     from pynetdicom.association import Association
@@ -167,6 +168,8 @@ class Forwarder:
         """One association; True when every file of it was delivered (no back-off needed)."""
         from pydicom.filereader import read_file_meta_info
         from pynetdicom import AE
+
+        quiet_pynetdicom()
 
         metas: list[tuple[Path, str, str]] = []
         for path in files:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pynetdicom import AE, _config
+from pynetdicom import AE
 from pynetdicom.transport import ThreadedAssociationServer
 
 from dicomcloak.errors import ConfigError
@@ -37,25 +37,17 @@ from dicomcloak.net.config import GatewayConfig, Limits, Listener
 from dicomcloak.net.contexts import listener_contexts
 from dicomcloak.net.handlers import Door, report
 from dicomcloak.net.identity import authenticator_for
+from dicomcloak.net.quiet import quiet_pynetdicom
 from dicomcloak.net.security import Gate, Lockout
 from dicomcloak.net.sink import StoreSink
 from dicomcloak.net.tls import server_context
 
-__all__ = ["ExtraHandlers", "Listeners", "quiet_pynetdicom", "start_listeners"]
+__all__ = ["ExtraHandlers", "Listeners", "start_listeners"]
 
 #: Handlers a listener binds besides its own (C-FIND, C-MOVE, C-GET from :mod:`dicomcloak.net.qr`).
 ExtraHandlers = Callable[[Listener], Sequence[tuple[Any, Callable[..., Any]]]]
 
 _LOG = logging.getLogger("dicomcloak.net")
-
-
-def quiet_pynetdicom() -> None:
-    """Keep identifiers (PHI) out of pynetdicom's log, and its logger at WARNING unless set otherwise."""
-    _config.LOG_REQUEST_IDENTIFIERS = False
-    _config.LOG_RESPONSE_IDENTIFIERS = False
-    logger = logging.getLogger("pynetdicom")
-    if logger.level == logging.NOTSET:
-        logger.setLevel(logging.WARNING)
 
 
 class _Socket(socket.socket):

@@ -45,6 +45,7 @@ from dicomcloak.net.query import (
     refuse,
     retrieve_ae_title,
 )
+from dicomcloak.net.quiet import quiet_pynetdicom
 from dicomcloak.net.remote import (
     FIND_MODELS,
     GET_FOR_MOVE,
@@ -53,7 +54,6 @@ from dicomcloak.net.remote import (
     Fetched,
     RemoteArchiveError,
     client_tls_args,
-    quiet_pynetdicom,
     remote_find,
     remote_get,
 )

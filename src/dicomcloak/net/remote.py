@@ -8,7 +8,6 @@ needs no route back to the gateway (no C-MOVE destination to configure).
 
 from __future__ import annotations
 
-import logging
 import ssl
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pynetdicom import AE, StoragePresentationContexts, _config, build_context, build_role, evt
+from pynetdicom import AE, StoragePresentationContexts, build_context, build_role, evt
 from pynetdicom.association import Association
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.status import code_to_category
@@ -33,7 +32,6 @@ __all__ = [
     "Fetched",
     "RemoteArchiveError",
     "client_tls_args",
-    "quiet_pynetdicom",
     "remote_find",
     "remote_get",
 ]
@@ -58,20 +56,6 @@ class RemoteArchiveError(DicomcloakError):
     """The remote archive could not be reached, or broke off the operation."""
 
     default_reference = "remote-unavailable"
-
-
-def quiet_pynetdicom() -> None:
-    """Keep pynetdicom from logging identifiers and UIDs (architecture.md decision 7): they may be originals.
-
-    Its identifier logging is switched off, and its logger set to WARNING
-    unless someone set a level on purpose (debugging): its INFO and DEBUG
-    lines name the SOP Instance UIDs of what it sends, restored ones included.
-    """
-    _config.LOG_REQUEST_IDENTIFIERS = False
-    _config.LOG_RESPONSE_IDENTIFIERS = False
-    logger = logging.getLogger("pynetdicom")
-    if logger.level == logging.NOTSET:
-        logger.setLevel(logging.WARNING)
 
 
 def client_tls_args(tls: ClientTls | None, host: str) -> tuple[ssl.SSLContext, str] | None:
