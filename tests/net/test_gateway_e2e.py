@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from io import BytesIO
 from pathlib import Path
@@ -126,6 +127,18 @@ def wait_until(condition: Callable[[], bool], timeout: float = 120.0) -> None:
         time.sleep(0.1)
 
 
+def audited(root: Path) -> Counter[str]:
+    """Events per action in the gateway's audit log (its chain verified first)."""
+    from dicomcloak.audit import AuditLog
+
+    log = AuditLog.open(f"sqlite:///{root / 'var' / 'audit.db'}")
+    try:
+        log.verify()
+        return Counter(str(event["action"]) for event in log.events())
+    finally:
+        log.close()
+
+
 def sop_uids(files: list[Path]) -> list[str]:
     return [str(dcmread(path, stop_before_pixels=True).SOPInstanceUID) for path in files]
 
@@ -181,26 +194,58 @@ def test_a_study_through_deidentify_routes_reaches_storescp_and_orthanc_clean(
     assert not {str(ds.PatientID) for ds in in_orthanc} & {str(p) for p in _original_ids(corpus)}
 
 
+def _kill_after_each_success(
+    tmp_path: Path, key_file: Path, files: list[Path], destination: tuple[str, int],
+    serve: Callable[[Path], Serve],
+) -> Serve:
+    """Start the gateway, send one instance, ``kill -9`` it as soon as storescu has its success; repeat.
+
+    Then start it once more (the restart picks the spool up) and wait until its queue is empty.
+    """
+    port = free_port()
+    config = write_config(tmp_path, key_file, {"out": (port, *destination)})
+    acknowledged = 0
+    for path in files:
+        gateway = serve(config)
+        acknowledged += send(port, [path], "OUT")
+        gateway.kill()
+    assert acknowledged == len(files)
+    gateway = serve(config)
+    wait_until(lambda: gateway.routes().get("out", {}).get("queued") == 0)
+    return gateway
+
+
 def test_kill_9_right_after_success_loses_and_duplicates_nothing(
     tmp_path: Path, key_file: Path, corpus: Path, serve: Callable[[Path], Serve]
 ) -> None:
-    """kill -9 of the gateway as soon as storescu has its success, 20 times: all delivered, exactly once."""
+    """kill -9 right after each success, 20 times, Orthanc the destination: all delivered, none twice.
+
+    An instance in doubt (stored by Orthanc, the gateway killed before it removed its copy) is found
+    there by C-FIND and not sent again.
+    """
     files = sorted((corpus / "files").rglob("*.dcm"))[:20]
-    port = free_port()
-    with storescp(tmp_path / "archive") as archive:  # unique file names: a second delivery would show
-        config = write_config(tmp_path, key_file, {"out": (port, "ARCHIVE", archive.port)})
-        acknowledged = 0
-        for path in files:
-            gateway = serve(config)
-            acknowledged += send(port, [path], "OUT")
-            gateway.kill()
-        assert acknowledged == len(files)
-        gateway = serve(config)  # the restart picks the spool up
-        wait_until(lambda: gateway.routes().get("out", {}).get("queued") == 0 and len(archive.files()) >= 20)
-        time.sleep(0.5)  # anything sent twice would arrive now
+    with orthanc(tmp_path / "orthanc") as pacs:
+        gateway = _kill_after_each_success(tmp_path, key_file, files, (pacs.ae_title, pacs.port), serve)
+        wait_until(lambda: len(pacs.instances()) == len(files))
+        assert gateway.stop() == 0
+        held = [dcmread(BytesIO(pacs.file(i)), stop_before_pixels=True) for i in pacs.instances()]
+    assert len({str(ds.SOPInstanceUID) for ds in held}) == len(files)
+    events = audited(tmp_path)  # the audit trail survives kill -9 (counters in status.json may not)
+    assert events["store"] == len(files) and events["forward-in-doubt"] == 0
+
+
+def test_kill_9_with_a_destination_that_cannot_answer_c_find_reports_every_second_delivery(
+    tmp_path: Path, key_file: Path, corpus: Path, serve: Callable[[Path], Serve]
+) -> None:
+    """storescp (no C-FIND): nothing lost; each second delivery is one the gateway audited as in doubt."""
+    files = sorted((corpus / "files").rglob("*.dcm"))[:10]
+    with storescp(tmp_path / "archive") as archive:  # unique file names: a second delivery shows
+        gateway = _kill_after_each_success(tmp_path, key_file, files, ("ARCHIVE", archive.port), serve)
+        wait_until(lambda: len(archive.files()) >= len(files))
         assert gateway.stop() == 0
         delivered = sop_uids(archive.files())
-    assert len(delivered) == len(set(delivered)) == len(files)
+    assert len(set(delivered)) == len(files)
+    assert len(delivered) - len(files) <= audited(tmp_path)["forward-in-doubt"]
 
 
 def test_a_destination_down_keeps_instances_in_the_spool_until_it_is_back(

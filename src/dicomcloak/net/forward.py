@@ -13,6 +13,17 @@ success or a warning (PS3.4 B.2.3: 0xB000, 0xB006, 0xB007), its removal synced.
 * **Error** (0xCxxx, 0xA9xx and other failures): retried :data:`MAX_ATTEMPTS`
   times, then moved to ``failed/`` and audited with the status.
 
+**In doubt.** A file is in doubt from the moment it is sent until it is
+removed: a crash (``kill -9``, power) or a lost association in between leaves
+the destination holding it, perhaps, and the spool too. The spool notes the
+file being sent (:meth:`~dicomcloak.net.spool.RouteSpool.sending`); before
+sending again the forwarder asks the destination by C-FIND (Study Root, IMAGE
+level, its SOP Instance UID): found, it is removed as delivered
+(``confirmed_in_doubt``); not found, it is sent; a destination that cannot
+answer C-FIND gets it again (``resent_in_doubt``, audited): DIMSE has no
+exactly-once delivery, and a second C-STORE of the same SOP Instance is the
+same instance to an archive (PS3.4 B.4.1).
+
 The thread sleeps until :meth:`Forwarder.wake` (a store spooled something) or
 its back-off ends; it never polls. At stop it finishes the current association;
 the rest waits in the spool for the next start.
@@ -43,6 +54,9 @@ __all__ = ["MAX_ATTEMPTS", "Forwarder", "client_context", "is_success"]
 #: Times a file the destination answers with an error status is sent before it is moved to ``failed/``.
 MAX_ATTEMPTS = 3
 _WARNINGS = frozenset({0xB000, 0xB006, 0xB007})
+#: The keys of an in-doubt file's C-FIND: the Study Root hierarchy down to the instance (PS3.4 C.6.2).
+_PENDING = frozenset({0xFF00, 0xFF01})
+_KEYS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 _MAX_CONTEXTS = 128  # presentation contexts in one association request (PS3.8 9.3.2.2: odd IDs 1-255)
 _log = logging.getLogger(__name__)
 
@@ -138,6 +152,15 @@ class Forwarder:
                 if self._stopping:
                     return
                 self._work = False
+            try:
+                settled = self._settle_in_doubt()
+            except Exception as error:  # noqa: BLE001 - a bug or an unwritable audit must not end the thread
+                _log.warning("settling on route %s failed: %s", self.route, type(error).__name__)
+                settled = False
+            if not settled:
+                delay = self._next_delay(delay)
+                self._sleep(delay * random.uniform(0.5, 1.0), wakeable=False)  # jitter, not a secret
+                continue
             files = self._spool.pending(self._forwarding.per_association)
             if not files:
                 self._sleep(None, wakeable=True)
@@ -153,6 +176,55 @@ class Forwarder:
                 continue
             delay = self._next_delay(delay)
             self._sleep(delay * random.uniform(0.5, 1.0), wakeable=False)  # jitter, not a secret
+
+    def _settle_in_doubt(self) -> bool:
+        """Settle the file a crash or a lost association left in doubt; False: the destination is down."""
+        path = self._spool.in_doubt()
+        if path is None:
+            return True
+        if not self._reachable():
+            self._counters.destination(False, "association-failed")
+            return False
+        held = self._destination_holds(path)
+        if held:
+            self._spool.remove(path)
+            self._counters.add("forwarded")
+            self._counters.add("confirmed_in_doubt")
+            self._audit.append("forward-confirmed", route=self.route, destination=self.destination.ae_title)
+        elif held is None:
+            self._counters.add("resent_in_doubt")
+            self._audit.append("forward-in-doubt", route=self.route, destination=self.destination.ae_title)
+        if held is not False:
+            self._audit.flush()  # rare, and the trail of a possible second delivery must survive a crash
+        self._spool.settled()
+        return True
+
+    def _destination_holds(self, path: Path) -> bool | None:
+        """Whether the destination holds the instance in ``path`` (C-FIND, IMAGE level); None: cannot say."""
+        from pydicom import dcmread
+        from pydicom.dataset import Dataset
+
+        from dicomcloak.errors import DicomcloakError
+        from dicomcloak.net.remote import FIND_MODELS, remote_find
+
+        try:
+            header = dcmread(path, stop_before_pixels=True, specific_tags=list(_KEYS))
+        except Exception:  # noqa: BLE001 - unreadable: sent again, where the send path will judge it
+            return None
+        identifier = Dataset()
+        identifier.QueryRetrieveLevel = "IMAGE"
+        for keyword in _KEYS:
+            setattr(identifier, keyword, header.get(keyword, ""))
+        wanted = str(identifier.SOPInstanceUID)
+        try:
+            study_root = FIND_MODELS[1]
+            answers = remote_find(
+                self.destination, self._calling_ae, identifier, study_root, self._limits.dimse_timeout
+            )
+            found = [answer for status, answer in answers if answer is not None and status in _PENDING]
+        except (DicomcloakError, OSError, RuntimeError, ValueError):
+            return None  # no C-FIND there (storescp), or it failed: the destination cannot say
+        return any(str(answer.get("SOPInstanceUID", "")) == wanted for answer in found)
 
     def _next_delay(self, delay: float) -> float:
         if delay <= 0:
@@ -208,6 +280,7 @@ class Forwarder:
             _closed(assoc, raw, self._limits.network_timeout)
         if sent:
             self._audit.append("forward", route=self.route, count=sent, destination=peer.ae_title)
+            self._audit.flush()  # one commit per association, off the C-STORE path: survives a crash
         return clean
 
     def _reachable(self) -> bool:
@@ -227,9 +300,11 @@ class Forwarder:
         """Send each file; (files delivered, whether nothing needs a retry)."""
         sent = 0
         for path, _, _ in metas:
+            self._spool.sending(path)  # in doubt until removed, or refused
             try:
                 answer = assoc.send_c_store(path)
             except ValueError:  # no accepted presentation context for its SOP Class and Transfer Syntax
+                self._spool.settled()
                 self._error(path, "no-presentation-context")
                 continue
             except (OSError, RuntimeError):
@@ -242,13 +317,15 @@ class Forwarder:
             if is_success(int(status)):
                 self._attempts.pop(path, None)
                 self._spool.remove(path)
+                self._spool.settled()
                 self._counters.add("forwarded")
                 sent += 1
-            elif _is_refusal(int(status)):
+                continue
+            self._spool.settled()  # answered, not stored: not in doubt
+            if _is_refusal(int(status)):
                 self._counters.destination(True, f"status-0x{int(status):04X}")
                 return sent, False
-            else:
-                self._error(path, f"status-0x{int(status):04X}")
+            self._error(path, f"status-0x{int(status):04X}")
         return sent, not any(path in self._attempts for path, _, _ in metas)
 
     def _error(self, path: Path, reason: str) -> None:

@@ -219,6 +219,22 @@ class Gateway:
                 self._in_flight -= 1
                 self._lock.notify_all()
         self._record(runtime, answer, caller, facts)
+        return self._audited(answer)
+
+    def _audited(self, answer: StoreAnswer) -> StoreAnswer:
+        """``answer`` once its audit event is committed (group commit with concurrent stores).
+
+        An acknowledged instance is in the audit trail even after a ``kill -9``;
+        an audit log that cannot be written fails the store (the sender keeps
+        its copy; a re-send is answered as a duplicate).
+        """
+        if self._audit is None:
+            return answer
+        try:
+            self._audit.flush()
+        except Exception as error:  # noqa: BLE001 - typed at the audit's edge or not, the store fails
+            _log.warning("audit not written: %s", getattr(error, "reference", type(error).__name__))
+            return StoreAnswer(PROCESSING_FAILURE, "audit-unwritable")
         return answer
 
     def audit(self, action: str, **facts: object) -> None:

@@ -223,6 +223,40 @@ class RouteSpool:
         self._uncount(size)
         return target
 
+    @property
+    def in_flight_note(self) -> Path:
+        """Names the file being sent now: after a crash or a lost association it is *in doubt*."""
+        return self.base / "in-flight"
+
+    def sending(self, path: Path) -> None:
+        """Note ``path`` as about to be sent (atomic replace; not synced: a ``kill -9`` keeps it).
+
+        A file is in doubt between the destination storing it and :meth:`remove`:
+        the forwarder settles it before sending again (docs/gateway.md, "In doubt").
+        """
+        note = self.in_flight_note
+        temporary = note.with_name(".in-flight.tmp")
+        temporary.write_text(str(path.relative_to(self.outbound)), "utf-8")
+        os.replace(temporary, note)
+
+    def settled(self) -> None:
+        """Nothing is in doubt any more (delivered and removed, or refused by the destination)."""
+        with suppress(OSError):
+            os.unlink(self.in_flight_note)
+
+    def in_doubt(self) -> Path | None:
+        """The outbound file a previous send left in doubt, if it is still there."""
+        try:
+            relative = self.in_flight_note.read_text("utf-8").strip()
+        except OSError:
+            return None
+        path = self.outbound / relative
+        inside = bool(relative) and ".." not in Path(relative).parts and not Path(relative).is_absolute()
+        if inside and path.is_file():
+            return path
+        self.settled()
+        return None
+
     def _uncount(self, size: int) -> None:
         with self._lock:
             self._files = max(0, self._files - 1)

@@ -24,7 +24,7 @@ __all__ = ["STATUS_SCHEMA", "RouteCounters", "StatusWriter", "previous_counts"]
 
 STATUS_SCHEMA = "dicomcloak/gateway-status/1"
 #: The counters that carry over a restart.
-CARRIED = ("forwarded", "failed", "quarantined")
+CARRIED = ("forwarded", "failed", "quarantined", "confirmed_in_doubt", "resent_in_doubt")
 
 
 @dataclass
@@ -35,6 +35,8 @@ class RouteCounters:
     failed: int = 0
     quarantined: int = 0
     duplicates: int = 0
+    confirmed_in_doubt: int = 0  # in doubt after a crash, found at the destination by C-FIND: not sent again
+    resent_in_doubt: int = 0  # in doubt, the destination could not tell: sent again (it may hold it twice)
     destination_up: bool | None = None  # None: not tried yet
     last_error: str = ""  # a reason code or a DIMSE status, never a value
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -56,7 +58,8 @@ class RouteCounters:
         with self._lock:
             return {
                 "forwarded": self.forwarded, "failed": self.failed, "quarantined": self.quarantined,
-                "duplicates": self.duplicates, "destination_up": self.destination_up,
+                "duplicates": self.duplicates, "confirmed_in_doubt": self.confirmed_in_doubt,
+                "resent_in_doubt": self.resent_in_doubt, "destination_up": self.destination_up,
                 "last_error": self.last_error,
             }
 
