@@ -248,7 +248,7 @@ def test_status_file_is_written_every_second(tmp_path: Path, make_gateway: Calla
     assert document["schema"] == "dicomcloak/gateway-status/1" and document["pid"] > 0
     assert set(document["routes"]["out"]) == {
         "queued", "queued_bytes", "forwarded", "failed", "quarantined", "duplicates", "destination_up",
-        "last_error",
+        "last_error", "confirmed_in_doubt", "resent_in_doubt",
     }
     assert path.stat().st_mode & 0o077 == 0
     assert (tmp_path / "spool" / "out" / "outbound").stat().st_mode & 0o777 == 0o700
