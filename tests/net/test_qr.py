@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +37,7 @@ from dicomcloak.net.config import Peer
 from dicomcloak.net.qr import QUERY_NOT_TRANSLATABLE_STATUS, QueryService, query_contexts, query_handlers
 from dicomcloak.policy.model import Policy
 from dicomcloak.standard.table import Option
+from dicomcloak.testing.archives import OrthancServer, free_port, orthanc, storescp
 from dicomcloak.testing.restored import compare_trees
 from dicomcloak.vault import Vault
 
@@ -69,22 +67,6 @@ class Study:
 PATIENTS = [("HOSP-1001", "Doe^Jane"), ("HOSP-2002", "Roe^Richard")]
 # A late study time moves the date by a day more than the shift's whole days (the widened range).
 TIMES = [("20190315", "231500"), ("20200620", "081000")]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_port(port: int, deadline: float = 20.0) -> None:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on port {port}")
 
 
 def _write(path: Path, study: Study, index: int) -> None:
@@ -123,51 +105,10 @@ def _deid(originals: Path, out: Path, key: Path, vault_url: str) -> None:
 
 
 @dataclass
-class Orthanc:
-    dicom_port: int
-    http_port: int
-
-    def get(self, path: str) -> object:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}", timeout=10) as response:
-            return json.loads(response.read())
-
-    def post(self, path: str, body: bytes) -> object:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.http_port}{path}", data=body, method="POST")
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())
-
-
-def _start_orthanc(directory: Path) -> tuple[subprocess.Popen[bytes], Orthanc]:
-    orthanc = Orthanc(_free_port(), _free_port())
-    config = {
-        "Name": "dicomcloak-qr-test", "DicomAet": "ORTHANC", "DicomPort": orthanc.dicom_port,
-        "HttpPort": orthanc.http_port, "StorageDirectory": str(directory / "storage"),
-        "IndexDirectory": str(directory / "index"), "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": False, "DicomCheckCalledAet": False, "Plugins": [],
-        # The gateway calls Orthanc for C-FIND and C-GET only: its port is never used.
-        "DicomModalities": {"gateway": [GATEWAY_AE, "127.0.0.1", 1]},
-    }
-    (directory / "orthanc.json").write_text(json.dumps(config))
-    with (directory / "orthanc.log").open("wb") as log:  # the child keeps its own descriptor
-        command = ["/usr/sbin/Orthanc", str(directory / "orthanc.json")]
-        process = subprocess.Popen(command, stdout=log, stderr=log)
-    end = time.monotonic() + 30
-    while True:
-        try:
-            orthanc.get("/system")
-            return process, orthanc
-        except OSError:
-            if time.monotonic() > end or process.poll() is not None:
-                process.kill()
-                raise
-            time.sleep(0.1)
-
-
-@dataclass
 class World:
     originals: Path
     studies: list[Study]
-    orthanc: Orthanc
+    orthanc: OrthancServer
     gateway_port: int
     dest_port: int
     sent: list[tuple[str, Dataset]] = field(default_factory=list)
@@ -191,17 +132,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     _write(root / "half" / "elsewhere" / "i1.dcm", HALF_SEALED, 1)
     _deid(root / "half" / "sealed", root / "deid-half-sealed", key, vault_url)
     _deid(root / "half" / "elsewhere", root / "deid-half-elsewhere", key, f"sqlite:///{root / 'other.db'}")
-    (root / "orthanc").mkdir()
-    process, orthanc = _start_orthanc(root / "orthanc")
     ring = load_keyring(key)
-    vault = Vault.open(vault_url, ring)
-    try:
+    with orthanc(root / "orthanc") as archive, Vault.open(vault_url, ring) as vault:
         for path in sorted(root.glob("deid*/**/*.dcm")):
-            orthanc.post("/instances", path.read_bytes())
-        dest_port = _free_port()
-        world = World(root / "originals", studies, orthanc, 0, dest_port)
+            archive.post("/instances", path.read_bytes())
+        dest_port = free_port()
+        world = World(root / "originals", studies, archive, 0, dest_port)
         service = QueryService(
-            Peer("ORTHANC", "127.0.0.1", orthanc.dicom_port), Pseudonymizer(ring.project),
+            Peer("ORTHANC", "127.0.0.1", archive.port), Pseudonymizer(ring.project),
             Policy(options=OPTIONS), vault, Reidentifier(vault=vault), Policy(options=OPTIONS),
             (Peer(DEST_AE, "127.0.0.1", dest_port),),
             GATEWAY_AE, audit=lambda action, **facts: world.audits.append((action, facts)),
@@ -219,25 +157,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             yield world
         finally:
             server.shutdown()
-    finally:
-        vault.close()
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.fixture
 def destination(world: World, tmp_path: Path) -> Iterator[Path]:
     """dcmtk's storescp as the hospital's C-MOVE destination, writing into a fresh folder."""
-    out = tmp_path / "received"
-    out.mkdir()
-    command = [str(DCMTK / "storescp"), "-aet", DEST_AE, "-od", str(out), str(world.dest_port)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_port(world.dest_port)
-        yield out
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with storescp(tmp_path / "received", port=world.dest_port, ae_title=DEST_AE) as received:
+        yield received.directory
 
 
 def _dcmtk(world: World, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -443,7 +369,7 @@ def test_an_instance_that_cannot_be_restored_is_a_failed_sub_operation(
 def test_an_unreachable_remote_is_a_clear_failure(world: World) -> None:
     service = world.services[0]
     down = QueryService(
-        Peer("ORTHANC", "127.0.0.1", _free_port()), service.pseudonymizer, service.policy, service.vault,
+        Peer("ORTHANC", "127.0.0.1", free_port()), service.pseudonymizer, service.policy, service.vault,
         service.reidentifier, service.reid_policy, (), GATEWAY_AE, timeout=5,
     )
     query = Dataset()

@@ -89,6 +89,12 @@ class OrthancServer:
         with urllib.request.urlopen(self.url + path, timeout=5) as answer:
             return json.loads(answer.read())
 
+    def post(self, path: str, body: bytes) -> object:
+        """POST ``body`` to ``path`` of the REST API, decoded from JSON."""
+        request = urllib.request.Request(self.url + path, data=body, method="POST")
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return json.loads(answer.read())
+
     def instances(self) -> list[str]:
         """The ids of the instances Orthanc holds."""
         found = self.get("/instances")
