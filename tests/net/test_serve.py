@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydicom import Dataset
@@ -170,3 +171,50 @@ def test_status_health_and_table(tmp_path: Path) -> None:
 def _cli() -> list[str]:
     script = Path(sys.executable).with_name("dicomcloak")
     return [str(script)] if script.exists() else [sys.executable, "-m", "dicomcloak.cli.app"]
+
+
+def _checked_config(root: Path, key: Path, route: str) -> Path:
+    path = root / "gateway.toml"
+    path.write_text(textwrap.dedent(f"""
+        [gateway]
+        spool = "var/spool"
+        quarantine = "var/quarantine"
+        audit = "var/audit.db"
+        key_file = "{key}"
+
+        [[listener]]
+        ae_title = "DICOMCLOAK"
+        port = 11112
+        route = "out"
+        allow = [{{ ae_title = "*", address = "127.0.0.1" }}]
+        """) + textwrap.dedent(route))
+    return path
+
+
+def test_check_reads_every_route_key_and_certificate_without_listening(
+    tmp_path: Path, key_file: Path, run_cli: Any
+) -> None:
+    """``serve --check``: a good configuration is OK (nothing made); a garbage owner key exits 3, named."""
+    good = _checked_config(tmp_path, key_file, """
+        [[route]]
+        name = "out"
+        direction = "deidentify"
+        pixels = "off"
+        vault = "var/vault.db"
+        destination = { ae_title = "ARCHIVE", host = "127.0.0.1", port = 11113 }
+        """)
+    done = run_cli("serve", "--config", good, "--check")
+    assert (done.returncode, done.stdout.strip()) == (0, "OK"), done.stderr
+    assert not (tmp_path / "var" / "vault.db").exists() and not (tmp_path / "var" / "spool").exists()
+    (tmp_path / "owner.key.pem").write_text("not a key")
+    (tmp_path / "owner.cert.pem").write_text("not a certificate")
+    bad = _checked_config(tmp_path, key_file, """
+        [[route]]
+        name = "out"
+        direction = "reidentify"
+        owner_key = "owner.key.pem"
+        destination = { ae_title = "PACS", host = "127.0.0.1", port = 11113 }
+        """)
+    done = run_cli("serve", "--config", bad, "--check")
+    assert done.returncode == 3 and "OK" not in done.stdout
+    assert "error[" in done.stderr and "not a key" not in done.stderr

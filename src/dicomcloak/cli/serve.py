@@ -47,7 +47,7 @@ def serve(
     settings = load_gateway_config(config)
     key = load_key(settings.key_file)
     if check:
-        service.check(settings)
+        service.check(settings, key)
         print("OK")
         return
     raise typer.Exit(service.run(settings, key))

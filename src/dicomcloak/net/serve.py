@@ -72,18 +72,45 @@ class JsonLines(logging.Formatter):
         return json.dumps(line, default=str)
 
 
-def check(config: GatewayConfig) -> None:
-    """Load every listener's secrets and certificates as :func:`run` would, without listening.
+def check(config: GatewayConfig, key: ProjectKey | None = None) -> None:
+    """Load every listener's and route's secrets, certificates and policies as :func:`run` would.
+
+    Nothing listens and no database is opened: with ``key``, each route's
+    policy file, pixel back-end, sealing certificates and keys, owner key and
+    key ring are read and checked (``dicomcloak serve --check``).
 
     Raises
     ------
-    ConfigError
-        A users file, JWT secret or TLS file that :func:`run` would fail on.
+    ConfigError, KeyError_
+        What :func:`run` would fail on at start.
     """
     for listener in config.listeners:
         authenticator_for(listener.identity)
         if listener.tls is not None:
             server_context(listener.tls)
+    if key is not None:
+        _check_routes(config, key)
+
+
+def _check_routes(config: GatewayConfig, key: ProjectKey) -> None:
+    from dicomcloak.net.config import DeidRoute
+    from dicomcloak.net.routes import (
+        build_reidentifier,
+        project_keyring,
+        route_pixel_settings,
+        route_policy,
+        route_seal_settings,
+    )
+
+    for route in config.routes.values():
+        route_policy(route)
+        if isinstance(route, DeidRoute):
+            route_pixel_settings(route)
+            route_seal_settings(route, key, config.key_file)
+        elif route.vault is not None:
+            project_keyring(key, config.key_file)
+        else:
+            build_reidentifier(route, key, config.key_file)  # embedded: keys only, no database
 
 
 def run(config: GatewayConfig, key: ProjectKey, *, gateway_factory: GatewayFactory | None = None) -> int:
