@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 
 from dicomcloak.net.config import ClientTls, Forwarding, Limits, Peer
 from dicomcloak.net.quiet import quiet_pynetdicom
+from dicomcloak.net.tcp import no_delay
 
 if TYPE_CHECKING:
     from pynetdicom.association import Association
@@ -267,6 +268,8 @@ class Forwarder:
         tls_args = None if self._tls is None else (self._tls, peer.host)
         assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title, tls_args=tls_args)
         raw = getattr(getattr(assoc.dul, "socket", None), "socket", None)
+        if raw is not None:
+            no_delay(raw)
         try:
             if not assoc.is_established:
                 reason = "association-rejected" if assoc.is_rejected else "association-failed"

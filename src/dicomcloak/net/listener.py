@@ -40,6 +40,7 @@ from dicomcloak.net.identity import authenticator_for
 from dicomcloak.net.quiet import quiet_pynetdicom
 from dicomcloak.net.security import Gate, Lockout
 from dicomcloak.net.sink import StoreSink
+from dicomcloak.net.tcp import no_delay
 from dicomcloak.net.tls import server_context
 
 __all__ = ["ExtraHandlers", "Listeners", "start_listeners"]
@@ -68,6 +69,7 @@ class _Server(ThreadedAssociationServer):
         """Accept the connection only; :meth:`process_request_thread` wraps it."""
         accepted, address = self.socket.accept()  # type: ignore[union-attr]
         connection = _Socket(accepted.family, accepted.type, accepted.proto, fileno=accepted.detach())
+        no_delay(connection)
         return connection, address
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:

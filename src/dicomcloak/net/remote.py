@@ -23,6 +23,7 @@ from pynetdicom.status import code_to_category
 
 from dicomcloak.errors import DicomcloakError
 from dicomcloak.net.config import ClientTls, Peer
+from dicomcloak.net.tcp import no_delay
 
 __all__ = [
     "FIND_MODELS",
@@ -102,6 +103,9 @@ def _association(
         remote.host, remote.port, ae_title=remote.ae_title, tls_args=client_tls_args(remote.tls, remote.host),
         **kwargs,
     )
+    raw = getattr(getattr(assoc.dul, "socket", None), "socket", None)
+    if raw is not None:
+        no_delay(raw)
     if not assoc.is_established:
         _close_socket(assoc)
         raise RemoteArchiveError(
