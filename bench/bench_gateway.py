@@ -306,10 +306,13 @@ def hot_spots(raw: Path, top: int = 20) -> list[str]:
     """From py-spy's collapsed stacks: the functions with the most samples, inclusive and own (leaf)."""
     inclusive: collections.Counter[str] = collections.Counter()
     own: collections.Counter[str] = collections.Counter()
-    total = 0
+    total = start_up = 0
     for line in raw.read_text().splitlines():
         stack, _, samples = line.rpartition(" ")
         if not stack or not samples.isdigit():
+            continue
+        if "importlib._bootstrap" in stack:  # imports: serve's start-up, before the ready line
+            start_up += int(samples)
             continue
         frames = [_frame(f) for f in stack.split(";")]
         total += int(samples)
@@ -318,9 +321,11 @@ def hot_spots(raw: Path, top: int = 20) -> list[str]:
             inclusive[frame] += int(samples)
     if not total:
         return ["(no samples)"]
-    lines = [f"{total} samples of the serve process's busy threads (py-spy, 200 Hz, idle threads left out)",
-             "", "inclusive (dicomcloak and pynetdicom functions):"]
-    ours = [(f, c) for f, c in inclusive.most_common() if "dicomcloak" in f or "pynetdicom" in f]
+    lines = [f"{total} samples of the serve process's busy threads (py-spy, 200 Hz, idle threads left out; "
+             f"{start_up} more in start-up imports, not counted)", "",
+             "inclusive (dicomcloak and pynetdicom functions, the command line's frames left out):"]
+    ours = [(f, c) for f, c in inclusive.most_common()
+            if ("dicomcloak/" in f or "pynetdicom/" in f) and "dicomcloak/cli/" not in f]
     lines += [f"  {100 * c / total:5.1f}%  {f}" for f, c in ours[:top]]
     lines += ["", "own time (leaf functions):"]
     lines += [f"  {100 * c / total:5.1f}%  {f}" for f, c in own.most_common(top)]
