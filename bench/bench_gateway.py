@@ -31,10 +31,12 @@ dcmtk runs with ``TCP_NODELAY=1`` in its environment: Debian's dcmtk leaves
 Nagle's algorithm on unless told so at run time, and then every C-STORE
 waits for a delayed ACK (~40 ms per side on loopback: a 40 KB CT took 87 ms
 to store into ``storescp``, 0.8 ms with ``TCP_NODELAY=1`` on both sides).
-``--nagle`` keeps dcmtk's default.
+``--nagle`` keeps dcmtk's default. pynetdicom leaves Nagle on for the
+gateway's own sockets; ``--nodelay`` adds an experiment row with
+``TCP_NODELAY`` set on them (``dicomcloak serve`` run through a small wrapper).
 
-    python bench/bench_gateway.py [--n 400] [--repeat 3] [--senders 1 4 16] [--profile] [--nagle]
-                                  [--md docs/benchmarks.md]
+    python bench/bench_gateway.py [--n 400] [--repeat 3] [--senders 1 4 16] [--profile] [--nodelay]
+                                  [--nagle] [--work DIR] [--md docs/benchmarks.md]
 """
 
 from __future__ import annotations
