@@ -31,12 +31,11 @@ dcmtk runs with ``TCP_NODELAY=1`` in its environment: Debian's dcmtk leaves
 Nagle's algorithm on unless told so at run time, and then every C-STORE
 waits for a delayed ACK (~40 ms per side on loopback: a 40 KB CT took 87 ms
 to store into ``storescp``, 0.8 ms with ``TCP_NODELAY=1`` on both sides).
-``--nagle`` keeps dcmtk's default. pynetdicom leaves Nagle on for the
-gateway's own sockets; ``--nodelay`` adds an experiment row with
-``TCP_NODELAY`` set on them (``dicomcloak serve`` run through a small wrapper).
+``--nagle`` keeps dcmtk's default. The gateway sets ``TCP_NODELAY`` on its
+own sockets (``dicomcloak.net.tcp``; pynetdicom leaves Nagle on).
 
-    python bench/bench_gateway.py [--n 400] [--repeat 3] [--senders 1 4 16] [--profile] [--nodelay]
-                                  [--nagle] [--work DIR] [--md docs/benchmarks.md]
+    python bench/bench_gateway.py [--n 400] [--repeat 3] [--senders 1 4 16] [--profile] [--nagle]
+                                  [--work DIR] [--md docs/benchmarks.md]
 """
 
 from __future__ import annotations
@@ -73,25 +72,7 @@ STORESCP = "/usr/bin/storescp"
 DICOMCLOAK = str(Path(sys.executable).with_name("dicomcloak"))
 #: dcmtk's environment: ``TCP_NODELAY=1`` unless ``--nagle`` (see the module docstring).
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
-NODELAY_ROW = "gateway, TCP_NODELAY patched in (experiment)"
 UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
-
-#: ``dicomcloak serve`` with TCP_NODELAY on every pynetdicom socket, for ``--nodelay`` (an experiment: the
-#: gateway itself leaves pynetdicom's sockets as they are, and those keep Nagle's algorithm on).
-NODELAY_SERVE = """
-import socket, sys
-from pynetdicom import transport
-_create = transport.AssociationSocket._create_socket
-_process = transport.ThreadedAssociationServer.process_request
-def _nodelay(sock):
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
-transport.AssociationSocket._create_socket = lambda self, address: _nodelay(_create(self, address))
-transport.ThreadedAssociationServer.process_request = lambda self, r, a: _process(self, _nodelay(r), a)
-from dicomcloak.cli.app import main
-sys.argv[0] = "dicomcloak"
-sys.exit(main())
-"""
 
 #: log4cplus: every message with its epoch time, ``%s.%Q`` -> ``1796658750.764.841`` (s.ms.us).
 LOG_CONFIG = """\
@@ -173,11 +154,9 @@ def write_config(root: Path, key: Path, port: int, destination: int, vault: bool
 
 
 @contextmanager
-def serve(config: Path, profile: Path | None = None, nodelay: bool = False) -> Iterator[psutil.Process]:
+def serve(config: Path, profile: Path | None = None) -> Iterator[psutil.Process]:
     """``dicomcloak serve`` until its ready line (under ``py-spy record`` with ``profile``); SIGTERM after."""
     command = [DICOMCLOAK, "serve", "--config", str(config)]
-    if nodelay:
-        command = [sys.executable, "-c", NODELAY_SERVE, *command[1:]]
     if profile is not None:
         spy = ["py-spy", "record", "--nonblocking", "--format", "raw", "--rate", "200", "-o", str(profile)]
         command = [*spy, "--", *command]
@@ -270,8 +249,7 @@ def direct(work: Path, files: list[Path], senders: int) -> Run:
 
 
 def gateway(
-    work: Path, files: list[Path], senders: int, vault: bool, profile: Path | None = None,
-    nodelay: bool = False,
+    work: Path, files: list[Path], senders: int, vault: bool, profile: Path | None = None
 ) -> Run:
     key = work / "project.key"
     write_key_file(key, ProjectKey.generate())
@@ -279,7 +257,7 @@ def gateway(
     with storescp(destination, "ARCHIVE") as archive:
         port = free_port()
         config = write_config(work, key, port, archive, vault)
-        with serve(config, profile, nodelay) as server:
+        with serve(config, profile) as server:
             before = server.cpu_times()
             start = time.perf_counter()
             wall, logs = send(work, port, "DICOMCLOAK", files, senders)
@@ -375,8 +353,6 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per configuration; medians are reported")
     parser.add_argument("--senders", type=int, nargs="+", default=[1, 4, 16], help="concurrent storescu")
     parser.add_argument("--profile", action="store_true", help="one more 16-sender gateway run under py-spy")
-    parser.add_argument("--nodelay", action="store_true",
-                        help="a gateway row with TCP_NODELAY patched into pynetdicom's sockets (experiment)")
     parser.add_argument("--nagle", action="store_true", help="leave dcmtk's Nagle algorithm on (its default)")
     parser.add_argument("--work", type=Path, help="work directory (kept); a temporary one otherwise")
     parser.add_argument("--md", type=Path, help="append the Markdown section to this file")
@@ -391,23 +367,18 @@ def main() -> None:
         work = Path(tmp)
         files = corpus(work, args.n)
         size = sum(path.stat().st_size for path in files) / len(files)
-        configurations: list[tuple[str, bool | None, bool]] = [
-            ("direct", None, False), ("gateway", False, False), ("gateway + vault (SQLite)", True, False)
+        configurations: list[tuple[str, bool | None]] = [
+            ("direct", None), ("gateway", False), ("gateway + vault (SQLite)", True)
         ]
-        if args.nodelay:
-            configurations.append((NODELAY_ROW, False, True))
-        rows = [Row(name, k) for name, _, _ in configurations for k in args.senders]
+        rows = [Row(name, k) for name, _ in configurations for k in args.senders]
         by_key = {(r.name, r.senders): r for r in rows}
         counter = iter(range(1_000_000))
         for round_ in range(args.repeat):  # rounds: a change in the machine's load hits every configuration
-            for name, vault, nodelay in configurations:
+            for name, vault in configurations:
                 for k in args.senders:
                     run_dir = work / f"run-{next(counter)}"
                     run_dir.mkdir()
-                    if vault is None:
-                        run = direct(run_dir, files, k)
-                    else:
-                        run = gateway(run_dir, files, k, vault, nodelay=nodelay)
+                    run = direct(run_dir, files, k) if vault is None else gateway(run_dir, files, k, vault)
                     by_key[(name, k)].runs.append(run)
                     shutil.rmtree(run_dir)
                     extra = f", end-to-end {run.end_to_end:.2f} s" if run.end_to_end else ""
@@ -426,7 +397,7 @@ def main() -> None:
 
 def report(args: argparse.Namespace, began: dt.datetime, n: int, size: float, rows: list[Row],
            spots: list[str]) -> None:
-    flags = "".join(f" --{flag}" for flag in ("profile", "nodelay", "nagle") if getattr(args, flag))
+    flags = "".join(f" --{flag}" for flag in ("profile", "nagle") if getattr(args, flag))
     command = f"bench/bench_gateway.py --n {args.n} --repeat {args.repeat}{flags}"
     ended = dt.datetime.now(dt.UTC)
     lines = [
