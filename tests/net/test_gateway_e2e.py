@@ -2,7 +2,7 @@
 
 Everything is real: the ``dicomcloak serve`` process, dcmtk's ``storescu`` and
 ``storescp``, Orthanc, the synthetic PHI corpus and its leak checker
-(docs/gateway.md, "Tests"). Ports are free loopback ports.
+(docs/gateway.md, "How it is tested"). Ports are free loopback ports.
 """
 
 from __future__ import annotations
@@ -325,7 +325,7 @@ def test_round_trip_through_orthanc_restores_the_original_identity_exactly(
     from dicomcloak.testing.restored import compare_trees
 
     # Uncompressed instances: Orthanc's C-GET answers in the syntax the gateway negotiates, and a vault
-    # record is bound to the encoding de-identification wrote (docs/gateway.md, "Limits").
+    # record is bound to the encoding de-identification wrote (docs/gateway.md, "Limits of query/retrieve").
     files = [p for p in sorted((corpus / "files").rglob("*.dcm")) if not _compressed(p)]
     first = dcmread(files[0], stop_before_pixels=True)
     patient_id, study_uid = str(first.PatientID), str(first.StudyInstanceUID)

@@ -249,7 +249,7 @@ class Section:
         """How the table is written in the file, for hints: ``[gateway]``, ``route[0]``."""
         return f"[{self.where}]" if "[" not in self.where else self.where
 
-    # Paths: relative to the configuration file's directory (docs/gateway.md, "Paths").
+    # Paths: relative to the configuration file's directory (docs/gateway.md, "Paths and database URLs").
 
     def location(self, value: object, where: str) -> Path:
         """A file or directory path, resolved against the file's directory; it may not exist yet."""

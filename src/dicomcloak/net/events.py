@@ -1,4 +1,4 @@
-"""The gateway's audit trail: its events in the hash-chained audit log (docs/gateway.md, "Audit").
+"""The gateway's audit trail: its events in the hash-chained audit log (docs/gateway.md, "Audit events").
 
 Every start and stop, stored instance, quarantine and forwarding is an event
 of :class:`dicomcloak.audit.AuditLog` (architecture.md decision 7: codes,

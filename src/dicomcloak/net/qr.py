@@ -13,7 +13,7 @@ partly restored (architecture.md decision 3: fail closed).
 The service methods yield what pynetdicom's handlers yield (PS3.4 C.4.1-C.4.3;
 pynetdicom counts the sub-operations and sends the pending responses), and
 :func:`query_handlers` binds them to a listener. Statuses are in
-docs/gateway-qr.md.
+docs/gateway.md, "Query/retrieve through the gateway".
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ Answers come back through the vault's pseudonym map (engine/uidmap.py,
 :func:`dicomcloak.engine.reidentify.remap`): UIDs, Patient ID, Patient's Name,
 Accession Number and Study ID to their originals where the map holds them;
 dates shifted back when the answer's patient is known for certain. Whatever
-cannot be translated back stays pseudonymous: never guessed (docs/gateway-qr.md).
+cannot be translated back stays pseudonymous: never guessed (docs/gateway.md,
+"Answers and retrieved instances").
 """
 
 from __future__ import annotations

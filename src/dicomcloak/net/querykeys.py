@@ -2,7 +2,7 @@
 
 :mod:`dicomcloak.net.query` translates what passes; everything else is
 refused here with ``query-not-translatable``, naming the keyword, never the
-value (docs/gateway-qr.md, "What is refused").
+value (docs/gateway.md, "What is refused, and why").
 """
 
 from __future__ import annotations
@@ -71,7 +71,8 @@ def refuse(tag: int, why: str) -> QueryRefusedError:
     error = QueryRefusedError(
         f"cannot translate the query key {name} ({why})",
         hint="match on Patient ID, Accession Number, Study/Series/SOP Instance UID or (with Patient ID) "
-        "Study/Series Date; send every other attribute as an empty return key (docs/gateway-qr.md)",
+        "Study/Series Date; send every other attribute as an empty return key "
+        "(docs/gateway.md, 'What is refused, and why')",
     )
     error.keyword, error.tag = name, tag
     return error

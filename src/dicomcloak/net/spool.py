@@ -1,4 +1,6 @@
-"""The gateway's durable spool: its layout on disk and the queries on it (docs/gateway.md, "Spool").
+"""The gateway's durable spool: its layout on disk and the queries on it.
+
+docs/gateway.md, "Durability and the spool".
 
 One directory per route under the spool root, all mode 0700 (the received
 instances are originals; the outbound ones are de-identified but not yet
