@@ -85,22 +85,23 @@ def test_lockout_remembers_a_bounded_number_of_addresses() -> None:
 
 
 @pytest.mark.parametrize(
-    ("made", "reason"),
+    ("make", "reason"),
     [
-        (token(), ""),
-        (token(sub="alice"), ""),
-        (token("another-secret"), "identity-jwt-signature"),
-        (token(alg="none"), "identity-jwt-algorithm"),
-        (token(exp=int(time.time()) - 1), "identity-jwt-expired"),
-        (token(exp=None), "identity-jwt-expired"),
-        (token(nbf=int(time.time()) + 60), "identity-jwt-not-yet-valid"),
-        (token(aud="elsewhere"), "identity-jwt-audience"),
-        (b"not.a-token", "identity-jwt-malformed"),
+        # Made when the test runs, not at collection: a whole suite can outlast a token's minute.
+        (lambda: token(), ""),
+        (lambda: token(sub="alice"), ""),
+        (lambda: token("another-secret"), "identity-jwt-signature"),
+        (lambda: token(alg="none"), "identity-jwt-algorithm"),
+        (lambda: token(exp=int(time.time()) - 1), "identity-jwt-expired"),
+        (lambda: token(exp=None), "identity-jwt-expired"),
+        (lambda: token(nbf=int(time.time()) + 60), "identity-jwt-not-yet-valid"),
+        (lambda: token(aud="elsewhere"), "identity-jwt-audience"),
+        (lambda: b"not.a-token", "identity-jwt-malformed"),
     ],
-    # Named, not by value: tokens hold the time, and xdist workers must collect the same ids.
     ids=["ok", "subject", "signature", "alg-none", "expired", "no-exp", "not-yet", "audience", "malformed"],
 )
-def test_jwt_checks(made: bytes, reason: str) -> None:
+def test_jwt_checks(make: Callable[[], bytes], reason: str) -> None:
+    made = make()
     audience = None if b"." not in made or reason != "identity-jwt-audience" else "gateway"
     result = verify_jwt(made, SECRET.encode(), audience)
     assert (result.ok, result.reason) == (reason == "", reason)
