@@ -309,7 +309,7 @@ def test_minimal_example_loads() -> None:
         "127.0.0.1",
         11113,
     )
-    assert route.options == () and route.policy is None and route.pixels == "off"
+    assert route.options == () and route.policy is None and route.pixels == "auto"
     assert config.key_file is None  # the key comes from DICOMCLOAK_KEY_FILE
     var = EXAMPLES / "var"
     assert (config.spool, config.quarantine) == (var / "spool", var / "quarantine")

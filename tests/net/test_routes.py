@@ -50,7 +50,11 @@ def test_policy_takes_the_route_options_and_file(tmp_path: Path) -> None:
 def test_pixels_mode_wins_over_the_policy_and_bad_modes_are_config_errors(tmp_path: Path) -> None:
     policy_file = tmp_path / "site.toml"
     policy_file.write_text('[pixels]\nmode = "quarantine"\n')
-    assert route_pixel_settings(DeidRoute("out", PEER, policy=policy_file)).mode is PixelMode.OFF
+    quarantine = PixelMode.QUARANTINE
+    assert route_pixel_settings(DeidRoute("out", PEER, policy=policy_file)).mode is quarantine
+    off = DeidRoute("out", PEER, policy=policy_file, pixels="off")
+    assert route_pixel_settings(off).mode is PixelMode.OFF
+    assert route_pixel_settings(DeidRoute("out", PEER)).mode is PixelMode.AUTO  # deid's default
     with pytest.raises(ConfigError) as raised:
         route_pixel_settings(DeidRoute("out", PEER, pixels="sometimes"))
     assert raised.value.reference == "route-pixels-invalid"

@@ -120,7 +120,7 @@ def _deid_route(sec: Section) -> DeidRoute:
         options=sec.get("options", _options, ()),
         policy=sec.get("policy", sec.existing_file, None),
         domain=sec.get("domain", text, "default"),
-        pixels=sec.get("pixels", partial(choice, kind=PixelMode), PixelMode.OFF).value,
+        pixels=_pixel_mode(sec),
         recipients=sec.get("recipients", sec.files, ()),
         sealer_key=sec.get("sealer_key", sec.existing_file, None),
         vault=sec.get("vault", sec.store, None),
@@ -132,6 +132,12 @@ def _deid_route(sec: Section) -> DeidRoute:
             "add recipients = [...] or remove sealer_key",
         )
     return found
+
+
+def _pixel_mode(sec: Section) -> str | None:
+    """``pixels``, or None: the policy's ``[pixels]`` mode, else ``auto`` (``deid`` without ``--pixels``)."""
+    mode = sec.get("pixels", partial(choice, kind=PixelMode), None)
+    return None if mode is None else mode.value
 
 
 def _options(value: object, where: str) -> tuple[str, ...]:

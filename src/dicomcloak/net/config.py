@@ -117,7 +117,7 @@ class DeidRoute:
     options: tuple[str, ...] = ()  # PS3.15 profile options, as ``deid --option``
     policy: Path | None = None  # a policy file, as ``deid --policy``
     domain: str = "default"  # the pseudonym domain, as ``deid --domain``
-    pixels: str = "off"  # a PixelMode value, as ``deid --pixels``
+    pixels: str | None = None  # a PixelMode value (``deid --pixels``); None: the policy's [pixels], else auto
     recipients: tuple[Path, ...] = ()  # seal the originals to these certificates (embedded)
     sealer_key: Path | None = None  # signs embedded seals
     vault: str | None = None  # seal the originals in this vault (SQLAlchemy URL)

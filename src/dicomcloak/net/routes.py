@@ -73,6 +73,8 @@ def route_pixel_settings(route: DeidRoute) -> PixelSettings:
     from dicomcloak.pixels.model import PixelMode
     from dicomcloak.pixels.settings import resolve_pixel_settings
 
+    if route.pixels is None:  # as deid without --pixels: the policy's [pixels] mode, else auto
+        return resolve_pixel_settings(route.policy)
     try:
         mode = PixelMode(route.pixels)
     except ValueError:
