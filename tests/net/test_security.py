@@ -251,6 +251,20 @@ def test_lockout_refuses_even_the_right_passcode(
     assert request_only(port, identity=right)[0] == ACCEPTED
 
 
+def test_a_flood_of_wrong_ae_titles_locks_the_address_out(start, make_listener, sink: DirectorySink) -> None:
+    """Callers the allow list refuses count to the lockout too: the flood stops being audited one by one."""
+    limits = Limits(lockout_failures=3, lockout_seconds=1.0, network_timeout=5)
+    port = start(make_listener(), limits=limits).ports["in"]
+    for _ in range(3):
+        assert request_only(port, calling="INTRUDER")[0] == REJECTED
+    for _ in range(20):
+        assert request_only(port, calling="INTRUDER") == (REJECTED, (0x02, 0x01, 0x01))  # locked: transient
+    assert request_only(port) == (REJECTED, (0x02, 0x01, 0x01))  # the right AE title from there too
+    assert len(sink.actions("association-rejected")) == 3 and len(sink.actions("address-locked-out")) == 1
+    time.sleep(1.1)
+    assert request_only(port)[0] == ACCEPTED
+
+
 @pytest.mark.skipif(shutil.which("storescu", path=DCMTK) is None, reason="dcmtk is not installed")
 def test_dcmtk_storescu_with_username_and_password(
     start, make_listener, users_file: Path, sink: DirectorySink, ct_file: Path

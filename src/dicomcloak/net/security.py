@@ -152,11 +152,23 @@ class Gate:
         self.lockout = lockout
 
     def admit(self, request: AssociationRequest) -> Decision:
-        """Accept (no refusal; the user if authenticated) or refuse; failed identities count to a lockout."""
-        for check in (self._not_locked, self._called, self._allowed, self._capacity):
+        """Accept (no refusal; the user if authenticated) or refuse.
+
+        Failed identities and callers the allow list refuses count to the
+        address's lockout: a flood of wrong AE titles from one address is
+        refused unaudited (logged) once it is locked out, like password guesses.
+        Transient refusals (capacity, a full spool) never count.
+        """
+        refusal = self._not_locked(request)
+        if refusal is not None:
+            return Decision(refusal)
+        for check in (self._called, self._allowed):
             refusal = check(request)
             if refusal is not None:
-                return Decision(refusal)
+                return Decision(refusal, lockout_started=self.lockout.fail(_address_key(request.address)))
+        refusal = self._capacity(request)
+        if refusal is not None:
+            return Decision(refusal)
         refusal, user = self._identified(request)
         if refusal is None:
             return Decision(None, user)
