@@ -135,6 +135,28 @@ def test_vault_sealed_then_reidentified_restores_every_element(
             assert back_again[element.tag].value == element.value, element.tag
 
 
+def test_an_instance_reidentified_twice_before_it_leaves_is_queued_and_sent_once(
+    tmp_path: Path, make_gateway: Callable[..., Gateway]
+) -> None:
+    """A re-identifying route's spool file is named after the restored UID: a second copy replaces it."""
+    vault = f"sqlite:///{tmp_path / 'vault.db'}"
+    port = free_port()
+    with storescp(tmp_path / "offsite") as offsite:
+        back = ReidRoute("back", Peer("PACS", "127.0.0.1", port), vault=vault)
+        gateway = make_gateway(deid(offsite.port, vault=vault), back)
+        assert gateway.store("out", instance(0), "SENDER").status == SUCCESS
+        wait_until(lambda: len(offsite.files()) == 1)
+        sealed = offsite.files()[0].read_bytes()
+    for _ in range(3):  # the destination is down: it waits
+        assert gateway.store("back", sealed, "ARCHIVE").status == SUCCESS
+    assert gateway.status()["routes"]["back"]["queued"] == 1
+    with storescp(tmp_path / "hospital", port=port, ae_title="PACS") as pacs:
+        wait_until(lambda: gateway.status()["routes"]["back"]["queued"] == 0)
+        wait_until(lambda: len(pacs.files()) == 1)
+        time.sleep(0.3)
+        assert len(pacs.files()) == 1
+
+
 def test_destination_down_queues_then_delivers_and_a_restart_picks_the_spool_up(
     tmp_path: Path, make_gateway: Callable[..., Gateway]
 ) -> None:

@@ -376,13 +376,15 @@ class Gateway:
                 runtime.counters.add("quarantined")
                 return StoreAnswer(REFUSED_QUARANTINED, wrapped.reference), {}
             name = hashlib.sha256(str(result.dataset.SOPInstanceUID).encode("ascii", "replace")).hexdigest()
+            target = runtime.spool.outbound / f"{name}.dcm"
+            waiting = runtime.spool.size_of(target)  # the same instance, received again before it left
             try:
-                write_atomic(runtime.spool.outbound / f"{name}.dcm", parts, tree=runtime.spool.tree)
+                write_atomic(target, parts, tree=runtime.spool.tree)
             except DicomcloakError as error:
                 return StoreAnswer(PROCESSING_FAILURE, _reference(error)), {}
         finally:
             runtime.spool.discard_received(path)
-        runtime.spool.added(sum(map(len, parts)))
+        runtime.spool.added(sum(map(len, parts)), replacing=waiting)
         assert runtime.forwarder is not None
         runtime.forwarder.wake()
         return StoreAnswer(SUCCESS), {"mode": result.mode}

@@ -197,11 +197,27 @@ class RouteSpool:
             found += [Path(directory, name) for name in files if not name.startswith(".")]
         return found
 
-    def added(self, size: int) -> None:
-        """Count an output just made durable in ``outbound``."""
+    def added(self, size: int, *, replacing: int | None = None) -> None:
+        """Count an output just made durable in ``outbound``; ``replacing``: the size of the file it replaced.
+
+        A re-identified instance is named after its SOP Instance UID: received
+        again before it was forwarded, it replaces the waiting file (the latest
+        restored copy is sent, once), and the queue does not grow.
+        """
         with self._lock:
-            self._files += 1
-            self._bytes += size
+            if replacing is None:
+                self._files += 1
+                self._bytes += size
+            else:
+                self._bytes += size - replacing
+
+    @staticmethod
+    def size_of(path: Path) -> int | None:
+        """The size of an outbound file, or None when there is none."""
+        try:
+            return path.stat().st_size
+        except OSError:
+            return None
 
     def usage(self) -> Usage:
         """The outbound queue now."""
