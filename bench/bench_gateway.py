@@ -65,6 +65,7 @@ from pydicom import dcmread
 from dicomcloak.keys import ProjectKey, write_key_file
 from dicomcloak.testing.archives import free_port, wait_for_port
 from dicomcloak.testing.corpus import build_corpus
+from dicomcloak.testing.gatewayconf import gateway_table
 
 #: dcmtk's tools by absolute path: pynetdicom installs apps of the same names in the venv's bin/.
 STORESCU = "/usr/bin/storescu"
@@ -139,8 +140,7 @@ def storescp(directory: Path, ae_title: str) -> Iterator[int]:
 def write_config(root: Path, key: Path, port: int, destination: int, vault: bool) -> Path:
     """A gateway.toml: one listener from 127.0.0.1, one deidentify route (Basic profile, pixels off)."""
     lines = [
-        "[gateway]", 'spool = "var/spool"', 'quarantine = "var/quarantine"', 'audit = "var/audit.db"',
-        f'key_file = "{key}"', "",
+        gateway_table(key),
         "[[listener]]", 'ae_title = "DICOMCLOAK"', f"port = {port}", 'route = "out"',
         'allow = [{ ae_title = "*", address = "127.0.0.1" }]', "",
         "[[route]]", 'name = "out"', 'direction = "deidentify"', 'pixels = "off"',

@@ -85,3 +85,4 @@ def ct_file(tmp_path: Path, ct: Dataset) -> Path:
     path.parent.mkdir(parents=True)
     ct.save_as(path, enforce_file_format=True)
     return path
+

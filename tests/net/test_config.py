@@ -424,36 +424,13 @@ def test_loading_is_cheap() -> None:
 
 def test_reidentify_route_takes_the_deidentify_options_and_certificate(tmp_path: Path) -> None:
     """A reidentify route keeps what its deidentify route kept (reid --option/--policy) and names --cert."""
-    (tmp_path / "owner.key.pem").write_text("x")
-    (tmp_path / "owner.cert.pem").write_text("x")
-    (tmp_path / "site.toml").write_text("x")
+    for name in ("owner.key.pem", "owner.cert.pem", "site.toml"):
+        (tmp_path / name).write_text("x")
+    owner = 'owner_key = "owner.key.pem"\nowner_cert = "owner.cert.pem"'
+    embedded = REID.replace('vault = "var/vault.db"', owner)
     extra = 'options = ["retain-safe-private"]\npolicy = "site.toml"\n'
-    text = EXAMPLE_TEXT_WITH_REID.replace("{extra}", extra)
-    path = tmp_path / "gateway.toml"
-    path.write_text(text)
-    found = load_config(path).routes["back"]
+    found = load_config(write(tmp_path, BASE + embedded + extra)).routes["from-archive"]
     assert isinstance(found, ReidRoute)
     assert found.options == ("retain-safe-private",)
     assert found.policy == tmp_path / "site.toml"
     assert found.owner_cert == tmp_path / "owner.cert.pem"
-
-
-EXAMPLE_TEXT_WITH_REID = """
-[gateway]
-spool = "spool"
-quarantine = "quarantine"
-audit = "audit.db"
-
-[[listener]]
-ae_title = "BACK"
-port = 11114
-route = "back"
-allow = [{ ae_title = "*", address = "127.0.0.1" }]
-
-[[route]]
-name = "back"
-direction = "reidentify"
-destination = { ae_title = "PACS", host = "127.0.0.1", port = 11115 }
-owner_key = "owner.key.pem"
-owner_cert = "owner.cert.pem"
-{extra}"""

@@ -25,6 +25,7 @@ from pydicom import dcmread
 
 from dicomcloak.testing.archives import free_port, orthanc, storescp
 from dicomcloak.testing.corpus import build_corpus
+from dicomcloak.testing.gatewayconf import gateway_table
 from dicomcloak.testing.leakcheck import evaluate
 
 #: dcmtk's tools: pynetdicom installs apps of the same names in the environment's bin/, first on PATH.
@@ -38,8 +39,7 @@ _DICOMCLOAK = str(Path(sys.executable).with_name("dicomcloak"))
 def write_config(root: Path, key: Path, routes: dict[str, tuple[int, str, int]], **forward: float) -> Path:
     """A gateway.toml: per route a listener (port) from 127.0.0.1 and a destination (AE title, port)."""
     lines = [
-        "[gateway]", 'spool = "var/spool"', 'quarantine = "var/quarantine"', 'audit = "var/audit.db"',
-        f'key_file = "{key}"', "", "[forward]",
+        gateway_table(key), "[forward]",
         *(f"{name} = {value}" for name, value in {"retry_initial": 0.2, "retry_max": 1.0, **forward}.items()),
     ]
     for name, (port, ae_title, destination) in routes.items():
@@ -269,13 +269,7 @@ def test_a_destination_down_keeps_instances_in_the_spool_until_it_is_back(
 
 def _round_trip_config(root: Path, key: Path, port: int, pacs: Any, hospital: Any) -> Path:
     """De-identify to Orthanc (sealing to a vault); query and retrieve back through the same listener."""
-    text = f"""
-[gateway]
-spool = "var/spool"
-quarantine = "var/quarantine"
-audit = "var/audit.db"
-key_file = "{key}"
-
+    text = gateway_table(key) + f"""
 [[listener]]
 ae_title = "DICOMCLOAK"
 port = {port}

@@ -20,6 +20,7 @@ from pydicom import Dataset
 from dicomcloak.cli.gateway import health, render_status
 from dicomcloak.net.identity import UsersFile
 from dicomcloak.testing.dimse import associate, request_only
+from dicomcloak.testing.gatewayconf import gateway_table
 
 PATIENT_NAME = "Smithers^Waylon"
 PATIENT_ID = "MRN-4471-XQ"
@@ -175,18 +176,12 @@ def _cli() -> list[str]:
 
 def _checked_config(root: Path, key: Path, route: str) -> Path:
     path = root / "gateway.toml"
-    path.write_text(textwrap.dedent(f"""
-        [gateway]
-        spool = "var/spool"
-        quarantine = "var/quarantine"
-        audit = "var/audit.db"
-        key_file = "{key}"
-
+    path.write_text(gateway_table(key) + textwrap.dedent("""
         [[listener]]
         ae_title = "DICOMCLOAK"
         port = 11112
         route = "out"
-        allow = [{{ ae_title = "*", address = "127.0.0.1" }}]
+        allow = [{ ae_title = "*", address = "127.0.0.1" }]
         """) + textwrap.dedent(route))
     return path
 
