@@ -8,6 +8,7 @@ needs no route back to the gateway (no C-MOVE destination to configure).
 
 from __future__ import annotations
 
+import copy
 import ssl
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
@@ -50,6 +51,13 @@ _RESTORED_SYNTAXES = (
     "1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.50",
     "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
     "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.1.99",
+)
+
+
+#: Transfer syntaxes a de-identified instance may be held in at the remote (the de-identification keeps the
+#: input's, PS3.5 Annex A): each offered in a context of its own for a C-GET (:func:`_get_contexts`).
+_HELD_SYNTAXES = (
+    *_RESTORED_SYNTAXES, "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.2",
 )
 
 
@@ -166,9 +174,8 @@ def remote_get(
     (:mod:`dicomcloak.io.binding`), so it must not be decoded and re-encoded first.
     """
     fetched = Fetched()
-    storage = [str(cx.abstract_syntax) for cx in StoragePresentationContexts[: _MAX_CONTEXTS - 1]]
-    contexts = [build_context(model), *(build_context(sop_class) for sop_class in storage)]
-    roles = [build_role(sop_class, scp_role=True) for sop_class in storage]
+    storage, roles = _get_contexts(remote, ae_title, identifier, model, timeout)
+    contexts = [build_context(model), *storage]
     handlers = [(evt.EVT_C_STORE, _receiver(folder, fetched))]
     with _association(remote, ae_title, contexts, timeout, ext_neg=roles, evt_handlers=handlers) as assoc:
         final = Dataset()
@@ -183,6 +190,45 @@ def remote_get(
             reference="remote-retrieve-failed",
         )
     return fetched
+
+
+def _get_contexts(
+    remote: Peer, ae_title: str, identifier: Dataset, model: str, timeout: float
+) -> tuple[list[PresentationContext], list[Any]]:
+    """Storage contexts (SCP role, PS3.7 D.3.3.4) for a C-GET, each with one transfer syntax.
+
+    The remote sends each instance in a context whose syntax is the one it
+    holds it in, when offered; otherwise it transcodes, and a transcoded
+    instance no longer matches the vault record bound to its encoding
+    (:mod:`dicomcloak.io.binding`): it would fail to restore. So the SOP
+    classes of what will come are asked first (C-FIND at IMAGE level), and
+    every (class, syntax) pair of :data:`_HELD_SYNTAXES` is offered. A remote
+    that does not say (no C-FIND answer with SOP Class UID), or too many
+    classes for 127 contexts: every storage class, uncompressed syntaxes only.
+    """
+    classes = _held_classes(remote, ae_title, identifier, model, timeout)
+    if classes and len(classes) * len(_HELD_SYNTAXES) < _MAX_CONTEXTS:
+        contexts = [build_context(sop_class, [syntax]) for sop_class in classes for syntax in _HELD_SYNTAXES]
+    else:
+        classes = [str(cx.abstract_syntax) for cx in StoragePresentationContexts[: _MAX_CONTEXTS - 1]]
+        contexts = [build_context(sop_class) for sop_class in classes]
+    return contexts, [build_role(sop_class, scp_role=True) for sop_class in classes]
+
+
+def _held_classes(remote: Peer, ae_title: str, identifier: Dataset, model: str, timeout: float) -> list[str]:
+    """The SOP classes of the instances ``identifier`` matches at the remote; empty when it cannot say."""
+    query = copy.deepcopy(identifier)  # its elements are the C-GET's own: never changed in place
+    query.QueryRetrieveLevel = "IMAGE"
+    query.SOPClassUID = ""
+    if "SOPInstanceUID" not in query:
+        query.SOPInstanceUID = ""
+    find = FIND_MODELS[GET_MODELS.index(model)] if model in GET_MODELS else FIND_MODELS[1]
+    try:
+        answers = [answer for _, answer in remote_find(remote, ae_title, query, find, timeout) if answer]
+    except (DicomcloakError, OSError, RuntimeError, ValueError):
+        return []
+    classes = {str(answer.get("SOPClassUID", "") or "") for answer in answers}
+    return [] if not classes or "" in classes else sorted(classes)
 
 
 def _receiver(folder: Path, fetched: Fetched) -> Callable[[evt.Event], int]:
