@@ -53,14 +53,8 @@ def readable_syntaxes() -> tuple[UID, ...]:
     """Uncompressed syntaxes, then every compressed one a decoder installed here can decode."""
     from pydicom.pixels.decoders.base import get_decoder
 
-    decodable = []
-    for syntax in _COMPRESSED:
-        try:
-            if get_decoder(syntax).is_available:
-                decodable.append(syntax)
-        except NotImplementedError:
-            continue
-    return _NATIVE + tuple(decodable)
+    # pydicom 3 registers a decoder for each of them; is_available says whether its plugin is installed here.
+    return _NATIVE + tuple(syntax for syntax in _COMPRESSED if get_decoder(syntax).is_available)
 
 
 def listener_contexts(listener: Listener) -> list[PresentationContext]:
