@@ -34,14 +34,14 @@ from __future__ import annotations
 import logging
 import random
 import socket
-import ssl
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dicomcloak.net.config import ClientTls, Forwarding, Limits, Peer
+from dicomcloak.net.config import Forwarding, Limits, Peer
 from dicomcloak.net.quiet import quiet_pynetdicom
 from dicomcloak.net.tcp import no_delay
+from dicomcloak.net.tls import client_context
 
 if TYPE_CHECKING:
     from pynetdicom.association import Association
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from dicomcloak.net.spool import RouteSpool
     from dicomcloak.net.status import RouteCounters
 
-__all__ = ["MAX_ATTEMPTS", "Forwarder", "client_context", "is_success"]
+__all__ = ["MAX_ATTEMPTS", "Forwarder", "is_success"]
 
 #: Times a file the destination answers with an error status is sent before it is moved to ``failed/``.
 MAX_ATTEMPTS = 3
@@ -70,20 +70,6 @@ def is_success(status: int) -> bool:
 def _is_refusal(status: int) -> bool:
     """Out of resources (PS3.4 Table B.2-1): the destination asks to be called again later."""
     return 0xA700 <= status <= 0xA7FF
-
-
-def client_context(tls: ClientTls) -> ssl.SSLContext:
-    """DICOM TLS for calling out (PS3.15 Annex B.1): TLS 1.2 or later (BCP 195).
-
-    The peer is checked against ``ca_file`` and its host name; the gateway's
-    own certificate is offered when configured (the peer may ask for one).
-    """
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca_file))
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if tls.certificate is not None:
-        key = None if tls.private_key is None else str(tls.private_key)
-        context.load_cert_chain(str(tls.certificate), key)
-    return context
 
 
 def _closed(assoc: Association, raw: socket.socket | None, timeout: float) -> None:

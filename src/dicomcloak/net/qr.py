@@ -53,10 +53,10 @@ from dicomcloak.net.remote import (
     MOVE_MODELS,
     Fetched,
     RemoteArchiveError,
-    client_tls_args,
     remote_find,
     remote_get,
 )
+from dicomcloak.net.tls import client_tls_args
 from dicomcloak.policy.model import Policy
 
 __all__ = [

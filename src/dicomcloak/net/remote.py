@@ -9,7 +9,6 @@ needs no route back to the gateway (no C-MOVE destination to configure).
 from __future__ import annotations
 
 import copy
-import ssl
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,8 +22,9 @@ from pynetdicom.presentation import PresentationContext
 from pynetdicom.status import code_to_category
 
 from dicomcloak.errors import DicomcloakError
-from dicomcloak.net.config import ClientTls, Peer
+from dicomcloak.net.config import Peer
 from dicomcloak.net.tcp import no_delay
+from dicomcloak.net.tls import client_tls_args
 
 __all__ = [
     "FIND_MODELS",
@@ -33,7 +33,6 @@ __all__ = [
     "MOVE_MODELS",
     "Fetched",
     "RemoteArchiveError",
-    "client_tls_args",
     "remote_find",
     "remote_get",
 ]
@@ -65,18 +64,6 @@ class RemoteArchiveError(DicomcloakError):
     """The remote archive could not be reached, or broke off the operation."""
 
     default_reference = "remote-unavailable"
-
-
-def client_tls_args(tls: ClientTls | None, host: str) -> tuple[ssl.SSLContext, str] | None:
-    """pynetdicom's ``tls_args`` for calling a peer over DICOM TLS (PS3.15 B.1; TLS 1.2+ per BCP 195)."""
-    if tls is None:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca_file))
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if tls.certificate is not None:
-        key = None if tls.private_key is None else str(tls.private_key)
-        context.load_cert_chain(str(tls.certificate), keyfile=key)
-    return context, host
 
 
 @dataclass

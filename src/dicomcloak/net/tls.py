@@ -1,4 +1,4 @@
-"""DICOM TLS for listeners (PS3.15 Annex B.9, the BCP 195 TLS Secure Transport Connection Profile).
+"""DICOM TLS, listening and calling out (PS3.15 B.9, the BCP 195 TLS Secure Transport Connection Profile).
 
 TLS 1.2 is the floor (RFC 9325, BCP 195); TLS 1.2 suites are limited to
 forward-secret AEAD ones (ECDHE or DHE with AES-GCM or ChaCha20-Poly1305):
@@ -12,9 +12,9 @@ import contextlib
 import ssl
 
 from dicomcloak.errors import ConfigError
-from dicomcloak.net.config import ServerTls
+from dicomcloak.net.config import ClientTls, ServerTls
 
-__all__ = ["BCP195_CIPHERS", "ClosingSSLSocket", "server_context"]
+__all__ = ["BCP195_CIPHERS", "ClosingSSLSocket", "client_context", "client_tls_args", "server_context"]
 
 #: OpenSSL cipher string for TLS 1.2 (RFC 9325 4.2): forward secrecy and AEAD only.
 BCP195_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!eNULL:!MD5:!SHA1:!RC4:!3DES"
@@ -70,3 +70,23 @@ def server_context(tls: ServerTls) -> ssl.SSLContext:
         context.verify_mode = ssl.CERT_OPTIONAL
     context.sslsocket_class = ClosingSSLSocket
     return context
+
+
+def client_context(tls: ClientTls) -> ssl.SSLContext:
+    """The context for calling a peer (forwarding, the Q/R remote, C-MOVE destinations): TLS 1.2 or later.
+
+    The peer is checked against ``ca_file`` and its host name; the gateway's
+    own certificate is offered when configured (the peer may ask for one).
+    """
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca_file))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(BCP195_CIPHERS)
+    if tls.certificate is not None:
+        key = None if tls.private_key is None else str(tls.private_key)
+        context.load_cert_chain(str(tls.certificate), keyfile=key)
+    return context
+
+
+def client_tls_args(tls: ClientTls | None, host: str) -> tuple[ssl.SSLContext, str] | None:
+    """pynetdicom's ``tls_args`` for calling ``host`` (None: plain TCP)."""
+    return None if tls is None else (client_context(tls), host)

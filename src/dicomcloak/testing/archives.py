@@ -68,12 +68,7 @@ def storescp(directory: Path, port: int | None = None, ae_title: str = "ARCHIVE"
         wait_for_port(port)
         yield Storescp(ae_title, port, directory)
     finally:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process, 5)
 
 
 @dataclass(frozen=True)
@@ -148,10 +143,15 @@ def orthanc(directory: Path, ae_title: str = "ORTHANC") -> Iterator[OrthancServe
         wait_for_port(dicom_port)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process, 10)
         log.close()
+
+
+def _stop(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within ``timeout`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
