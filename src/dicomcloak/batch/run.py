@@ -12,7 +12,9 @@ folder in the run directory (:mod:`dicomcloak.batch.rundir`); a stopped run's
 report too, counting what is on disk (:mod:`dicomcloak.batch.placement`).
 
 A run starts by removing what runs killed on this host left behind
-(:mod:`dicomcloak.batch.debris`).
+(:mod:`dicomcloak.batch.debris`). With a job (``--job``), the journal
+decides what is left to do and records each outcome once it is durable
+(:mod:`dicomcloak.batch.resume`, docs/jobs.md).
 """
 
 from __future__ import annotations
@@ -29,11 +31,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from dicomcloak.batch.claims import make_claims
 from dicomcloak.batch.debris import new_claims_dir, remove_debris, tidy_trees
+from dicomcloak.batch.journal import JobSettings
 from dicomcloak.batch.pixelreport import pixel_facts, pixel_report_path, write_pixel_report
 from dicomcloak.batch.placement import Placement, stopped_facts, with_report
 from dicomcloak.batch.pool import Pool, WorkerFunctions
 from dicomcloak.batch.report import ReportBuilder, RunSummary, encode_report, run_deviations
+from dicomcloak.batch.resume import JobRun, Seeds, seed_claims
 from dicomcloak.batch.rundir import (
     RunFolder,
     begin_run,
@@ -89,12 +94,17 @@ class RunSettings:
 
     ``history``: other run directories where earlier runs into the same output
     may have left their record (:func:`dicomcloak.batch.rundir.begin_run`).
+    ``job``: the run works on a resumable job (docs/jobs.md); ``seeds``: the
+    claims its earlier runs made, made again before any worker starts (set by
+    :func:`run_batch`, :func:`dicomcloak.batch.resume.seed_claims`).
     """
 
     worker: WorkerSettings
     run_dir: Path
     jobs: int = 1
     history: tuple[Path, ...] = ()
+    job: JobSettings | None = None
+    seeds: Seeds | None = None
 
 
 def default_jobs() -> int:
@@ -118,20 +128,48 @@ def run_batch(
     workers. Before anything is written, an output made differently is
     refused (``output-made-differently``, :mod:`dicomcloak.batch.rundir`).
     The error that stops a run (``vault-busy`` ...) is raised once its report is written.
+    A job (``settings.job``) that finished earlier is not run again: its
+    summary is returned, with ``job.nothing_to_do``, and nothing is written.
     """
     entries = list(inputs)
     started = time.perf_counter()
     facts = made_with(settings.worker)
+    job = None if settings.job is None else _open_job(settings, settings.job, facts, entries)
+    if job is None:
+        return _run(entries, settings, facts, started, observer, None)
+    outcome = "stopped"
+    try:
+        if job.nothing_to_do:
+            return _job_summary(job, settings, entries, started)
+        summary = _run(entries, settings, facts, started, observer, job)
+        outcome = "finished"
+        return summary
+    finally:
+        job.close(outcome)
+
+
+def _run(
+    entries: list[WalkEntry], settings: RunSettings, facts: dict[str, Any], started: float,
+    observer: Observer | None, job: JobRun | None,
+) -> RunSummary:
     folder = _begin(settings, facts)
     tasks = [(index, entry) for index, entry in enumerate(entries) if isinstance(entry, InputItem)]
+    builder = ReportBuilder(run_deviations(settings.worker))
+    if job is not None:  # only what earlier runs did not do; their claims and outcomes carried over
+        job.begin(folder.run_id)
+        tasks = job.pending(tasks)
+        settings = replace(settings, seeds=job.seeds())
+        job.replay(builder)
     jobs = max(1, min(settings.jobs, len(tasks)))
     settings = replace(settings, worker=replace(settings.worker, workers=jobs))
-    builder = ReportBuilder(run_deviations(settings.worker))
-    stopped = _process(entries, tasks, settings, jobs, folder, builder, observer)
+    stopped = _process(entries, tasks, settings, jobs, folder, builder, observer, job)
     # Each output's data was synced before its rename; one sync here makes all the
     # renames durable, instead of one directory fsync per file (io.grouped).
     sync_file_system(settings.worker.out_dir)
     run = _run_facts(settings, folder, facts, jobs) | stopped_facts(stopped, builder, len(entries))
+    if job is not None:
+        job.flush(last=True)
+        run |= job.facts()
     summary = builder.summary(time.perf_counter() - started, run, len(entries))
     finish_run(folder, encode_report(builder.report(summary)))
     write_pixel_report(folder, builder, settings.worker)
@@ -139,6 +177,28 @@ def run_batch(
     if stopped is not None:
         raise with_report(stopped, folder.report)
     return summary
+
+
+def _open_job(
+    settings: RunSettings, job: JobSettings, facts: dict[str, Any], entries: list[WalkEntry]
+) -> JobRun:
+    """Open the job's journal in the run directory (made first: it is private, 0700)."""
+    prepare_dir(settings.run_dir, "run", "--run-dir (it holds the reports and the quarantine)", private=True)
+    return JobRun.open(settings.run_dir, job, facts, settings.worker, entries)
+
+
+def _job_summary(job: JobRun, settings: RunSettings, entries: list[WalkEntry], started: float) -> RunSummary:
+    """The summary of a finished job, from its journal: nothing is processed or written."""
+    builder = ReportBuilder()
+    for index, entry in enumerate(entries):  # a refused member was quarantined by the job's first run
+        if isinstance(entry, Skipped):
+            builder.skip(index, entry.reason)
+        elif isinstance(entry, Refused):
+            builder.add(FileResult(index, Status.QUARANTINED, entry.reason))
+    job.replay(builder)
+    run = {"output": str(settings.worker.out_dir), "run_dir": str(settings.run_dir), **job.facts()}
+    run["job"]["nothing_to_do"] = True
+    return builder.summary(time.perf_counter() - started, run, len(entries))
 
 
 def _begin(settings: RunSettings, facts: dict[str, Any]) -> RunFolder:
@@ -163,10 +223,12 @@ def _process(
     folder: RunFolder,
     builder: ReportBuilder,
     observer: Observer | None,
+    job: JobRun | None = None,
 ) -> DicomcloakError | None:
     """Account for the walk's entries, process its items, write one verdict event per input judged.
 
     Returns the error that stopped the run, what it left counted (raised if unknown: worker-died).
+    A job records each outcome (it marks them done once durable).
     """
     placement = Placement()
     stopped: DicomcloakError | None = None
@@ -178,6 +240,8 @@ def _process(
             try:
                 for result in _results(tasks, settings, jobs, observer, placement):
                     builder.add(result)
+                    if job is not None:
+                        job.record(result)
                     if result.event:
                         events.write(result.event.encode("utf-8") + b"\n")
                     if observer is not None:
@@ -275,6 +339,7 @@ def _results(
 ) -> Iterator[FileResult]:  # what the writers could not place is noted in ``placement`` as they close
     if jobs == 1:
         ctx = build_context(settings.worker)
+        seed_claims(ctx.claims, settings.seeds)
         _freeze_heap()
         if observer is not None:
             observer.start(len(tasks))
@@ -301,6 +366,7 @@ def _pooled(
 ) -> Iterator[FileResult]:
     claims = new_claims_dir(settings.run_dir)
     worker = replace(settings.worker, claims_dir=claims)
+    seed_claims(make_claims(claims), settings.seeds)
     # Small chunks: few IPC round trips, yet no long tail when one worker gets the big files.
     chunksize = max(1, min(8, len(tasks) // (jobs * 16)))
     try:

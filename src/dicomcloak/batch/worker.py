@@ -163,6 +163,8 @@ class FileResult:
     conflict_with: int = -1
     pixels: str = ""
     pixel_view: ItemView | None = None
+    instance: str = ""
+    chunk: tuple[int, ...] = ()
 
     def __reduce__(self) -> tuple[type[FileResult], tuple[object, ...]]:
         """Pickle as a constructor call on a tuple: dataclasses' per-field state of slotted classes
@@ -322,7 +324,7 @@ def _deidentify_one(
     shown = placed.relpath if settings.layout is Layout.PSEUDONYMOUS else ""  # mirrored paths may hold PHI
     return FileResult(
         index, Status.WRITTEN, "", n_changes, shown, len(data), size, changes, event, placed.conflict_with,
-        status, view,
+        status, view, placed.instance,
     )
 
 
@@ -350,6 +352,7 @@ class _Placed:
     payload: list[bytes]
     record: VaultRecord | None = None
     conflict_with: int = -1
+    instance: str = ""  # its claim key (pseudonymous UIDs)
 
 
 def _placed(
@@ -388,7 +391,8 @@ def _placed(
     if settings.layout is Layout.MIRROR and not ctx.claims.claim_path(relpath):
         raise InputError("another input already wrote this output path", reference="output-collision")
     record = _record(outcome, uids, sealed, binding, original) if ctx.vault is not None else None
-    return _Placed(relpath, payload, record, -1 if conflict is None else conflict.first.index)
+    first_index = -1 if conflict is None else conflict.first.index
+    return _Placed(relpath, payload, record, first_index, instance_key(*uids))
 
 
 def _encoded(
@@ -472,14 +476,15 @@ def process_chunk(tasks: list[tuple[int, InputItem]], ctx: WorkerContext) -> lis
     """
     counts: Counter[ChangeKey] = Counter()
     results = [process_item(item, ctx, index, counts) for index, item in tasks]
-    if results and counts:
-        results[-1] = replace(results[-1], changes=tuple(counts.items()))
+    if results:
+        chunk = tuple(index for index, _ in tasks)
+        results[-1] = replace(results[-1], changes=tuple(counts.items()), chunk=chunk)
     return results
 
 
 _RESULT_FIELDS = attrgetter(
     "index", "status", "reason", "n_changes", "out_relpath", "bytes_in", "bytes_out", "changes", "event",
-    "conflict_with", "pixels", "pixel_view",
+    "conflict_with", "pixels", "pixel_view", "instance", "chunk",
 )
 
 #: The aggregation key of a change: (tag path, action, rule source).

@@ -8,7 +8,7 @@ import typer
 from typer import _click  # typer 0.28 (pinned) vendors Click
 from typer.core import TyperGroup
 
-from dicomcloak.cli import audit, deid, gateway, keys, policy, reid, sanitize, scan, serve, vault, verify
+from dicomcloak.cli import audit, deid, gateway, job, keys, policy, reid, sanitize, scan, serve, vault, verify
 from dicomcloak.cli._common import usage_errors
 from dicomcloak.cli._process import exit_now, limit_library_threads
 
@@ -56,6 +56,7 @@ app.add_typer(policy.app, name="policy")
 app.add_typer(vault.app, name="vault")
 app.add_typer(audit.app, name="audit")
 app.add_typer(gateway.app, name="gateway")
+app.add_typer(job.app, name="job")
 
 
 def _print_version(value: bool) -> None:

@@ -28,12 +28,14 @@ from dicomcloak.cli._common import (
     warn,
     warn_deviations,
 )
+from dicomcloak.cli._progress import DEFAULT_INTERVAL, ProgressIntervalArg, ProgressLines
 from dicomcloak.cli._sealing import SealerKeyArg, seal_settings
+from dicomcloak.cli.job import ForceArg, JobArg, check_job, job_lines, job_settings, nothing_to_do
 from dicomcloak.errors import DicomcloakError, UsageError
 from dicomcloak.pixels.model import PixelMode
 
 if TYPE_CHECKING:
-    from rich.progress import Progress, TaskID
+    from rich.progress import Progress, ProgressColumn, TaskID
 
     from dicomcloak.batch.report import RunSummary
     from dicomcloak.batch.run import RunSettings
@@ -147,6 +149,9 @@ def deid(
         ),
     ] = None,
     pixels: PixelsArg = None,
+    job: JobArg = None,
+    force: ForceArg = False,
+    progress_interval: ProgressIntervalArg = DEFAULT_INTERVAL,
     as_json: JsonFlag = False,
 ) -> None:
     """De-identify INPUT... into OUT per PS3.15 Annex E; reports and quarantine go to the run dir."""
@@ -161,6 +166,7 @@ def deid(
         run = (run_dir or default_run_dir(out)).resolve()
         qdir = (quarantine or run / "quarantine").resolve()
         check_paths([path.resolve() for path in inputs], out, run, qdir)
+        check_job(job, force)  # a bad name fails before any work
         items = iter_inputs(inputs, follow_symlinks=follow_symlinks)  # every input checked before any work
         the_policy = load_policy(option, policy, strict_table=strict_table)
         the_pixels = pixel_settings(policy, pixels)
@@ -185,15 +191,18 @@ def deid(
         pixels=the_pixels,
         pixel_report=PIXEL_CARDS,
     )
-    settings = RunSettings(worker, run, jobs or default_jobs(), history(out, run))
-    if seal is not None and seal.vault_url is None:
-        # Embedded-only sealing has no vault to audit each group in: one event per run, in --audit or
-        # in the run directory's own log (every seal is audited, architecture.md decision 3).
-        summary = _audited_embedded(seal, run, lambda: run_items(items, settings, progress=not as_json))
-    else:
-        summary = run_items(items, settings, progress=not as_json)
+    the_job = job_settings(job, force, inputs, follow_symlinks, seal=seal, uid_conflicts=uid_conflicts.value)
+    settings = RunSettings(worker, run, jobs or default_jobs(), history(out, run), job=the_job)
+
+    def work() -> RunSummary:
+        return run_items(items, settings, progress=not as_json, interval=progress_interval)
+
+    # Embedded-only sealing has no vault to audit each group in: one event per run, in --audit or
+    # in the run directory's own log (every seal is audited, architecture.md decision 3).
+    embedded_only = seal is not None and seal.vault_url is None
+    summary = _audited_embedded(seal, run, work) if seal is not None and embedded_only else work()
     print(json.dumps(summary.to_dict(), indent=2, sort_keys=True) if as_json else render_summary(summary))
-    if summary.quarantined:
+    if summary.quarantined and not nothing_to_do(summary):
         raise typer.Exit(int(ExitCode.QUARANTINED))
 
 
@@ -290,16 +299,27 @@ def _check_input(path: Path, out: Path, run_dir: Path, quarantine: Path) -> None
 
 
 def run_items(
-    items: Iterable[WalkEntry], settings: RunSettings, *, progress: bool, label: str = "de-identifying"
+    items: Iterable[WalkEntry], settings: RunSettings, *, progress: bool, label: str = "de-identifying",
+    interval: float = DEFAULT_INTERVAL,
 ) -> RunSummary:
-    """Run a batch with a progress bar named ``label`` on a terminal (``deid`` and ``sanitize``)."""
+    """Run a batch with a progress bar named ``label`` on a terminal (``deid`` and ``sanitize``).
+
+    Without one (``--json``, or stderr not a terminal), a JSON progress line
+    every ``interval`` seconds (:mod:`dicomcloak.cli._progress`).
+    """
     from dicomcloak.batch.run import run_batch
 
-    bar = ProgressBar(enabled=progress and sys.stderr.isatty(), label=label)
+    bar: ProgressBar | ProgressLines
+    if progress and sys.stderr.isatty():
+        bar = ProgressBar(enabled=True, label=label)
+    else:
+        bar = ProgressLines(interval)
     try:
         summary = run_batch(list(items), settings, bar)
     finally:
         bar.close()
+    if nothing_to_do(summary):
+        return summary
     if not summary.files:
         warn("no input files found")
     warn_skipped(summary)
@@ -333,11 +353,16 @@ class ProgressBar:
         if not self.enabled:
             return
         from rich.console import Console
-        from rich.progress import Progress
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
         self._bar = Progress(
-            *Progress.get_default_columns(),
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
             "{task.completed}/{task.total} files",
+            _rate_column(),
+            "ETA",
+            TimeRemainingColumn(),
             console=Console(stderr=True),
         )
         self._task = self._bar.add_task(self.label, total=total)
@@ -352,6 +377,19 @@ class ProgressBar:
         """Stop drawing."""
         if self._bar is not None:
             self._bar.stop()
+
+
+def _rate_column() -> ProgressColumn:
+    """Files per second, as rich measures them over the last half minute (``?`` until known)."""
+    from rich.progress import ProgressColumn, Task
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text("? files/s" if speed is None else f"{speed:.1f} files/s", style="progress.data.speed")
+
+    return RateColumn()
 
 
 def _conflict_lines(summary: RunSummary) -> list[str]:
@@ -380,6 +418,8 @@ _PIXEL_WORDS = (
 
 def render_summary(summary: RunSummary) -> str:
     """The human summary printed at the end of a run."""
+    if nothing_to_do(summary):
+        return job_lines(summary)[0]
     facts = summary.run
     reasons = _counts({code: n for code, n in summary.reasons.items() if code != "duplicate-instance"})
     skips = _counts(summary.skip_reasons)
@@ -391,6 +431,7 @@ def render_summary(summary: RunSummary) -> str:
         f"  skipped             {summary.skipped}" + (f"  ({skips})" if skips else ""),
         *_conflict_lines(summary),
         *_pixel_lines(summary),
+        *job_lines(summary),
         f"  changed attributes  {summary.changed_attributes}",
         f"  output              {facts.get('output', '')}",
         f"  report              {facts.get('report', '')}",

@@ -23,7 +23,9 @@ from dicomcloak.cli._common import (
     handles_errors,
     load_policy,
 )
+from dicomcloak.cli._progress import DEFAULT_INTERVAL, ProgressIntervalArg
 from dicomcloak.cli.deid import check_paths, default_run_dir, history, render_summary, run_items
+from dicomcloak.cli.job import ForceArg, JobArg, check_job, job_settings, nothing_to_do
 
 if TYPE_CHECKING:
     from dicomcloak.policy.model import Policy
@@ -63,6 +65,9 @@ def sanitize(
     quarantine: QuarantineArg = None,
     jobs: JobsArg = None,
     follow_symlinks: FollowSymlinksArg = False,
+    job: JobArg = None,
+    force: ForceArg = False,
+    progress_interval: ProgressIntervalArg = DEFAULT_INTERVAL,
     as_json: JsonFlag = False,
 ) -> None:
     """Rebuild INPUT... into OUT from validated elements; hostile inputs are quarantined with a reason code.
@@ -80,6 +85,7 @@ def sanitize(
         run = (run_dir or default_run_dir(out)).resolve()
         qdir = (quarantine or run / "quarantine").resolve()
         check_paths([path.resolve() for path in inputs], out, run, qdir)
+        check_job(job, force)
         items = iter_inputs(inputs, follow_symlinks=follow_symlinks)
         loaded = load_policy(option, policy, strict_table=strict_table)
         the_policy = _with_choices(loaded, documents, waveforms, icons, overlays, max_depth)
@@ -88,10 +94,11 @@ def sanitize(
     worker = WorkerSettings(
         the_policy, unused_key, "default", out, qdir, Layout.MIRROR, len(inputs) > 1, deidentify=False
     )
-    settings = RunSettings(worker, run, jobs or default_jobs(), history(out, run))
-    summary = run_items(items, settings, progress=not as_json, label="sanitizing")
+    the_job = job_settings(job, force, inputs, follow_symlinks)
+    settings = RunSettings(worker, run, jobs or default_jobs(), history(out, run), job=the_job)
+    summary = run_items(items, settings, progress=not as_json, label="sanitizing", interval=progress_interval)
     print(json.dumps(summary.to_dict(), indent=2, sort_keys=True) if as_json else render_summary(summary))
-    if summary.quarantined:
+    if summary.quarantined and not nothing_to_do(summary):
         raise typer.Exit(int(ExitCode.QUARANTINED))
 
 
