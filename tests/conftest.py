@@ -166,3 +166,34 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("fuzz")
         for line in lines:
             terminalreporter.line(f"fuzz: {line}")
+
+
+def make_tiny_corpus(root: Path, n: int, duplicates: int = 0) -> Path:
+    """``n`` tiny instances (an 8 x 8 image, a few KiB) with planted PHI; the first ``duplicates`` copied
+    again under ``copies/`` (same content, another path). Fast to write and to process: for tests that
+    run many files (crash tests of resumable jobs, docs/jobs.md)."""
+    template = dcmread(str(get_testdata_file("CT_small.dcm")))
+    template.Rows = template.Columns = 8
+    template.PixelData = bytes(range(128))
+    template.PatientName, template.PatientID = PATIENT_NAME, PATIENT_ID
+    for index in range(n):
+        ds = template.copy()
+        ds.StudyInstanceUID = generate_uid(entropy_srcs=["tiny-study", str(index // 50)])
+        ds.SeriesInstanceUID = generate_uid(entropy_srcs=["tiny-series", str(index // 10)])
+        ds.SOPInstanceUID = generate_uid(entropy_srcs=["tiny-sop", str(index)])
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.InstanceNumber = index + 1
+        path = root / f"Smithers_{index // 100}" / f"img{index:04d}.dcm"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ds.save_as(path, enforce_file_format=True)
+    for index in range(duplicates):
+        (root / "copies").mkdir(exist_ok=True)
+        source = root / f"Smithers_{index // 100}" / f"img{index:04d}.dcm"
+        (root / "copies" / f"again{index:04d}.dcm").write_bytes(source.read_bytes())
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus_factory() -> Callable[..., Path]:
+    """:func:`make_tiny_corpus`."""
+    return make_tiny_corpus

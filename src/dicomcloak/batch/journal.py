@@ -287,20 +287,36 @@ def _differences(recorded: dict[str, Any], facts: dict[str, Any]) -> Iterator[st
 
 
 def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
-    """The journal's connection: WAL, NORMAL sync (see the module docstring), the file mode 0600."""
+    """The journal's connection: WAL, NORMAL sync (see the module docstring), the file mode 0600.
+
+    A new journal is made whole under a temporary name and renamed into
+    place, so a reader (``job status``) never finds one without its tables.
+    """
     if read_only:
         return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # created owner-only, whatever the umask
-    os.fchmod(fd, 0o600)
-    os.close(fd)
+    if not path.exists():
+        _create(path)
     connection = sqlite3.connect(path)
     connection.execute("PRAGMA journal_mode = WAL")
     connection.execute("PRAGMA synchronous = NORMAL")
     connection.execute("PRAGMA busy_timeout = 10000")
-    with connection:
-        for statement in _TABLES:
-            connection.execute(statement)
     return connection
+
+
+def _create(path: Path) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.new")
+    fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)  # owner-only, whatever the umask
+    os.fchmod(fd, 0o600)
+    os.close(fd)
+    connection = sqlite3.connect(temporary)
+    try:
+        connection.execute("PRAGMA journal_mode = WAL")
+        with connection:
+            for statement in _TABLES:
+                connection.execute(statement)
+    finally:
+        connection.close()  # the last connection: the WAL is checkpointed into the file and removed
+    os.replace(temporary, path)
 
 
 def _take_lock(path: Path, name: str) -> int:
