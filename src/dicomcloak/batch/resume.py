@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +97,7 @@ class JobRun:
         self._chunks: list[tuple[int, ...]] = []  # members of chunks whose last result arrived
         self._flushed = time.monotonic()
         self.recorded = 0  # inputs marked done by this run
+        self._earlier: Counter[str] = Counter()  # outcomes of earlier runs replayed, by status
         journal.add_inputs(self._ids.values())
 
     @classmethod
@@ -147,7 +149,9 @@ class JobRun:
         for done in self._done:
             index = self._index.get(done.id)
             if index is not None:
-                builder.add(self._decode(index, done.result))
+                result = self._decode(index, done.result)
+                builder.add(result)
+                self._earlier[result.status.value] += 1
         for path, action, source, count in self.journal.changes():
             builder.changes[(tuple(json.loads(path)), action, source)] += count
 
@@ -217,10 +221,12 @@ class JobRun:
     # -- after the run ----------------------------------------------------------------------------
 
     def facts(self) -> dict[str, Any]:
-        """The report's ``job`` entry: its name, the runs that made it, whether this run resumed it."""
+        """The report's ``job`` entry: its name, the runs that made it, whether this run resumed it, how
+        many inputs earlier runs did (``earlier``: by outcome) and this run marked done."""
         runs = self.journal.runs()
+        earlier = {status.value: self._earlier[status.value] for status in Status}
         return {"job": {"name": self.journal.meta("name"), "runs": runs, "resumed": len(runs) > 1,
-                        "done_before": self.done_before, "done_now": self.recorded}}
+                        "done_before": self.done_before, "done_now": self.recorded, "earlier": earlier}}
 
     def close(self, outcome: str) -> None:
         """Commit what is durable, note how the run ended, release the job."""

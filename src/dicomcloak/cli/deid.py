@@ -220,8 +220,14 @@ def _audited_embedded(seal: SealSettings, run: Path, work: Callable[[], RunSumma
         except DicomcloakError as error:
             log.append("seal-failed", reference=error.reference, **facts)
             raise
+        job = summary.run.get("job") or {}
+        if job.get("nothing_to_do"):
+            return summary  # nothing sealed
+        earlier = job.get("earlier", {})  # a resumed job's earlier runs audited their own seals
         log.append(
-            "seal", files=summary.files, sealed=summary.written, quarantined=summary.quarantined, **facts
+            "seal", files=summary.files - job.get("done_before", 0),
+            sealed=summary.written - earlier.get("written", 0),
+            quarantined=summary.quarantined - earlier.get("quarantined", 0), **facts,
         )
         return summary
     finally:
