@@ -216,6 +216,11 @@ class Journal:
         for row in self._db.execute(query, (DONE,)):
             yield Done(bytes(row[0]), str(row[1]), row[2])
 
+    def done_ids(self) -> Iterator[bytes]:
+        """The identities of the inputs marked done."""
+        for (ident,) in self._db.execute("SELECT id FROM inputs WHERE state = ?", (DONE,)):
+            yield bytes(ident)
+
     def changes(self) -> Iterator[tuple[str, str, str, int]]:
         """The job's aggregated changes: (tag path as JSON, action, rule source, count)."""
         yield from self._db.execute("SELECT path, action, source, count FROM changes")

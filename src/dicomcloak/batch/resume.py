@@ -90,8 +90,7 @@ class JobRun:
         self._items = {i: e for i, e in enumerate(entries) if isinstance(e, InputItem)}
         self._ids = {i: identity(roots[os.fspath(e.root)], e) for i, e in self._items.items()}
         self._index = {ident: i for i, ident in self._ids.items()}
-        self._done = list(journal.done())
-        self._done_ids = {d.id for d in self._done}
+        self._done_ids = set(journal.done_ids())
         self._run_id = ""
         self._arrived: dict[int, FileResult] = {}
         self._chunks: list[tuple[int, ...]] = []  # members of chunks whose last result arrived
@@ -133,7 +132,7 @@ class JobRun:
         instances: list[tuple[str, int, InputItem, bytes | None]] = []
         paths: list[str] = []
         mirrored = self._mirrored
-        for done in self._done:
+        for done in self.journal.done():
             index = self._index.get(done.id)
             if done.instance:
                 if index is None:
@@ -146,7 +145,7 @@ class JobRun:
 
     def replay(self, builder: ReportBuilder) -> None:
         """Count the outcomes of earlier runs (inputs of this walk only) and the job's changes."""
-        for done in self._done:
+        for done in self.journal.done():
             index = self._index.get(done.id)
             if index is not None:
                 result = self._decode(index, done.result)
