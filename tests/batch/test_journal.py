@@ -261,7 +261,7 @@ def test_a_sealing_job_killed_twenty_times_ends_as_one_uninterrupted_run(
     corpus: Path, tmp_path: Path, key_file: Path
 ) -> None:
     """The default crash test: embedded seals and a vault at once, 20 kills."""
-    _crash(corpus, tmp_path, key_file, 20, dups=10, embedded=True, target=250)
+    _crash(corpus, tmp_path, key_file, 20, dups=10, embedded=True, target=200)
 
 
 @pytest.fixture(scope="module")
@@ -281,7 +281,7 @@ def test_a_job_killed_a_hundred_times_writes_the_same_bytes_as_one_uninterrupted
 def test_a_sealing_job_killed_a_hundred_times_ends_as_one_uninterrupted_run(
     big_corpus: Path, tmp_path: Path, key_file: Path
 ) -> None:
-    _crash(big_corpus, tmp_path, key_file, 100, dups=50, embedded=True, target=250)
+    _crash(big_corpus, tmp_path, key_file, 100, dups=50, embedded=True, target=200)
 
 
 # -- the journal itself ----------------------------------------------------------------------------------
