@@ -217,3 +217,36 @@ def test_sanitize_keeps_a_job_too(run_cli: RunCli, dicom_tree: Path, tmp_path: P
     assert "nothing to do" in again.stdout
     assert _mtimes(out) == before
     assert os.listdir(tmp_path / "out.run" / "jobs") == ["clean"]
+
+
+def test_on_a_terminal_the_progress_bar_shows_rate_and_eta(
+    dicom_tree: Path, key_file: Path, tmp_path: Path
+) -> None:
+    """A real pseudo-terminal: rich draws the bar, with files/s and the time left."""
+    import pty
+    import re
+
+    master, slave = pty.openpty()
+    command = [*_cli(), "deid", str(dicom_tree), "--out", str(tmp_path / "out"), "--key", str(key_file),
+               "-j", "1", "--job", "bar"]
+    environ = {k: v for k, v in os.environ.items() if k != "DICOMCLOAK_KEY_FILE"} | {"COLUMNS": "160"}
+    process = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, env=environ)
+    os.close(slave)
+    chunks = []
+    try:
+        while data := _read(master):
+            chunks.append(data)
+    finally:
+        os.close(master)
+        process.wait(timeout=120)
+    assert process.returncode == 0
+    screen = re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", b"".join(chunks)).decode(errors="replace")
+    assert re.search(r"6/6 files [0-9.]+ files/s ETA", screen), screen
+    assert "Smithers" not in screen
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # EIO: the terminal's other side is closed
+        return b""
