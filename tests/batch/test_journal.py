@@ -29,7 +29,8 @@ import pytest
 from pydicom import dcmread
 
 from dicomcloak.api import Reidentifier
-from dicomcloak.batch.journal import JobSettings, Journal, job_status
+from dicomcloak.batch.jobstatus import job_status
+from dicomcloak.batch.journal import JobSettings, Journal
 from dicomcloak.errors import UsageError
 
 EAS = 0x04000500  # Encrypted Attributes Sequence: the embedded seal (PS3.15 E.1.1)

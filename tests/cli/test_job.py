@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 
-from dicomcloak.batch.journal import job_status
+from dicomcloak.batch.jobstatus import job_status
 
 RunCli = Callable[..., subprocess.CompletedProcess[str]]
 USAGE = 2

@@ -20,7 +20,8 @@ in WAL mode may lose the last commits on a power cut, which only means
 inputs are processed again (outputs are deterministic). What must never
 happen, an input marked done whose output is not durable, is prevented by
 the caller (:mod:`dicomcloak.batch.resume`), which marks done only outputs
-found in place, after syncing their file system.
+found in place, after syncing their file system. ``job status`` reads it:
+:mod:`dicomcloak.batch.jobstatus`.
 """
 
 from __future__ import annotations
@@ -42,16 +43,17 @@ from dicomcloak.io.inputs import InputItem
 from dicomcloak.io.staging import makedirs_private
 
 __all__ = [
+    "DONE",
     "JOBS_NAME",
     "JOURNAL_NAME",
+    "NAME_PATTERN",
+    "PENDING",
     "Done",
     "JobSettings",
-    "JobStatus",
     "Journal",
+    "connect",
     "identity",
     "job_dir",
-    "job_status",
-    "list_jobs",
     "validate_name",
 ]
 
@@ -60,7 +62,7 @@ JOURNAL_NAME = "journal.sqlite"
 SCHEMA = "dicomcloak/job-journal/1"
 PENDING, DONE = "pending", "done"
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _ID_BYTES = 16  # 128 bits: no collision among any number of inputs a run could see
 
 _TABLES = (
@@ -107,7 +109,7 @@ def validate_name(name: str) -> str:
     UsageError
         ``job-name-invalid``.
     """
-    if not _NAME.fullmatch(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise UsageError(
             "the job name must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit",
             reference="job-name-invalid",
@@ -166,7 +168,7 @@ class Journal:
         try:
             makedirs_private(directory)
             lock = _take_lock(directory / "lock", job.name)
-            connection = _connect(directory / JOURNAL_NAME)
+            connection = connect(directory / JOURNAL_NAME)
         except (OSError, sqlite3.Error) as error:
             raise _unwritable(directory, error) from None
         journal = cls(directory, connection, lock)
@@ -291,7 +293,7 @@ def _differences(recorded: dict[str, Any], facts: dict[str, Any]) -> Iterator[st
     yield from (f"'{key}'" for key in sorted(set(was) | set(now)) if was.get(key) != now.get(key))
 
 
-def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
     """The journal's connection: WAL, NORMAL sync (see the module docstring), the file mode 0600.
 
     A new journal is made whole under a temporary name and renamed into
@@ -348,82 +350,3 @@ def _unwritable(directory: Path, error: OSError | sqlite3.Error) -> OutputError:
         reference="job-journal-unwritable",
         hint="choose a writable --run-dir with free space",
     )
-
-
-# -- status -----------------------------------------------------------------------------------------
-
-STATUS_SCHEMA = "dicomcloak/job-status/1"
-
-
-@dataclass(frozen=True)
-class JobStatus:
-    """What ``dicomcloak job status`` shows: counts and run ids, never names or values."""
-
-    name: str
-    created: str
-    finished: str
-    total: int
-    done: int
-    pending: int
-    outcomes: dict[str, int]
-    runs: list[dict[str, Any]]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON document of ``job status --json`` (schema ``dicomcloak/job-status/1``)."""
-        return {"schema": STATUS_SCHEMA, "name": self.name, "created": self.created,
-                "state": "finished" if self.finished else "unfinished", "finished": self.finished or None,
-                "inputs": self.total, "done": self.done, "pending": self.pending,
-                "outcomes": dict(sorted(self.outcomes.items())), "runs": self.runs}
-
-
-def job_status(run_dir: Path, name: str) -> JobStatus:
-    """Read a job's journal without its lock (a run may be writing: WAL readers see the last commit).
-
-    Raises
-    ------
-    UsageError
-        ``job-name-invalid``; ``job-unknown``: the run directory holds no such job.
-    """
-    path = job_dir(run_dir, name) / JOURNAL_NAME
-    if not path.is_file():
-        raise UsageError(
-            f"no job {name} in the run directory {run_dir}",
-            reference="job-unknown",
-            hint="give the run's --run-dir (or --out); 'dicomcloak job list' names the jobs there",
-        )
-    try:
-        connection = _connect(path, read_only=True)
-        try:
-            return _read_status(connection, name)
-        finally:
-            connection.close()
-    except sqlite3.Error as error:
-        raise OutputError(
-            f"cannot read the journal of the job {name}: {type(error).__name__}",
-            reference="job-journal-unreadable",
-            hint="check the run directory's permissions",
-        ) from None
-
-
-def _read_status(db: sqlite3.Connection, name: str) -> JobStatus:
-    meta = {str(k): str(v) for k, v in db.execute("SELECT key, value FROM meta")}
-    states = {str(s): int(n) for s, n in db.execute("SELECT state, COUNT(*) FROM inputs GROUP BY state")}
-    outcomes: dict[str, int] = {}
-    for (result,) in db.execute("SELECT result FROM inputs WHERE state = ?", (DONE,)):
-        status = str(json.loads(result).get("status", ""))
-        outcomes[status] = outcomes.get(status, 0) + 1
-    query = "SELECT run, started, ended, outcome FROM runs ORDER BY started, run"
-    runs = [{"run": r, "started": s, "ended": e, "outcome": o or "killed or running"}
-            for r, s, e, o in db.execute(query)]
-    done, pending = states.get(DONE, 0), states.get(PENDING, 0)
-    return JobStatus(name, meta.get("created", ""), meta.get("finished", ""), done + pending, done, pending,
-                     outcomes, runs)
-
-
-def list_jobs(run_dir: Path) -> list[str]:
-    """The names of the jobs in ``run_dir``, sorted."""
-    try:
-        names = os.listdir(run_dir / JOBS_NAME)
-    except OSError:
-        return []
-    return sorted(n for n in names if _NAME.fullmatch(n) and (job_dir(run_dir, n) / JOURNAL_NAME).is_file())

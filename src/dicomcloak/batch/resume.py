@@ -43,10 +43,10 @@ from typing import Any
 
 from dicomcloak.batch.claims import Claims
 from dicomcloak.batch.journal import Done, JobSettings, Journal, identity
-from dicomcloak.batch.report import ReportBuilder
+from dicomcloak.batch.report import ReportBuilder, RunSummary
 from dicomcloak.batch.worker import FileResult, Layout, Status, WorkerSettings
 from dicomcloak.io.grouped import sync_file_system
-from dicomcloak.io.inputs import InputItem, WalkEntry
+from dicomcloak.io.inputs import InputItem, Refused, Skipped, WalkEntry
 from dicomcloak.io.layout import mirror_relpath
 
 __all__ = ["FLUSH_SECONDS", "JobRun", "Seeds", "seed_claims"]
@@ -158,6 +158,20 @@ class JobRun:
         """This run starts working on the job."""
         self._run_id = run_id
         self.journal.begin_run(run_id)
+
+    def finished_summary(self, entries: Sequence[WalkEntry], run_dir: Path, seconds: float) -> RunSummary:
+        """The summary of a job that finished earlier, from its journal (``job.nothing_to_do``): nothing
+        is processed or written; a zip member the walk refuses was quarantined by the job's first run."""
+        builder = ReportBuilder()
+        for index, entry in enumerate(entries):
+            if isinstance(entry, Skipped):
+                builder.skip(index, entry.reason)
+            elif isinstance(entry, Refused):
+                builder.add(FileResult(index, Status.QUARANTINED, entry.reason))
+        self.replay(builder)
+        run = {"output": str(self._worker.out_dir), "run_dir": str(run_dir), **self.facts()}
+        run["job"]["nothing_to_do"] = True
+        return builder.summary(seconds, run, len(entries))
 
     # -- during the run ---------------------------------------------------------------------------
 

@@ -140,7 +140,7 @@ def run_batch(
     outcome = "stopped"
     try:
         if job.nothing_to_do:
-            return _job_summary(job, settings, entries, started)
+            return job.finished_summary(entries, settings.run_dir, time.perf_counter() - started)
         summary = _run(entries, settings, facts, started, observer, job)
         outcome = "finished"
         return summary
@@ -185,20 +185,6 @@ def _open_job(
     """Open the job's journal in the run directory (made first: it is private, 0700)."""
     prepare_dir(settings.run_dir, "run", "--run-dir (it holds the reports and the quarantine)", private=True)
     return JobRun.open(settings.run_dir, job, facts, settings.worker, entries)
-
-
-def _job_summary(job: JobRun, settings: RunSettings, entries: list[WalkEntry], started: float) -> RunSummary:
-    """The summary of a finished job, from its journal: nothing is processed or written."""
-    builder = ReportBuilder()
-    for index, entry in enumerate(entries):  # a refused member was quarantined by the job's first run
-        if isinstance(entry, Skipped):
-            builder.skip(index, entry.reason)
-        elif isinstance(entry, Refused):
-            builder.add(FileResult(index, Status.QUARANTINED, entry.reason))
-    job.replay(builder)
-    run = {"output": str(settings.worker.out_dir), "run_dir": str(settings.run_dir), **job.facts()}
-    run["job"]["nothing_to_do"] = True
-    return builder.summary(time.perf_counter() - started, run, len(entries))
 
 
 def _begin(settings: RunSettings, facts: dict[str, Any]) -> RunFolder:

@@ -19,7 +19,8 @@ from dicomcloak.cli._common import JsonFlag, handles_errors
 from dicomcloak.errors import UsageError
 
 if TYPE_CHECKING:
-    from dicomcloak.batch.journal import JobSettings, JobStatus
+    from dicomcloak.batch.jobstatus import JobStatus
+    from dicomcloak.batch.journal import JobSettings
     from dicomcloak.batch.report import RunSummary
     from dicomcloak.batch.worker import SealSettings
 
@@ -135,7 +136,7 @@ def status(
     as_json: JsonFlag = False,
 ) -> None:
     """Show a job's progress: inputs done and pending, outcomes, runs (counts only)."""
-    from dicomcloak.batch.journal import job_status
+    from dicomcloak.batch.jobstatus import job_status
 
     found = job_status(_run_dir(run_dir, out), name)
     print(json.dumps(found.to_dict(), indent=2, sort_keys=True) if as_json else render_status(found))
@@ -160,7 +161,7 @@ def render_status(found: JobStatus) -> str:
 @handles_errors
 def list_command(run_dir: _RunDirOption = None, out: _OutOption = None, as_json: JsonFlag = False) -> None:
     """List the jobs of a run directory with their done and pending counts."""
-    from dicomcloak.batch.journal import job_status, list_jobs
+    from dicomcloak.batch.jobstatus import job_status, list_jobs
 
     where = _run_dir(run_dir, out)
     found = [job_status(where, name) for name in list_jobs(where)]
