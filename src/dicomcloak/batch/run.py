@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dicomcloak.batch.debris import new_claims_dir, remove_debris, tidy_trees
-from dicomcloak.batch.pixelreport import pixel_facts, pixel_report_path, write_pixel_report
+from dicomcloak.batch.htmlreport import html_report_path, write_html_report
+from dicomcloak.batch.pixelreport import pixel_facts, pixel_report_path
 from dicomcloak.batch.placement import Placement, stopped_facts, with_report
 from dicomcloak.batch.pool import Pool, WorkerFunctions
 from dicomcloak.batch.report import ReportBuilder, RunSummary, encode_report, run_deviations
@@ -133,8 +134,9 @@ def run_batch(
     sync_file_system(settings.worker.out_dir)
     run = _run_facts(settings, folder, facts, jobs) | stopped_facts(stopped, builder, len(entries))
     summary = builder.summary(time.perf_counter() - started, run, len(entries))
-    finish_run(folder, encode_report(builder.report(summary)))
-    write_pixel_report(folder, builder, settings.worker)
+    document = builder.report(summary)
+    finish_run(folder, encode_report(document))
+    write_html_report(folder, builder, document)  # report.html, after the record (docs/reports.md)
     tidy_trees(settings.worker.out_dir, settings.run_dir, settings.worker.quarantine_dir)
     if stopped is not None:
         raise with_report(stopped, folder.report)
@@ -391,6 +393,7 @@ def _run_facts(
         "run_dir": str(settings.run_dir),
         "quarantine": str(worker.quarantine_dir),
         "report": str(folder.report),
+        "html_report": str(html_report_path(folder)),
     }
     if not worker.deidentify:
         return {"jobs": jobs, **facts, **places, "events": str(folder.events)}

@@ -26,6 +26,7 @@ from dicomcloak.batch.claims import (
     keep_both,
     make_claims,
 )
+from dicomcloak.batch.modality import modality_code
 from dicomcloak.batch.names import without_input_names
 from dicomcloak.engine.outcome import Outcome, TagPath
 from dicomcloak.errors import DicomcloakError, InputError, OutputError, ProcessingError
@@ -149,6 +150,9 @@ class FileResult:
     the pixel stage's status (empty when the stage is off); ``pixel_view`` the
     instance's card for the run directory's pixel report, the one field with
     PHI (thumbnails of the original image), never written anywhere else.
+    ``modality`` is the instance's Modality (0008,0060) as a defined term or
+    ``other`` (:func:`~dicomcloak.batch.modality.modality_code`: never free
+    text), counted per outcome in the run report; empty when not known.
     """
 
     index: int
@@ -163,6 +167,7 @@ class FileResult:
     conflict_with: int = -1
     pixels: str = ""
     pixel_view: ItemView | None = None
+    modality: str = ""
 
     def __reduce__(self) -> tuple[type[FileResult], tuple[object, ...]]:
         """Pickle as a constructor call on a tuple: dataclasses' per-field state of slotted classes
@@ -296,6 +301,7 @@ def _deidentify_one(
     source = read_dataset(data, limits, share_pixel_data=True)
     sanitized = ctx.deidentifier.sanitize(source, then_deidentify=settings.deidentify)
     event = _event(verdict_event(index, "", sanitized.verdict.preamble, sanitized.changes))
+    modality = modality_code(sanitized.dataset.get("Modality"))  # a defined term or "other": no PHI
     if settings.deidentify:
         outcome = ctx.deidentifier.deidentify_sanitized(sanitized)
         all_changes = outcome.changes
@@ -308,8 +314,9 @@ def _deidentify_one(
         if not ctx.claims.claim_path(relpath):
             placed = _duplicate(index, None, item, settings)
     if isinstance(placed, FileResult):  # a quarantined UID conflict, or a duplicate (read, accepted)
-        duplicate = placed.status is Status.DUPLICATE
-        return replace(placed, bytes_in=len(data), event=event, pixels=status) if duplicate else placed
+        if placed.status is Status.DUPLICATE:
+            return replace(placed, bytes_in=len(data), event=event, pixels=status, modality=modality)
+        return replace(placed, modality=modality)
     # Renamed when its group commits; counted written only if it is (batch.placement).
     ctx.writer.submit(settings.out_dir / placed.relpath, placed.payload, placed.record, tag=index)
     n_changes = len(all_changes)
@@ -322,7 +329,7 @@ def _deidentify_one(
     shown = placed.relpath if settings.layout is Layout.PSEUDONYMOUS else ""  # mirrored paths may hold PHI
     return FileResult(
         index, Status.WRITTEN, "", n_changes, shown, len(data), size, changes, event, placed.conflict_with,
-        status, view,
+        status, view, modality,
     )
 
 
@@ -479,7 +486,7 @@ def process_chunk(tasks: list[tuple[int, InputItem]], ctx: WorkerContext) -> lis
 
 _RESULT_FIELDS = attrgetter(
     "index", "status", "reason", "n_changes", "out_relpath", "bytes_in", "bytes_out", "changes", "event",
-    "conflict_with", "pixels", "pixel_view",
+    "conflict_with", "pixels", "pixel_view", "modality",
 )
 
 #: The aggregation key of a change: (tag path, action, rule source).

@@ -394,6 +394,7 @@ def render_summary(summary: RunSummary) -> str:
         f"  changed attributes  {summary.changed_attributes}",
         f"  output              {facts.get('output', '')}",
         f"  report              {facts.get('report', '')}",
+        *([f"  report (HTML)       {facts['html_report']}"] if facts.get("html_report") else []),
     ]
     if summary.quarantined:
         lines.append(f"  quarantine          {facts.get('quarantine', '')}")
