@@ -60,6 +60,7 @@ __all__ = [
     "ReportBuilder",
     "RunSummary",
     "encode_report",
+    "report_schema",
     "run_deviations",
 ]
 
@@ -277,6 +278,14 @@ def _keyword(path: TagPath) -> str:
 def run_deviations(worker: WorkerSettings) -> tuple[Deviation, ...] | None:
     """What a run's report lists as deviations: the policy's, computed once, when the run de-identifies."""
     return worker.policy.deviations if worker.deidentify else None
+
+
+def report_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of ``report.json``, as shipped in the package (docs/reports.md)."""
+    from importlib.resources import files
+
+    schema: dict[str, Any] = json.loads(files("dicomcloak.batch").joinpath(SCHEMA_FILE).read_text("utf-8"))
+    return schema
 
 
 def encode_report(document: dict[str, Any]) -> bytes:
