@@ -96,7 +96,9 @@ def render_run_report(
     return environment().get_template(TEMPLATE).render(run_context(document, cards, run_id))
 
 
-def run_context(document: Mapping[str, Any], cards: Sequence[ItemView] = (), run_id: str = "") -> dict[str, Any]:
+def run_context(
+    document: Mapping[str, Any], cards: Sequence[ItemView] = (), run_id: str = ""
+) -> dict[str, Any]:
     """What ``run-report.html.j2`` renders: the pixel report's values, then the run's own."""
     from dicomcloak.pixels.report import BANNER
     from dicomcloak.pixels.report.views import summarise_counts

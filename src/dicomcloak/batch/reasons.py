@@ -33,8 +33,14 @@ class Reason:
 
 
 _Q, _S, _D, _U = "quarantined", "skipped", "duplicate", "unwritten"
-_LIMITS = "raise the limit in the site policy's [sanitize.limits] (docs/security.md, 'Limits') if such files are expected"
-_SOURCE = "ask the sender for a clean export of this instance; the original is in the quarantine with its .reason.json"
+_LIMITS = (
+    "raise the limit in the site policy's [sanitize.limits] (docs/security.md, 'Limits') "
+    "if such files are expected"
+)
+_SOURCE = (
+    "ask the sender for a clean export of this instance; "
+    "the original is in the quarantine with its .reason.json"
+)
 _BUG = "report it with the .reason.json (it holds no values): this is a bug in dicomcloak, not in the input"
 _RUN_AGAIN = "fix the cause named in the report's 'stopped' section, then run the same command again"
 
@@ -61,9 +67,11 @@ _TABLE: tuple[tuple[str, str, str, str], ...] = (
     ("output-collision", _Q, "another input already wrote this output path (--layout mirror)",
      "use the pseudonymous layout, or give inputs distinct paths"),
     # Not DICOM, or not well formed (NotDicomError, MalformedError).
-    ("not-dicom", _Q, "the file is not DICOM", "nothing if it was not meant to be an image; else re-export it"),
+    ("not-dicom", _Q, "the file is not DICOM",
+     "nothing if it was not meant to be an image; else re-export it"),
     ("malformed", _Q, "DICOM that cannot be parsed consistently", _SOURCE),
-    ("truncated", _Q, "the file ends in the middle of an element", "copy it again from its source: it is cut"),
+    ("truncated", _Q, "the file ends in the middle of an element",
+     "copy it again from its source: it is cut"),
     ("length-beyond-file", _Q, "an element's length runs past the end of the file", _SOURCE),
     ("element-repeated", _Q, "an element appears twice in one data set", _SOURCE),
     ("trailing-bytes", _Q, "bytes follow the last complete element", _SOURCE),

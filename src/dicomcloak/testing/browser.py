@@ -84,8 +84,8 @@ def page_requests(page: Path, *, budget_ms: int = 3000, timeout: float = 120) ->
     """
     with tempfile.TemporaryDirectory(prefix="dicomcloak-netlog-") as scratch:
         log = Path(scratch) / "net.json"
-        args = [f"--log-net-log={log}", "--dump-dom", f"--virtual-time-budget={budget_ms}", page.resolve().as_uri()]
-        _run(args, timeout)
+        budget = f"--virtual-time-budget={budget_ms}"
+        _run([f"--log-net-log={log}", "--dump-dom", budget, page.resolve().as_uri()], timeout)
         return _page_urls(json.loads(log.read_text("utf-8")))
 
 

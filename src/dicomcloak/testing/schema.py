@@ -17,8 +17,8 @@ from typing import Any
 
 __all__ = ["KEYWORDS", "problems"]
 
-#: The keywords checked; the annotations (``$schema``, ``$id``, ``title``, ``description``, ``$defs``) are read
-#: or skipped.
+#: The keywords checked; the annotations (``$schema``, ``$id``, ``title``, ``description``,
+#: ``$defs``) are read or skipped.
 KEYWORDS = frozenset({
     "type", "required", "properties", "additionalProperties", "items", "enum", "const", "pattern", "minimum",
     "minLength", "$ref",
@@ -62,12 +62,14 @@ def _scalar(value: Any, schema: Mapping[str, Any], where: str) -> Iterator[str]:
             yield f"{where}: does not match {schema['pattern']}"
         if len(value) < schema.get("minLength", 0):
             yield f"{where}: shorter than {schema['minLength']}"
-    if isinstance(value, int | float) and not isinstance(value, bool) and "minimum" in schema:
-        if value < schema["minimum"]:
-            yield f"{where}: below {schema['minimum']}"
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if number and "minimum" in schema and value < schema["minimum"]:
+        yield f"{where}: below {schema['minimum']}"
 
 
-def _object(value: dict[str, Any], schema: Mapping[str, Any], root: Mapping[str, Any], where: str) -> Iterator[str]:
+def _object(
+    value: dict[str, Any], schema: Mapping[str, Any], root: Mapping[str, Any], where: str
+) -> Iterator[str]:
     for key in schema.get("required", ()):
         if key not in value:
             yield f"{where}: {key} missing"
