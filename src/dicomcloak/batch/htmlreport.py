@@ -159,13 +159,13 @@ def _actions(changes: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]]
     for change in changes:
         paths[change["action"]].add(change["path"])
         counts[change["action"]] += int(change["count"])
+    order = sorted(counts, key=lambda action: (-counts[action], action))  # most changes first
+    names = {action: _ACTIONS.get(action, ("other", "other")) for action in order}
     rows = [
-        {"action": action, "short": _ACTIONS.get(action, ("other", "other"))[0],
-         "meaning": _ACTIONS.get(action, ("other", "other"))[1], "attributes": len(paths[action]),
-         "changes": counts[action]}
-        for action in sorted(counts, key=lambda action: (-counts[action], action))
+        {"action": a, "meaning": names[a][1], "attributes": len(paths[a]), "changes": counts[a]}
+        for a in order
     ]
-    chart = bar_chart("changes by action", [(f"{r['action']} {r['short']}", r["changes"], "") for r in rows])
+    chart = bar_chart("changes by action", [(f"{a} {names[a][0]}", counts[a], "") for a in order])
     return rows, chart
 
 
