@@ -49,7 +49,7 @@ def _export(root: Path) -> tuple[Path, list[str]]:
     family = next(e["value"] for e in files[first]["phi"] if e["kind"] == "name_part")
     inputs = root / "files"
     (root / "answer_key.json").unlink()
-    folder = inputs / f"{family}_extra"
+    folder = inputs / f"{family.lower()}_extra"  # after the corpus's P00001/ in the walk's sorted order
     folder.mkdir()
     shutil.copyfile(inputs / first, folder / f"{family}_copy.dcm")  # a duplicate
     ds = dcmread(inputs / first)
@@ -63,7 +63,7 @@ def _export(root: Path) -> tuple[Path, list[str]]:
     shutil.rmtree(root / "synth-staging")
     needles += [str(value) for value in truth["header"].values()]
     needles += [segment["text"] for segment in truth["segments"] if segment.get("phi")]
-    needles += [path.stem for path in folder.iterdir()] + [family, "P00001", "I0001"]
+    needles += [path.stem for path in folder.iterdir()] + [folder.name, family, "P00001", "I0001"]
     return inputs, [needle for needle in needles if len(needle) >= 4]
 
 
