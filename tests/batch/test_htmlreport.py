@@ -213,6 +213,12 @@ def test_policy_options_and_key_id_but_never_the_key(run: dict[str, Any], tmp_pa
             assert token not in run["dom"], "a part of the key file is on the page"
 
 
+def test_the_page_prints(run: dict[str, Any], tmp_path: Path) -> None:
+    pages = browser.print_pdf(run["page"], tmp_path / "report.pdf")
+    assert 2 <= pages <= 20  # every section, the image card included, on a few sheets
+    assert (tmp_path / "report.pdf").read_bytes().startswith(b"%PDF-")
+
+
 def test_the_page_requests_nothing_from_the_network(run: dict[str, Any], tmp_path: Path) -> None:
     assert browser.page_requests(run["page"]) == []
     control = tmp_path / "control.html"  # the same check sees a page that does load something

@@ -258,7 +258,6 @@ class ReportBuilder:
             document["deviations"] = [deviation.to_dict() for deviation in self.deviations]
         return document
 
-
     def modality_rows(self) -> list[dict[str, Any]]:
         """Inputs processed per modality and outcome (``written``, ``duplicate``, ``quarantined``,
         ``unwritten``), one row per modality, sorted; every outcome present, zero or not."""

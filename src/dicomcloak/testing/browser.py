@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "MISSING", "dump_dom", "find_browser", "loaded_images", "page_requests", "screenshot", "with_image_probe",
+    "MISSING", "dump_dom", "find_browser", "loaded_images", "page_requests", "print_pdf", "screenshot",
+    "with_image_probe",
 ]
 
 _NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -97,6 +98,12 @@ def _page_urls(netlog: dict[str, Any]) -> list[str]:
         if event.get("type") == start and str(params.get("network_isolation_key", "")).startswith("file://"):
             urls.append(str(params.get("url", "")))
     return urls
+
+
+def print_pdf(page: Path, out: Path, *, timeout: float = 120) -> int:
+    """Print ``page`` to the PDF ``out`` as a person would (no header or footer); its page count."""
+    _run(["--no-pdf-header-footer", f"--print-to-pdf={out.resolve()}", page.resolve().as_uri()], timeout)
+    return len(re.findall(rb"/Type\s*/Page(?![s\w])", out.read_bytes()))
 
 
 def with_image_probe(html: str) -> str:
