@@ -38,14 +38,14 @@ def _inputs(root: Path) -> Path:
     return folder
 
 
-def _run(tmp_path: Path, deidentify: bool) -> dict[str, Any]:
+def _run(tmp_path: Path, deidentify: bool, jobs: int = 1) -> dict[str, Any]:
     name = "deid" if deidentify else "sanitize"
     worker = WorkerSettings(
         build_policy([]), KEY, "default", tmp_path / name, tmp_path / f"{name}.run" / "quarantine",
         deidentify=deidentify,
     )
     inputs = iter_inputs([_inputs(tmp_path / f"{name}-in")])
-    summary = run_batch(inputs, RunSettings(worker, tmp_path / f"{name}.run"))
+    summary = run_batch(inputs, RunSettings(worker, tmp_path / f"{name}.run", jobs))
     document: dict[str, Any] = json.loads(Path(summary.run["report"]).read_text("utf-8"))
     return document
 
@@ -58,6 +58,14 @@ def test_a_real_report_is_valid_against_the_shipped_schema(tmp_path: Path, deide
     assert ("deviations" in document) is deidentify
     statuses = {entry["status"] for entry in document["not_written"]}
     assert statuses == ({"duplicate", "quarantined", "skipped"} if deidentify else {"quarantined", "skipped"})
+
+
+def test_modalities_come_back_from_pool_workers(tmp_path: Path) -> None:
+    document = _run(tmp_path, True, jobs=2)  # FileResult crosses a process boundary (its own pickling)
+    written = {row["modality"]: row["written"] for row in document["modalities"] if row["written"]}
+    assert sum(written.values()) == document["summary"]["written"] == 4
+    assert "unknown" not in written and "other" not in written
+    assert {row["modality"]: row["quarantined"] for row in document["modalities"]}["unknown"] == 1
 
 
 def test_jsonschema_agrees_where_it_is_installed(tmp_path: Path) -> None:
