@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dicomcloak.batch.debris import new_claims_dir, remove_debris, tidy_trees
+from dicomcloak.batch.media import media_facts
 from dicomcloak.batch.pixelreport import pixel_facts, pixel_report_path, write_pixel_report
 from dicomcloak.batch.placement import Placement, stopped_facts, with_report
 from dicomcloak.batch.pool import Pool, WorkerFunctions
@@ -53,10 +54,12 @@ from dicomcloak.batch.worker import (
     without_input_names,
 )
 from dicomcloak.errors import DicomcloakError, InputError, OutputError
+from dicomcloak.io._entries import ARCHIVE_TOO_LARGE, UNSAFE_PATH
 from dicomcloak.io.grouped import sync_file_system
 from dicomcloak.io.inputs import InputItem, Refused, Skipped, WalkEntry
 from dicomcloak.io.quarantine import quarantine
 from dicomcloak.io.staging import makedirs_private
+from dicomcloak.io.tarfiles import release_copies
 from dicomcloak.io.writer import atomic_file
 from dicomcloak.sanitize import classify_prefix, verdict_event
 
@@ -132,9 +135,11 @@ def run_batch(
     # renames durable, instead of one directory fsync per file (io.grouped).
     sync_file_system(settings.worker.out_dir)
     run = _run_facts(settings, folder, facts, jobs) | stopped_facts(stopped, builder, len(entries))
+    run |= media_facts(entries, settings.worker, stopped is not None)  # a DICOMDIR for a media set's outputs
     summary = builder.summary(time.perf_counter() - started, run, len(entries))
     finish_run(folder, encode_report(builder.report(summary)))
     write_pixel_report(folder, builder, settings.worker)
+    release_copies()  # the inflated copies of compressed tars (io.tarfiles)
     tidy_trees(settings.worker.out_dir, settings.run_dir, settings.worker.quarantine_dir)
     if stopped is not None:
         raise with_report(stopped, folder.report)
@@ -229,11 +234,8 @@ def quarantine_refused(index: int, entry: Refused, quarantine_dir: Path) -> File
     The member's name is an input's own (it may hold a patient's name): a
     failure to write names the quarantine directory only.
     """
-    error = InputError(
-        "a zip member's path would leave the archive (absolute, a drive, or '..')",
-        reference=entry.reason,
-        hint="the member is quarantined under unsafe-path/; an honest archive has no such name",
-    )
+    message, hint = _REFUSALS.get(entry.reason, _REFUSALS[UNSAFE_PATH])
+    error = InputError(message, reference=entry.reason, hint=hint)
     try:
         quarantine(entry.item, error, quarantine_dir)
     except OutputError as failure:
@@ -241,6 +243,19 @@ def quarantine_refused(index: int, entry: Refused, quarantine_dir: Path) -> File
     event = verdict_event(index, entry.reason, classify_prefix(_head(entry.item)))
     line = json.dumps(event, sort_keys=True, separators=(",", ":"))
     return FileResult(index, Status.QUARANTINED, entry.reason, event=line)
+
+
+#: What the walk's refusals mean (reason code -> message, hint).
+_REFUSALS = {
+    UNSAFE_PATH: (
+        "an archive member's path would leave the archive (absolute, a drive, or '..')",
+        "the member is quarantined under unsafe-path/; an honest archive has no such name",
+    ),
+    ARCHIVE_TOO_LARGE: (
+        "a compressed tar inflates beyond the limits (max_archive_bytes, max_deflate_ratio)",
+        "the archive's head is quarantined; raise the limits in [sanitize.limits] if it is expected",
+    ),
+}
 
 
 def _head(item: InputItem) -> bytes:
