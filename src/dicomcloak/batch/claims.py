@@ -247,7 +247,7 @@ def _encode(index: int, item: InputItem, digest: bytes | None = None) -> bytes:
     if digest is not None or item.extent is not None:
         fields.append("" if digest is None else digest.hex())
     if item.extent is not None:
-        fields.append("%d:%d" % item.extent)
+        fields.append(f"{item.extent[0]}:{item.extent[1]}")
     return "\0".join(fields).encode("utf-8", "surrogateescape")
 
 

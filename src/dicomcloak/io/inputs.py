@@ -106,18 +106,24 @@ def iter_inputs(
     return _iter_all(list(paths), _Options(follow_symlinks, limits or ReadLimits(), scratch))
 
 
-def _check_argument(path: Path) -> None:
+def _check_argument(path: Path, named: str = "") -> None:
+    """Refuse an input that is missing or neither a regular file nor a directory.
+
+    ``named``: how the error names it (a list's line number: a listed path may
+    hold a patient's name, :mod:`dicomcloak.io.pathlist`); by default the path.
+    """
+    named = named or f"input {path}"
     try:
         mode = path.stat().st_mode
     except OSError:
         raise UsageError(
-            f"input {path} does not exist",
+            f"{named} does not exist",
             reference="input-missing",
             hint="check the path, or quote it if it contains spaces",
         ) from None
     if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
         raise UsageError(
-            f"input {path} is neither a regular file nor a directory",
+            f"{named} is neither a regular file nor a directory",
             reference="input-not-regular",
             hint="give DICOM files, directories or zip archives; a FIFO, socket or device is never read",
         )
