@@ -38,6 +38,7 @@ from dicomcloak.io.bounded import read_capped
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
+    from pydicom.fileset import FileSet
 
 __all__ = [
     "MEDIA_FOLDER",
@@ -229,11 +230,21 @@ def build_dicomdir(instances: Sequence[tuple[str, Dataset]], uid: str) -> tuple[
     ``tests/batch/test_mediaset.py`` reads every result back with ``FileSet``
     and ``dcmdump``).
     """
-    from pydicom.filebase import DicomBytesIO
-    from pydicom.fileset import FileInstance, FileSet, RecordNode
-    from pydicom.uid import UID
+    from pydicom.fileset import FileSet
 
     fileset = FileSet()
+    try:
+        return _write(fileset, uid, instances)
+    finally:
+        fileset._stage["t"].cleanup()  # noqa: SLF001 - its staging directory, unused here, goes now
+
+
+def _write(fileset: FileSet, uid: str, instances: Sequence[tuple[str, Dataset]]) -> tuple[bytes, int]:
+    """:func:`build_dicomdir` in ``fileset``: its record tree, then its DICOMDIR encoded in memory."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.fileset import FileInstance, RecordNode
+    from pydicom.uid import UID
+
     fileset.UID = UID(uid)
     failed = 0
     for file_id, ds in instances:
