@@ -39,15 +39,16 @@ _REFUSED = {
 
 
 def gather_inputs(
-    arguments: list[Path] | None, from_list: Path | None, out: Path, run: Path, quarantine: Path
+    arguments: list[Path] | None, from_list: Path | None, out: Path, run: Path, quarantine: Path,
+    command: str = "deid",
 ) -> list[Path]:
     """The arguments, then the listed paths; all checked against the output layout (cli.deid.check_paths).
 
     Raises
     ------
     UsageError
-        ``input-missing`` when there is no input at all; a listed path's
-        errors name its line, never the path.
+        ``usage`` when there is no input at all (as a missing argument is,
+        for ``command``); a listed path's errors name its line, never the path.
     """
     from dicomcloak.cli.deid import check_paths
     from dicomcloak.io.pathlist import read_path_list
@@ -55,8 +56,8 @@ def gather_inputs(
     paths = list(arguments or [])
     listed = read_path_list(from_list) if from_list is not None else []
     if not paths and not listed:
-        raise UsageError("no input given", reference="input-missing",
-                         hint="name INPUT... or --from-list FILE")
+        raise UsageError("Missing argument 'INPUT...' (or --from-list FILE).",
+                         hint=f"see 'dicomcloak {command} --help'")
     check_paths([path.resolve() for path in paths], out, run, quarantine)
     for number, path in listed:
         try:

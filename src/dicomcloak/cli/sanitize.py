@@ -81,7 +81,7 @@ def sanitize(
         out = out.resolve()
         run = (run_dir or default_run_dir(out)).resolve()
         qdir = (quarantine or run / "quarantine").resolve()
-        paths = gather_inputs(inputs, from_list, out, run, qdir)
+        paths = gather_inputs(inputs, from_list, out, run, qdir, "sanitize")
         loaded = load_policy(option, policy, strict_table=strict_table)
         the_policy = _with_choices(loaded, documents, waveforms, icons, overlays, max_depth)
         items = iter_inputs(paths, follow_symlinks=follow_symlinks, limits=the_policy.sanitize.limits,
