@@ -105,14 +105,15 @@ def test_a_decompression_bomb_is_refused_and_leaves_no_copy(tmp_path: Path) -> N
     with tarfile.open(archive, "w:gz") as handle:
         _add(handle, "zeros.dcm", bytes(8 * 2**20))
     scratch = tmp_path / "scratch"
-    limits = ReadLimits(max_deflate_ratio=10, deflate_ratio_floor=2**20)
+    limits = ReadLimits(max_archive_bytes=2**20)
     entries = list(iter_inputs([archive], limits=limits, scratch=scratch))
     assert len(entries) == 1 and isinstance(entries[0], Refused)
     assert entries[0].reason == "archive-too-large"
     assert entries[0].item.member is None and entries[0].item.source == archive
     assert not list(scratch.iterdir())
-    capped = ReadLimits(max_archive_bytes=2**20)  # the absolute bound, whatever the ratio
-    assert isinstance(next(iter(iter_inputs([archive], limits=capped, scratch=scratch))), Refused)
+    roomy = ReadLimits(max_archive_bytes=9 * 2**20)  # 8 MiB of zeros shrink 1000-fold: no ratio refuses them
+    assert len(_items(list(iter_inputs([archive], limits=roomy, scratch=scratch)))) == 1
+    assert release_copies() == 1
 
 
 def test_a_member_larger_than_the_file_limit_is_refused_when_read(tmp_path: Path, mr_bytes: bytes) -> None:
@@ -182,3 +183,21 @@ def test_deid_quarantines_an_unsafe_member_and_counts_a_link(
     assert kept.read_bytes() == mr_bytes
     assert "escape" not in done.stderr and "mixed" not in json.dumps(summary["reasons"])
     assert not os.path.exists(tmp_path / "escape.dcm")
+
+
+def test_deid_quarantines_a_bomb_under_the_site_policys_limit(
+    run_cli: RunCli, tmp_path: Path, key_file: Path
+) -> None:
+    archive = tmp_path / "bomb.tgz"
+    with tarfile.open(archive, "w:gz") as handle:
+        _add(handle, "zeros.dcm", bytes(4 * 2**20))
+    policy = tmp_path / "site.toml"
+    policy.write_text("[sanitize.limits]\nmax_archive_bytes = 1048576\n", encoding="utf-8")
+    out = tmp_path / "out"
+    done = run_cli("deid", archive, "--out", out, "--key", key_file, "--policy", policy, "--json")
+    assert done.returncode == 1, done.stderr
+    summary = json.loads(done.stdout)
+    assert (summary["files"], summary["quarantined"], summary["reasons"]) == (1, 1, {"archive-too-large": 1})
+    reason = tmp_path / "out.run" / "quarantine" / "bomb.tgz" / "bomb.tgz.reason.json"
+    assert json.loads(reason.read_text())["reason"] == "archive-too-large"
+    assert not (tmp_path / "out.run" / ".dicomcloak-tmp").exists()

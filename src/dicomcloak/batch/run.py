@@ -252,7 +252,7 @@ _REFUSALS = {
         "the member is quarantined under unsafe-path/; an honest archive has no such name",
     ),
     ARCHIVE_TOO_LARGE: (
-        "a compressed tar inflates beyond the limits (max_archive_bytes, max_deflate_ratio)",
+        "a compressed tar inflates beyond max_archive_bytes or the free disk space",
         "the archive's head is quarantined; raise the limits in [sanitize.limits] if it is expected",
     ),
 }

@@ -59,9 +59,8 @@ class ReadLimits:
     max_archive_bytes:
         Most bytes a compressed tar archive (``.tar.gz``, ``.tar.bz2``,
         ``.tar.xz``) may inflate to; it inflates once, into a private copy in
-        the run directory, and beyond ``deflate_ratio_floor`` at most
-        ``max_deflate_ratio`` times its compressed size (``archive-too-large``,
-        docs/inputs.md).
+        the run directory, never filling more than 90% of its free space
+        (``archive-too-large``, docs/inputs.md).
     """
 
     max_file_bytes: int = 4 * _GIB
