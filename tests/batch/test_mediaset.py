@@ -168,3 +168,13 @@ def test_sanitize_skips_the_dicomdir_and_writes_none(run_cli: RunCli, tmp_path: 
     summary = json.loads(done.stdout)
     assert summary["written"] == 5 and summary["media"]["dicomdir"] is None
     assert not (tmp_path / "out" / "DICOMDIR").exists()
+
+
+@pytest.mark.parametrize("kind", ["zip", "tgz"])
+def test_a_packed_cds_dicomdir_is_skipped_not_quarantined(run_cli: RunCli, tmp_path: Path, cd: Path,
+                                                          key_file: Path, kind: str) -> None:
+    archive = Path(shutil.make_archive(str(tmp_path / "cd-export"), "zip" if kind == "zip" else "gztar", cd))
+    code, summary, stderr = _deid(run_cli, archive, tmp_path / "out", key_file)
+    assert code == 0, stderr
+    assert (summary["written"], summary["skip_reasons"]) == (5, {"media-directory": 1})
+    assert "media" not in summary  # no media set is rebuilt from an archive

@@ -32,7 +32,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dicomcloak.errors import ReadLimitError, UsageError
+from dicomcloak.errors import MalformedError, ReadLimitError, UsageError
 from dicomcloak.io._entries import (
     _READ_ERRORS,
     ARCHIVE_LINK,
@@ -53,7 +53,7 @@ from dicomcloak.io._entries import (
     WalkEntry,
     open_regular,
 )
-from dicomcloak.io.mediaset import is_dicomdir
+from dicomcloak.io.mediaset import HEAD_BYTES, is_dicomdir, is_dicomdir_head
 from dicomcloak.io.tarfiles import TAR_ERRORS, list_members, named_tar
 from dicomcloak.raw.limits import ReadLimits
 
@@ -342,7 +342,19 @@ def _zip_items(root: _Root, archive: Path, prefix: str) -> Iterator[WalkEntry]:
             unsafe = InputItem(root.path, root.name, prefix + _defused(info.filename), info.filename, archive)
             yield Refused(unsafe, UNSAFE_PATH)
         else:
-            yield InputItem(root.path, root.name, prefix + relpath, info.filename, archive)
+            yield _member(InputItem(root.path, root.name, prefix + relpath, info.filename, archive))
+
+
+def _member(item: InputItem) -> WalkEntry:
+    """An archive member, or ``media-directory`` for a DICOMDIR (no media set is rebuilt from an archive)."""
+    if item.relpath.rsplit("/", 1)[-1].upper() != "DICOMDIR":
+        return item
+    try:
+        with item.open() as handle:
+            head = handle.read(HEAD_BYTES)
+    except (MalformedError, OSError):
+        return item  # its worker finds it unreadable, and says so
+    return Skipped(MEDIA_DIRECTORY) if is_dicomdir_head(head) else item
 
 
 def _tar_items(root: _Root, archive: Path, prefix: str) -> Iterator[WalkEntry]:
@@ -376,7 +388,7 @@ def _tar_items(root: _Root, archive: Path, prefix: str) -> Iterator[WalkEntry]:
             yield Skipped(reason)
         else:
             extent = (member.offset, member.size)
-            yield InputItem(root.path, root.name, prefix + relpath, member.name, data, extent)
+            yield _member(InputItem(root.path, root.name, prefix + relpath, member.name, data, extent))
 
 
 _TAR_SKIPS = {"link": ARCHIVE_LINK, "special": NOT_REGULAR_FILE, "sparse": SPARSE_MEMBER}

@@ -47,6 +47,7 @@ __all__ = [
     "build_dicomdir",
     "check_references",
     "is_dicomdir",
+    "is_dicomdir_head",
     "media_relpath",
 ]
 
@@ -79,9 +80,18 @@ def is_dicomdir(path: Path) -> bool:
         return False
     try:
         with open_regular(path, follow=True) as handle:
-            head = handle.read(132 + _META_SCAN)
+            head = handle.read(HEAD_BYTES)
     except OSError:
         return False
+    return is_dicomdir_head(head)
+
+
+#: How many bytes of a file :func:`is_dicomdir_head` needs: preamble, ``DICM`` and the File Meta group.
+HEAD_BYTES = 132 + _META_SCAN
+
+
+def is_dicomdir_head(head: bytes) -> bool:
+    """True if ``head`` (the first :data:`HEAD_BYTES` of a file) is a Part 10 DICOMDIR's."""
     return head[128:132] == b"DICM" and _media_class(head, 132) == MEDIA_STORAGE_DIRECTORY
 
 
