@@ -23,7 +23,6 @@ once where the DICOMDIR points (docs/inputs.md, "Media sets").
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 import stat
 import warnings
@@ -38,7 +37,7 @@ from dicomcloak.io.bounded import read_capped
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
-    from pydicom.fileset import FileSet
+    from pydicom.fileset import FileSet, RecordNode
 
 __all__ = [
     "MEDIA_FOLDER",
@@ -249,6 +248,33 @@ def build_dicomdir(instances: Sequence[tuple[str, Dataset]], uid: str) -> tuple[
         fileset._stage["t"].cleanup()  # noqa: SLF001 - its staging directory, unused here, goes now
 
 
+#: The attribute that tells a record apart from its siblings (PS3.3 F.5; pydicom's ``RecordNode.key``).
+_KEYS = {"PATIENT": "PatientID", "STUDY": "StudyInstanceUID", "SERIES": "SeriesInstanceUID"}
+
+
+def _branch(
+    root: RecordNode, records: list[Dataset], branches: dict[tuple[str, ...], RecordNode]
+) -> RecordNode:
+    """The node under which an instance's leaf goes: its PATIENT, STUDY, SERIES records, made once each.
+
+    Found by key in ``branches``: pydicom's ``RecordNode.add`` compares the
+    keys of every sibling, which is quadratic in a series' size.
+    """
+    from pydicom.fileset import RecordNode
+
+    parent: RecordNode = root
+    path: tuple[str, ...] = ()
+    for record in records:
+        kind = str(record.DirectoryRecordType)
+        path = (*path, kind, str(record.get(_KEYS.get(kind, ""), "")))
+        node = branches.get(path)
+        if node is None:
+            node = branches[path] = RecordNode(record)
+            node.parent = parent
+        parent = node
+    return parent
+
+
 def _write(fileset: FileSet, uid: str, instances: Sequence[tuple[str, Dataset]]) -> tuple[bytes, int]:
     """:func:`build_dicomdir` in ``fileset``: its record tree, then its DICOMDIR encoded in memory."""
     from pydicom.filebase import DicomBytesIO
@@ -257,19 +283,19 @@ def _write(fileset: FileSet, uid: str, instances: Sequence[tuple[str, Dataset]])
 
     fileset.UID = UID(uid)
     failed = 0
+    branches: dict[tuple[str, ...], RecordNode] = {}  # the PATIENT, STUDY and SERIES records made so far
     for file_id, ds in instances:
         try:
-            nodes = [RecordNode(record) for record in fileset._recordify(_recordable(ds))]  # noqa: SLF001
+            records = list(fileset._recordify(_recordable(ds)))  # noqa: SLF001
         except (ValueError, KeyError, AttributeError):
             failed += 1
             continue
-        for parent, child in itertools.pairwise(nodes):
-            child.parent = parent
-        leaf = nodes[-1]
-        leaf._record.ReferencedFileID = file_id.split("/")  # noqa: SLF001 - FileSet.write would set it
+        parent = _branch(fileset._tree, records[:-1], branches)  # noqa: SLF001
+        records[-1].ReferencedFileID = file_id.split("/")  # FileSet.write would set it from its own layout
+        leaf = RecordNode(records[-1])
+        leaf.parent = parent
         leaf.instance = FileInstance(leaf)
-        fileset._tree.add(leaf)  # noqa: SLF001 - FileSet.add, without its staged copy of the instance
-        fileset._instances.append(leaf.instance)  # noqa: SLF001
+        fileset._instances.append(leaf.instance)  # noqa: SLF001 - FileSet.add, without its staged copy
     out = DicomBytesIO()
     fileset._write_dicomdir(out)  # type: ignore[arg-type]  # noqa: SLF001 - any seekable file-like
     return out.getvalue(), failed
