@@ -87,7 +87,11 @@ def test_a_cd_deidentifies_into_a_new_valid_dicomdir(run_cli: RunCli, tmp_path: 
     phi = [PATIENT_NAME, PATIENT_ID, *_record_values(cd / "DICOMDIR")]
     assert all(value.encode() not in new for value in phi)
     assert new != original
-    # The same inputs and key make the same DICOMDIR (a rerun into the same output).
+    # The same inputs and key make the same DICOMDIR (a rerun into the same output); a stray file whose
+    # name is no File ID is never recorded.
+    stray = out / "DICOM" / "AAAAAAAA" / "BBBBBBBB" / "CCCCCCCC" / "notes.txt"
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes((out / referenced.pop().relative_to(out)).read_bytes())
     again, _, stderr = _deid(run_cli, cd, out, key_file)
     assert again == 0, stderr
     assert (out / "DICOMDIR").read_bytes() == new

@@ -12,6 +12,7 @@ summary says what was done: ``media`` (docs/inputs.md, "Media sets").
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections import Counter
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ __all__ = ["media_facts"]
 #: An output under ``OUT/DICOM`` whose header cannot be read back: left out of the DICOMDIR.
 OUTPUT_UNREADABLE = "media-output-unreadable"
 _DEPTH = 4  # patient / study / series / instance below OUT/DICOM
+_FILE_ID = re.compile(r"[A-Z0-9_]{1,8}\Z")
 
 
 def media_facts(entries: Sequence[WalkEntry], worker: WorkerSettings, stopped: bool) -> dict[str, Any]:
@@ -48,7 +50,7 @@ def media_facts(entries: Sequence[WalkEntry], worker: WorkerSettings, stopped: b
     if stopped or not worker.deidentify or worker.layout is not Layout.PSEUDONYMOUS:
         return {"media": {**facts, "dicomdir": None, "records": 0, "not_recorded": {}}}
     dicomdir, records, not_recorded = _rebuild(worker)
-    facts |= {"dicomdir": str(dicomdir), "records": records,
+    facts |= {"dicomdir": None if dicomdir is None else str(dicomdir), "records": records,
               "not_recorded": dict(sorted(not_recorded.items()))}
     return {"media": facts}
 
@@ -61,10 +63,15 @@ def _references(found: list[MediaRef], worker: WorkerSettings) -> dict[str, int]
     return dict(sorted(counts.items()))
 
 
-def _rebuild(worker: WorkerSettings) -> tuple[Path, int, Counter[str]]:
-    """Write ``OUT/DICOMDIR`` for the files under ``OUT/DICOM``; return it, its records, what was left out."""
+def _rebuild(worker: WorkerSettings) -> tuple[Path | None, int, Counter[str]]:
+    """Write ``OUT/DICOMDIR`` for the files under ``OUT/DICOM``; return it, its records, what was left out.
+
+    None is written when there is no instance to record (every one quarantined, say).
+    """
     out = worker.out_dir
     headers, left_out = _headers(out)
+    if not headers:
+        return None, 0, left_out
     uid = _fileset_uid([ds.SOPInstanceUID for _, ds in headers])
     data, failed = build_dicomdir(headers, uid)
     left_out["media-record-failed"] += failed
@@ -82,8 +89,9 @@ def _headers(out: Path) -> tuple[list[tuple[str, Dataset]], Counter[str]]:
     found: list[tuple[str, Dataset]] = []
     left_out: Counter[str] = Counter()
     for path in sorted((out / MEDIA_FOLDER).glob("/".join(["*"] * _DEPTH))):
-        if path.name.startswith(".") or not path.is_file() or path.is_symlink():
-            continue
+        names = path.relative_to(out).parts
+        if not all(map(_FILE_ID.match, names)) or not path.is_file() or path.is_symlink():
+            continue  # not an output of the media layout: no record may name it (PS3.10 8.2)
         try:
             with open_regular(path) as handle, warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -387,7 +387,7 @@ def _media_lines(summary: RunSummary) -> list[str]:
     if media["dicomdir"]:
         lines.append(f"  new DICOMDIR        {media['dicomdir']} ({media['records']} instance records)")
     else:
-        lines.append("  new DICOMDIR        none (only deid in the pseudonymous layout writes one)")
+        lines.append("  new DICOMDIR        none (docs/inputs.md, \"Media sets\")")
     return lines
 
 
