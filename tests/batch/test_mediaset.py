@@ -182,3 +182,11 @@ def test_a_packed_cds_dicomdir_is_skipped_not_quarantined(run_cli: RunCli, tmp_p
     assert code == 0, stderr
     assert (summary["written"], summary["skip_reasons"]) == (5, {"media-directory": 1})
     assert "media" not in summary  # no media set is rebuilt from an archive
+
+
+def test_references_are_found_in_lower_case_as_iso_9660_mounts_show_them(cd: Path) -> None:
+    for path in sorted(cd.rglob("*"), key=lambda path: -len(path.parts)):
+        if path.name != "DICOMDIR":
+            path.rename(path.with_name(path.name.lower()))
+    assert (cd / "pt000000").is_dir()
+    assert check_references(cd / "DICOMDIR", cd, 2**20) == {"referenced": 5}

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from dicomcloak.batch.claims import _decode, _encode
-from dicomcloak.errors import ReadLimitError
+from dicomcloak.errors import MalformedError, ReadLimitError
 from dicomcloak.io import InputItem, ReadLimits, iter_inputs
 from dicomcloak.io.inputs import Refused, Skipped, WalkEntry
 from dicomcloak.io.tarfiles import release_copies
@@ -202,3 +202,18 @@ def test_deid_quarantines_a_bomb_under_the_site_policys_limit(
     reason = tmp_path / "out.run" / "quarantine" / "bomb.tgz" / "bomb.tgz.reason.json"
     assert json.loads(reason.read_text())["reason"] == "archive-too-large"
     assert not (tmp_path / "out.run" / ".dicomcloak-tmp").exists()
+
+
+def test_an_archive_named_through_a_link_is_read_a_swapped_one_not(tmp_path: Path, mr_bytes: bytes) -> None:
+    archive = tmp_path / "real.tar"
+    with tarfile.open(archive, "w") as handle:
+        _add(handle, "a.dcm", mr_bytes)
+    link = tmp_path / "named.tar"
+    link.symlink_to(archive)
+    (item,) = _items(list(iter_inputs([link])))  # the operator named it: followed
+    assert item.read_bytes(10**7) == mr_bytes
+    archive.rename(tmp_path / "moved.tar")
+    archive.symlink_to(tmp_path / "moved.tar")  # swapped for a link after the walk judged it
+    with pytest.raises(MalformedError) as caught:
+        item.read_bytes(10**7)
+    assert caught.value.reference == "unreadable"

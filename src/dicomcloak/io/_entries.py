@@ -159,7 +159,7 @@ class InputItem:
         handle: IO[bytes]
         if self.extent is not None:  # a tar member: its bytes where they lie (the walk judged the archive)
             offset, size = self.extent
-            handle = open_slice(open_regular(self.source, follow=True), offset, size)
+            handle = open_slice(open_regular(self.source), offset, size)
         elif self.member is None:
             handle = open_regular(self.source)
             size = os.fstat(handle.fileno()).st_size

@@ -368,8 +368,8 @@ def _tar_items(root: _Root, archive: Path, prefix: str) -> Iterator[WalkEntry]:
     inflates beyond the limits is refused (``archive-too-large``).
     """
     options = root.options
-    try:
-        data, members = list_members(archive, options.limits, options.scratch)
+    try:  # by its real path: a member is opened without following a link, as a plain file is
+        data, members = list_members(Path(os.path.realpath(archive)), options.limits, options.scratch)
     except ReadLimitError:
         whole = InputItem(root.path, root.name, prefix.rstrip("/") or archive.name, None, archive)
         yield Refused(whole, ARCHIVE_TOO_LARGE)
