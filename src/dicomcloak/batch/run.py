@@ -54,7 +54,7 @@ from dicomcloak.batch.worker import (
     without_input_names,
 )
 from dicomcloak.errors import DicomcloakError, InputError, OutputError
-from dicomcloak.io._entries import ARCHIVE_TOO_LARGE, UNSAFE_PATH
+from dicomcloak.io._entries import REFUSALS, UNSAFE_PATH
 from dicomcloak.io.grouped import sync_file_system
 from dicomcloak.io.inputs import InputItem, Refused, Skipped, WalkEntry
 from dicomcloak.io.quarantine import quarantine
@@ -234,7 +234,7 @@ def quarantine_refused(index: int, entry: Refused, quarantine_dir: Path) -> File
     The member's name is an input's own (it may hold a patient's name): a
     failure to write names the quarantine directory only.
     """
-    message, hint = _REFUSALS.get(entry.reason, _REFUSALS[UNSAFE_PATH])
+    message, hint = REFUSALS.get(entry.reason, REFUSALS[UNSAFE_PATH])
     error = InputError(message, reference=entry.reason, hint=hint)
     try:
         quarantine(entry.item, error, quarantine_dir)
@@ -243,19 +243,6 @@ def quarantine_refused(index: int, entry: Refused, quarantine_dir: Path) -> File
     event = verdict_event(index, entry.reason, classify_prefix(_head(entry.item)))
     line = json.dumps(event, sort_keys=True, separators=(",", ":"))
     return FileResult(index, Status.QUARANTINED, entry.reason, event=line)
-
-
-#: What the walk's refusals mean (reason code -> message, hint).
-_REFUSALS = {
-    UNSAFE_PATH: (
-        "an archive member's path would leave the archive (absolute, a drive, or '..')",
-        "the member is quarantined under unsafe-path/; an honest archive has no such name",
-    ),
-    ARCHIVE_TOO_LARGE: (
-        "a compressed tar inflates beyond max_archive_bytes or the free disk space",
-        "the archive's head is quarantined; raise the limits in [sanitize.limits] if it is expected",
-    ),
-}
 
 
 def _head(item: InputItem) -> bytes:

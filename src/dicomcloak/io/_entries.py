@@ -32,6 +32,7 @@ __all__ = [
     "DANGLING_SYMLINK",
     "MEDIA_DIRECTORY",
     "NOT_REGULAR_FILE",
+    "REFUSALS",
     "SKIP_REASONS",
     "SPARSE_MEMBER",
     "SYMLINK_DUPLICATE",
@@ -223,6 +224,17 @@ ARCHIVE_TOO_LARGE = "archive-too-large"
 ARCHIVE_LINK = "archive-link"
 SPARSE_MEMBER = "sparse-member"
 MEDIA_DIRECTORY = "media-directory"
+#: What each reason of a :class:`Refused` entry means: (message, hint) of the error it is quarantined with.
+REFUSALS = {
+    UNSAFE_PATH: (
+        "an archive member's path would leave the archive (absolute, a drive, or '..')",
+        "the member is quarantined under unsafe-path/; an honest archive has no such name",
+    ),
+    ARCHIVE_TOO_LARGE: (
+        "a compressed tar inflates beyond max_archive_bytes or the free disk space",
+        "the archive's head is quarantined; raise the limits in [sanitize.limits] if it is expected",
+    ),
+}
 #: Reason codes of :class:`Skipped` entries (README.md, docs/inputs.md, docs/security.md).
 SKIP_REASONS = (
     SYMLINK_OUTSIDE, SYMLINK_DUPLICATE, DANGLING_SYMLINK, NOT_REGULAR_FILE, TEMPORARY_FILE, ARCHIVE_LINK,
