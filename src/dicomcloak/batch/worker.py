@@ -33,6 +33,7 @@ from dicomcloak.errors import DicomcloakError, InputError, OutputError, Processi
 from dicomcloak.io.grouped import GroupedWriter
 from dicomcloak.io.inputs import InputItem
 from dicomcloak.io.layout import mirror_relpath, pseudonymous_relpath
+from dicomcloak.io.mediaset import media_relpath
 from dicomcloak.io.quarantine import quarantine
 from dicomcloak.io.reader import ReadLimits, read_dataset, read_input
 from dicomcloak.io.staging import Tree
@@ -392,7 +393,7 @@ def _placed(
         if ctx.claims.claim(instance_key(*uids), index, item, digest):  # its UID comes from its content:
             return _duplicate(index, outcome, item, settings)  # the same object, already written
     relpath = _relpath(outcome, item, settings, uids)
-    if settings.layout is Layout.MIRROR and not ctx.claims.claim_path(relpath):
+    if (settings.layout is Layout.MIRROR or item.media) and not ctx.claims.claim_path(relpath):
         raise InputError("another input already wrote this output path", reference="output-collision")
     record = _record(outcome, uids, sealed, binding, original) if ctx.vault is not None else None
     return _Placed(relpath, payload, record, -1 if conflict is None else conflict.first.index)
@@ -443,6 +444,8 @@ def _relpath(outcome: Outcome, item: InputItem, settings: WorkerSettings, uids: 
     if settings.layout is Layout.MIRROR:
         return mirror_relpath(item, settings.several_roots)
     study, sop = uids or (outcome.study_uid, outcome.sop_instance_uid)
+    if item.media:  # a media set's instance: ISO 9660 File IDs for the DICOMDIR (io.mediaset)
+        return media_relpath(outcome.patient_pseudonym, study, outcome.series_uid, sop)
     return pseudonymous_relpath(outcome.patient_pseudonym, study, outcome.series_uid, sop)
 
 

@@ -23,7 +23,8 @@ from dicomcloak.cli._common import (
     handles_errors,
     load_policy,
 )
-from dicomcloak.cli.deid import check_paths, default_run_dir, history, render_summary, run_items
+from dicomcloak.cli._inputs import FromListArg, InputsArg, gather_inputs
+from dicomcloak.cli.deid import default_run_dir, history, render_summary, run_items
 
 if TYPE_CHECKING:
     from dicomcloak.policy.model import Policy
@@ -36,10 +37,10 @@ _DOCUMENTS_HELP = "Encapsulated documents: " + _CHOICE_HELP.format(default="quar
 
 @handles_errors
 def sanitize(
-    inputs: Annotated[
-        list[Path], typer.Argument(metavar="INPUT...", help="DICOM files, directories or .zip archives.")
-    ],
+    inputs: InputsArg = None,
+    *,
     out: Annotated[Path, typer.Option("--out", help="Output directory (rebuilt DICOM only).")],
+    from_list: FromListArg = None,
     option: OptionsArg = None,
     policy: PolicyFileArg = None,
     strict_table: StrictTableArg = False,
@@ -72,6 +73,7 @@ def sanitize(
     """
     with collector_paused():  # start-up state lives until exit; the batch freezes it
         from dicomcloak.batch.run import RunSettings, default_jobs
+        from dicomcloak.batch.rundir import run_tree
         from dicomcloak.batch.worker import Layout, WorkerSettings
         from dicomcloak.io.inputs import iter_inputs
         from dicomcloak.keys import ProjectKey
@@ -79,14 +81,15 @@ def sanitize(
         out = out.resolve()
         run = (run_dir or default_run_dir(out)).resolve()
         qdir = (quarantine or run / "quarantine").resolve()
-        check_paths([path.resolve() for path in inputs], out, run, qdir)
-        items = iter_inputs(inputs, follow_symlinks=follow_symlinks)
+        paths = gather_inputs(inputs, from_list, out, run, qdir, "sanitize")
         loaded = load_policy(option, policy, strict_table=strict_table)
         the_policy = _with_choices(loaded, documents, waveforms, icons, overlays, max_depth)
+        items = iter_inputs(paths, follow_symlinks=follow_symlinks, limits=the_policy.sanitize.limits,
+                            scratch=run_tree(run).staging)
     # No pseudonym is made without de-identification: the key is a placeholder, never used or shown.
     unused_key = ProjectKey.generate(ephemeral=True)
     worker = WorkerSettings(
-        the_policy, unused_key, "default", out, qdir, Layout.MIRROR, len(inputs) > 1, deidentify=False
+        the_policy, unused_key, "default", out, qdir, Layout.MIRROR, len(paths) > 1, deidentify=False
     )
     settings = RunSettings(worker, run, jobs or default_jobs(), history(out, run))
     summary = run_items(items, settings, progress=not as_json, label="sanitizing")
