@@ -16,9 +16,11 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.fileset import FileSet
 
+from dicomcloak.batch.report import report_schema
 from dicomcloak.io import iter_inputs
 from dicomcloak.io.inputs import InputItem, Skipped
 from dicomcloak.io.mediaset import check_references, is_dicomdir
+from dicomcloak.testing.schema import problems
 
 RunCli = Callable[..., subprocess.CompletedProcess[str]]
 PATIENT_NAME, PATIENT_ID = "Smithers^Waylon", "MRN-4471-XQ"  # planted by tests/conftest.py make_instance
@@ -67,6 +69,8 @@ def test_a_cd_deidentifies_into_a_new_valid_dicomdir(run_cli: RunCli, tmp_path: 
     out = tmp_path / "out"
     assert summary["media"] == {"sets": 1, "references": {"referenced": 5}, "dicomdir": str(out / "DICOMDIR"),
                                 "records": 5, "not_recorded": {}}
+    report = json.loads(Path(summary["report"]).read_text())
+    assert problems(report, report_schema()) == []  # the media facts are part of the versioned schema
     new = (out / "DICOMDIR").read_bytes()
     # pydicom reads it as a File-set; each record points at a written output with the record's SOP UID.
     fileset = _fileset(dcmread(out / "DICOMDIR"))
