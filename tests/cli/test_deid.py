@@ -47,6 +47,7 @@ SUMMARY_KEYS = {
     "run_dir",
     "quarantine",
     "report",
+    "html_report",
 }
 
 

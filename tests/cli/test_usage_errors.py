@@ -15,7 +15,7 @@ RunCli = Callable[..., CompletedProcess[str]]
     ("args", "message", "command"),
     [
         (("deid", "in", "--out", "o", "--bogus"), "No such option: --bogus", "dicomcloak deid"),
-        (("deid", "--out", "o"), "Missing argument 'INPUT...'.", "dicomcloak deid"),
+        (("deid", "--out", "o"), "Missing argument 'INPUT...' (or --from-list FILE)", "dicomcloak deid"),
         (("deid", "x", "--out", "o", "--layout", "up"), "Invalid value for '--layout'", "dicomcloak deid"),
         (("deid", "in", "--out", "o", "--jobs", "0"), "Invalid value for '--jobs'", "dicomcloak deid"),
         (("sanitize", "in"), "Missing option '--out'.", "dicomcloak sanitize"),

@@ -239,20 +239,27 @@ def _encode(index: int, item: InputItem, digest: bytes | None = None) -> bytes:
 
     Names that are not UTF-8 (surrogate escapes) survive the round trip. The
     member field is prefixed by ``+`` when there is one (an empty name is one).
-    A recorded content digest is a seventh field, in hex.
+    A recorded content digest is a seventh field, in hex (empty for none when
+    an eighth follows); a tar member's extent (io.tarfiles) the eighth, ``offset:size``.
     """
     member = "" if item.member is None else "+" + item.member
     fields = [str(index), os.fspath(item.root), item.root_name, item.relpath, member, os.fspath(item.source)]
-    if digest is not None:
-        fields.append(digest.hex())
+    if digest is not None or item.extent is not None:
+        fields.append("" if digest is None else digest.hex())
+    if item.extent is not None:
+        fields.append(f"{item.extent[0]}:{item.extent[1]}")
     return "\0".join(fields).encode("utf-8", "surrogateescape")
 
 
 def _decode(data: bytes) -> Claim:
     fields = data.decode("utf-8", "surrogateescape").split("\0")
     index, root, root_name, relpath, member, source, *rest = fields
-    item = InputItem(Path(root), root_name, relpath, member[1:] if member else None, Path(source))
-    return Claim(int(index), item, bytes.fromhex(rest[0]) if rest else None)
+    extent = None
+    if len(rest) > 1:
+        offset, size = rest[1].split(":")
+        extent = (int(offset), int(size))
+    item = InputItem(Path(root), root_name, relpath, member[1:] if member else None, Path(source), extent)
+    return Claim(int(index), item, bytes.fromhex(rest[0]) if rest and rest[0] else None)
 
 
 def content_digest(data: bytes, limits: ReadLimits) -> bytes:

@@ -19,6 +19,12 @@ stopped the run), and the summary's ``stopped`` says why and how many inputs
 were never processed: ``files = written + duplicates + quarantined + skipped
 + unwritten + not_processed``.
 
+Each input read is counted by its Modality (a defined term, ``other`` or
+``unknown``: :mod:`dicomcloak.batch.modality`) and outcome (``modalities``).
+The document names its version in ``schema`` (:data:`REPORT_SCHEMA`); every
+field is documented in docs/reports.md and checked by the JSON Schema shipped
+as package data (:data:`SCHEMA_FILE`).
+
 With the pixel stage on (``deid --pixels``), ``pixels`` counts instances by
 what the stage did (``not-examined``, ``no-text``, ``cleaned``,
 ``quarantined``); the cards of up to :data:`PIXEL_CARDS` images with text
@@ -36,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydicom.datadict import keyword_for_tag
 
+from dicomcloak.batch.modality import UNKNOWN
 from dicomcloak.batch.worker import ChangeKey, FileResult, Status, WorkerSettings
 from dicomcloak.engine.outcome import TagPath, format_path
 from dicomcloak.policy.deviations import Deviation
@@ -45,17 +52,24 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PIXEL_CARDS",
+    "REPORT_SCHEMA",
+    "SCHEMA_FILE",
     "SKIPPED",
     "SUMMARY_SCHEMA",
     "UNWRITTEN",
     "ReportBuilder",
     "RunSummary",
     "encode_report",
+    "report_schema",
     "run_deviations",
 ]
 
 #: Version tag of the JSON summary printed by ``deid --json`` (schema in README.md).
 SUMMARY_SCHEMA = "dicomcloak/deid-summary/1"
+#: Version tag of ``report.json`` (docs/reports.md); version 1 had no ``schema`` field.
+REPORT_SCHEMA = "dicomcloak/report/2"
+#: The JSON Schema of ``report.json``, package data of ``dicomcloak.batch``.
+SCHEMA_FILE = "data/report.schema.json"
 #: Images shown in a run's pixel report at most (the rest are counted): a page a browser opens quickly.
 PIXEL_CARDS = 200
 #: The status of an entry the input walk saw and did not process (``io.inputs.Skipped``).
@@ -127,7 +141,10 @@ class ReportBuilder:
         self.n_changes = self.bytes_in = self.bytes_out = 0
         self.not_written: list[tuple[int, str, str, str]] = []  # (index, status, reason, output)
         self.unwritten = 0
-        self._written = bytearray()  # 1 at the index of each input counted written (a byte per input)
+        # At the index of each input counted written, 1 + its modality's number (a byte per input).
+        self._written = bytearray()
+        self.modalities: Counter[tuple[str, str]] = Counter()  # (modality, outcome)
+        self._modality_names: list[str] = []
         self.conflicts: list[tuple[int, int, str]] = []
         self.pixels: Counter[str] = Counter()
         self.pixel_cards: list[tuple[int, ItemView]] = []  # (input index, card)
@@ -140,8 +157,10 @@ class ReportBuilder:
         self.n_changes += result.n_changes
         if result.reason:
             self.reasons[result.reason] += 1
+        modality = result.modality or UNKNOWN
+        self.modalities[modality, result.status.value] += 1
         if result.status is Status.WRITTEN:
-            self._mark(result.index, 1)
+            self._mark(result.index, 1 + self._modality_number(modality))
         else:
             self.not_written.append((result.index, result.status.value, result.reason, result.out_relpath))
         for key, count in result.changes:
@@ -162,13 +181,25 @@ class ReportBuilder:
         Its changes stay counted: they describe what was de-identified.
         """
         for index, size in sorted(unplaced.items()):
+            modality = UNKNOWN
             if index < len(self._written) and self._written[index]:
+                modality = self._modality_names[self._written[index] - 1]
+                self.modalities[modality, Status.WRITTEN.value] -= 1
                 self._mark(index, 0)
                 self.status[Status.WRITTEN] -= 1
                 self.bytes_out -= size
+            self.modalities[modality, UNWRITTEN] += 1
             self.unwritten += 1
             self.reasons[reason] += 1
             self.not_written.append((index, UNWRITTEN, reason, ""))
+
+    def _modality_number(self, modality: str) -> int:
+        """A small number per modality seen, kept in a byte of ``_written``: there are fewer than 255
+        (the defined terms, ``other`` and ``unknown``, :mod:`dicomcloak.batch.modality`)."""
+        names = self._modality_names
+        if modality not in names:
+            names.append(modality)
+        return names.index(modality)
 
     def _mark(self, index: int, value: int) -> None:
         if index >= len(self._written):
@@ -221,11 +252,21 @@ class ReportBuilder:
             {"index": index, "conflicts_with": first, "resolution": resolution}
             for index, first, resolution in sorted(self.conflicts)
         ]
-        document = {"summary": summary.to_dict(), "not_written": not_written, "changes": changes,
-                    "uid_conflicts": conflicts}
+        document = {"schema": REPORT_SCHEMA, "summary": summary.to_dict(), "not_written": not_written,
+                    "changes": changes, "uid_conflicts": conflicts, "modalities": self.modality_rows()}
         if self.deviations is not None:
             document["deviations"] = [deviation.to_dict() for deviation in self.deviations]
         return document
+
+    def modality_rows(self) -> list[dict[str, Any]]:
+        """Inputs processed per modality and outcome (``written``, ``duplicate``, ``quarantined``,
+        ``unwritten``), one row per modality, sorted; every outcome present, zero or not."""
+        outcomes = [status.value for status in Status] + [UNWRITTEN]
+        names = sorted({modality for modality, _ in self.modalities})
+        return [
+            {"modality": name, **{outcome: self.modalities[name, outcome] for outcome in outcomes}}
+            for name in names
+        ]
 
 
 def _keyword(path: TagPath) -> str:
@@ -236,6 +277,14 @@ def _keyword(path: TagPath) -> str:
 def run_deviations(worker: WorkerSettings) -> tuple[Deviation, ...] | None:
     """What a run's report lists as deviations: the policy's, computed once, when the run de-identifies."""
     return worker.policy.deviations if worker.deidentify else None
+
+
+def report_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of ``report.json``, as shipped in the package (docs/reports.md)."""
+    from importlib.resources import files
+
+    schema: dict[str, Any] = json.loads(files("dicomcloak.batch").joinpath(SCHEMA_FILE).read_text("utf-8"))
+    return schema
 
 
 def encode_report(document: dict[str, Any]) -> bytes:

@@ -64,6 +64,7 @@ class Seeds:
     """The claims an earlier run of the job made: (instance key, input index, input, digest), output paths.
 
     A digest of ``b""`` matches no content: an input gone from the inputs is never merged with.
+    Paths are claimed in the mirror layout, by ``sanitize``, and for a media set's instances.
     """
 
     instances: tuple[tuple[str, int, InputItem, bytes | None], ...] = ()
@@ -139,8 +140,13 @@ class JobRun:
                     instances.append((done.instance, -1, _GONE, b""))
                 else:
                     instances.append((done.instance, index, self._items[index], None))
-            if mirrored and index is not None and json.loads(done.result)["status"] == Status.WRITTEN:
-                paths.append(mirror_relpath(self._items[index], self._worker.several_roots))
+            if index is None or json.loads(done.result)["status"] != Status.WRITTEN:
+                continue
+            item = self._items[index]
+            if mirrored:
+                paths.append(mirror_relpath(item, self._worker.several_roots))
+            elif item.media:  # a media set's File IDs are claimed as paths too (io.mediaset)
+                paths.append(json.loads(done.result)["output"])
         return Seeds(tuple(instances), tuple(paths))
 
     def replay(self, builder: ReportBuilder) -> None:
@@ -258,7 +264,8 @@ class JobRun:
         conflict = self._ids.get(result.conflict_with) if result.conflict_with >= 0 else None
         document = {"status": result.status.value, "reason": result.reason, "n_changes": result.n_changes,
                     "output": result.out_relpath, "bytes_in": result.bytes_in, "bytes_out": result.bytes_out,
-                    "conflict_with": None if conflict is None else conflict.hex(), "pixels": result.pixels}
+                    "conflict_with": None if conflict is None else conflict.hex(), "pixels": result.pixels,
+                    "modality": result.modality}
         instance = result.instance if result.status is Status.WRITTEN and result.instance else None
         return Done(self._ids[result.index], json.dumps(document, sort_keys=True), instance)
 
@@ -268,7 +275,8 @@ class JobRun:
         conflict = -1 if first is None else self._index.get(bytes.fromhex(first), -1)
         return FileResult(index, Status(document["status"]), document["reason"], document["n_changes"],
                           document["output"], document["bytes_in"], document["bytes_out"],
-                          conflict_with=conflict, pixels=document["pixels"])
+                          conflict_with=conflict, pixels=document["pixels"],
+                          modality=document.get("modality", ""))
 
 
 def _changes(results: list[FileResult]) -> Iterator[tuple[str, str, str, int]]:

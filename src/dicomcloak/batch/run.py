@@ -33,8 +33,10 @@ from typing import Any, Protocol
 
 from dicomcloak.batch.claims import make_claims
 from dicomcloak.batch.debris import new_claims_dir, remove_debris, tidy_trees
+from dicomcloak.batch.htmlreport import html_report_path, write_html_report
 from dicomcloak.batch.journal import JobSettings
-from dicomcloak.batch.pixelreport import pixel_facts, pixel_report_path, write_pixel_report
+from dicomcloak.batch.media import media_facts
+from dicomcloak.batch.pixelreport import pixel_facts, pixel_report_path
 from dicomcloak.batch.placement import Placement, stopped_facts, with_report
 from dicomcloak.batch.pool import Pool, WorkerFunctions
 from dicomcloak.batch.report import ReportBuilder, RunSummary, encode_report, run_deviations
@@ -58,10 +60,12 @@ from dicomcloak.batch.worker import (
     without_input_names,
 )
 from dicomcloak.errors import DicomcloakError, InputError, OutputError
+from dicomcloak.io._entries import REFUSALS, UNSAFE_PATH
 from dicomcloak.io.grouped import sync_file_system
 from dicomcloak.io.inputs import InputItem, Refused, Skipped, WalkEntry
 from dicomcloak.io.quarantine import quarantine
 from dicomcloak.io.staging import makedirs_private
+from dicomcloak.io.tarfiles import release_copies
 from dicomcloak.io.writer import atomic_file
 from dicomcloak.sanitize import classify_prefix, verdict_event
 
@@ -167,12 +171,15 @@ def _run(
     # renames durable, instead of one directory fsync per file (io.grouped).
     sync_file_system(settings.worker.out_dir)
     run = _run_facts(settings, folder, facts, jobs) | stopped_facts(stopped, builder, len(entries))
+    run |= media_facts(entries, settings.worker, stopped is not None)  # a DICOMDIR for a media set's outputs
     if job is not None:
         job.flush(last=True)
         run |= job.facts()
     summary = builder.summary(time.perf_counter() - started, run, len(entries))
-    finish_run(folder, encode_report(builder.report(summary)))
-    write_pixel_report(folder, builder, settings.worker)
+    document = builder.report(summary)
+    finish_run(folder, encode_report(document))
+    write_html_report(folder, builder, document)  # report.html, after the record (docs/reports.md)
+    release_copies()  # the inflated copies of compressed tars (io.tarfiles)
     tidy_trees(settings.worker.out_dir, settings.run_dir, settings.worker.quarantine_dir)
     if stopped is not None:
         raise with_report(stopped, folder.report)
@@ -279,11 +286,8 @@ def quarantine_refused(index: int, entry: Refused, quarantine_dir: Path) -> File
     The member's name is an input's own (it may hold a patient's name): a
     failure to write names the quarantine directory only.
     """
-    error = InputError(
-        "a zip member's path would leave the archive (absolute, a drive, or '..')",
-        reference=entry.reason,
-        hint="the member is quarantined under unsafe-path/; an honest archive has no such name",
-    )
+    message, hint = REFUSALS.get(entry.reason, REFUSALS[UNSAFE_PATH])
+    error = InputError(message, reference=entry.reason, hint=hint)
     try:
         quarantine(entry.item, error, quarantine_dir)
     except OutputError as failure:
@@ -443,6 +447,7 @@ def _run_facts(
         "run_dir": str(settings.run_dir),
         "quarantine": str(worker.quarantine_dir),
         "report": str(folder.report),
+        "html_report": str(html_report_path(folder)),
     }
     if not worker.deidentify:
         return {"jobs": jobs, **facts, **places, "events": str(folder.events)}

@@ -26,12 +26,14 @@ from dicomcloak.batch.claims import (
     keep_both,
     make_claims,
 )
+from dicomcloak.batch.modality import modality_code
 from dicomcloak.batch.names import without_input_names
 from dicomcloak.engine.outcome import Outcome, TagPath
 from dicomcloak.errors import DicomcloakError, InputError, OutputError, ProcessingError
 from dicomcloak.io.grouped import GroupedWriter
 from dicomcloak.io.inputs import InputItem
 from dicomcloak.io.layout import mirror_relpath, pseudonymous_relpath
+from dicomcloak.io.mediaset import media_relpath
 from dicomcloak.io.quarantine import quarantine
 from dicomcloak.io.reader import ReadLimits, read_dataset, read_input
 from dicomcloak.io.staging import Tree
@@ -149,6 +151,9 @@ class FileResult:
     the pixel stage's status (empty when the stage is off); ``pixel_view`` the
     instance's card for the run directory's pixel report, the one field with
     PHI (thumbnails of the original image), never written anywhere else.
+    ``modality`` is the instance's Modality (0008,0060) as a defined term or
+    ``other`` (:func:`~dicomcloak.batch.modality.modality_code`: never free
+    text), counted per outcome in the run report; empty when not known.
     """
 
     index: int
@@ -163,6 +168,7 @@ class FileResult:
     conflict_with: int = -1
     pixels: str = ""
     pixel_view: ItemView | None = None
+    modality: str = ""
     instance: str = ""
     chunk: tuple[int, ...] = ()
 
@@ -298,6 +304,7 @@ def _deidentify_one(
     source = read_dataset(data, limits, share_pixel_data=True)
     sanitized = ctx.deidentifier.sanitize(source, then_deidentify=settings.deidentify)
     event = _event(verdict_event(index, "", sanitized.verdict.preamble, sanitized.changes))
+    modality = modality_code(sanitized.dataset.get("Modality"))  # a defined term or "other": no PHI
     if settings.deidentify:
         outcome = ctx.deidentifier.deidentify_sanitized(sanitized)
         all_changes = outcome.changes
@@ -310,8 +317,9 @@ def _deidentify_one(
         if not ctx.claims.claim_path(relpath):
             placed = _duplicate(index, None, item, settings)
     if isinstance(placed, FileResult):  # a quarantined UID conflict, or a duplicate (read, accepted)
-        duplicate = placed.status is Status.DUPLICATE
-        return replace(placed, bytes_in=len(data), event=event, pixels=status) if duplicate else placed
+        if placed.status is Status.DUPLICATE:
+            return replace(placed, bytes_in=len(data), event=event, pixels=status, modality=modality)
+        return replace(placed, modality=modality)
     # Renamed when its group commits; counted written only if it is (batch.placement).
     ctx.writer.submit(settings.out_dir / placed.relpath, placed.payload, placed.record, tag=index)
     n_changes = len(all_changes)
@@ -324,7 +332,7 @@ def _deidentify_one(
     shown = placed.relpath if settings.layout is Layout.PSEUDONYMOUS else ""  # mirrored paths may hold PHI
     return FileResult(
         index, Status.WRITTEN, "", n_changes, shown, len(data), size, changes, event, placed.conflict_with,
-        status, view, placed.instance,
+        status, view, modality, placed.instance,
     )
 
 
@@ -388,7 +396,7 @@ def _placed(
         if ctx.claims.claim(instance_key(*uids), index, item, digest):  # its UID comes from its content:
             return _duplicate(index, outcome, item, settings)  # the same object, already written
     relpath = _relpath(outcome, item, settings, uids)
-    if settings.layout is Layout.MIRROR and not ctx.claims.claim_path(relpath):
+    if (settings.layout is Layout.MIRROR or item.media) and not ctx.claims.claim_path(relpath):
         raise InputError("another input already wrote this output path", reference="output-collision")
     record = _record(outcome, uids, sealed, binding, original) if ctx.vault is not None else None
     first_index = -1 if conflict is None else conflict.first.index
@@ -440,6 +448,8 @@ def _relpath(outcome: Outcome, item: InputItem, settings: WorkerSettings, uids: 
     if settings.layout is Layout.MIRROR:
         return mirror_relpath(item, settings.several_roots)
     study, sop = uids or (outcome.study_uid, outcome.sop_instance_uid)
+    if item.media:  # a media set's instance: ISO 9660 File IDs for the DICOMDIR (io.mediaset)
+        return media_relpath(outcome.patient_pseudonym, study, outcome.series_uid, sop)
     return pseudonymous_relpath(outcome.patient_pseudonym, study, outcome.series_uid, sop)
 
 
@@ -484,7 +494,7 @@ def process_chunk(tasks: list[tuple[int, InputItem]], ctx: WorkerContext) -> lis
 
 _RESULT_FIELDS = attrgetter(
     "index", "status", "reason", "n_changes", "out_relpath", "bytes_in", "bytes_out", "changes", "event",
-    "conflict_with", "pixels", "pixel_view", "instance", "chunk",
+    "conflict_with", "pixels", "pixel_view", "modality", "instance", "chunk",
 )
 
 #: The aggregation key of a change: (tag path, action, rule source).

@@ -1,4 +1,4 @@
-"""``dicomcloak deid``: de-identify files, directories and zip archives into a pseudonymous tree."""
+"""``dicomcloak deid``: de-identify files, directories, archives and media sets into a pseudonymous tree."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from dicomcloak.cli._common import (
     warn,
     warn_deviations,
 )
+from dicomcloak.cli._inputs import FromListArg, InputsArg, gather_inputs
 from dicomcloak.cli._progress import DEFAULT_INTERVAL, ProgressIntervalArg, ProgressLines
 from dicomcloak.cli._sealing import SealerKeyArg, seal_settings
 from dicomcloak.cli.job import ForceArg, JobArg, check_job, job_lines, job_settings, nothing_to_do
@@ -93,10 +94,10 @@ def pixel_settings(policy: Path | None, mode: PixelMode | None) -> PixelSettings
 
 @handles_errors
 def deid(
-    inputs: Annotated[
-        list[Path], typer.Argument(metavar="INPUT...", help="DICOM files, directories or .zip archives.")
-    ],
+    inputs: InputsArg = None,
+    *,
     out: Annotated[Path, typer.Option("--out", help="Output directory (de-identified DICOM only).")],
+    from_list: FromListArg = None,
     key: Annotated[
         Path | None, typer.Option("--key", help="Project key file (else $DICOMCLOAK_KEY_FILE).")
     ] = None,
@@ -159,16 +160,19 @@ def deid(
         from dicomcloak.batch.claims import OnConflict
         from dicomcloak.batch.report import PIXEL_CARDS
         from dicomcloak.batch.run import RunSettings, default_jobs
+        from dicomcloak.batch.rundir import run_tree
         from dicomcloak.batch.worker import Layout, WorkerSettings
         from dicomcloak.io.inputs import iter_inputs
 
         out = out.resolve()
         run = (run_dir or default_run_dir(out)).resolve()
         qdir = (quarantine or run / "quarantine").resolve()
-        check_paths([path.resolve() for path in inputs], out, run, qdir)
+        paths = gather_inputs(inputs, from_list, out, run, qdir)
         check_job(job, force)  # a bad name fails before any work
-        items = iter_inputs(inputs, follow_symlinks=follow_symlinks)  # every input checked before any work
         the_policy = load_policy(option, policy, strict_table=strict_table)
+        # Every input checked before any work; a compressed tar inflates into the run directory's staging.
+        items = iter_inputs(paths, follow_symlinks=follow_symlinks, limits=the_policy.sanitize.limits,
+                            scratch=run_tree(run).staging)
         the_pixels = pixel_settings(policy, pixels)
         warn_deviations(the_policy)  # once, before any work
         the_key = load_key(key, ephemeral=ephemeral_key)
@@ -185,13 +189,13 @@ def deid(
         out,
         qdir,
         Layout(layout.value),
-        len(inputs) > 1,
+        len(paths) > 1,
         seal=seal,
         on_conflict=OnConflict(uid_conflicts.value),
         pixels=the_pixels,
         pixel_report=PIXEL_CARDS,
     )
-    the_job = job_settings(job, force, inputs, follow_symlinks, seal=seal, uid_conflicts=uid_conflicts.value)
+    the_job = job_settings(job, force, paths, follow_symlinks, seal=seal, uid_conflicts=uid_conflicts.value)
     settings = RunSettings(worker, run, jobs or default_jobs(), history(out, run), job=the_job)
 
     def work() -> RunSummary:
@@ -415,6 +419,22 @@ def _pixel_lines(summary: RunSummary) -> list[str]:
     return [f"  pixels              {done}", f"  pixel report        {summary.run['pixel_report']}"]
 
 
+def _media_lines(summary: RunSummary) -> list[str]:
+    """The media sets met (DICOMDIRs): their references, and the DICOMDIR rebuilt for the output."""
+    media = summary.run.get("media")
+    if not media:
+        return []
+    refused = {code: n for code, n in media["references"].items() if code != "referenced"}
+    checked = f"{media['references'].get('referenced', 0)} references valid" + (
+        f", not followed: {_counts(refused)}" if refused else "")
+    lines = [f"  media sets          {media['sets']} ({checked})"]
+    if media["dicomdir"]:
+        lines.append(f"  new DICOMDIR        {media['dicomdir']} ({media['records']} instance records)")
+    else:
+        lines.append("  new DICOMDIR        none (docs/inputs.md, \"Media sets\")")
+    return lines
+
+
 #: How the summary names each pixel status (docs/pixels.md, "Statuses").
 _PIXEL_WORDS = (
     ("cleaned", "cleaned"), ("no-text", "without text"), ("quarantined", "quarantined"),
@@ -437,10 +457,12 @@ def render_summary(summary: RunSummary) -> str:
         f"  skipped             {summary.skipped}" + (f"  ({skips})" if skips else ""),
         *_conflict_lines(summary),
         *_pixel_lines(summary),
+        *_media_lines(summary),
         *job_lines(summary),
         f"  changed attributes  {summary.changed_attributes}",
         f"  output              {facts.get('output', '')}",
         f"  report              {facts.get('report', '')}",
+        *([f"  report (HTML)       {facts['html_report']}"] if facts.get("html_report") else []),
     ]
     if summary.quarantined:
         lines.append(f"  quarantine          {facts.get('quarantine', '')}")

@@ -23,8 +23,9 @@ from dicomcloak.cli._common import (
     handles_errors,
     load_policy,
 )
+from dicomcloak.cli._inputs import FromListArg, InputsArg, gather_inputs
 from dicomcloak.cli._progress import DEFAULT_INTERVAL, ProgressIntervalArg
-from dicomcloak.cli.deid import check_paths, default_run_dir, history, render_summary, run_items
+from dicomcloak.cli.deid import default_run_dir, history, render_summary, run_items
 from dicomcloak.cli.job import ForceArg, JobArg, check_job, job_settings, nothing_to_do
 
 if TYPE_CHECKING:
@@ -38,10 +39,10 @@ _DOCUMENTS_HELP = "Encapsulated documents: " + _CHOICE_HELP.format(default="quar
 
 @handles_errors
 def sanitize(
-    inputs: Annotated[
-        list[Path], typer.Argument(metavar="INPUT...", help="DICOM files, directories or .zip archives.")
-    ],
+    inputs: InputsArg = None,
+    *,
     out: Annotated[Path, typer.Option("--out", help="Output directory (rebuilt DICOM only).")],
+    from_list: FromListArg = None,
     option: OptionsArg = None,
     policy: PolicyFileArg = None,
     strict_table: StrictTableArg = False,
@@ -77,6 +78,7 @@ def sanitize(
     """
     with collector_paused():  # start-up state lives until exit; the batch freezes it
         from dicomcloak.batch.run import RunSettings, default_jobs
+        from dicomcloak.batch.rundir import run_tree
         from dicomcloak.batch.worker import Layout, WorkerSettings
         from dicomcloak.io.inputs import iter_inputs
         from dicomcloak.keys import ProjectKey
@@ -84,17 +86,18 @@ def sanitize(
         out = out.resolve()
         run = (run_dir or default_run_dir(out)).resolve()
         qdir = (quarantine or run / "quarantine").resolve()
-        check_paths([path.resolve() for path in inputs], out, run, qdir)
+        paths = gather_inputs(inputs, from_list, out, run, qdir, "sanitize")
         check_job(job, force)
-        items = iter_inputs(inputs, follow_symlinks=follow_symlinks)
         loaded = load_policy(option, policy, strict_table=strict_table)
         the_policy = _with_choices(loaded, documents, waveforms, icons, overlays, max_depth)
+        items = iter_inputs(paths, follow_symlinks=follow_symlinks, limits=the_policy.sanitize.limits,
+                            scratch=run_tree(run).staging)
     # No pseudonym is made without de-identification: the key is a placeholder, never used or shown.
     unused_key = ProjectKey.generate(ephemeral=True)
     worker = WorkerSettings(
-        the_policy, unused_key, "default", out, qdir, Layout.MIRROR, len(inputs) > 1, deidentify=False
+        the_policy, unused_key, "default", out, qdir, Layout.MIRROR, len(paths) > 1, deidentify=False
     )
-    the_job = job_settings(job, force, inputs, follow_symlinks)
+    the_job = job_settings(job, force, paths, follow_symlinks)
     settings = RunSettings(worker, run, jobs or default_jobs(), history(out, run), job=the_job)
     summary = run_items(items, settings, progress=not as_json, label="sanitizing", interval=progress_interval)
     print(json.dumps(summary.to_dict(), indent=2, sort_keys=True) if as_json else render_summary(summary))

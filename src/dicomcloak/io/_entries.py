@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -21,18 +22,25 @@ from pathlib import Path
 from typing import IO
 
 from dicomcloak.errors import MalformedError, ReadLimitError
+from dicomcloak.io._slice import open_slice
 from dicomcloak.io._zipcache import ZIPS
 from dicomcloak.io.bounded import read_capped
 
 __all__ = [
+    "ARCHIVE_LINK",
+    "ARCHIVE_TOO_LARGE",
     "DANGLING_SYMLINK",
+    "MEDIA_DIRECTORY",
     "NOT_REGULAR_FILE",
+    "REFUSALS",
     "SKIP_REASONS",
+    "SPARSE_MEMBER",
     "SYMLINK_DUPLICATE",
     "SYMLINK_OUTSIDE",
     "TEMPORARY_FILE",
     "UNSAFE_PATH",
     "InputItem",
+    "MediaRef",
     "Refused",
     "Skipped",
     "WalkEntry",
@@ -50,12 +58,13 @@ _READ_ERRORS = (
     RuntimeError,  # encrypted member
     NotImplementedError,  # unsupported compression method
     ValueError,
+    tarfile.TarError,
 )
 
 
 @dataclass(frozen=True)
 class InputItem:
-    """One input instance: a plain file, or one member of a zip archive.
+    """One input instance: a plain file, or one member of a zip or tar archive.
 
     Parameters
     ----------
@@ -68,9 +77,17 @@ class InputItem:
         name); for zip members, the sanitised member path (for a member
         the walk refuses, ``unsafe-path/`` and its defused name).
     member:
-        The zip member name, or ``None`` for a plain file.
+        The archive member's name, or ``None`` for a plain file.
     source:
-        The real file to open: the file itself, or the zip archive.
+        The real file to open: the file itself, the zip archive, or the
+        uncompressed tar (the archive itself, or its decompressed copy:
+        :mod:`dicomcloak.io.tarfiles`).
+    extent:
+        For a tar member, where its bytes lie in ``source``: (offset, size).
+    media:
+        The input lies in a DICOM media set (a directory holding a DICOMDIR,
+        PS3.10 section 8): ``deid`` writes it in the media layout
+        (:mod:`dicomcloak.io.mediaset`).
     """
 
     root: Path
@@ -78,6 +95,8 @@ class InputItem:
     relpath: str
     member: str | None
     source: Path
+    extent: tuple[int, int] | None = None
+    media: bool = False
 
     @property
     def label(self) -> str:
@@ -129,7 +148,9 @@ class InputItem:
             raise _unreadable(self) from None
 
     def declared_size(self, handle: IO[bytes]) -> int:
-        """The size the file system (``fstat``) or the zip header gives, for a handle from :meth:`open`."""
+        """The size ``fstat``, the zip or the tar header gives, for a handle from :meth:`open`."""
+        if self.extent is not None:
+            return self.extent[1]
         if self.member is None:
             return os.fstat(handle.fileno()).st_size
         return int(ZIPS.get(self.source).getinfo(self.member).file_size)
@@ -137,7 +158,10 @@ class InputItem:
     def _open_within(self, max_bytes: int | None) -> IO[bytes]:
         """Open the bytes, refusing early if the known size exceeds `max_bytes`."""
         handle: IO[bytes]
-        if self.member is None:
+        if self.extent is not None:  # a tar member: its bytes where they lie (the walk judged the archive)
+            offset, size = self.extent
+            handle = open_slice(open_regular(self.source), offset, size)
+        elif self.member is None:
             handle = open_regular(self.source)
             size = os.fstat(handle.fileno()).st_size
         else:
@@ -151,21 +175,36 @@ class InputItem:
 
 
 @dataclass(frozen=True)
+class MediaRef:
+    """A DICOMDIR the walk found (PS3.10 section 8): the file, and the media set's root (its directory).
+
+    Kept in memory for the media step after the run (:mod:`dicomcloak.batch.media`); never reported.
+    """
+
+    dicomdir: Path
+    root: Path
+
+
+@dataclass(frozen=True)
 class Skipped:
     """An entry the walk saw and does not process: counted and reported with its reason, never opened.
 
     ``reason`` is one of :data:`SKIP_REASONS`. The entry's path is not kept:
     reports list skips by their index in the walk's order, never by name.
+    ``media``: for a DICOMDIR (``media-directory``), where it is, for the
+    step that rebuilds one for the output after the run.
     """
 
     reason: str
+    media: MediaRef | None = None
 
 
 @dataclass(frozen=True)
 class Refused:
     """An input the walk itself refuses: its bytes are quarantined with ``reason``, it is never processed.
 
-    Today only a zip member whose path would escape the archive (``unsafe-path``).
+    An archive member whose path would escape the archive (``unsafe-path``);
+    a compressed tar that inflates beyond the limits (``archive-too-large``).
     """
 
     item: InputItem
@@ -181,8 +220,26 @@ DANGLING_SYMLINK = "dangling-symlink"
 NOT_REGULAR_FILE = "not-regular-file"
 TEMPORARY_FILE = "temporary-file"
 UNSAFE_PATH = "unsafe-path"
-#: Reason codes of :class:`Skipped` entries (README.md, docs/security.md).
-SKIP_REASONS = (SYMLINK_OUTSIDE, SYMLINK_DUPLICATE, DANGLING_SYMLINK, NOT_REGULAR_FILE, TEMPORARY_FILE)
+ARCHIVE_TOO_LARGE = "archive-too-large"
+ARCHIVE_LINK = "archive-link"
+SPARSE_MEMBER = "sparse-member"
+MEDIA_DIRECTORY = "media-directory"
+#: What each reason of a :class:`Refused` entry means: (message, hint) of the error it is quarantined with.
+REFUSALS = {
+    UNSAFE_PATH: (
+        "an archive member's path would leave the archive (absolute, a drive, or '..')",
+        "the member is quarantined under unsafe-path/; an honest archive has no such name",
+    ),
+    ARCHIVE_TOO_LARGE: (
+        "a compressed tar inflates beyond max_archive_bytes or the free disk space",
+        "the archive's head is quarantined; raise the limits in [sanitize.limits] if it is expected",
+    ),
+}
+#: Reason codes of :class:`Skipped` entries (README.md, docs/inputs.md, docs/security.md).
+SKIP_REASONS = (
+    SYMLINK_OUTSIDE, SYMLINK_DUPLICATE, DANGLING_SYMLINK, NOT_REGULAR_FILE, TEMPORARY_FILE, ARCHIVE_LINK,
+    SPARSE_MEMBER, MEDIA_DIRECTORY,
+)
 
 
 def open_regular(path: Path, *, follow: bool = False) -> IO[bytes]:

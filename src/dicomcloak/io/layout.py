@@ -38,8 +38,10 @@ def mirror_relpath(item: InputItem, several_roots: bool) -> str:
     folder so two inputs cannot overwrite each other. The path always ends
     in the input's own file (or zip member) name.
     """
-    input_is_zip = item.member is not None and item.source == item.root
-    if several_roots or input_is_zip:
+    # A member of an archive given as the argument (a compressed tar's is read from its inflated copy).
+    tar_argument = item.extent is not None and item.root.is_file()
+    input_is_archive = item.member is not None and (item.source == item.root or tar_argument)
+    if several_roots or input_is_archive:
         return safe_relpath(f"{item.root_name}/{item.relpath}")
     return safe_relpath(item.relpath)
 

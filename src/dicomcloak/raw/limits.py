@@ -56,6 +56,11 @@ class ReadLimits:
         is truncated. The input itself is never modified. The copy is sparse
         (zero runs cost no disk), so this bounds what a hostile file can make
         the quarantine hold.
+    max_archive_bytes:
+        Most bytes a compressed tar archive (``.tar.gz``, ``.tar.bz2``,
+        ``.tar.xz``) may inflate to; it inflates once, into a private copy in
+        the run directory, never filling more than 90% of its free space
+        (``archive-too-large``, docs/inputs.md).
     """
 
     max_file_bytes: int = 4 * _GIB
@@ -69,6 +74,7 @@ class ReadLimits:
     max_pixel_ratio: int = 10_000
     pixel_ratio_floor: int = 64 * 2**20
     max_quarantine_bytes: int = 64 * 2**20
+    max_archive_bytes: int = 64 * _GIB
 
 
 #: The names a site policy's ``[sanitize.limits]`` table may set.

@@ -11,21 +11,28 @@ with :data:`MISSING`.
 A page's images are checked with :func:`with_image_probe`: it adds a tiny
 script (allowed by its hash in the page's Content-Security-Policy) that
 writes how many ``img`` elements loaded into the DOM, which :func:`dump_dom`
-returns and :func:`loaded_images` reads.
+returns and :func:`loaded_images` reads. What a page asks of the network is
+read from Chromium's own network log (:func:`page_requests`): every request
+the page started, blocked or not, answered or not.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import shutil
 import subprocess
 import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
-__all__ = ["MISSING", "dump_dom", "find_browser", "loaded_images", "screenshot", "with_image_probe"]
+__all__ = [
+    "MISSING", "dump_dom", "find_browser", "loaded_images", "page_requests", "print_pdf", "screenshot",
+    "with_image_probe",
+]
 
 _NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 #: Why browser tests skip when no browser is found.
@@ -67,6 +74,36 @@ def screenshot(page: Path, out: Path, *, size: tuple[int, int] = (1280, 1800), t
     args = [f"--screenshot={out.resolve()}", window, "--virtual-time-budget=5000", page.resolve().as_uri()]
     _run(args, timeout)
     return out
+
+
+def page_requests(page: Path, *, budget_ms: int = 3000, timeout: float = 120) -> list[str]:
+    """The URLs of every network request ``page`` started while it loaded (Chromium's net log).
+
+    The browser's own background requests (updates, time, dictionaries), which
+    the flags above mostly switch off, are told apart by their network
+    isolation key: the page's are keyed by its ``file://`` origin.
+    """
+    with tempfile.TemporaryDirectory(prefix="dicomcloak-netlog-") as scratch:
+        log = Path(scratch) / "net.json"
+        budget = f"--virtual-time-budget={budget_ms}"
+        _run([f"--log-net-log={log}", "--dump-dom", budget, page.resolve().as_uri()], timeout)
+        return _page_urls(json.loads(log.read_text("utf-8")))
+
+
+def _page_urls(netlog: dict[str, Any]) -> list[str]:
+    start = netlog["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    urls = []
+    for event in netlog.get("events", []):
+        params = event.get("params") or {}
+        if event.get("type") == start and str(params.get("network_isolation_key", "")).startswith("file://"):
+            urls.append(str(params.get("url", "")))
+    return urls
+
+
+def print_pdf(page: Path, out: Path, *, timeout: float = 120) -> int:
+    """Print ``page`` to the PDF ``out`` as a person would (no header or footer); its page count."""
+    _run(["--no-pdf-header-footer", f"--print-to-pdf={out.resolve()}", page.resolve().as_uri()], timeout)
+    return len(re.findall(rb"/Type\s*/Page(?![s\w])", out.read_bytes()))
 
 
 def with_image_probe(html: str) -> str:

@@ -5,16 +5,18 @@ every text region outlined and coloured by its verdict (PHI red, other text
 amber, device template blue), an "after" thumbnail, and a table of the
 regions' kind, rule, frames and whether they were redacted; a summary counts
 every instance by pixel status. ``scan --report`` writes it without writing
-any DICOM, ``deid`` writes it into its run directory.
+any DICOM; ``deid`` shows the same summary and cards as a section of its run
+report (``report.html``, :mod:`dicomcloak.batch.htmlreport`, docs/reports.md).
 
 The "before" thumbnails show the burned-in PHI itself, so the page says so in
 a banner at its top, is written owner-only (:func:`write_report`) and belongs
 in the run directory, never in the output tree. Nothing else in it is PHI: the
 OCR text of a region is never passed to the template, labels are pseudonyms.
 
-The page is built from a Jinja2 template with blocks (``report.html.j2``) so
-that the batch run report (issue 16) extends it: pass extra
-:class:`Section` parts to :func:`render`, or extend the template through
+The page is built from a Jinja2 template with blocks (``report.html.j2``),
+which the batch run report extends (``run-report.html.j2``, issue 16,
+overriding ``banner``, ``summary``, ``summary_heading`` and ``footer``): pass
+extra :class:`Section` parts to :func:`render`, or extend the template through
 :func:`environment`. Jinja2 and Pillow are imported on first use only.
 """
 
