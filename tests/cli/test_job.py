@@ -15,6 +15,8 @@ import pytest
 from pydicom import dcmread
 
 from dicomcloak.batch.jobstatus import job_status
+from dicomcloak.batch.report import report_schema
+from dicomcloak.testing.schema import problems
 
 RunCli = Callable[..., subprocess.CompletedProcess[str]]
 USAGE = 2
@@ -173,6 +175,8 @@ def test_inputs_added_to_a_job_are_judged_against_earlier_runs_outputs(
     assert summary["files"] == 3
     assert summary["duplicates"] == 1
     report = _latest_report(tmp_path / "out.run")
+    assert problems(report, report_schema()) == []  # the job entry is part of the versioned schema
+    assert report["summary"]["job"]["earlier"]["written"] == 1  # type: ignore[index]
     (conflict,) = report["uid_conflicts"]  # type: ignore[misc]
     if conflicts == "quarantine":
         assert result.returncode == 1  # quarantined inputs

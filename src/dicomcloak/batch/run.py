@@ -144,6 +144,8 @@ def run_batch(
     outcome = "stopped"
     try:
         if job.nothing_to_do:
+            release_copies()  # a compressed tar the walk inflated (io.tarfiles)
+            tidy_trees(settings.worker.out_dir, settings.run_dir, settings.worker.quarantine_dir)
             return job.finished_summary(entries, settings.run_dir, time.perf_counter() - started)
         summary = _run(entries, settings, facts, started, observer, job)
         outcome = "finished"
