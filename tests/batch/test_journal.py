@@ -90,14 +90,14 @@ def _kill_at_random(process: subprocess.Popen[str], rng: random.Random, target: 
     assert process.stderr is not None
     lines: list[str] = []
     if rng.random() < 0.25:
-        time.sleep(rng.uniform(0.1, 3.0))
+        time.sleep(rng.uniform(0.1, 2.0))
     else:
         wanted = rng.randrange(target)
         for line in process.stderr:
             lines.append(line)
             if line.startswith('{"progress"') and json.loads(line)["progress"]["done"] >= wanted:
                 break
-        time.sleep(rng.uniform(0.0, 0.4))
+        time.sleep(rng.uniform(0.0, 0.2))
     if process.poll() is None:
         os.kill(process.pid, signal.SIGKILL) if rng.random() < 0.5 else os.killpg(process.pid, signal.SIGKILL)
     process.wait()
