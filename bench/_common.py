@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -83,12 +84,12 @@ def measure(name: str, cmd: list[str], files: int, mbytes: float) -> Row:
 def failure_kind(stderr: str) -> str:
     """The exception type a failed Python command ended with (``ValueError``), else "".
 
-    Only the name before the first colon of the last line is kept: the rest may quote an element value or a
-    file name, which a table must not carry (COMMON rules: no values in reports).
+    Only a name before the first colon of the last line that reads as an exception type is kept: the rest
+    may quote an element value or a file name, which a table must not carry (no values in reports).
     """
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     head = lines[-1].split(":", 1)[0] if lines else ""
-    return head if head.replace(".", "").replace("_", "").isalnum() and len(head) <= 60 else ""
+    return head if re.fullmatch(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)", head) else ""
 
 
 def baseline(src: Path, out: Path) -> None:
