@@ -93,7 +93,7 @@ def test_each_peer_is_run_or_reported_missing(run: dict[str, Any]) -> None:
         assert "gdcmanon" in ran
     for peer, why in missing.items():
         assert why.startswith("not installed"), peer
-        assert re.search(rf"\| {re.escape(peer)}[^|]*\|(\s+\|){{6}}\s+not installed", run["table"]), peer
+        assert re.search(rf"\| {re.escape(peer)}[^|]*\|(\s+\|){{7}}\s+not installed", run["table"]), peer
 
 
 def test_a_failed_command_is_named_by_its_exception_type_only() -> None:
