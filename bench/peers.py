@@ -300,8 +300,8 @@ def notes(todo: list[Tool], args: argparse.Namespace, load: tuple[str, str]) -> 
     """How each tool was invoked, and the run's conditions."""
     lines = [f"- {tool.name}: {tool.note}" + (f" ({tool.missing})" if tool.missing else "") for tool in todo]
     lines.append(f"- {args.repeat} round(s), median reported; every output of the last round scored with "
-                 f"the shared `evaluate.py` (`dciodvfy` on a {args.validate_sample}-file sample); files/s of "
-                 f"one process unless the tool says otherwise")
+                 f"`evaluate.py` (`dciodvfy` on a sample of up to {args.validate_sample} files, by kind); "
+                 f"CPU s: user + sys of the whole process tree; peak RSS: its largest process")
     lines.append(f"- load (`uptime`): at start {load[0]}; at end {load[1]}")
     return "\n".join(lines)
 
