@@ -103,3 +103,15 @@ def test_a_failed_command_is_named_by_its_exception_type_only() -> None:
     assert common.failure_kind("Doe_Jane: cannot read /data/Doe_Jane/1.dcm\n") == ""
     assert common.failure_kind("deid.Error: no such file\n") == "deid.Error"
     assert common.failure_kind("") == ""
+
+
+def test_a_failed_or_missing_peer_keeps_its_row() -> None:
+    peers = _load("peers")
+    corpus = peers.Corpus(Path("corpus"), "24 files")
+    tools = [peers.Tool("deid 0.4.13", [], ""), peers.Tool("dicom-anonymizer", [], "", "not installed here")]
+    failed = peers.Row("deid 0.4.13", 2.0, 50.0, 1, 24, 1.0, {"leaks": "3 / 600"}, [2.0], 1.5)
+    failed.failure = "KeyError"
+    lines = peers.table([corpus], tools, {("24 files", "deid 0.4.13"): failed}).splitlines()
+    assert lines[2].startswith("| 24 files | deid 0.4.13 (exit 1, KeyError) | 12 |")
+    assert "| 3 / 600 |" in lines[2]
+    assert lines[3].startswith("| 24 files | dicom-anonymizer |") and "not installed here" in lines[3]
