@@ -63,7 +63,7 @@ class Row:
         return self.mbytes / self.wall
 
 
-def measure(name: str, cmd: list[str], files: int, mbytes: float) -> Row:
+def measure(name: str, cmd: list[str], files: int, mbytes: float, env: dict[str, str] | None = None) -> Row:
     """Run ``cmd`` as a whole process tree and return its wall time and peak RSS.
 
     Dirty pages left by the previous command are flushed first (not timed):
@@ -71,7 +71,9 @@ def measure(name: str, cmd: list[str], files: int, mbytes: float) -> Row:
     back the previous command's files.
     """
     os.sync()
-    done = subprocess.run([sys.executable, "-c", _WRAPPER, *cmd], capture_output=True, text=True, check=True)
+    environ = None if env is None else {**os.environ, **env}  # ``env``: added to this process's environment
+    done = subprocess.run([sys.executable, "-c", _WRAPPER, *cmd], capture_output=True, text=True, check=True,
+                          env=environ)
     wall, rss_kib, code, cpu = done.stdout.split()
     row = Row(name, float(wall), int(rss_kib) / 1024, int(code), files, mbytes, cpu=float(cpu))
     if row.code != 0:
