@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -46,6 +46,9 @@ from dicomcloak.vault.keyrows import (
     wrap_row,
 )
 from dicomcloak.vault.record import OpenedRecord, VaultRecord, choose_record
+
+if TYPE_CHECKING:
+    from dicomcloak.vault.patients import Holdings
 from dicomcloak.vault.schema import (
     BOUND_RECORDS,
     META,
@@ -268,6 +271,46 @@ class Vault:
             raise shredded
         return None
 
+    # -- the owner's patient questions (vault/patients.py) ------------------------------------------
+
+    @retried
+    def patient_pseudonyms(
+        self, patient_id: str, *, issuer: str = "", domains: Sequence[str] = ("default",)
+    ) -> list[Holdings]:
+        """The pseudonym of an original Patient ID in each domain (computed with the project key), and
+        what the vault holds for each. Audited as ``patient-lookup``: pseudonyms and counts, never the ID."""
+        from dicomcloak.vault.patients import holdings, patient_pseudonym
+
+        project = self._keyring.project
+        named = {d: patient_pseudonym(project, patient_id, issuer, d) for d in dict.fromkeys(domains)}
+        with self._engine.begin() as conn:
+            found = holdings(conn, named)
+            facts = {"direction": "patient-id-to-pseudonym", "pseudonyms": [h.pseudonym for h in found],
+                     "held": sum(h.held for h in found), "studies": sum(h.studies for h in found)}
+            self._audit(conn, "patient-lookup", facts)
+        return found
+
+    @retried
+    def patient_id_of(self, pseudonym: str) -> tuple[str | None, Holdings]:
+        """The original Patient ID of a patient pseudonym (None: not held, or every study shredded), and
+        what the vault holds for it. One map entry is decrypted. Audited as ``patient-lookup``: the
+        pseudonym and counts, never the ID."""
+        from dicomcloak.vault.patients import holdings, patient_map_key, patient_map_rows
+
+        with self._engine.begin() as conn:
+            (held,) = holdings(conn, {"": pseudonym})
+            try:
+                rows = patient_map_rows(conn, pseudonym)
+                original = self._first_open(conn, patient_map_key(pseudonym), rows)
+            except SealError as error:
+                if error.reference != "vault-key-shredded":
+                    raise
+                original = None  # every study of the patient was shredded: the answer is gone, by design
+            facts = {"direction": "pseudonym-to-patient-id", "pseudonym": pseudonym,
+                     "found": original is not None, "studies": held.studies, "shredded": held.shredded}
+            self._audit(conn, "patient-lookup", facts)
+        return original, held
+
     # -- key management --------------------------------------------------------------------------
 
     @retried
@@ -296,7 +339,10 @@ class Vault:
                 chosen = sa.and_(STUDY_KEYS.c.study.in_(studies), live)
                 gone = {"wrapped": None, "key_id": None, "shredded": _now()}
                 conn.execute(sa.update(STUDY_KEYS).where(chosen).values(**gone))
-            facts = {"study": study, "patient": patient, "studies": studies, "count": len(studies),
+            # A target that matched nothing may be an original typed by mistake: not recorded (decision 7).
+            named: dict[str, str | None] = {"study": study, "patient": patient}
+            target = named if studies else {"unmatched": "study" if study else "patient"}
+            facts = {**target, "studies": studies, "count": len(studies),
                      "tampered": plan.tampered, "legacy": plan.legacy, "unverifiable": plan.unverifiable}
             self._audit(conn, "shred", facts)
         for name in studies:
