@@ -105,7 +105,7 @@ def reid(
     are kept here too. --patient/--study restore part of a tree; the other files
     are counted not-selected.
     """
-    from dicomcloak.batch.reidentify import ReidSettings, run_reid
+    from dicomcloak.batch.reidentify import ReidSettings
     from dicomcloak.batch.run import default_jobs
     from dicomcloak.batch.selection import Selection
     from dicomcloak.io.inputs import iter_inputs
@@ -129,18 +129,8 @@ def reid(
         jobs=jobs or default_jobs(), selection=selection,
     )
     if private_key is not None:
-        from dataclasses import replace
-
-        from dicomcloak.batch.sealing import embedded_audit_url
-
-        keys = _embedded_keys(private_key, cert, trusted_sealer or [], accept_unverified)
-        facts: dict[str, Any] = {"mode": "embedded", "trusted_sealers": keys[1]}
-        # Always audited (architecture.md decision 3): with no --audit, in the run directory's own log.
-        url = audit or embedded_audit_url(run)
-        settings = replace(settings, facts=facts, audit_url=url)
-        make_run_dir(run)
-        with _audit_log(url) as log:
-            summary = _audited(log, "embedded", settings, lambda: run_reid(items, keys[0], settings))
+        owner = _embedded_keys(private_key, cert, trusted_sealer or [], accept_unverified)
+        summary = _embedded_run(items, owner, audit, settings)
     else:
         assert vault is not None  # checked above
         summary = _vault_run(items, vault, key, audit, settings)
@@ -172,6 +162,24 @@ def _vault_run(
         settings = replace(settings, facts=facts, audit_url=audit or url)
         with _audit_log(audit) if audit is not None else nullcontext(store.audit) as log:
             return _audited(log, "vault", settings, lambda: run_reid(items, keys, settings))
+
+
+def _embedded_run(
+    items: list[Any], owner: tuple[EmbeddedKeys, int], audit: str | None, settings: ReidSettings
+) -> RunSummary:
+    """Embedded mode: the owner's keys (and how many trusted sealers), the run audited in ``--audit`` or,
+    always (architecture.md decision 3), in the run directory's own log."""
+    from dataclasses import replace
+
+    from dicomcloak.batch.reidentify import run_reid
+    from dicomcloak.batch.sealing import embedded_audit_url
+
+    keys, trusted = owner
+    url = audit or embedded_audit_url(settings.run_dir)
+    settings = replace(settings, facts={"mode": "embedded", "trusted_sealers": trusted}, audit_url=url)
+    make_run_dir(settings.run_dir)
+    with _audit_log(url) as log:
+        return _audited(log, "embedded", settings, lambda: run_reid(items, keys, settings))
 
 
 def _embedded_keys(
