@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["KeyArg", "VaultArg", "app", "load_keyring_from", "lookup", "open_vault", "shred"]
 
+_PATIENT_ID = 0x00100020  # (0010,0020) Patient ID, PS3.3 C.7.1.1
 #: Version tag of ``vault lookup --json`` (docs/vault.md, "Looking a patient up").
 LOOKUP_SCHEMA = "dicomcloak/vault-lookup/1"
 
@@ -124,14 +125,31 @@ def lookup(
     if pseudonym is not None and (issuer or domain):
         raise UsageError("--issuer and --domain go with --patient-id", reference="lookup-target",
                          hint="a pseudonym already names its domain")
-    with open_vault(vault, key) as store:
-        if patient_id is not None:
-            found = store.patient_pseudonyms(patient_id, issuer=issuer, domains=domain or ["default"])
-            _print_pseudonyms(found, as_json=as_json)
-            return
-        assert pseudonym is not None  # checked above
-        original, held = store.patient_id_of(pseudonym)
+    if patient_id is not None:
+        found = _pseudonyms_of(vault, key, patient_id, issuer, domain or ["default"])
+        _print_pseudonyms(found, as_json=as_json)
+        return
+    assert pseudonym is not None  # checked above
+    from dicomcloak.engine.uidmap import map_key
+
+    with open_vault(vault, key) as store:  # the map qualifies a patient pseudonym by its tag
+        original, held = store.patient_id_of(pseudonym, map_key(_PATIENT_ID, pseudonym, "LO"))
     _print_patient_id(original, held, as_json=as_json)
+
+
+def _pseudonyms_of(
+    url: str, key: Path | None, patient_id: str, issuer: str, domains: list[str]
+) -> list[Holdings]:
+    """The pseudonym of ``patient_id`` in each domain, computed with the project key (the engine's own
+    derivation, architecture.md decision 2), and what the vault holds for each."""
+    from dicomcloak.engine.identity import patient_pseudonym
+    from dicomcloak.keys.pseudonyms import Pseudonymizer
+    from dicomcloak.vault import Vault
+
+    ring = load_keyring_from(key)
+    with Vault.open(url, ring) as store:  # the vault's project key is checked before anything is computed
+        named = {d: patient_pseudonym(Pseudonymizer(ring.project, d), patient_id, issuer) for d in domains}
+        return store.patient_holdings(named)
 
 
 def _print_pseudonyms(found: list[Holdings], *, as_json: bool) -> None:

@@ -1,18 +1,18 @@
-"""The owner's patient questions to the vault: which pseudonym is this patient, and whose is this pseudonym.
+"""The owner's patient questions to the vault, as queries: what it holds for a patient pseudonym, and the
+map entries of a patient's Patient ID.
 
-``dicomcloak vault lookup`` (docs/vault.md, "Looking a patient up"). A patient
-pseudonym is computed, never searched for: HMAC of the patient key (Issuer of
-Patient ID and Patient ID, :func:`dicomcloak.engine.identity.identify`) under
-the project key's sub-key for the pseudonym domain (architecture.md decision
-2), so one original has one pseudonym per domain, and only the key's holder can
-compute it. What the vault holds for a pseudonym is counted from the
+``dicomcloak vault lookup`` (docs/vault.md, "Looking a patient up"). Pseudonyms
+are computed by the caller with the project key (the engine's derivation,
+:func:`dicomcloak.engine.identity.patient_pseudonym`: the vault never reaches
+up into the engine). What the vault holds for a pseudonym is counted from the
 study-key table (its ``patient`` column, bound to each wrapped data key:
-:mod:`dicomcloak.vault.keyrows`) and the record tables, by pseudonyms only.
+:mod:`dicomcloak.vault.keyrows`) and the record tables, by pseudonyms only;
+nothing is decrypted for a count.
 
-The way back reads the vault's pseudonym map: the entry of Patient ID
-(0010,0020) qualified by its tag (:func:`dicomcloak.engine.uidmap.map_key`),
-one per study of the patient, each sealed under its study's data key. One
-entry is opened (the first study whose key is live): nothing else is decrypted.
+The way back reads the vault's pseudonym map: the entry of a patient's Patient
+ID (0010,0020), keyed by the pseudonym qualified by its tag
+(:func:`dicomcloak.engine.uidmap.map_key`, given by the caller), one per study
+of the patient, each sealed under its study's data key.
 """
 
 from __future__ import annotations
@@ -22,26 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from pydicom.dataset import Dataset
 from sqlalchemy.engine import Connection
 
-from dicomcloak.engine.identity import identify
-from dicomcloak.engine.uidmap import map_key
-from dicomcloak.keys.project import ProjectKey
-from dicomcloak.keys.pseudonyms import Pseudonymizer
 from dicomcloak.vault.schema import BOUND_RECORDS, RECORDS, STUDY_KEYS, UID_MAP
 
-__all__ = [
-    "PATIENT_ID_TAG",
-    "Holdings",
-    "holdings",
-    "patient_map_key",
-    "patient_map_rows",
-    "patient_pseudonym",
-]
-
-#: Patient ID (0010,0020), PS3.3 C.7.1.1: the pseudonym the de-identified files carry there.
-PATIENT_ID_TAG = 0x00100020
+__all__ = ["Holdings", "holdings", "map_rows"]
 
 
 @dataclass(frozen=True)
@@ -63,19 +48,6 @@ class Holdings:
         """The JSON form (``vault lookup --json``)."""
         return {"domain": self.domain, "pseudonym": self.pseudonym, "studies": self.studies,
                 "shredded": self.shredded, "instances": self.instances}
-
-
-def patient_pseudonym(project: ProjectKey, patient_id: str, issuer: str, domain: str) -> str:
-    """The patient pseudonym ``deid --domain DOMAIN`` gives this Patient ID (and Issuer of Patient ID).
-
-    The engine's own derivation (:func:`~dicomcloak.engine.identity.identify`)
-    on a data set holding only these two values: the same pseudonym as in the files.
-    """
-    probe = Dataset()
-    probe.PatientID = patient_id
-    if issuer:
-        probe.IssuerOfPatientID = issuer
-    return identify(probe, Pseudonymizer(project, domain)).patient_pseudonym
 
 
 def holdings(conn: Connection, pseudonyms: Mapping[str, str]) -> list[Holdings]:
@@ -102,13 +74,7 @@ def _instances(conn: Connection, pseudonym: str) -> int:
     return int(conn.execute(sa.select(sa.func.count()).select_from(every)).scalar() or 0)
 
 
-def patient_map_key(pseudonym: str) -> str:
-    """The pseudonym map's key of a patient's Patient ID entry."""
-    return map_key(PATIENT_ID_TAG, pseudonym, "LO")
-
-
-def patient_map_rows(conn: Connection, pseudonym: str) -> list[Any]:
-    """The (study, sealed) map entries of a patient's Patient ID, one per study, in study order."""
-    entry = UID_MAP.c.pseudonym == patient_map_key(pseudonym)
-    query = sa.select(UID_MAP.c.study, UID_MAP.c.sealed).where(entry)
+def map_rows(conn: Connection, entry: str) -> list[Any]:
+    """The (study, sealed) map entries under the key ``entry``, one per study, in study order."""
+    query = sa.select(UID_MAP.c.study, UID_MAP.c.sealed).where(UID_MAP.c.pseudonym == entry)
     return list(conn.execute(query.order_by(UID_MAP.c.study)).all())

@@ -23,7 +23,7 @@ database is waited for, a bounded time, by running the whole transaction again
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -274,34 +274,29 @@ class Vault:
     # -- the owner's patient questions (vault/patients.py) ------------------------------------------
 
     @retried
-    def patient_pseudonyms(
-        self, patient_id: str, *, issuer: str = "", domains: Sequence[str] = ("default",)
-    ) -> list[Holdings]:
-        """The pseudonym of an original Patient ID in each domain (computed with the project key), and
-        what the vault holds for each. Audited as ``patient-lookup``: pseudonyms and counts, never the ID."""
-        from dicomcloak.vault.patients import holdings, patient_pseudonym
+    def patient_holdings(self, pseudonyms: Mapping[str, str]) -> list[Holdings]:
+        """What the vault holds for the pseudonyms an original Patient ID has (domain -> pseudonym, computed
+        by the caller with this project's key). Audited as ``patient-lookup``: pseudonyms and counts only."""
+        from dicomcloak.vault.patients import holdings
 
-        project = self._keyring.project
-        named = {d: patient_pseudonym(project, patient_id, issuer, d) for d in dict.fromkeys(domains)}
         with self._engine.begin() as conn:
-            found = holdings(conn, named)
+            found = holdings(conn, pseudonyms)
             facts = {"direction": "patient-id-to-pseudonym", "pseudonyms": [h.pseudonym for h in found],
                      "held": sum(h.held for h in found), "studies": sum(h.studies for h in found)}
             self._audit(conn, "patient-lookup", facts)
         return found
 
     @retried
-    def patient_id_of(self, pseudonym: str) -> tuple[str | None, Holdings]:
-        """The original Patient ID of a patient pseudonym (None: not held, or every study shredded), and
-        what the vault holds for it. One map entry is decrypted. Audited as ``patient-lookup``: the
-        pseudonym and counts, never the ID."""
-        from dicomcloak.vault.patients import holdings, patient_map_key, patient_map_rows
+    def patient_id_of(self, pseudonym: str, entry: str) -> tuple[str | None, Holdings]:
+        """The original Patient ID of a patient pseudonym from its map ``entry`` (the pseudonym qualified
+        by the Patient ID tag), None when not held or every study is shredded; and what the vault holds
+        for it. One map entry is decrypted. Audited as ``patient-lookup``: the pseudonym and counts only."""
+        from dicomcloak.vault.patients import holdings, map_rows
 
         with self._engine.begin() as conn:
             (held,) = holdings(conn, {"": pseudonym})
             try:
-                rows = patient_map_rows(conn, pseudonym)
-                original = self._first_open(conn, patient_map_key(pseudonym), rows)
+                original = self._first_open(conn, entry, map_rows(conn, entry))
             except SealError as error:
                 if error.reference != "vault-key-shredded":
                     raise
