@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from dicomcloak.api import Reidentified, Reidentifier
 from dicomcloak.batch.selection import Selection
 from dicomcloak.batch.worker import ChangeKey, FileResult, Status
-from dicomcloak.errors import DicomcloakError, InputError, ProcessingError
+from dicomcloak.errors import DicomcloakError, InputError, KeyError_, ProcessingError
 from dicomcloak.io.grouped import GroupedWriter
 from dicomcloak.io.inputs import InputItem
 from dicomcloak.io.layout import mirror_relpath
@@ -94,7 +94,8 @@ class EmbeddedKeys:
         from dicomcloak.keys.sealing import load_trusted_sealers
 
         key = serialization.load_der_private_key(self.private_key, None)
-        assert isinstance(key, rsa.RSAPrivateKey)  # checked when the parent loaded it (load_owner_key)
+        if not isinstance(key, rsa.RSAPrivateKey):  # load_owner_key accepted only RSA keys in the parent
+            raise KeyError_("the owner's private key is not an RSA key", reference="private-key-invalid")
         owner = OwnerKey(key, load_certificate(self.certificate, "the owner certificate"))
         trusted = load_trusted_sealers((pem, "--trusted-sealer") for pem in self.trusted)
         return Reidentifier(owner, accept_unverified=self.accept_unverified, trusted=trusted), None
