@@ -24,8 +24,9 @@ from dicomcloak.cli._common import (
     load_policy,
     warn,
 )
+from dicomcloak.cli._inputs import FromListArg, gather_inputs
 from dicomcloak.cli._sealing import TrustedSealerArg
-from dicomcloak.cli.deid import check_paths, default_run_dir, history, make_run_dir
+from dicomcloak.cli.deid import default_run_dir, history, make_run_dir
 from dicomcloak.cli.vault import KeyArg
 from dicomcloak.errors import DicomcloakError, UsageError
 
@@ -60,9 +61,15 @@ StudySelectArg = Annotated[
 @handles_errors
 def reid(
     inputs: Annotated[
-        list[Path], typer.Argument(metavar="INPUT...", help="De-identified DICOM files, directories, zips.")
-    ],
+        list[Path] | None,
+        typer.Argument(
+            metavar="[INPUT]...", help="De-identified DICOM files, directories, zip or tar archives.",
+            show_default=False,
+        ),
+    ] = None,
+    *,
     out: Annotated[Path, typer.Option("--out", help="Output directory (mirrors the inputs' layout).")],
+    from_list: FromListArg = None,
     private_key: Annotated[
         Path | None, typer.Option("--private-key", help="Recipient private key (PEM): embedded mode.")
     ] = None,
@@ -120,12 +127,12 @@ def reid(
     out = out.resolve()
     run = (run_dir or default_run_dir(out)).resolve()
     qdir = (quarantine or run / "quarantine").resolve()
-    check_paths([path.resolve() for path in inputs], out, run, qdir)
-    items = list(iter_inputs(inputs, follow_symlinks=follow_symlinks))
+    paths = gather_inputs(inputs, from_list, out, run, qdir, "reid")
+    items = list(iter_inputs(paths, follow_symlinks=follow_symlinks))
     the_policy = load_policy(option, policy, strict_table=strict_table)
     selection = Selection.of(patient or (), study or ())
     settings = ReidSettings(
-        out, run, qdir, len(inputs) > 1, the_policy, history=history(out, run),
+        out, run, qdir, len(paths) > 1, the_policy, history=history(out, run),
         jobs=jobs or default_jobs(), selection=selection,
     )
     if private_key is not None:
