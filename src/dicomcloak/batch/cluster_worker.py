@@ -1,0 +1,238 @@
+"""What runs inside each Dask worker process for ``deid --dask``: its contexts, built once, closed once.
+
+The client ships a :class:`Recipe` once per run (scattered to the workers):
+the run's :class:`~dicomcloak.batch.worker.WorkerSettings` *without their
+secrets*, and where the key material lies. Each worker process reads the key
+file (and the sealer key) itself, from a path every node sees (shared storage
+or a secret mounted on every node), and checks it holds the key the client
+used (its key id, never the key): the project key never crosses the
+scheduler or the network (docs/cluster.md, "Keys").
+
+A worker process builds one :class:`~dicomcloak.batch.worker.WorkerContext`
+per thread that runs a chunk of the run (a context is not thread-safe), and
+keeps them in a module-level registry keyed by the run's opaque id, so every
+later chunk reuses them. Before its first context exists, the process leaves a
+*marker* named by a random token in the run's shared directory: the client
+compares the markers with the workers that closed, so a worker that died
+with uncommitted outputs, even before answering a single chunk, is never
+missed (:mod:`dicomcloak.batch.placement`: the run then stops, ``worker-died``).
+At the end the client calls :func:`close_run` on every worker: each context
+commits its last group (and seals it) and reports what it could not place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dicomcloak.batch.pool import _picklable  # an error that does not pickle: its type name only
+from dicomcloak.batch.worker import FileResult, WorkerContext, WorkerSettings, build_context, process_chunk
+from dicomcloak.errors import DicomcloakError, KeyError_, UsageError
+
+if TYPE_CHECKING:
+    from dicomcloak.batch.run import Task
+    from dicomcloak.keys import Keyring
+
+__all__ = ["ChunkDone", "Closed", "KeyFiles", "Recipe", "close_run", "run_chunk", "stop_run"]
+
+
+@dataclass(frozen=True)
+class KeyFiles:
+    """Where each worker reads the key material itself, and the ids it must find there (never a secret).
+
+    ``key``: the project key file (its wrapping keys from ``DICOMCLOAK_WRAPPING_KEYS``
+    when the worker's environment sets it, as on the client); ``wrapping_key_id``:
+    the current wrapping key the vault's data keys are wrapped with (None: no vault);
+    ``sealer_key`` and ``sealer_fingerprint``: the key that signs embedded seals.
+    """
+
+    key: Path
+    key_id: str
+    wrapping_key_id: str | None = None
+    sealer_key: Path | None = None
+    sealer_fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One run, as shipped to the workers: settings without secrets, the key files, the shared directory.
+
+    ``fields`` are the :class:`WorkerSettings` fields but ``key``; its seal
+    settings, if any, carry neither the key ring nor the sealer key.
+    ``shared`` holds ``claims/`` and ``workers/`` (the markers), on storage
+    every worker sees. ``version``: dicomcloak's on the client; a worker
+    with another one would write other bytes, and refuses.
+    """
+
+    run: str
+    fields: Mapping[str, Any]
+    keys: KeyFiles
+    shared: Path
+    version: str
+
+
+@dataclass(frozen=True)
+class ChunkDone:
+    """A chunk's results and the token of the worker process that made them."""
+
+    token: str
+    results: list[FileResult]
+
+
+@dataclass(frozen=True)
+class Closed:
+    """How a worker process closed its contexts of a run: its token, what it could not place, its error."""
+
+    token: str
+    unplaced: dict[int, int]
+    error: BaseException | None = None
+
+
+@dataclass
+class _Run:
+    """A worker process's state for one run: its settings (with the keys it read) and its contexts."""
+
+    token: str
+    settings: WorkerSettings
+    contexts: dict[int, WorkerContext] = field(default_factory=dict)  # by thread
+    stopped: bool = False
+
+
+_RUNS: dict[str, _Run] = {}
+_LOCK = threading.Lock()  # guards _RUNS and each run's contexts
+
+
+def run_chunk(recipe: Recipe, chunk: list[Task]) -> ChunkDone:
+    """Process one chunk with this thread's context of the run (built on first use); nothing once stopped."""
+    state, ctx = _context(recipe)
+    if ctx is None:
+        return ChunkDone(state.token, [])
+    return ChunkDone(state.token, process_chunk(chunk, ctx))
+
+
+def stop_run(run: str) -> None:
+    """Let the chunks of ``run`` not yet started return without processing (the run stopped)."""
+    with _LOCK:
+        state = _RUNS.get(run)
+        if state is not None:
+            state.stopped = True
+
+
+async def close_run(run: str) -> Closed | None:
+    """Close this process's contexts of ``run`` off the worker's event loop; None if it had none."""
+    return await asyncio.to_thread(_close, run)
+
+
+def _close(run: str) -> Closed | None:
+    """Commit each context's last group (and seal it); the first error is returned, never raised."""
+    with _LOCK:
+        state = _RUNS.pop(run, None)
+    if state is None:
+        return None
+    unplaced: dict[int, int] = {}
+    error: BaseException | None = None
+    for ctx in state.contexts.values():
+        try:
+            ctx.close()
+        except Exception as raised:  # noqa: BLE001 - every context gets to commit; the client raises it
+            error = error or _picklable(raised)
+        finally:
+            unplaced.update(ctx.writer.unplaced)
+    return Closed(state.token, unplaced, error)
+
+
+def _context(recipe: Recipe) -> tuple[_Run, WorkerContext | None]:
+    """This run's state in this process and this thread's context (None once the run is stopped)."""
+    with _LOCK:
+        state = _RUNS.get(recipe.run)
+        if state is None:
+            state = _RUNS[recipe.run] = _start(recipe)
+        if state.stopped:
+            return state, None
+        thread = threading.get_ident()
+        ctx = state.contexts.get(thread)
+        if ctx is None:
+            ctx = state.contexts[thread] = build_context(state.settings)
+    return state, ctx
+
+
+def _start(recipe: Recipe) -> _Run:
+    """Check the version, read the keys, leave this process's marker: the run's state here."""
+    from dicomcloak import __version__
+
+    if recipe.version != __version__:
+        raise UsageError(
+            f"this Dask worker runs dicomcloak {__version__}, the client {recipe.version}",
+            reference="dask-version-mismatch",
+            hint="install the same dicomcloak version on every worker (outputs must not depend on the node)",
+        )
+    settings = _settings(recipe)
+    token = uuid.uuid4().hex
+    fd = os.open(recipe.shared / "workers" / token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
+    return _Run(token, settings)
+
+
+def _settings(recipe: Recipe) -> WorkerSettings:
+    """The run's settings with the key material this worker read and checked itself."""
+    ring = _keyring(recipe.keys)
+    fields = dict(recipe.fields)
+    seal = fields.get("seal")
+    if seal is not None:
+        sealer = _sealer_key(recipe.keys) if seal.recipients else None
+        fields["seal"] = replace(seal, keyring=ring if seal.vault_url else None, sealer_key=sealer)
+    fields["workers"] = _threads()
+    return WorkerSettings(key=ring.project, **fields)
+
+
+def _keyring(keys: KeyFiles) -> Keyring:
+    """The key ring of the key file (wrapping keys from this worker's environment if set), checked."""
+    from dicomcloak.batch.keyfiles import resolve_keyring
+
+    found = resolve_keyring(keys.key, os.environ)
+    assert found is not None  # a path is given: resolve_keyring returns a ring or raises
+    ring = found[0]
+    if ring.project.key_id != keys.key_id:
+        raise _mismatch("key file", keys.key, ring.project.key_id, keys.key_id)
+    if keys.wrapping_key_id is not None and ring.current.key_id != keys.wrapping_key_id:
+        raise _mismatch("current wrapping key of", keys.key, ring.current.key_id, keys.wrapping_key_id)
+    return ring
+
+
+def _sealer_key(keys: KeyFiles) -> bytes:
+    """The sealer key's PEM, read here and checked against the client's fingerprint."""
+    from dicomcloak.batch.keyfiles import read_sealer_key
+    from dicomcloak.keys.sealing import load_sealer_key
+
+    if keys.sealer_key is None:
+        raise UsageError("embedded seals need a sealer key", reference="sealer-key-required")
+    pem = read_sealer_key(keys.sealer_key)
+    found = load_sealer_key(pem, str(keys.sealer_key)).fingerprint.hex()[:16]
+    if found != keys.sealer_fingerprint:
+        raise _mismatch("sealer key", keys.sealer_key, found, keys.sealer_fingerprint or "")
+    return pem
+
+
+def _mismatch(what: str, path: Path, found: str, expected: str) -> DicomcloakError:
+    """The key a worker read is not the client's: ids only (they name keys without revealing them)."""
+    return KeyError_(
+        f"the {what} {path} on this Dask worker is {found}, the client's {expected}",
+        reference="dask-key-mismatch",
+        hint="every worker must see the same key files at the same paths as the client (docs/cluster.md)",
+    )
+
+
+def _threads() -> int:
+    """The threads of this Dask worker: the pixel stage shares the cores among them."""
+    try:
+        from distributed import get_worker
+
+        return max(1, int(get_worker().state.nthreads))
+    except (ImportError, ValueError):
+        return 1
