@@ -27,9 +27,9 @@ unknown, and the run stops (``worker-died``) without a report, as with the pool.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import suppress
@@ -38,16 +38,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from dicomcloak.batch.cluster_worker import (
-    ChunkDone,
-    Closed,
-    KeyFiles,
-    Recipe,
-    close_run,
-    run_chunk,
-    stop_run,
-)
-from dicomcloak.batch.worker import FileResult, WorkerSettings
+from dicomcloak.batch.cluster_worker import Closed, KeyFiles, Recipe, close_run, markers, run_chunk, stop_file
+from dicomcloak.batch.worker import FileResult, SealSettings, WorkerSettings
 from dicomcloak.errors import DicomcloakError, OutputError, UsageError
 from dicomcloak.io.staging import CLAIMS_PREFIX, owner
 
@@ -59,10 +51,10 @@ if TYPE_CHECKING:
 
 __all__ = ["KeyFiles", "check_cluster", "cluster_results", "key_files", "plaintext"]
 
-_CONNECT_TIMEOUT = "30s"
 _WORKERS_TIMEOUT = 60.0  # seconds to wait for a first worker
 _WIND_DOWN_TIMEOUT = 600.0  # seconds the chunks in flight get to finish once a run stops
 _CHUNK_MIN, _CHUNK_MAX = 8, 64  # inputs per task: few round trips, no long tail
+_LIVENESS_INTERVAL = 1.0  # seconds between checks that no worker holding outputs of the run has left
 
 
 def check_cluster(worker: WorkerSettings) -> None:
@@ -140,6 +132,7 @@ def cluster_results(
         if observer is not None:
             observer.start(0)
         return
+    _prepare_vault(settings.worker.seal)
     client = _connect(settings.scheduler)
     shared = _shared_dir(settings.run_dir)
     try:
@@ -150,12 +143,25 @@ def cluster_results(
         shutil.rmtree(shared, ignore_errors=True)
 
 
+def _prepare_vault(seal: SealSettings | None) -> None:
+    """Open the vault once here, before any worker does: its tables are created (and its project key
+    checked) by one process. PostgreSQL's ``CREATE TABLE`` is not safe against a concurrent one (a
+    unique violation in its catalogue); the local pool does its first file before forking likewise."""
+    if seal is None or seal.vault_url is None or seal.keyring is None:
+        return
+    from dicomcloak.vault import Vault
+
+    wait = {} if seal.vault_wait is None else {"wait": seal.vault_wait}
+    Vault.open(seal.vault_url, seal.keyring, audit_url=seal.audit_url, **wait).close()
+
+
 def _connect(address: str) -> Client:
     """A client of the scheduler (TLS and credentials from Dask's configuration), once a worker is there."""
     from distributed import Client
 
     try:
-        client = Client(address, timeout=_CONNECT_TIMEOUT, set_as_default=False)  # type: ignore[no-untyped-call]
+        # The connection timeout is Dask's (distributed.comm.timeouts.connect).
+        client = Client(address, set_as_default=False)  # type: ignore[no-untyped-call]
     except (OSError, TimeoutError, ValueError):
         raise UsageError(
             f"cannot reach the Dask scheduler at {address}",
@@ -201,7 +207,7 @@ def _run(
 ) -> Iterator[FileResult]:
     from distributed import as_completed
 
-    shipped = client.scatter(recipe, broadcast=True, hash=False)  # type: ignore[no-untyped-call]  # once per worker, not once per task
+    shipped = client.scatter(recipe, broadcast=True, hash=False)  # type: ignore[no-untyped-call]
     size = _chunk_size(len(tasks), sum(client.nthreads().values()))  # type: ignore[no-untyped-call]
     futures = [
         client.submit(run_chunk, shipped, tasks[start : start + size], key=f"dicomcloak-{recipe.run}-{n}",
@@ -211,11 +217,15 @@ def _run(
     if observer is not None:
         observer.start(len(tasks))
     done: set[str] = set()
+    checked = time.monotonic()
     try:
-        for future in as_completed(futures):  # type: ignore[no-untyped-call]
-            chunk = _result(future)
+        for future in as_completed(futures, loop=client.loop):  # type: ignore[no-untyped-call]
+            results = _result(future)
             done.add(future.key)
-            yield from chunk.results
+            yield from results
+            if time.monotonic() - checked > _LIVENESS_INTERVAL:
+                _check_alive(client, recipe)
+                checked = time.monotonic()
     except DicomcloakError:
         yield from _wind_down(client, recipe, futures, done, placement)  # results of chunks in flight
         raise
@@ -233,7 +243,7 @@ def _chunk_size(tasks: int, threads: int) -> int:
     return max(_CHUNK_MIN, min(_CHUNK_MAX, tasks // max(1, threads * 8)))
 
 
-def _result(future: Future[ChunkDone]) -> ChunkDone:
+def _result(future: Future[list[FileResult]]) -> list[FileResult]:
     """A chunk's results; its error raised typed, a worker lost for good as ``worker-died``."""
     from distributed import KilledWorker
 
@@ -241,6 +251,18 @@ def _result(future: Future[ChunkDone]) -> ChunkDone:
         return future.result()
     except KilledWorker:
         raise _died() from None
+
+
+def _check_alive(client: Client, recipe: Recipe) -> None:
+    """Stop the run as soon as a worker that holds outputs of it has left the cluster (``worker-died``).
+
+    Markers are read before the scheduler is asked: a worker leaves its
+    marker only once registered, so a marker's worker missing from the answer is gone.
+    """
+    left = markers(recipe.shared)
+    alive = set(client.scheduler_info()["workers"])
+    if set(left.values()) - alive:
+        raise _died()
 
 
 def _died() -> OutputError:
@@ -252,7 +274,8 @@ def _died() -> OutputError:
 
 
 def _wind_down(
-    client: Client, recipe: Recipe, futures: list[Future[ChunkDone]], done: set[str], placement: Placement
+    client: Client, recipe: Recipe, futures: list[Future[list[FileResult]]], done: set[str],
+    placement: Placement,
 ) -> list[FileResult]:
     """After an error: chunks not started return nothing, those in flight finish; every worker closes.
 
@@ -261,7 +284,7 @@ def _wind_down(
     """
     from distributed import wait
 
-    client.run(stop_run, recipe.run, on_error="ignore")
+    stop_file(recipe.shared).touch()  # seen by every worker, one that joins later too
     with suppress(Exception):
         wait(futures, timeout=_WIND_DOWN_TIMEOUT)  # type: ignore[no-untyped-call]
     late = [f for f in futures if f.key not in done and f.status == "finished"]
@@ -271,9 +294,9 @@ def _wind_down(
     return leftovers
 
 
-def _quiet(future: Future[ChunkDone]) -> list[FileResult]:
+def _quiet(future: Future[list[FileResult]]) -> list[FileResult]:
     try:
-        return future.result().results
+        return future.result()
     except Exception:  # noqa: BLE001 - the run's own error is being raised
         return []
 
@@ -285,8 +308,7 @@ def _close(client: Client, recipe: Recipe, placement: Placement) -> DicomcloakEr
     for answer in closed:
         placement.unplaced.update(answer.unplaced)
     errors = [answer.error for answer in closed if answer.error is not None]
-    lost = set(os.listdir(recipe.shared / "workers")) - {answer.token for answer in closed}
-    if lost:
+    if set(markers(recipe.shared)) - {answer.token for answer in closed}:
         placement.complete = False  # a worker's last group is unknown: no report can count it
         return errors[0] if errors else _died()
     return errors[0] if errors else None

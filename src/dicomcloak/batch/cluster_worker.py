@@ -34,12 +34,15 @@ from typing import TYPE_CHECKING, Any
 from dicomcloak.batch.pool import _picklable  # an error that does not pickle: its type name only
 from dicomcloak.batch.worker import FileResult, WorkerContext, WorkerSettings, build_context, process_chunk
 from dicomcloak.errors import DicomcloakError, KeyError_, UsageError
+from dicomcloak.io.writer import forget_made_dirs
 
 if TYPE_CHECKING:
     from dicomcloak.batch.run import Task
     from dicomcloak.keys import Keyring
 
-__all__ = ["ChunkDone", "Closed", "KeyFiles", "Recipe", "close_run", "run_chunk", "stop_run"]
+__all__ = [
+    "Closed", "KeyFiles", "Recipe", "close_run", "marker", "markers", "run_chunk", "stop_file",
+]
 
 
 @dataclass(frozen=True)
@@ -78,14 +81,6 @@ class Recipe:
 
 
 @dataclass(frozen=True)
-class ChunkDone:
-    """A chunk's results and the token of the worker process that made them."""
-
-    token: str
-    results: list[FileResult]
-
-
-@dataclass(frozen=True)
 class Closed:
     """How a worker process closed its contexts of a run: its token, what it could not place, its error."""
 
@@ -101,27 +96,33 @@ class _Run:
     token: str
     settings: WorkerSettings
     contexts: dict[int, WorkerContext] = field(default_factory=dict)  # by thread
-    stopped: bool = False
 
 
 _RUNS: dict[str, _Run] = {}
 _LOCK = threading.Lock()  # guards _RUNS and each run's contexts
 
 
-def run_chunk(recipe: Recipe, chunk: list[Task]) -> ChunkDone:
+def run_chunk(recipe: Recipe, chunk: list[Task]) -> list[FileResult]:
     """Process one chunk with this thread's context of the run (built on first use); nothing once stopped."""
-    state, ctx = _context(recipe)
-    if ctx is None:
-        return ChunkDone(state.token, [])
-    return ChunkDone(state.token, process_chunk(chunk, ctx))
+    if stop_file(recipe.shared).exists():
+        return []
+    return process_chunk(chunk, _context(recipe))
 
 
-def stop_run(run: str) -> None:
-    """Let the chunks of ``run`` not yet started return without processing (the run stopped)."""
-    with _LOCK:
-        state = _RUNS.get(run)
-        if state is not None:
-            state.stopped = True
+def stop_file(shared: Path) -> Path:
+    """The file whose presence stops a run: chunks not yet started return nothing, on every worker
+    (one that joins the cluster later too: the run's shared directory is what they all see)."""
+    return shared / "stopped"
+
+
+def marker(shared: Path, token: str) -> Path:
+    """A worker process's marker, named by its token; it holds the worker's Dask address."""
+    return shared / "workers" / token
+
+
+def markers(shared: Path) -> dict[str, str]:
+    """Every marker of the run: token -> address of the worker process that left it."""
+    return {token: marker(shared, token).read_text("utf-8") for token in os.listdir(shared / "workers")}
 
 
 async def close_run(run: str) -> Closed | None:
@@ -147,19 +148,17 @@ def _close(run: str) -> Closed | None:
     return Closed(state.token, unplaced, error)
 
 
-def _context(recipe: Recipe) -> tuple[_Run, WorkerContext | None]:
-    """This run's state in this process and this thread's context (None once the run is stopped)."""
+def _context(recipe: Recipe) -> WorkerContext:
+    """This thread's context of the run, built on first use (with the run's state in this process)."""
     with _LOCK:
         state = _RUNS.get(recipe.run)
         if state is None:
             state = _RUNS[recipe.run] = _start(recipe)
-        if state.stopped:
-            return state, None
         thread = threading.get_ident()
         ctx = state.contexts.get(thread)
         if ctx is None:
             ctx = state.contexts[thread] = build_context(state.settings)
-    return state, ctx
+    return ctx
 
 
 def _start(recipe: Recipe) -> _Run:
@@ -173,9 +172,13 @@ def _start(recipe: Recipe) -> _Run:
             hint="install the same dicomcloak version on every worker (outputs must not depend on the node)",
         )
     settings = _settings(recipe)
+    forget_made_dirs()  # this process may have written an earlier run's tree, since deleted
     token = uuid.uuid4().hex
-    fd = os.open(recipe.shared / "workers" / token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.close(fd)
+    fd = os.open(marker(recipe.shared, token), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, _address().encode())
+    finally:
+        os.close(fd)
     return _Run(token, settings)
 
 
@@ -226,6 +229,16 @@ def _mismatch(what: str, path: Path, found: str, expected: str) -> DicomcloakErr
         reference="dask-key-mismatch",
         hint="every worker must see the same key files at the same paths as the client (docs/cluster.md)",
     )
+
+
+def _address() -> str:
+    """This Dask worker's address, as the scheduler names it ("" outside a worker)."""
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        return ""
 
 
 def _threads() -> int:

@@ -1,0 +1,319 @@
+"""``deid --dask`` on a real local Dask cluster: a scheduler and two worker processes started here.
+
+The outputs are byte-identical to a local ``--jobs 2`` run of the same job
+(architecture.md decision 2: keyed determinism), every output has its record
+in a PostgreSQL vault, the reports count alike; the scheduler never sees an
+input path; what a cluster cannot share is refused; a worker killed mid-run
+stops the run with ``worker-died`` and leaves only complete, sealed outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from pydicom import dcmread
+from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
+
+from dicomcloak.keys import ProjectKey, write_key_file
+
+if TYPE_CHECKING:
+    from dicomcloak.testing.postgres import PostgresServer
+
+#: Multi-frame and compressed instances bundled with pydicom (distinct SOP Instance UIDs).
+BUNDLED = ("emri_small_RLE.dcm", "MR_small_RLE.dcm", "JPEG2000.dcm", "SC_rgb_jpeg_gdcm.dcm")
+GENERATED = 94  # + 4 bundled + 1 duplicate + 1 not DICOM = 100 inputs
+_START_TIMEOUT = 90.0
+SURNAME = "Smithers"  # the patient's, in every input's path and header: never in what the scheduler sees
+
+RunCli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def _cts(root: Path, n: int, seed: str) -> Path:
+    """``n`` CT instances with fresh UIDs, 4 per study, in folders named after the patient."""
+    source = dcmread(str(get_testdata_file("CT_small.dcm")))
+    source.PatientName = f"{SURNAME}^Waylon"
+    for index in range(n):
+        source.StudyInstanceUID = generate_uid(entropy_srcs=[seed, "study", str(index // 4)])
+        source.SOPInstanceUID = generate_uid(entropy_srcs=[seed, "sop", str(index)])
+        source.file_meta.MediaStorageSOPInstanceUID = source.SOPInstanceUID
+        path = root / f"{SURNAME}_Waylon" / f"series{index // 8}" / f"img{index:03d}.dcm"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        source.save_as(path, enforce_file_format=True)
+    return root
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    """A running scheduler and its two workers: the address, and the scheduler's log file."""
+
+    address: str
+    scheduler_log: Path
+
+
+def _dask(tool: str) -> list[str]:
+    script = Path(sys.executable).with_name("dask")
+    return [str(script), tool] if script.exists() else [sys.executable, "-m", f"distributed.cli.dask_{tool}"]
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """``dask scheduler`` on a free port and two ``dask worker`` processes (one thread each)."""
+    from distributed import Client
+
+    root = tmp_path_factory.mktemp("dask")
+    scheduler_file, log = root / "scheduler.json", root / "scheduler.log"
+    environ = {k: v for k, v in os.environ.items() if k != "DICOMCLOAK_KEY_FILE"}
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        with log.open("wb") as sink:
+            started.append(subprocess.Popen(
+                [*_dask("scheduler"), "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                 "--scheduler-file", str(scheduler_file)],
+                stdout=sink, stderr=subprocess.STDOUT, env=environ, cwd=root,
+            ))
+        _wait_for(scheduler_file.exists)
+        for n in range(2):
+            with (root / f"worker{n}.log").open("wb") as sink:
+                started.append(subprocess.Popen(
+                    [*_dask("worker"), "--scheduler-file", str(scheduler_file), "--nworkers", "1",
+                     "--nthreads", "1", "--no-dashboard", "--local-directory", str(root / f"w{n}")],
+                    stdout=sink, stderr=subprocess.STDOUT, env=environ, cwd=root,
+                ))
+        address = json.loads(scheduler_file.read_text())["address"]
+        with Client(address, timeout="30s", set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=_START_TIMEOUT)
+        yield LocalCluster(address, log)
+    finally:
+        for process in reversed(started):  # all at once: each takes a few seconds to stop gracefully
+            if process.poll() is None:
+                process.terminate()
+        for process in started:
+            _stop(process)
+
+
+def _wait_for(condition: Any, timeout: float = _START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """100 inputs: generated CTs (named after the patient), bundled multi-frame/compressed ones, a
+    duplicate and a file that is not DICOM."""
+    root = _cts(tmp_path_factory.mktemp("corpus") / "in", GENERATED, "cluster")
+    bundled = root / f"{SURNAME}_Waylon" / "bundled"
+    bundled.mkdir()
+    for name in BUNDLED:
+        shutil.copyfile(get_testdata_file(name), bundled / name)
+    shutil.copyfile(bundled / BUNDLED[0], bundled / "copy-of-first.dcm")
+    (bundled / "notes.dcm").write_bytes(b"not DICOM at all\n" * 10)
+    return root
+
+
+@pytest.fixture(scope="module")
+def key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cluster-key") / "project.key"
+    write_key_file(path, ProjectKey.generate())
+    return path
+
+
+def _tree(out: Path) -> dict[str, bytes]:
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def _summary(out: Path) -> dict[str, Any]:
+    report = json.loads((out.with_name(out.name + ".run") / "latest" / "report.json").read_text())
+    summary: dict[str, Any] = report["summary"]
+    return summary
+
+
+def _every_output_sealed(url: str, out: Path, key: Path) -> int:
+    """Each file in the output tree has its vault record (the vault opens it); how many there are."""
+    from dicomcloak.cli.vault import load_keyring_from
+    from dicomcloak.vault import Vault
+
+    outputs = sorted(out.rglob("*.dcm"))
+    with Vault.open(url, load_keyring_from(key)) as vault:
+        for path in outputs:
+            ds = dcmread(path, stop_before_pixels=True)
+            vault.open_record(ds.StudyInstanceUID, ds.SOPInstanceUID)
+    return len(outputs)
+
+
+_COUNTS = ("files", "written", "duplicates", "quarantined", "skipped", "reasons", "changed_attributes",
+           "uid_conflicts", "bytes_in", "bytes_out")
+
+
+def test_a_cluster_run_equals_a_local_run_byte_for_byte(
+    cluster: LocalCluster, corpus: Path, key: Path, tmp_path: Path, run_cli: RunCli,
+    postgres_server_session: PostgresServer,
+) -> None:
+    vaults = postgres_server_session.create_database(), postgres_server_session.create_database()
+    common = ("--key", key, "--pixels", "off", "--json")
+    on_cluster = run_cli("deid", corpus, "--out", tmp_path / "dask", "--vault", vaults[0], "--dask",
+                         cluster.address, *common)
+    local = run_cli("deid", corpus, "--out", tmp_path / "local", "--vault", vaults[1], "--jobs", "2", *common)
+    assert on_cluster.returncode == local.returncode == 1, (on_cluster.stderr, local.stderr)  # 1 quarantined
+    assert "Traceback" not in on_cluster.stderr and "warning" not in on_cluster.stderr.lower()
+    cluster_tree, local_tree = _tree(tmp_path / "dask"), _tree(tmp_path / "local")
+    assert len(cluster_tree) == GENERATED + len(BUNDLED)
+    assert cluster_tree.keys() == local_tree.keys()
+    assert [p for p in cluster_tree if cluster_tree[p] != local_tree[p]] == []
+    summaries = _summary(tmp_path / "dask"), _summary(tmp_path / "local")
+    assert {k: summaries[0][k] for k in _COUNTS} == {k: summaries[1][k] for k in _COUNTS}
+    assert summaries[0]["duplicates"] == 1
+    assert summaries[0]["reasons"] == {"duplicate-instance": 1, "not-dicom": 1}
+    assert _every_output_sealed(vaults[0], tmp_path / "dask", key) == len(cluster_tree)
+    # Nothing but outputs in the output tree; the run's shared directory (claims, markers) is gone.
+    assert not list((tmp_path / "dask").rglob(".*"))
+    assert not list((tmp_path / "dask.run").glob(".dicomcloak-claims*"))
+
+
+def test_the_scheduler_sees_no_input_path(
+    cluster: LocalCluster, corpus: Path, key: Path, tmp_path: Path, run_cli: RunCli
+) -> None:
+    """Task keys are opaque; the scheduler's task names and log never carry a patient's name."""
+    from distributed import Client
+
+    done = run_cli("deid", corpus, "--out", tmp_path / "out", "--key", key, "--pixels", "off", "--dask",
+                   cluster.address)
+    assert done.returncode == 1, done.stderr
+    with Client(cluster.address, timeout="30s", set_as_default=False) as client:
+        prefixes = client.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes))
+    assert "dicomcloak" in prefixes
+    assert not [p for p in prefixes if SURNAME in p or "/" in p], prefixes
+    assert SURNAME not in cluster.scheduler_log.read_text(errors="replace")
+
+
+def test_the_workers_get_no_secret(key: Path, tmp_path: Path) -> None:
+    """The recipe shipped through the scheduler holds the key file's path and id, never the key."""
+    from dicomcloak.batch.cluster import _recipe, key_files
+    from dicomcloak.batch.worker import SealSettings, WorkerSettings
+    from dicomcloak.cli._common import load_policy
+    from dicomcloak.keys import load_keyring
+
+    ring = load_keyring(key)
+    seal = SealSettings(vault_url="postgresql+pg8000://u@/db", keyring=ring)
+    worker = WorkerSettings(load_policy(None, None, strict_table=False), ring.project, "default",
+                            tmp_path / "out", tmp_path / "q", seal=seal)
+    recipe = _recipe(worker, key_files(worker, key), tmp_path)
+    shipped = pickle.dumps(recipe)
+    secrets = [ring.project.secret, *(k.secret for k in ring.wrapping if k.secret)]
+    assert secrets and not [s for s in secrets if s in shipped]
+    assert ring.project.key_id.encode() in shipped
+    assert pickle.loads(shipped).keys.key == key.resolve()
+
+
+def test_a_worker_with_another_key_at_the_path_refuses(key: Path, tmp_path: Path) -> None:
+    from dicomcloak.batch.cluster import _recipe, key_files
+    from dicomcloak.batch.cluster_worker import run_chunk
+    from dicomcloak.batch.worker import WorkerSettings
+    from dicomcloak.cli._common import load_policy
+    from dicomcloak.errors import KeyError_
+    from dicomcloak.keys import load_key_file
+
+    other = tmp_path / "other.key"
+    write_key_file(other, ProjectKey.generate())
+    worker = WorkerSettings(load_policy(None, None, strict_table=False), load_key_file(key), "default",
+                            tmp_path / "out", tmp_path / "q")
+    recipe = _recipe(worker, key_files(worker, other), tmp_path)  # the id of `key`, the path of `other`
+    with pytest.raises(KeyError_) as raised:
+        run_chunk(recipe, [])
+    assert raised.value.reference == "dask-key-mismatch"
+
+
+@pytest.mark.parametrize(
+    ("extra", "reference"),
+    [
+        (("--vault", "sqlite:///{tmp}/vault.db"), "dask-needs-shared-vault"),
+        (("--vault", "postgresql+pg8000://u@/db", "--audit", "sqlite:///{tmp}/audit.db"),
+         "dask-needs-shared-vault"),
+        (("--ephemeral-key",), "dask-needs-key-file"),
+    ],
+)
+def test_what_a_cluster_cannot_share_is_refused_before_any_work(
+    extra: tuple[str, ...], reference: str, dicom_tree: Path, key_file: Path, tmp_path: Path, run_cli: RunCli
+) -> None:
+    """Refused before the scheduler is asked (the address here answers nothing)."""
+    keys = () if "--ephemeral-key" in extra else ("--key", key_file)
+    arguments = [a.format(tmp=tmp_path) for a in extra]
+    done = run_cli("deid", dicom_tree, "--out", tmp_path / "out", *keys, *arguments, "--dask",
+                   "tcp://127.0.0.1:9")
+    assert done.returncode == 2, done.stderr
+    assert f"error[{reference}]" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unreachable_scheduler_is_a_usage_error(dicom_tree: Path, key_file: Path, tmp_path: Path,
+                                                   run_cli: RunCli) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    done = run_cli("deid", dicom_tree, "--out", tmp_path / "out", "--key", key_file, "--dask",
+                   f"tcp://127.0.0.1:{port}", env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"})
+    assert done.returncode == 2, done.stderr
+    assert "error[dask-unreachable]" in done.stderr
+
+
+def test_a_worker_killed_mid_run_stops_the_run_with_only_complete_sealed_outputs(
+    cluster: LocalCluster, key: Path, tmp_path: Path, postgres_server_session: PostgresServer
+) -> None:
+    """Kept last in this module: the killed worker's nanny starts a new one for the next tests."""
+    from distributed import Client
+
+    tree = _cts(tmp_path / "in", 200, "killed")
+    url = postgres_server_session.create_database()
+    out = tmp_path / "out"
+    script = Path(sys.executable).with_name("dicomcloak")
+    environ = {k: v for k, v in os.environ.items() if k != "DICOMCLOAK_KEY_FILE"}
+    run = subprocess.Popen(
+        [str(script), "deid", str(tree), "--out", str(out), "--key", str(key), "--vault", url,
+         "--pixels", "off", "--dask", cluster.address],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ,
+    )
+    try:
+        staging = out / ".dicomcloak-tmp"
+        _wait_for(lambda: (staging.is_dir() and any(staging.iterdir())) or run.poll() is not None)
+        with Client(cluster.address, timeout="30s", set_as_default=False) as client:
+            pids = client.run(os.getpid)
+            os.kill(next(iter(pids.values())), signal.SIGKILL)  # a worker with outputs not yet committed
+            _, stderr = run.communicate(timeout=300)
+            client.wait_for_workers(2, timeout=_START_TIMEOUT)  # its nanny starts another
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == 3, stderr
+    assert "error[worker-died]" in stderr and "Traceback" not in stderr
+    outputs = sorted(out.rglob("*.dcm"))
+    assert [p for p in outputs if ".dicomcloak-tmp" in p.parts] == []
+    for path in outputs:
+        dcmread(path)  # complete
+    assert _every_output_sealed(url, out, key) == len(outputs)
