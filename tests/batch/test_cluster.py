@@ -192,22 +192,37 @@ def test_a_cluster_run_equals_a_local_run_byte_for_byte(
     # Nothing but outputs in the output tree; the run's shared directory (claims, markers) is gone.
     assert not list((tmp_path / "dask").rglob(".*"))
     assert not list((tmp_path / "dask.run").glob(".dicomcloak-claims*"))
+    _no_input_path_seen_by_the_cluster(cluster)
 
 
-def test_the_scheduler_sees_no_input_path(
-    cluster: LocalCluster, corpus: Path, key: Path, tmp_path: Path, run_cli: RunCli
-) -> None:
-    """Task keys are opaque; the scheduler's task names and log never carry a patient's name."""
+def _scheduler_task_names(cluster: LocalCluster) -> list[str]:
     from distributed import Client
 
-    done = run_cli("deid", corpus, "--out", tmp_path / "out", "--key", key, "--pixels", "off", "--dask",
-                   cluster.address)
-    assert done.returncode == 1, done.stderr
+    def prefixes(dask_scheduler: Any) -> list[str]:
+        return sorted(dask_scheduler.task_prefixes)
+
     with Client(cluster.address, timeout="30s", set_as_default=False) as client:
-        prefixes = client.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes))
+        names: list[str] = client.run_on_scheduler(prefixes)
+    return names
+
+
+def _no_input_path_seen_by_the_cluster(cluster: LocalCluster) -> None:
+    """Task keys are opaque; the scheduler's task names and the cluster's logs never name the patient."""
+    prefixes = _scheduler_task_names(cluster)
     assert "dicomcloak" in prefixes
     assert not [p for p in prefixes if SURNAME in p or "/" in p], prefixes
-    assert SURNAME not in cluster.scheduler_log.read_text(errors="replace")
+    for log in cluster.scheduler_log.parent.glob("*.log"):
+        assert SURNAME not in log.read_text(errors="replace"), log.name
+
+
+def test_a_chunk_is_shown_by_its_size_only() -> None:
+    """Dask logs a failed task's arguments: a chunk shows no input path."""
+    from dicomcloak.batch.cluster_worker import Chunk
+    from dicomcloak.io.inputs import InputItem
+
+    relpath = f"{SURNAME}_Waylon/img.dcm"
+    item = InputItem(Path("/in"), "in", relpath, None, Path("/in") / relpath)
+    assert repr(Chunk([(0, item), (1, item)])) == "Chunk(2 inputs)"
 
 
 def test_the_workers_get_no_secret(key: Path, tmp_path: Path) -> None:
@@ -231,7 +246,7 @@ def test_the_workers_get_no_secret(key: Path, tmp_path: Path) -> None:
 
 def test_a_worker_with_another_key_at_the_path_refuses(key: Path, tmp_path: Path) -> None:
     from dicomcloak.batch.cluster import _recipe, key_files
-    from dicomcloak.batch.cluster_worker import run_chunk
+    from dicomcloak.batch.cluster_worker import Chunk, run_chunk
     from dicomcloak.batch.worker import WorkerSettings
     from dicomcloak.cli._common import load_policy
     from dicomcloak.errors import KeyError_
@@ -243,7 +258,7 @@ def test_a_worker_with_another_key_at_the_path_refuses(key: Path, tmp_path: Path
                             tmp_path / "out", tmp_path / "q")
     recipe = _recipe(worker, key_files(worker, other), tmp_path)  # the id of `key`, the path of `other`
     with pytest.raises(KeyError_) as raised:
-        run_chunk(recipe, [])
+        run_chunk(recipe, Chunk([]))
     assert raised.value.reference == "dask-key-mismatch"
 
 

@@ -38,7 +38,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from dicomcloak.batch.cluster_worker import Closed, KeyFiles, Recipe, close_run, markers, run_chunk, stop_file
+from dicomcloak.batch.cluster_worker import (
+    Chunk,
+    Closed,
+    KeyFiles,
+    Recipe,
+    close_run,
+    markers,
+    run_chunk,
+    stop_file,
+)
 from dicomcloak.batch.worker import FileResult, SealSettings, WorkerSettings
 from dicomcloak.errors import DicomcloakError, OutputError, UsageError
 from dicomcloak.io.staging import CLAIMS_PREFIX, owner
@@ -210,8 +219,8 @@ def _run(
     shipped = client.scatter(recipe, broadcast=True, hash=False)  # type: ignore[no-untyped-call]
     size = _chunk_size(len(tasks), sum(client.nthreads().values()))  # type: ignore[no-untyped-call]
     futures = [
-        client.submit(run_chunk, shipped, tasks[start : start + size], key=f"dicomcloak-{recipe.run}-{n}",
-                      pure=False)
+        client.submit(run_chunk, shipped, Chunk(tasks[start : start + size]),
+                      key=f"dicomcloak-{recipe.run}-{n}", pure=False)
         for n, start in enumerate(range(0, len(tasks), size))
     ]
     if observer is not None:

@@ -12,12 +12,15 @@ A worker process builds one :class:`~dicomcloak.batch.worker.WorkerContext`
 per thread that runs a chunk of the run (a context is not thread-safe), and
 keeps them in a module-level registry keyed by the run's opaque id, so every
 later chunk reuses them. Before its first context exists, the process leaves a
-*marker* named by a random token in the run's shared directory: the client
-compares the markers with the workers that closed, so a worker that died
-with uncommitted outputs, even before answering a single chunk, is never
-missed (:mod:`dicomcloak.batch.placement`: the run then stops, ``worker-died``).
-At the end the client calls :func:`close_run` on every worker: each context
-commits its last group (and seals it) and reports what it could not place.
+*marker* named by a random token in the run's shared directory, holding its
+Dask address: during the run the client compares the markers' addresses with
+the scheduler's workers, at the end the markers with the workers that closed,
+so a worker that died with uncommitted outputs, even before answering a single
+chunk, is never missed (:mod:`dicomcloak.batch.placement`: the run then stops,
+``worker-died``). At the end the client calls :func:`close_run` on every
+worker: each context commits its last group (and seals it) and reports what it
+could not place. A run that stops early leaves a *stop file* in the shared
+directory: chunks not yet started then return at once, on every worker.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ if TYPE_CHECKING:
     from dicomcloak.keys import Keyring
 
 __all__ = [
-    "Closed", "KeyFiles", "Recipe", "close_run", "marker", "markers", "run_chunk", "stop_file",
+    "Chunk", "Closed", "KeyFiles", "Recipe", "close_run", "marker", "markers", "run_chunk", "stop_file",
 ]
 
 
@@ -81,6 +84,17 @@ class Recipe:
 
 
 @dataclass(frozen=True)
+class Chunk:
+    """Some inputs for one task. Its ``repr`` counts them only: Dask logs a failed task's arguments
+    (``Compute Failed``, distributed/worker.py), and an input's path may name its patient."""
+
+    tasks: list[Task]
+
+    def __repr__(self) -> str:
+        return f"Chunk({len(self.tasks)} inputs)"
+
+
+@dataclass(frozen=True)
 class Closed:
     """How a worker process closed its contexts of a run: its token, what it could not place, its error."""
 
@@ -95,6 +109,7 @@ class _Run:
 
     token: str
     settings: WorkerSettings
+    shared: Path
     contexts: dict[int, WorkerContext] = field(default_factory=dict)  # by thread
 
 
@@ -102,11 +117,11 @@ _RUNS: dict[str, _Run] = {}
 _LOCK = threading.Lock()  # guards _RUNS and each run's contexts
 
 
-def run_chunk(recipe: Recipe, chunk: list[Task]) -> list[FileResult]:
+def run_chunk(recipe: Recipe, chunk: Chunk) -> list[FileResult]:
     """Process one chunk with this thread's context of the run (built on first use); nothing once stopped."""
     if stop_file(recipe.shared).exists():
         return []
-    return process_chunk(chunk, _context(recipe))
+    return process_chunk(chunk.tasks, _context(recipe))
 
 
 def stop_file(shared: Path) -> Path:
@@ -134,8 +149,10 @@ def _close(run: str) -> Closed | None:
     """Commit each context's last group (and seal it); the first error is returned, never raised."""
     with _LOCK:
         state = _RUNS.pop(run, None)
-    if state is None:
-        return None
+    return None if state is None else _closed(state)
+
+
+def _closed(state: _Run) -> Closed:
     unplaced: dict[int, int] = {}
     error: BaseException | None = None
     for ctx in state.contexts.values():
@@ -153,12 +170,26 @@ def _context(recipe: Recipe) -> WorkerContext:
     with _LOCK:
         state = _RUNS.get(recipe.run)
         if state is None:
+            _reap()
             state = _RUNS[recipe.run] = _start(recipe)
         thread = threading.get_ident()
         ctx = state.contexts.get(thread)
         if ctx is None:
             ctx = state.contexts[thread] = build_context(state.settings)
     return ctx
+
+
+def _reap() -> None:
+    """Close the runs whose client is gone (killed: its shared directory was removed by a later run).
+
+    Their last groups commit, sealed as ever; without this a long-lived worker
+    would hold their contexts, vault connections and temporary files forever.
+    Called with the lock held, as a new run starts here.
+    """
+    for run, state in list(_RUNS.items()):
+        if not state.shared.exists():
+            del _RUNS[run]
+            _closed(state)
 
 
 def _start(recipe: Recipe) -> _Run:
@@ -179,7 +210,7 @@ def _start(recipe: Recipe) -> _Run:
         os.write(fd, _address().encode())
     finally:
         os.close(fd)
-    return _Run(token, settings)
+    return _Run(token, settings, recipe.shared)
 
 
 def _settings(recipe: Recipe) -> WorkerSettings:
