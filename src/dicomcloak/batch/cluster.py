@@ -238,9 +238,9 @@ def _run(
     except DicomcloakError:
         yield from _wind_down(client, recipe, futures, done, placement)  # results of chunks in flight
         raise
-    except BaseException:
+    except BaseException:  # interrupted (Ctrl-C, the caller stopped reading): stop at once, close nothing
         with suppress(Exception):
-            _wind_down(client, recipe, futures, done, placement)
+            _abandon(client, recipe, futures)
         raise
     error = _close(client, recipe, placement)
     if error is not None:
@@ -301,6 +301,13 @@ def _wind_down(
     leftovers = [result for f in late for result in _quiet(f)]
     _close(client, recipe, placement)
     return leftovers
+
+
+def _abandon(client: Client, recipe: Recipe, futures: list[Future[list[FileResult]]]) -> None:
+    """Stop the run without waiting: chunks in flight finish on their workers, whose contexts are
+    closed (last groups committed, sealed) by the workers' next run, once this run's shared directory is gone."""
+    stop_file(recipe.shared).touch()
+    client.cancel(futures)  # type: ignore[no-untyped-call]
 
 
 def _quiet(future: Future[list[FileResult]]) -> list[FileResult]:
