@@ -304,8 +304,8 @@ def _wind_down(
 
 
 def _abandon(client: Client, recipe: Recipe, futures: list[Future[list[FileResult]]]) -> None:
-    """Stop the run without waiting: chunks in flight finish on their workers, whose contexts are
-    closed (last groups committed, sealed) by the workers' next run, once this run's shared directory is gone."""
+    """Stop the run without waiting: chunks in flight finish on their workers, whose contexts are closed
+    (last groups committed, sealed) by the workers' next run, once this run's shared directory is gone."""
     stop_file(recipe.shared).touch()
     client.cancel(futures)  # type: ignore[no-untyped-call]
 
