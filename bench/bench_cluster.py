@@ -2,7 +2,9 @@
 """``deid --dask`` on a local 2-worker Dask cluster against ``deid --jobs 2``, on the same corpus.
 
 Builds a synthetic PHI corpus (``dicomcloak.testing.corpus``), starts a Dask
-scheduler and two workers (one process, one thread each) on this host, and
+scheduler and two workers (one process, one thread each) on this host, with
+Dask's statistical profiler off in the workers as docs/cluster.md advises
+(``--dask-profile`` keeps Dask's default: on, sampling every 10 ms), and
 times whole ``dicomcloak deid`` processes, alternating the two commands in
 rounds, each into fresh directories (deleted at the round's end). Both are
 asked for ``--pixels off`` by default (the header path: the pure per-file cost
@@ -36,13 +38,14 @@ from dicomcloak.testing.corpus import build_corpus
 
 
 @contextmanager
-def local_cluster(work: Path) -> Iterator[str]:
+def local_cluster(work: Path, profile: bool) -> Iterator[str]:
     """A scheduler and two single-thread workers on this host; stopped at the end."""
     from distributed import Client
 
     dask = [str(Path(sys.executable).with_name("dask"))]
     address_file = work / "scheduler.json"
     log = (work / "cluster.log").open("wb")
+    environ = dict(os.environ, DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=str(profile))
     started = [subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
                                  "--scheduler-file", str(address_file)], stdout=log, stderr=log)]
     try:
@@ -51,7 +54,8 @@ def local_cluster(work: Path) -> Iterator[str]:
         for _ in range(2):
             started.append(subprocess.Popen(
                 [*dask, "worker", "--scheduler-file", str(address_file), "--nworkers", "1", "--nthreads", "1",
-                 "--no-dashboard", "--local-directory", str(work / "dask")], stdout=log, stderr=log))
+                 "--no-dashboard", "--local-directory", str(work / "dask")],
+                stdout=log, stderr=log, env=environ))
         address = json.loads(address_file.read_text())["address"]
         with Client(address, set_as_default=False) as client:
             client.wait_for_workers(2, timeout=120)
@@ -88,6 +92,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000, help="corpus files")
     parser.add_argument("--rounds", type=int, default=3, help="repeats; medians are reported")
     parser.add_argument("--pixels", default="off", help="deid --pixels (default off)")
+    parser.add_argument("--dask-profile", action="store_true", help="keep Dask's profiler on in the workers")
     parser.add_argument("--md", type=Path, help="append the Markdown section to this file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
@@ -98,7 +103,7 @@ def main() -> None:
         commands = {"deid --jobs 2": ("--jobs", "2"), "deid --dask (2 workers x 1 thread)": ()}
         runs: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
         identical = False
-        with local_cluster(work) as address:
+        with local_cluster(work, args.dask_profile) as address:
             for round_ in range(args.rounds):
                 outs = {}
                 for n, (name, extra) in enumerate(commands.items()):
@@ -121,7 +126,8 @@ def report(args: argparse.Namespace, runs: dict[str, list[tuple[float, float]]],
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     lines = [
         f"## Cluster: deid --dask vs --jobs 2 (issue 16, dask), {when}", "",
-        f"`bench/bench_cluster.py --n {args.n} --rounds {args.rounds} --pixels {args.pixels}`; {machine()}; "
+        f"`bench/bench_cluster.py --n {args.n} --rounds {args.rounds} --pixels {args.pixels}"
+        f"{' --dask-profile' if args.dask_profile else ''}`; {machine()}; "
         f"load average at the end {load}. Outputs of the last round byte-identical: {identical}.", "",
         "| command | files/s (summary, median) | wall s (median) | every run's wall s |", "|---|---|---|---|",
     ]
