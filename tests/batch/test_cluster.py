@@ -216,6 +216,17 @@ def _no_input_path_seen_by_the_cluster(cluster: LocalCluster) -> None:
         assert SURNAME not in log.read_text(errors="replace"), log.name
 
 
+@pytest.mark.parametrize(
+    ("address", "warned"),
+    [("tcp://10.1.2.3:8786", True), ("scheduler.example:8786", True), ("tls://10.1.2.3:8786", False),
+     ("tcp://127.0.0.1:8786", False), ("tcp://localhost:8786", False)],
+)
+def test_a_plaintext_address_off_this_host_is_told(address: str, warned: bool) -> None:
+    from dicomcloak.batch.cluster import plaintext
+
+    assert plaintext(address) is warned
+
+
 def test_a_chunk_is_shown_by_its_size_only() -> None:
     """Dask logs a failed task's arguments: a chunk shows no input path."""
     from dicomcloak.batch.cluster_worker import Chunk
