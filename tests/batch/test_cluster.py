@@ -86,7 +86,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     root = tmp_path_factory.mktemp("dask")
     scheduler_file, log = root / "scheduler.json", root / "scheduler.log"
     environ = {k: v for k, v in os.environ.items() if k != "DICOMCLOAK_KEY_FILE"}
-    environ["DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"] = "False"  # as docs/cluster.md advises
+    environ["DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"] = "False"  # no sampling thread on 2 shared cores
     started: list[subprocess.Popen[bytes]] = []
     try:
         with log.open("wb") as sink:
