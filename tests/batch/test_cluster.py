@@ -327,10 +327,11 @@ def test_a_worker_killed_mid_run_stops_the_run_with_only_complete_sealed_outputs
     )
     try:
         staging = out / ".dicomcloak-tmp"
+        markers = out.with_name("out.run").glob(".dicomcloak-claims.*/workers/*")
         _wait_for(lambda: (staging.is_dir() and any(staging.iterdir())) or run.poll() is not None)
+        working = next(markers).read_text()  # the address of a worker with the run's contexts
         with Client(cluster.address, timeout="30s", set_as_default=False) as client:
-            pids = client.run(os.getpid)
-            os.kill(next(iter(pids.values())), signal.SIGKILL)  # a worker with outputs not yet committed
+            os.kill(client.run(os.getpid)[working], signal.SIGKILL)  # its last group is not committed yet
             _, stderr = run.communicate(timeout=300)
     finally:
         if run.poll() is None:
