@@ -196,6 +196,26 @@ def test_a_cluster_run_equals_a_local_run_byte_for_byte(
     _no_input_path_seen_by_the_cluster(cluster)
 
 
+def test_embedded_seals_made_on_the_cluster_restore(
+    cluster: LocalCluster, key: Path, tmp_path: Path, run_cli: RunCli
+) -> None:
+    """With --recipient each worker reads the sealer key itself (fingerprint checked); the owner restores."""
+    tree = _cts(tmp_path / "in", 12, "sealed")
+    assert run_cli("keys", "cert", "--out-dir", tmp_path / "owner", "--no-passphrase").returncode == 0
+    assert run_cli("keys", "sealer", "--out-dir", tmp_path / "sealer").returncode == 0
+    done = run_cli("deid", tree, "--out", tmp_path / "out", "--key", key, "--pixels", "off",
+                   "--recipient", tmp_path / "owner" / "owner.cert.pem",
+                   "--sealer-key", tmp_path / "sealer" / "sealer.key.pem", "--dask", cluster.address)
+    assert done.returncode == 0, done.stderr
+    restored = run_cli("reid", tmp_path / "out", "--out", tmp_path / "restored",
+                       "--private-key", tmp_path / "owner" / "owner.key.pem",
+                       "--trusted-sealer", tmp_path / "sealer" / "sealer.cert.pem")
+    assert restored.returncode == 0, restored.stderr
+    files = sorted((tmp_path / "restored").rglob("*.dcm"))
+    assert len(files) == 12
+    assert {str(dcmread(p, stop_before_pixels=True).PatientName) for p in files} == {f"{SURNAME}^Waylon"}
+
+
 def _scheduler_task_names(cluster: LocalCluster) -> list[str]:
     from distributed import Client
 
