@@ -294,6 +294,33 @@ def test_a_worker_with_another_key_at_the_path_refuses(key: Path, tmp_path: Path
     assert raised.value.reference == "dask-key-mismatch"
 
 
+def test_an_os_error_in_a_chunk_names_no_path(key: Path, tmp_path: Path) -> None:
+    """Dask logs a failed task's error and sends it to the client: no OSError's file name in it."""
+    from dicomcloak.batch.cluster import _recipe, key_files
+    from dicomcloak.batch.cluster_worker import Chunk, close_run, run_chunk
+    from dicomcloak.batch.worker import WorkerSettings
+    from dicomcloak.cli._common import load_policy
+    from dicomcloak.errors import OutputError
+    from dicomcloak.io.inputs import InputItem, iter_inputs
+    from dicomcloak.keys import load_key_file
+
+    tree = _cts(tmp_path / "in", 2, "os-error")
+    worker = WorkerSettings(load_policy(None, None, strict_table=False), load_key_file(key), "default",
+                            tmp_path / "out", tmp_path / "q")
+    shared = tmp_path / "shared"
+    (shared / "workers").mkdir(parents=True)  # and no claims/: claiming an instance fails
+    recipe = _recipe(worker, key_files(worker, key), shared)
+    try:
+        with pytest.raises(OutputError) as raised:
+            run_chunk(recipe, Chunk([(n, item) for n, item in enumerate(iter_inputs([tree]))
+                                     if isinstance(item, InputItem)]))
+    finally:
+        import asyncio
+
+        asyncio.run(close_run(recipe.run))
+    assert str(tmp_path) not in str(raised.value) and raised.value.__suppress_context__
+
+
 @pytest.mark.parametrize(
     ("extra", "reference"),
     [

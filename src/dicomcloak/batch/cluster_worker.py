@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from dicomcloak.batch.pool import _picklable  # an error that does not pickle: its type name only
 from dicomcloak.batch.worker import FileResult, WorkerContext, WorkerSettings, build_context, process_chunk
-from dicomcloak.errors import DicomcloakError, KeyError_, UsageError
+from dicomcloak.errors import DicomcloakError, KeyError_, OutputError, UsageError
 from dicomcloak.io.writer import forget_made_dirs
 
 if TYPE_CHECKING:
@@ -121,7 +121,13 @@ def run_chunk(recipe: Recipe, chunk: Chunk) -> list[FileResult]:
     """Process one chunk with this thread's context of the run (built on first use); nothing once stopped."""
     if stop_file(recipe.shared).exists():
         return []
-    return process_chunk(chunk.tasks, _context(recipe))
+    try:
+        return process_chunk(chunk.tasks, _context(recipe))
+    except OSError as error:  # its message may name an input: Dask logs it, and sends it to the client
+        raise OutputError(
+            f"cannot write: {error.strerror or type(error).__name__}",
+            hint="check free space and permissions of the output and run directories",
+        ) from None
 
 
 def stop_file(shared: Path) -> Path:
