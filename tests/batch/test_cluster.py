@@ -356,6 +356,54 @@ def test_an_unreachable_scheduler_is_a_usage_error(dicom_tree: Path, key_file: P
     assert "error[dask-unreachable]" in done.stderr
 
 
+def test_a_vault_stopped_mid_run_stops_it_with_counts_equal_to_disk(
+    cluster: LocalCluster, key: Path, tmp_path: Path
+) -> None:
+    """As with the local pool (tests/batch/test_vault_failures.py): exit 4, a report that counts exactly
+    the outputs on disk, every one of them sealed; what the workers could not place counted unwritten."""
+    from dicomcloak.testing.postgres import find_binaries, postgres_server, start_again, stop_now
+
+    if find_binaries() is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed")
+    n = 300
+    tree, out = _cts(tmp_path / "in", n, "vault-stopped"), tmp_path / "out"
+    with postgres_server() as server:
+        url = server.create_database()
+        run = _deid_on(cluster, tree, out, key, "--vault", url)
+        try:
+            _wait_for(lambda: any(out.rglob("*.dcm")) or run.poll() is not None)  # a group is sealed
+            stop_now(server)
+            _, stderr = run.communicate(timeout=300)
+        finally:
+            _ended(run)
+        assert run.returncode == 4 and "error[vault-unreachable]" in stderr, stderr
+        summary = _summary(out)
+        outputs = sorted(out.rglob("*.dcm"))
+        stopped = summary["stopped"]
+        assert stopped["reference"] == "vault-unreachable"
+        assert summary["written"] == len(outputs) > 0
+        assert summary["files"] == n == summary["written"] + stopped["unwritten"] + stopped["not_processed"]
+        assert not [p for p in out.rglob("*") if p.is_file() and p.suffix != ".dcm"]  # no temporary file
+        start_again(server)  # committed transactions survive an immediate stop
+        assert _every_output_sealed(url, out, key) == len(outputs)
+
+
+def _deid_on(cluster: LocalCluster, tree: Path, out: Path, key: Path, *extra: str) -> subprocess.Popen[str]:
+    script = Path(sys.executable).with_name("dicomcloak")
+    environ = {k: v for k, v in os.environ.items() if k != "DICOMCLOAK_KEY_FILE"}
+    return subprocess.Popen(
+        [str(script), "deid", str(tree), "--out", str(out), "--key", str(key), *extra, "--pixels", "off",
+         "--dask", cluster.address],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ,
+    )
+
+
+def _ended(run: subprocess.Popen[str]) -> None:
+    if run.poll() is None:
+        run.kill()
+        run.wait()
+
+
 def test_a_worker_killed_mid_run_stops_the_run_with_only_complete_sealed_outputs(
     cluster: LocalCluster, key: Path, tmp_path: Path, postgres_server_session: PostgresServer
 ) -> None:
@@ -365,13 +413,7 @@ def test_a_worker_killed_mid_run_stops_the_run_with_only_complete_sealed_outputs
     tree = _cts(tmp_path / "in", 150, "killed")
     url = postgres_server_session.create_database()
     out = tmp_path / "out"
-    script = Path(sys.executable).with_name("dicomcloak")
-    environ = {k: v for k, v in os.environ.items() if k != "DICOMCLOAK_KEY_FILE"}
-    run = subprocess.Popen(
-        [str(script), "deid", str(tree), "--out", str(out), "--key", str(key), "--vault", url,
-         "--pixels", "off", "--dask", cluster.address],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ,
-    )
+    run = _deid_on(cluster, tree, out, key, "--vault", url)
     try:
         staging = out / ".dicomcloak-tmp"
         markers = out.with_name("out.run").glob(".dicomcloak-claims.*/workers/*")
@@ -381,9 +423,7 @@ def test_a_worker_killed_mid_run_stops_the_run_with_only_complete_sealed_outputs
             os.kill(client.run(os.getpid)[working], signal.SIGKILL)  # its last group is not committed yet
             _, stderr = run.communicate(timeout=300)
     finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
+        _ended(run)
     assert run.returncode == 3, stderr
     assert "error[worker-died]" in stderr and "Traceback" not in stderr
     outputs = sorted(out.rglob("*.dcm"))
@@ -393,6 +433,7 @@ def test_a_worker_killed_mid_run_stops_the_run_with_only_complete_sealed_outputs
     assert _every_output_sealed(url, out, key) == len(outputs)
     assert not list(out.with_name("out.run").glob("runs/*/report.json"))  # its counts would be unknown
     # The same command again writes the rest (and the same bytes again): every input once, all sealed.
-    again = subprocess.run(run.args, capture_output=True, text=True, env=environ, timeout=300, check=False)
-    assert again.returncode == 0, again.stderr
+    again = _deid_on(cluster, tree, out, key, "--vault", url)
+    _, stderr = again.communicate(timeout=300)
+    assert again.returncode == 0, stderr
     assert _every_output_sealed(url, out, key) == 150 == _summary(out)["written"]
