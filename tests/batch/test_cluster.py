@@ -2,9 +2,12 @@
 
 The outputs are byte-identical to a local ``--jobs 2`` run of the same job
 (architecture.md decision 2: keyed determinism), every output has its record
-in a PostgreSQL vault, the reports count alike; the scheduler never sees an
-input path; what a cluster cannot share is refused; a worker killed mid-run
-stops the run with ``worker-died`` and leaves only complete, sealed outputs.
+in a PostgreSQL vault, the reports count alike; embedded seals made on the
+cluster restore; the scheduler and the cluster's logs never see a patient's
+name, the workers never get a secret; what a cluster cannot share is refused;
+a worker killed mid-run stops the run with ``worker-died`` and leaves only
+complete, sealed outputs; a vault stopped mid-run stops it with a report that
+counts exactly what is on disk.
 """
 
 from __future__ import annotations
