@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dicomcloak.batch.debris import new_claims_dir, remove_debris, tidy_trees
 from dicomcloak.batch.htmlreport import html_report_path, write_html_report
@@ -64,6 +64,9 @@ from dicomcloak.io.tarfiles import release_copies
 from dicomcloak.io.writer import atomic_file
 from dicomcloak.sanitize import classify_prefix, verdict_event
 
+if TYPE_CHECKING:
+    from dicomcloak.batch.cluster_worker import KeyFiles
+
 __all__ = [
     "Observer",
     "RunSettings",
@@ -93,12 +96,17 @@ class RunSettings:
 
     ``history``: other run directories where earlier runs into the same output
     may have left their record (:func:`dicomcloak.batch.rundir.begin_run`).
+    ``scheduler``: a Dask scheduler's address; the inputs are then processed on
+    that cluster, whose workers read the keys from ``key_files``
+    (:mod:`dicomcloak.batch.cluster`, docs/cluster.md).
     """
 
     worker: WorkerSettings
     run_dir: Path
     jobs: int = 1
     history: tuple[Path, ...] = ()
+    scheduler: str | None = None
+    key_files: KeyFiles | None = None
 
 
 def default_jobs() -> int:
@@ -277,6 +285,11 @@ def prepare_dir(path: Path, what: str, option: str, *, private: bool = False) ->
 def _results(
     tasks: list[Task], settings: RunSettings, jobs: int, observer: Observer | None, placement: Placement
 ) -> Iterator[FileResult]:  # what the writers could not place is noted in ``placement`` as they close
+    if settings.scheduler is not None:
+        from dicomcloak.batch.cluster import cluster_results  # distributed is imported only then
+
+        yield from cluster_results(tasks, settings, observer, placement)
+        return
     if jobs == 1:
         ctx = build_context(settings.worker)
         _freeze_heap()
