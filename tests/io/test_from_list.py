@@ -111,3 +111,20 @@ def test_no_input_at_all_is_a_usage_error(run_cli: RunCli, tmp_path: Path, key_f
         "error[usage]: Missing argument 'INPUT...' (or --from-list FILE).",
         "  hint: see 'dicomcloak deid --help'",
     ]
+
+
+def test_reid_from_list_restores_the_listed_files_only(run_cli: RunCli, tmp_path: Path, dicom_tree: Path,
+                                                       key_file: Path) -> None:
+    vault = f"sqlite:///{tmp_path / 'vault.db'}"
+    deidentified = tmp_path / "deid"
+    done = run_cli("deid", dicom_tree, "--out", deidentified, "--key", key_file, "--vault", vault, "--json")
+    assert done.returncode == 0, done.stderr
+    outputs = sorted(deidentified.rglob("*.dcm"))
+    listed = _write_list(tmp_path / "list.txt", ["# two of them", str(outputs[0]), str(outputs[1])])
+    restored = tmp_path / "restored"
+    done = run_cli("reid", "--from-list", listed, "--out", restored, "--vault", vault, "--key", key_file,
+                   "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert (summary["files"], summary["written"]) == (2, 2)
+    assert len([path for path in restored.rglob("*") if path.is_file()]) == 2  # each under its own name

@@ -47,6 +47,7 @@ from dicomcloak.engine.values import text_of
 from dicomcloak.errors import InputError
 from dicomcloak.io.inputs import InputItem
 from dicomcloak.io.reader import ReadLimits, dataset_bytes
+from dicomcloak.io.staging import owner
 from dicomcloak.keys import Pseudonymizer
 
 if TYPE_CHECKING:
@@ -197,7 +198,8 @@ class DirClaims:
     def claim(self, key: str, index: int, item: InputItem, digest: bytes | None = None) -> Claim | None:
         """Link a complete claim file to the key's name; if another worker did first, read its claim."""
         target = self.path_of(key)
-        temp = f"{self._prefix}.{os.getpid()}-{next(_NUMBERS)}.tmp"
+        # Host and pid namespace too: a cluster's workers share the directory, and pids repeat across nodes.
+        temp = f"{self._prefix}.{owner()}-{next(_NUMBERS)}.tmp"
         fd = os.open(temp, _EXCLUSIVE, 0o600)
         try:
             os.write(fd, _encode(index, item, digest))

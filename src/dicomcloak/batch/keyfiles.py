@@ -31,6 +31,7 @@ __all__ = [
     "read_certificates",
     "read_key_file",
     "read_sealer_key",
+    "read_trusted_certificates",
     "read_trusted_sealers",
     "resolve_keyring",
 ]
@@ -75,6 +76,18 @@ def read_trusted_sealers(paths: Sequence[Path]) -> TrustedSealers:
 
     files = ((read_key_file(path, "certificate-unreadable", "the certificate"), str(path)) for path in paths)
     return load_trusted_sealers(files)
+
+
+def read_trusted_certificates(paths: Sequence[Path]) -> tuple[tuple[bytes, ...], int]:
+    """The trusted sealers' PEM certificates as read, each parsed now, and how many sealers they name.
+
+    For ``reid --jobs``: the workers rebuild the trusted sealers from these
+    bytes (:class:`dicomcloak.batch.restoring.EmbeddedKeys`).
+    """
+    from dicomcloak.keys.sealing import load_trusted_sealers
+
+    pems = tuple(read_key_file(path, "certificate-unreadable", "the certificate") for path in paths)
+    return pems, len(load_trusted_sealers(zip(pems, map(str, paths), strict=True)))
 
 
 def owner_certificate_path(private_key: Path, certificate: Path | None = None) -> Path:

@@ -7,8 +7,13 @@ inputs quarantined with a reason code, the walk's skips counted, a
 re-identified file written into an output made by another command,
 :mod:`dicomcloak.batch.rundir`). A :class:`~dicomcloak.errors.SealError` (wrong key, tampered or
 missing sealed originals) is not a quarantine: it stops the run, and nothing
-is written for that input (fail closed). Re-identification is rare and
-audited, so it runs in one process.
+is written for that input (fail closed).
+
+One process for ``jobs=1``; several share the work through the project's
+process pool, as ``deid``'s do (:mod:`dicomcloak.batch.restoring` holds the
+per-file step and the workers' side; architecture.md decision 8). A
+:class:`~dicomcloak.batch.selection.Selection` restores part of a tree: the
+other inputs are counted ``not-selected`` among the skipped ones.
 
 What comes back from outside (an AI result, a partner's SEG or SR) is as
 untrusted as anything else: every input goes through the sanitize stage
@@ -20,32 +25,45 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dicomcloak.api import Reidentified, Reidentifier
 from dicomcloak.batch.debris import remove_debris, tidy_trees
+from dicomcloak.batch.pool import Pool, WorkerFunctions
 from dicomcloak.batch.report import ReportBuilder, RunSummary, encode_report
-from dicomcloak.batch.run import prepare_dir, quarantine_refused
+from dicomcloak.batch.restoring import (
+    SEALER,
+    TRUST,
+    EmbeddedKeys,
+    FileTask,
+    ReidFile,
+    RestoreContext,
+    RestoreSettings,
+    VaultKeys,
+    close_worker,
+    init_worker,
+    restore_chunk,
+    restore_data,
+    run_chunk,
+)
+from dicomcloak.batch.run import _mp_context, prepare_dir, quarantine_refused
 from dicomcloak.batch.rundir import RunFolder, begin_run, check_made_alike, finish_run
 from dicomcloak.batch.sealing import recorded_head
-from dicomcloak.batch.worker import ChangeKey, FileResult, Status, without_input_names
-from dicomcloak.errors import DicomcloakError, InputError, OutputError, ProcessingError
-from dicomcloak.io.grouped import GroupedWriter, sync_file_system
+from dicomcloak.batch.selection import NOT_SELECTED, Selection
+from dicomcloak.batch.worker import without_input_names
+from dicomcloak.errors import OutputError
+from dicomcloak.io.grouped import sync_file_system
 from dicomcloak.io.inputs import InputItem, Refused, Skipped, WalkEntry
-from dicomcloak.io.layout import mirror_relpath
-from dicomcloak.io.quarantine import quarantine
-from dicomcloak.io.reader import ReadLimits, read_dataset, read_input
-from dicomcloak.io.staging import Tree
-from dicomcloak.io.writer import encode_dataset_parts
 from dicomcloak.policy.model import Policy
-from dicomcloak.sanitize import sanitize_dataset
 
-__all__ = ["REID_SCHEMA", "ReidSettings", "restore_data", "run_reid"]
+__all__ = ["REID_SCHEMA", "ReidKeys", "ReidSettings", "restore_data", "run_reid"]
 
 REID_SCHEMA = "dicomcloak/reid-summary/1"
+
+#: The keys a run restores with: the owner's (embedded) or the vault's; picklable, for the workers.
+ReidKeys = EmbeddedKeys | VaultKeys
 
 
 @dataclass(frozen=True)
@@ -60,40 +78,100 @@ class ReidSettings:
     facts: dict[str, Any] = field(default_factory=dict)  # mode facts for the summary (no secrets)
     history: tuple[Path, ...] = ()  # other run directories that may hold runs into out_dir
     audit_url: str | None = None  # where the run is audited: its head goes into the report
+    jobs: int = 1  # worker processes (1: this process)
+    selection: Selection = field(default_factory=Selection)  # what to restore (empty: everything)
 
-    @property
-    def limits(self) -> ReadLimits:
-        """The reading limits in force (the policy's ``[sanitize.limits]``)."""
-        return self.policy.sanitize.limits
+    def restoring(self) -> RestoreSettings:
+        """What each worker needs of these settings."""
+        return RestoreSettings(
+            self.out_dir, self.quarantine_dir, self.policy, self.several_roots, self.selection
+        )
 
 
-def run_reid(inputs: Iterable[WalkEntry], reidentifier: Reidentifier, settings: ReidSettings) -> RunSummary:
-    """Re-identify every input into ``settings.out_dir``; write this run's report; return the summary."""
+def run_reid(inputs: Iterable[WalkEntry], keys: ReidKeys, settings: ReidSettings) -> RunSummary:
+    """Re-identify every selected input into ``settings.out_dir``; write the run's report; return its summary.
+
+    ``keys`` open a :class:`~dicomcloak.api.Reidentifier` in each process that
+    restores: this one for ``jobs=1``, each worker's otherwise.
+    """
     started = time.perf_counter()
+    entries = list(inputs)
     folder = _begin(settings)
     builder = ReportBuilder()
     modes: Counter[str] = Counter()  # files per mode, and the "unbound" and "unverified" ones
-    writer = GroupedWriter(tree=Tree(settings.out_dir))
+    tasks = [(index, entry) for index, entry in enumerate(entries) if isinstance(entry, InputItem)]
+    jobs = max(1, min(settings.jobs, len(tasks)))
     try:
         try:
-            for index, entry in enumerate(inputs):
-                if isinstance(entry, Skipped):
-                    builder.skip(index, entry.reason)
-                elif isinstance(entry, Refused):  # a zip-slip member: quarantined, never restored
-                    builder.add(quarantine_refused(index, entry, settings.quarantine_dir))
-                else:
-                    builder.add(_one(index, entry, reidentifier, settings, writer, modes))
+            _walk_entries(entries, builder, settings)
+            for file in _restored(tasks, keys, settings, jobs):
+                _count(file, builder, modes)
         except OSError as error:
             raise OutputError(f"cannot write: {error.strerror or type(error).__name__}") from None
-        finally:
-            writer.close()  # what was restored before a failure is complete and kept
     except OutputError as error:  # the outputs and the quarantine mirror the inputs' paths
         raise without_input_names(error, settings.quarantine_dir, settings.out_dir) from None
     sync_file_system(settings.out_dir)
-    summary = builder.summary(time.perf_counter() - started, _facts(settings, folder, modes))
+    facts = _facts(settings, folder, modes, jobs, builder.skip_reasons[NOT_SELECTED])
+    summary = builder.summary(time.perf_counter() - started, facts)
     finish_run(folder, encode_report(builder.report(summary)))
     tidy_trees(settings.out_dir, settings.run_dir, settings.quarantine_dir)
     return summary
+
+
+def _walk_entries(entries: list[WalkEntry], builder: ReportBuilder, settings: ReidSettings) -> None:
+    """Count the walk's skips; quarantine its refusals (a zip-slip member is never restored)."""
+    for index, entry in enumerate(entries):
+        if isinstance(entry, Skipped):
+            builder.skip(index, entry.reason)
+        elif isinstance(entry, Refused):
+            builder.add(quarantine_refused(index, entry, settings.quarantine_dir))
+
+
+def _count(file: ReidFile, builder: ReportBuilder, modes: Counter[str]) -> None:
+    if file.result is None:
+        builder.skip(file.entry, NOT_SELECTED)
+    else:
+        builder.add(file.result)
+        modes.update(file.modes)
+
+
+def _restored(tasks: list[FileTask], keys: ReidKeys, settings: ReidSettings, jobs: int) -> Iterator[ReidFile]:
+    """Each input's outcome, in this process or from the pool's workers (in completion order).
+
+    What was restored before a failure is complete and kept: each process
+    commits its last group of outputs whatever stopped it.
+    """
+    if jobs > 1:
+        yield from _pooled(tasks, keys, settings.restoring(), jobs)
+        return
+    ctx = RestoreContext.build(keys, settings.restoring())
+    try:
+        for start in range(0, len(tasks), _IN_PROCESS_CHUNK):
+            yield from restore_chunk(tasks[start : start + _IN_PROCESS_CHUNK], ctx)
+    finally:
+        ctx.close()
+
+
+_IN_PROCESS_CHUNK = 64
+
+
+def _pooled(
+    tasks: list[FileTask], keys: ReidKeys, restoring: RestoreSettings, jobs: int
+) -> Iterator[ReidFile]:
+    """The pool's results: each worker builds its context from ``keys`` in the initializer (never argv).
+
+    Small chunks, as ``deid``'s (batch/run.py): few round trips, and no long
+    tail when one worker gets the big files. A worker's error (a SealError:
+    fail closed) is raised here with its type and reference, once every
+    worker has committed what it restored.
+    """
+    chunksize = max(1, min(8, len(tasks) // (jobs * 16)))
+    chunks = (tasks[start : start + chunksize] for start in range(0, len(tasks), chunksize))
+    functions = WorkerFunctions(init_worker, (keys, restoring), run_chunk, close_worker)
+    pool: Pool[list[FileTask], list[ReidFile]] = Pool(jobs, functions, _mp_context())
+    with pool:
+        for files in pool.imap_unordered(chunks):
+            yield from files
 
 
 def _begin(settings: ReidSettings) -> RunFolder:
@@ -106,15 +184,19 @@ def _begin(settings: ReidSettings) -> RunFolder:
     return begin_run(settings.run_dir, settings.out_dir, facts)
 
 
-def _facts(settings: ReidSettings, folder: RunFolder, modes: Counter[str]) -> dict[str, Any]:
-    trust = {name: modes.pop(name, 0) for name in _TRUST}
-    sealers = {name[len(_SEALER) :]: modes.pop(name) for name in list(modes) if name.startswith(_SEALER)}
+def _facts(
+    settings: ReidSettings, folder: RunFolder, modes: Counter[str], jobs: int, not_selected: int
+) -> dict[str, Any]:
+    trust = {name: modes.pop(name, 0) for name in TRUST}
+    sealers = {name[len(SEALER) :]: modes.pop(name) for name in list(modes) if name.startswith(SEALER)}
     return {
         "schema": REID_SCHEMA,
         "command": "reid",
+        "jobs": jobs,
         "modes": dict(sorted(modes.items())),
         **trust,
         "sealers": dict(sorted(sealers.items())),
+        "not_selected": not_selected,
         "output": str(settings.out_dir),
         "run_dir": str(settings.run_dir),
         "quarantine": str(settings.quarantine_dir),
@@ -122,69 +204,3 @@ def _facts(settings: ReidSettings, folder: RunFolder, modes: Counter[str]) -> di
         "audit": recorded_head(settings.audit_url),
         **settings.facts,
     }
-
-
-def _one(
-    index: int,
-    item: InputItem,
-    reidentifier: Reidentifier,
-    settings: ReidSettings,
-    writer: GroupedWriter,
-    modes: Counter[str],
-) -> FileResult:
-    try:
-        data = read_input(item, settings.limits)
-        payload, result = restore_data(data, reidentifier, settings.policy)
-    except InputError as error:
-        return _quarantined(index, item, error, settings)
-    except (DicomcloakError, OSError):
-        raise  # SealError among them: fail closed, stop the run
-    except Exception as error:  # noqa: BLE001 - one hostile input must not stop the run
-        wrapped = ProcessingError(f"unexpected {type(error).__name__}", reference="internal-error")
-        return _quarantined(index, item, wrapped, settings)
-    writer.submit(settings.out_dir / mirror_relpath(item, settings.several_roots), payload)
-    modes[result.mode] += 1
-    modes.update(name for name, flag in zip(_TRUST, (result.bound, result.verified), strict=True) if not flag)
-    if result.sealer:
-        modes[_SEALER + result.sealer.hex()[:16]] += 1
-    changes = _changes(result)
-    return FileResult(
-        index, Status.WRITTEN, "", sum(c for _, c in changes), "", len(data), sum(map(len, payload)), changes
-    )
-
-
-#: Summary counts of files restored from originals not known to be theirs (a vault record or an embedded
-#: seal made before they were bound), or from embedded seals no trusted sealer signed (--accept-unverified).
-_TRUST = ("unbound", "unverified")
-#: Files per signing sealer (the first 16 hex digits of its fingerprint): who sealed what was restored.
-_SEALER = "sealer:"
-
-
-def restore_data(data: bytes, reidentifier: Reidentifier, policy: Policy) -> tuple[list[bytes], Reidentified]:
-    """Re-identify one encoded instance: sanitize, restore, encode; the per-instance step of ``reid``.
-
-    Shared by ``reid`` and the gateway's re-identifying routes (docs/gateway.md).
-    Raises :class:`~dicomcloak.errors.InputError` for an input to quarantine and
-    :class:`~dicomcloak.errors.SealError` when its originals cannot be opened (fail closed).
-    """
-    limits = policy.sanitize.limits
-    as_read = read_dataset(data, limits)
-    sanitized = sanitize_dataset(as_read, policy.sanitize, policy)
-    # A vault record is bound to the output it was made for: the file as read, before sanitizing.
-    result = reidentifier.reidentify(sanitized.dataset, as_read=as_read)
-    return encode_dataset_parts(result.dataset), result
-
-
-def _quarantined(index: int, item: InputItem, error: InputError, settings: ReidSettings) -> FileResult:
-    quarantine(item, error, settings.quarantine_dir, max_bytes=settings.limits.max_quarantine_bytes)
-    return FileResult(index, Status.QUARANTINED, error.reference)
-
-
-def _changes(result: Reidentified) -> tuple[tuple[ChangeKey, int], ...]:
-    """What was done, as report rows: restored tags (R), removed markers (X), mapped values (M)."""
-    source = f"reid:{result.mode}"
-    rows: list[tuple[ChangeKey, int]] = [(((tag,), "R", source), 1) for tag in result.restored]
-    rows += [(((tag,), "X", "reid:deidentification-marker"), 1) for tag in result.removed]
-    if result.mapped:
-        rows.append((((), "M", source), result.mapped))
-    return tuple(rows)

@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dicomcloak.batch.claims import make_claims
 from dicomcloak.batch.debris import new_claims_dir, remove_debris, tidy_trees
@@ -69,6 +69,9 @@ from dicomcloak.io.tarfiles import release_copies
 from dicomcloak.io.writer import atomic_file
 from dicomcloak.sanitize import classify_prefix, verdict_event
 
+if TYPE_CHECKING:
+    from dicomcloak.batch.cluster_worker import KeyFiles
+
 __all__ = [
     "Observer",
     "RunSettings",
@@ -101,12 +104,17 @@ class RunSettings:
     ``job``: the run works on a resumable job (docs/jobs.md); ``seeds``: the
     claims its earlier runs made, made again before any worker starts (set by
     :func:`run_batch`, :func:`dicomcloak.batch.resume.seed_claims`).
+    ``scheduler``: a Dask scheduler's address; the inputs are then processed on
+    that cluster, whose workers read the keys from ``key_files``
+    (:mod:`dicomcloak.batch.cluster`, docs/cluster.md).
     """
 
     worker: WorkerSettings
     run_dir: Path
     jobs: int = 1
     history: tuple[Path, ...] = ()
+    scheduler: str | None = None
+    key_files: KeyFiles | None = None
     job: JobSettings | None = None
     seeds: Seeds | None = None
 
@@ -329,6 +337,11 @@ def prepare_dir(path: Path, what: str, option: str, *, private: bool = False) ->
 def _results(
     tasks: list[Task], settings: RunSettings, jobs: int, observer: Observer | None, placement: Placement
 ) -> Iterator[FileResult]:  # what the writers could not place is noted in ``placement`` as they close
+    if settings.scheduler is not None:
+        from dicomcloak.batch.cluster import cluster_results  # distributed is imported only then
+
+        yield from cluster_results(tasks, settings, observer, placement)
+        return
     if jobs == 1:
         ctx = build_context(settings.worker)
         seed_claims(ctx.claims, settings.seeds)

@@ -150,6 +150,15 @@ def deid(
         ),
     ] = None,
     pixels: PixelsArg = None,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            "--dask",
+            metavar="ADDRESS",
+            help="Run on this existing Dask scheduler's cluster (tls://HOST:8786). Inputs, OUT and the run "
+            "dir on storage every worker sees; a key file and a PostgreSQL --vault (docs/cluster.md).",
+        ),
+    ] = None,
     job: JobArg = None,
     force: ForceArg = False,
     progress_interval: ProgressIntervalArg = DEFAULT_INTERVAL,
@@ -175,6 +184,12 @@ def deid(
                             scratch=run_tree(run).staging)
         the_pixels = pixel_settings(policy, pixels)
         warn_deviations(the_policy)  # once, before any work
+        if dask is not None and ephemeral_key:
+            raise UsageError(
+                "--dask needs a project key file, not --ephemeral-key",
+                reference="dask-needs-key-file",
+                hint="every worker reads the key file itself: pass --key FILE on storage every node sees",
+            )
         the_key = load_key(key, ephemeral=ephemeral_key)
         seal = seal_settings(
             recipient or [], vault, audit, key, ephemeral=ephemeral_key, sealer_key=sealer_key,
@@ -197,6 +212,8 @@ def deid(
     )
     the_job = job_settings(job, force, paths, follow_symlinks, seal=seal, uid_conflicts=uid_conflicts.value)
     settings = RunSettings(worker, run, jobs or default_jobs(), history(out, run), job=the_job)
+    if dask is not None:
+        settings = _on_cluster(settings, dask, key, sealer_key)
 
     def work() -> RunSummary:
         return run_items(items, settings, progress=not as_json, interval=progress_interval)
@@ -208,6 +225,27 @@ def deid(
     print(json.dumps(summary.to_dict(), indent=2, sort_keys=True) if as_json else render_summary(summary))
     if summary.quarantined and not nothing_to_do(summary):
         raise typer.Exit(int(ExitCode.QUARANTINED))
+
+
+def _on_cluster(
+    settings: RunSettings, address: str, key: Path | None, sealer_key: Path | None
+) -> RunSettings:
+    """The run on the Dask cluster at ``address``: refusals checked now, the key files' paths for workers."""
+    import os
+    from dataclasses import replace
+
+    from dicomcloak.batch.cluster import check_cluster, key_files, plaintext
+    from dicomcloak.keys import resolve_key_path
+    from dicomcloak.keys.sealing import SEALER_KEY_ENV
+
+    check_cluster(settings.worker)
+    key_path = resolve_key_path(key, os.environ)
+    if key_path is None:  # pragma: no cover - load_key refused already
+        raise UsageError("--dask needs --key FILE", reference="dask-needs-key-file")
+    sealer = sealer_key or (Path(os.environ[SEALER_KEY_ENV]) if os.environ.get(SEALER_KEY_ENV) else None)
+    if plaintext(address):
+        warn("--dask without tls://: input paths and results cross the network unencrypted (docs/cluster.md)")
+    return replace(settings, scheduler=address, key_files=key_files(settings.worker, key_path, sealer))
 
 
 def _audited_embedded(seal: SealSettings, run: Path, work: Callable[[], RunSummary]) -> RunSummary:

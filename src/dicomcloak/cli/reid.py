@@ -13,6 +13,7 @@ import typer
 from dicomcloak.cli._common import (
     ExitCode,
     FollowSymlinksArg,
+    JobsArg,
     JsonFlag,
     OptionsArg,
     PolicyFileArg,
@@ -21,26 +22,54 @@ from dicomcloak.cli._common import (
     StrictTableArg,
     handles_errors,
     load_policy,
+    warn,
 )
+from dicomcloak.cli._inputs import FromListArg, gather_inputs
 from dicomcloak.cli._sealing import TrustedSealerArg
-from dicomcloak.cli.deid import check_paths, default_run_dir, history, make_run_dir, warn_skipped
+from dicomcloak.cli.deid import default_run_dir, history, make_run_dir
 from dicomcloak.cli.vault import KeyArg
 from dicomcloak.errors import DicomcloakError, UsageError
 
 if TYPE_CHECKING:
     from dicomcloak.audit import AuditLog
+    from dicomcloak.batch.reidentify import ReidSettings
     from dicomcloak.batch.report import RunSummary
+    from dicomcloak.batch.restoring import EmbeddedKeys
     from dicomcloak.keys.cms import OwnerKey
 
 __all__ = ["reid", "render_reid_summary"]
+
+PatientSelectArg = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--patient",
+        metavar="PSEUDONYM",
+        help="Restore only this patient: its pseudonymous Patient ID as in the de-identified files "
+        "('vault lookup --patient-id' gives it). Repeatable; with --study, either selects a file.",
+    ),
+]
+StudySelectArg = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--study",
+        metavar="UID",
+        help="Restore only this study: its pseudonymous Study Instance UID. Repeatable.",
+    ),
+]
 
 
 @handles_errors
 def reid(
     inputs: Annotated[
-        list[Path], typer.Argument(metavar="INPUT...", help="De-identified DICOM files, directories, zips.")
-    ],
+        list[Path] | None,
+        typer.Argument(
+            metavar="[INPUT]...", help="De-identified DICOM files, directories, zip or tar archives.",
+            show_default=False,
+        ),
+    ] = None,
+    *,
     out: Annotated[Path, typer.Option("--out", help="Output directory (mirrors the inputs' layout).")],
+    from_list: FromListArg = None,
     private_key: Annotated[
         Path | None, typer.Option("--private-key", help="Recipient private key (PEM): embedded mode.")
     ] = None,
@@ -71,16 +100,21 @@ def reid(
     run_dir: RunDirArg = None,
     quarantine: QuarantineArg = None,
     follow_symlinks: FollowSymlinksArg = False,
+    jobs: JobsArg = None,
+    patient: PatientSelectArg = None,
+    study: StudySelectArg = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Re-identify INPUT... into OUT: sealed originals restored, markers removed; fails closed (exit 4).
 
     Every input is sanitized first (what comes back from outside is untrusted);
     give the --option/--policy used by deid so that the private elements it kept
-    are kept here too.
+    are kept here too. --patient/--study restore part of a tree; the other files
+    are counted not-selected.
     """
-    from dicomcloak.api import Reidentifier
-    from dicomcloak.batch.reidentify import ReidSettings, run_reid
+    from dicomcloak.batch.reidentify import ReidSettings
+    from dicomcloak.batch.run import default_jobs
+    from dicomcloak.batch.selection import Selection
     from dicomcloak.io.inputs import iter_inputs
 
     if (private_key is None) == (vault is None) or (vault is not None and trusted_sealer):
@@ -93,36 +127,21 @@ def reid(
     out = out.resolve()
     run = (run_dir or default_run_dir(out)).resolve()
     qdir = (quarantine or run / "quarantine").resolve()
-    check_paths([path.resolve() for path in inputs], out, run, qdir)
-    items = list(iter_inputs(inputs, follow_symlinks=follow_symlinks))
-    several = len(inputs) > 1
+    paths = gather_inputs(inputs, from_list, out, run, qdir, "reid")
+    items = list(iter_inputs(paths, follow_symlinks=follow_symlinks))
     the_policy = load_policy(option, policy, strict_table=strict_table)
+    selection = Selection.of(patient or (), study or ())
+    settings = ReidSettings(
+        out, run, qdir, len(paths) > 1, the_policy, history=history(out, run),
+        jobs=jobs or default_jobs(), selection=selection,
+    )
     if private_key is not None:
-        from dicomcloak.batch.sealing import embedded_audit_url
-        from dicomcloak.cli._sealing import read_trusted_sealers
-
-        trusted = read_trusted_sealers(trusted_sealer or [])
-        owner = _owner(private_key, cert)
-        reidentifier = Reidentifier(owner, accept_unverified=accept_unverified, trusted=trusted)
-        facts: dict[str, Any] = {"mode": "embedded", "trusted_sealers": len(trusted)}
-        # Always audited (architecture.md decision 3): with no --audit, in the run directory's own log.
-        url = audit or embedded_audit_url(run)
-        settings = ReidSettings(out, run, qdir, several, the_policy, facts, history(out, run), url)
-        make_run_dir(run)
-        with _audit_log(url) as log:
-            summary = _audited(log, "embedded", lambda: run_reid(items, reidentifier, settings))
+        owner = _embedded_keys(private_key, cert, trusted_sealer or [], accept_unverified)
+        summary = _embedded_run(items, owner, audit, settings)
     else:
-        from dicomcloak.cli.vault import open_vault
-
         assert vault is not None  # checked above
-        with open_vault(vault, key) as store:
-            reidentifier = Reidentifier(vault=store)
-            facts = {"mode": "vault", "vault": vault.split(":", 1)[0]}
-            url = audit or vault
-            settings = ReidSettings(out, run, qdir, several, the_policy, facts, history(out, run), url)
-            with _audit_log(audit) if audit is not None else nullcontext(store.audit) as log:
-                summary = _audited(log, "vault", lambda: run_reid(items, reidentifier, settings))
-    warn_skipped(summary)
+        summary = _vault_run(items, vault, key, audit, settings)
+    _warn_skipped(summary)
     if as_json:
         print(json.dumps(summary.to_dict(), indent=2, sort_keys=True))
     else:
@@ -131,9 +150,79 @@ def reid(
         raise typer.Exit(int(ExitCode.QUARANTINED))
 
 
-def _audit_facts(summary: RunSummary) -> dict[str, object]:
-    """What the audit trail records of a run: counts only (architecture.md decision 7)."""
+def _vault_run(
+    items: list[Any], url: str, key: Path | None, audit: str | None, settings: ReidSettings
+) -> RunSummary:
+    """Vault mode: the vault opened here (its key checked before any work, the run audited in it) and
+    by each process that restores (a connection of its own)."""
+    from dataclasses import replace
+
+    from dicomcloak.batch.reidentify import run_reid
+    from dicomcloak.batch.restoring import VaultKeys
+    from dicomcloak.cli.vault import load_keyring_from
+    from dicomcloak.vault import Vault
+
+    ring = load_keyring_from(key)
+    with Vault.open(url, ring) as store:
+        keys = VaultKeys(url, ring)
+        facts = {"mode": "vault", "vault": url.split(":", 1)[0]}
+        settings = replace(settings, facts=facts, audit_url=audit or url)
+        with _audit_log(audit) if audit is not None else nullcontext(store.audit) as log:
+            return _audited(log, "vault", settings, lambda: run_reid(items, keys, settings))
+
+
+def _embedded_run(
+    items: list[Any], owner: tuple[EmbeddedKeys, int], audit: str | None, settings: ReidSettings
+) -> RunSummary:
+    """Embedded mode: the owner's keys (and how many trusted sealers), the run audited in ``--audit`` or,
+    always (architecture.md decision 3), in the run directory's own log."""
+    from dataclasses import replace
+
+    from dicomcloak.batch.reidentify import run_reid
+    from dicomcloak.batch.sealing import embedded_audit_url
+
+    keys, trusted = owner
+    url = audit or embedded_audit_url(settings.run_dir)
+    settings = replace(settings, facts={"mode": "embedded", "trusted_sealers": trusted}, audit_url=url)
+    make_run_dir(settings.run_dir)
+    with _audit_log(url) as log:
+        return _audited(log, "embedded", settings, lambda: run_reid(items, keys, settings))
+
+
+def _embedded_keys(
+    private_key: Path, cert: Path | None, trusted_sealer: list[Path], accept_unverified: bool
+) -> tuple[EmbeddedKeys, int]:
+    """The owner's key (its passphrase asked once, here) and the trusted sealers, as the workers get them."""
+    from dicomcloak.batch.keyfiles import read_trusted_certificates
+    from dicomcloak.batch.restoring import EmbeddedKeys
+
+    pems, count = read_trusted_certificates(trusted_sealer)
+    owner = _owner(private_key, cert)
+    return EmbeddedKeys.of(owner, pems, accept_unverified=accept_unverified), count
+
+
+def _warn_skipped(summary: RunSummary) -> None:
+    """One warning when the walk skipped entries (those a --patient/--study left out are not a warning)."""
+    from dicomcloak.batch.selection import NOT_SELECTED
+
+    reasons = {code: count for code, count in summary.skip_reasons.items() if code != NOT_SELECTED}
+    if reasons:
+        listed = ", ".join(f"{code}: {count}" for code, count in sorted(reasons.items()))
+        warn(f"{sum(reasons.values())} entries skipped ({listed}): "
+             f"listed by index in {summary.run.get('report', 'the report')}")
+
+
+def _audit_facts(summary: RunSummary, settings: ReidSettings) -> dict[str, object]:
+    """What the audit trail records of a run: counts only (architecture.md decision 7).
+
+    A selection is recorded by how many values were given, never the values: an
+    original ID typed by mistake must not reach the log.
+    """
+    selection = settings.selection
     return {
+        "jobs": summary.run.get("jobs", 1),
+        "selected": {"patients": len(selection.patients), "studies": len(selection.studies)},
+        "not_selected": summary.run.get("not_selected", 0),
         "files": summary.files,
         "written": summary.written,
         "quarantined": summary.quarantined,
@@ -157,14 +246,16 @@ def _audit_log(url: str) -> Iterator[AuditLog]:
         log.close()
 
 
-def _audited(log: AuditLog, mode: str, run: Callable[[], RunSummary]) -> RunSummary:
+def _audited(
+    log: AuditLog, mode: str, settings: ReidSettings, run: Callable[[], RunSummary]
+) -> RunSummary:
     """Run a re-identification and audit it, refused attempts included (reference code, never values)."""
     try:
         summary = run()
     except DicomcloakError as error:
         log.append("reidentify-refused", mode=mode, reference=error.reference)
         raise
-    log.append("reidentify", **_audit_facts(summary))
+    log.append("reidentify", **_audit_facts(summary, settings))
     return summary
 
 
@@ -197,7 +288,8 @@ def render_reid_summary(summary: RunSummary) -> str:
         f"{summary.files} files in {summary.seconds:.1f} s",
         f"  re-identified       {summary.written}  ({modes})",
         f"  quarantined         {summary.quarantined}",
-        f"  skipped             {summary.skipped}",
+        f"  skipped             {summary.skipped - facts.get('not_selected', 0)}",
+        *([f"  not selected        {facts['not_selected']}"] if facts.get("not_selected") else []),
         f"  restored/mapped     {summary.changed_attributes} attributes",
         *_trust_lines(facts),
         f"  output              {facts.get('output', '')}",

@@ -1,4 +1,5 @@
-"""``dicomcloak vault shred``: crypto-shred a study or a patient; shared vault/key options of the CLI."""
+"""``dicomcloak vault shred|lookup``: crypto-shred a study or a patient, find a patient's pseudonym and back;
+the vault/key options shared by the CLI."""
 
 from __future__ import annotations
 
@@ -15,8 +16,13 @@ from dicomcloak.errors import KeyError_, UsageError
 if TYPE_CHECKING:
     from dicomcloak.keys import Keyring
     from dicomcloak.vault import Vault
+    from dicomcloak.vault.patients import Holdings
 
-__all__ = ["KeyArg", "VaultArg", "app", "load_keyring_from", "open_vault", "shred"]
+__all__ = ["KeyArg", "VaultArg", "app", "load_keyring_from", "lookup", "open_vault", "shred"]
+
+_PATIENT_ID = 0x00100020  # (0010,0020) Patient ID, PS3.3 C.7.1.1
+#: Version tag of ``vault lookup --json`` (docs/vault.md, "Looking a patient up").
+LOOKUP_SCHEMA = "dicomcloak/vault-lookup/1"
 
 app = typer.Typer(help="Manage the key vault (sealed originals).", no_args_is_help=True)
 
@@ -78,7 +84,100 @@ def shred(
     else:
         print(f"shredded data keys: {count}")
     if count == 0:
-        warn("no live data key matched: nothing was shredded (unknown pseudonym, or already shredded)")
+        warn("no live data key matched: nothing was shredded (unknown pseudonym, or already shredded); "
+             "--patient takes the pseudonym 'vault lookup --patient-id ID' prints, not the original ID")
     if legacy:
         warn(f"{legacy} data keys were wrapped before their patient was bound: an edited patient column "
              "cannot be detected on them; run 'dicomcloak keys rewrap --vault URL' once to bind them")
+
+
+@app.command("lookup")
+@handles_errors
+def lookup(
+    vault: VaultArg,
+    patient_id: Annotated[
+        str | None,
+        typer.Option("--patient-id", metavar="ID", help="An original Patient ID: print its pseudonym(s)."),
+    ] = None,
+    pseudonym: Annotated[
+        str | None,
+        typer.Option("--pseudonym", help="A patient pseudonym: print its original Patient ID."),
+    ] = None,
+    issuer: Annotated[
+        str, typer.Option("--issuer", help="With --patient-id: its Issuer of Patient ID, if any.")
+    ] = "",
+    domain: Annotated[
+        list[str] | None,
+        typer.Option("--domain", help="With --patient-id: the pseudonym domain(s) deid used (repeatable).")
+    ] = None,
+    key: KeyArg = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Which pseudonym is this patient (--patient-id), or whose is this pseudonym (--pseudonym).
+
+    Needs the project key file and the vault; the answer is printed, the lookup audited in the vault
+    (its direction, the pseudonyms and counts, never the original ID). The pseudonym printed is what
+    'reid --patient' and 'vault shred --patient' take.
+    """
+    if (patient_id is None) == (pseudonym is None):
+        raise UsageError("give exactly one of --patient-id or --pseudonym", reference="lookup-target",
+                         hint="--patient-id ID prints its pseudonym; --pseudonym P prints its Patient ID")
+    if pseudonym is not None and (issuer or domain):
+        raise UsageError("--issuer and --domain go with --patient-id", reference="lookup-target",
+                         hint="a pseudonym already names its domain")
+    if patient_id is not None:
+        found = _pseudonyms_of(vault, key, patient_id, issuer, domain or ["default"])
+        _print_pseudonyms(found, as_json=as_json)
+        return
+    assert pseudonym is not None  # checked above
+    from dicomcloak.engine.uidmap import map_key
+
+    with open_vault(vault, key) as store:  # the map qualifies a patient pseudonym by its tag
+        original, held = store.patient_id_of(pseudonym, map_key(_PATIENT_ID, pseudonym, "LO"))
+    _print_patient_id(original, held, as_json=as_json)
+
+
+def _pseudonyms_of(
+    url: str, key: Path | None, patient_id: str, issuer: str, domains: list[str]
+) -> list[Holdings]:
+    """The pseudonym of ``patient_id`` in each domain, computed with the project key (the engine's own
+    derivation, architecture.md decision 2), and what the vault holds for each."""
+    from dicomcloak.engine.identity import patient_pseudonym
+    from dicomcloak.keys.pseudonyms import Pseudonymizer
+    from dicomcloak.vault import Vault
+
+    ring = load_keyring_from(key)
+    with Vault.open(url, ring) as store:  # the vault's project key is checked before anything is computed
+        named = {d: patient_pseudonym(Pseudonymizer(ring.project, d), patient_id, issuer) for d in domains}
+        return store.patient_holdings(named)
+
+
+def _print_pseudonyms(found: list[Holdings], *, as_json: bool) -> None:
+    if as_json:
+        doc = {"schema": LOOKUP_SCHEMA, "direction": "patient-id-to-pseudonym",
+               "pseudonyms": [h.to_dict() for h in found]}
+        print(json.dumps(doc, indent=2, sort_keys=True))
+    else:
+        for held in found:
+            print(f"{held.pseudonym}  domain {held.domain}  {_counts(held)}")
+    if not any(h.held for h in found):
+        warn("the vault holds nothing for this patient in the domain(s) given: another --domain or --issuer, "
+             "or not de-identified with this vault")
+
+
+def _print_patient_id(original: str | None, held: Holdings, *, as_json: bool) -> None:
+    if as_json:
+        doc = {"schema": LOOKUP_SCHEMA, "direction": "pseudonym-to-patient-id", "patient_id": original,
+               **held.to_dict()}
+        del doc["domain"]
+        print(json.dumps(doc, indent=2, sort_keys=True))
+    else:
+        shown = "(unknown)" if original is None else original
+        print(f"{held.pseudonym}  patient id {shown}  {_counts(held)}")
+    if original is None:
+        why = "every study of it was shredded" if held.shredded else "the vault holds no Patient ID for it"
+        warn(f"no original Patient ID: {why}")
+
+
+def _counts(held: Holdings) -> str:
+    return f"studies {held.studies}  instances {held.instances}  shredded studies {held.shredded}"

@@ -17,7 +17,7 @@ from dicomcloak.engine.outcome import Change
 from dicomcloak.engine.values import text_of
 from dicomcloak.keys.pseudonyms import DateShift, Pseudonymizer
 
-__all__ = ["Identity", "apply_age_rules", "identify"]
+__all__ = ["Identity", "apply_age_rules", "identify", "patient_pseudonym"]
 
 _PATIENT_AGE = 0x00101010
 _BIRTH_DATE = 0x00100030
@@ -61,6 +61,19 @@ def identify(dataset: Dataset, pseudonymizer: Pseudonymizer) -> Identity:
         shift=pseudonymizer.date_shift(key),
         sop_class_uid=_text(dataset, "SOPClassUID"),
     )
+
+
+def patient_pseudonym(pseudonymizer: Pseudonymizer, patient_id: str, issuer: str = "") -> str:
+    """The patient pseudonym the engine gives an original Patient ID (and Issuer of Patient ID).
+
+    :func:`identify` on a data set holding only these two values: the same
+    pseudonym as in the files (``vault lookup --patient-id``, docs/vault.md).
+    """
+    probe = Dataset()
+    probe.PatientID = patient_id
+    if issuer:
+        probe.IssuerOfPatientID = issuer
+    return identify(probe, pseudonymizer).patient_pseudonym
 
 
 def _age_years(text: str) -> int | None:

@@ -34,6 +34,7 @@ __all__ = [
     "encode_dataset_bound",
     "encode_dataset_parts",
     "encode_dataset_sealed",
+    "forget_made_dirs",
     "write_atomic",
     "write_dataset_atomic",
 ]
@@ -223,6 +224,12 @@ def atomic_file(path: Path, *, sync_directory: bool = True, tree: Tree | None = 
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 #: Where the temporary files of a target directory go, per (directory, tree): made once per process.
 _temp_dirs: dict[tuple[str, Tree | None], str] = {}
+
+
+def forget_made_dirs() -> None:
+    """Forget which directories this process made: a process that outlives a run (a Dask worker, which
+    runs the next ``deid --dask`` too) makes them again, should their tree have been deleted meanwhile."""
+    _temp_dirs.clear()
 
 
 def _open_temp(path: Path, tree: Tree | None = None) -> tuple[BinaryIO, Path]:

@@ -23,8 +23,8 @@ database is waited for, a bounded time, by running the whole transaction again
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -46,6 +46,9 @@ from dicomcloak.vault.keyrows import (
     wrap_row,
 )
 from dicomcloak.vault.record import OpenedRecord, VaultRecord, choose_record
+
+if TYPE_CHECKING:
+    from dicomcloak.vault.patients import Holdings
 from dicomcloak.vault.schema import (
     BOUND_RECORDS,
     META,
@@ -268,6 +271,41 @@ class Vault:
             raise shredded
         return None
 
+    # -- the owner's patient questions (vault/patients.py) ------------------------------------------
+
+    @retried
+    def patient_holdings(self, pseudonyms: Mapping[str, str]) -> list[Holdings]:
+        """What the vault holds for the pseudonyms an original Patient ID has (domain -> pseudonym, computed
+        by the caller with this project's key). Audited as ``patient-lookup``: pseudonyms and counts only."""
+        from dicomcloak.vault.patients import holdings
+
+        with self._engine.begin() as conn:
+            found = holdings(conn, pseudonyms)
+            facts = {"direction": "patient-id-to-pseudonym", "pseudonyms": [h.pseudonym for h in found],
+                     "held": sum(h.held for h in found), "studies": sum(h.studies for h in found)}
+            self._audit(conn, "patient-lookup", facts)
+        return found
+
+    @retried
+    def patient_id_of(self, pseudonym: str, entry: str) -> tuple[str | None, Holdings]:
+        """The original Patient ID of a patient pseudonym from its map ``entry`` (the pseudonym qualified
+        by the Patient ID tag), None when not held or every study is shredded; and what the vault holds
+        for it. One map entry is decrypted. Audited as ``patient-lookup``: the pseudonym and counts only."""
+        from dicomcloak.vault.patients import holdings, map_rows
+
+        with self._engine.begin() as conn:
+            (held,) = holdings(conn, {"": pseudonym})
+            try:
+                original = self._first_open(conn, entry, map_rows(conn, entry))
+            except SealError as error:
+                if error.reference != "vault-key-shredded":
+                    raise
+                original = None  # every study of the patient was shredded: the answer is gone, by design
+            facts = {"direction": "pseudonym-to-patient-id", "pseudonym": pseudonym,
+                     "found": original is not None, "studies": held.studies, "shredded": held.shredded}
+            self._audit(conn, "patient-lookup", facts)
+        return original, held
+
     # -- key management --------------------------------------------------------------------------
 
     @retried
@@ -296,7 +334,10 @@ class Vault:
                 chosen = sa.and_(STUDY_KEYS.c.study.in_(studies), live)
                 gone = {"wrapped": None, "key_id": None, "shredded": _now()}
                 conn.execute(sa.update(STUDY_KEYS).where(chosen).values(**gone))
-            facts = {"study": study, "patient": patient, "studies": studies, "count": len(studies),
+            # A target that matched nothing may be an original typed by mistake: not recorded (decision 7).
+            named: dict[str, str | None] = {"study": study, "patient": patient}
+            target = named if studies else {"unmatched": "study" if study else "patient"}
+            facts = {**target, "studies": studies, "count": len(studies),
                      "tampered": plan.tampered, "legacy": plan.legacy, "unverifiable": plan.unverifiable}
             self._audit(conn, "shred", facts)
         for name in studies:
