@@ -440,3 +440,31 @@ def test_a_worker_killed_mid_run_stops_the_run_with_only_complete_sealed_outputs
     _, stderr = again.communicate(timeout=300)
     assert again.returncode == 0, stderr
     assert _every_output_sealed(url, out, key) == 150 == _summary(out)["written"]
+
+
+def test_a_job_resumed_on_the_cluster_judges_new_inputs_against_earlier_outputs(
+    cluster: LocalCluster, key: Path, tmp_path: Path, run_cli: RunCli
+) -> None:
+    """``--job`` with ``--dask`` (docs/jobs.md): the earlier run's claims are made again in the run's shared
+    claim directory, so an input added later is a duplicate or a UID conflict, never written over."""
+    tree = _cts(tmp_path / "in", 4, "job")
+    args = ("deid", tree, "--out", tmp_path / "out", "--key", key, "--pixels", "off", "--job", "grow",
+            "--dask", cluster.address, "--json")
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    before = _tree(tmp_path / "out")
+    source = next(tree.rglob("img000.dcm"))
+    (tree / "later").mkdir()
+    shutil.copyfile(source, tree / "later" / "copy.dcm")
+    variant = dcmread(source)
+    variant.PatientName = "Other^Patient"  # same UIDs, other content: a UID conflict
+    variant.save_as(tree / "later" / "variant.dcm", enforce_file_format=True)
+    again = run_cli(*args)
+    assert again.returncode == 1, again.stderr  # the conflict is quarantined
+    summary = json.loads(again.stdout)
+    counts = summary["files"], summary["written"], summary["duplicates"], summary["quarantined"]
+    assert counts == (6, 4, 1, 1)
+    assert summary["job"]["done_before"] == 4 and summary["job"]["resumed"]
+    assert _tree(tmp_path / "out") == before
+    finished = run_cli(*args)
+    assert finished.returncode == 0 and json.loads(finished.stdout)["job"]["nothing_to_do"]

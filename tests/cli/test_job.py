@@ -40,7 +40,7 @@ def _cli() -> list[str]:
 def test_job_status_of_a_killed_job_shows_done_and_pending(
     run_cli: RunCli, tiny_corpus_factory: Callable[..., Path], key_file: Path, tmp_path: Path
 ) -> None:
-    corpus = tiny_corpus_factory(tmp_path / "in", 300)
+    corpus = tiny_corpus_factory(tmp_path / "in", 1000)
     out = tmp_path / "out"
     command = [*_cli(), "deid", corpus, "--out", out, "--key", key_file, "-j", "1", "--job", "night"]
     process = subprocess.Popen(list(map(str, command)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -59,9 +59,9 @@ def test_job_status_of_a_killed_job_shows_done_and_pending(
     status = json.loads(shown.stdout)
     assert status["schema"] == "dicomcloak/job-status/1"
     assert status["state"] == "unfinished"
-    assert status["inputs"] == 300
-    assert 0 < status["done"] < 300
-    assert status["done"] + status["pending"] == 300
+    assert status["inputs"] == 1000
+    assert 0 < status["done"] < 1000
+    assert status["done"] + status["pending"] == 1000
     assert status["outcomes"] == {"written": status["done"]}
     assert status["runs"][0]["outcome"] == "killed or running"
     human = run_cli("job", "status", "night", "--run-dir", tmp_path / "out.run")
@@ -74,10 +74,10 @@ def test_job_status_of_a_killed_job_shows_done_and_pending(
     resumed = run_cli("deid", corpus, "--out", out, "--key", key_file, "-j", "2", "--job", "night", "--json")
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads(resumed.stdout)
-    assert (summary["files"], summary["written"]) == (300, 300)
+    assert (summary["files"], summary["written"]) == (1000, 1000)
     assert summary["job"]["resumed"] is True
     assert summary["job"]["done_before"] == status["done"]
-    assert len(list(out.rglob("*.dcm"))) == 300
+    assert len(list(out.rglob("*.dcm"))) == 1000
 
 
 def test_a_finished_job_does_nothing_again_unless_forced(
