@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from dicomcloak.keys import Keyring, ProjectKey
 from dicomcloak.vault import Vault, VaultRecord
@@ -37,3 +38,32 @@ def test_two_vault_objects_seal_the_same_new_studies(db_url: str) -> None:
     assert [e["action"] for e in reader.audit.events()].count("seal") == 20
     for vault in (*nodes, reader):
         vault.close()
+
+
+def test_many_processes_opening_a_new_vault_at_once_all_succeed(db_url: str) -> None:
+    """Dask workers and gateway routes open one new vault together: creating its tables must not race
+    (PostgreSQL's CREATE TABLE fails with 23505 on a concurrent one; vault/store.py ``_prepare``)."""
+    import multiprocessing
+
+    key = ProjectKey.generate()
+    context = multiprocessing.get_context("spawn")  # separate processes, separate connections
+    start = context.Barrier(6)
+    answers = context.Queue()
+    workers = [context.Process(target=_open_and_report, args=(db_url, key.secret, start, answers))
+               for _ in range(6)]
+    for worker in workers:
+        worker.start()
+    results = [answers.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+    assert results == [key.key_id] * 6
+
+
+def _open_and_report(url: str, secret: bytes, start: Any, answers: Any) -> None:
+    key = ProjectKey(secret)
+    start.wait()  # every process imported and ready: they open the new vault together
+    try:
+        with Vault.open(url, Keyring.from_project_key(key)):
+            answers.put(key.key_id)
+    except Exception as error:  # the failure's type and reference, sent back to the test
+        answers.put(f"{type(error).__name__}: {getattr(error, 'reference', '')}")

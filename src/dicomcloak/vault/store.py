@@ -419,9 +419,23 @@ class Vault:
         return f"Vault(dialect={self._engine.dialect.name!r}, keyring={self._keyring!r})"
 
 
+#: The PostgreSQL advisory lock that serialises creating the vault's tables (any constant; "dcvault").
+_CREATE_LOCK = 0x6463_7661_756C_74
+
+
 def _prepare(engine: Engine, keyring: Keyring) -> None:
-    """Create the tables if missing and check the project key: one step, retried while busy."""
-    METADATA.create_all(engine, checkfirst=True)
+    """Create the tables if missing and check the project key: one step, retried while busy.
+
+    PostgreSQL's ``CREATE TABLE`` is not safe against a concurrent one: two
+    processes opening a new vault at once (Dask workers, gateway routes) both
+    find no table and the second fails on the catalogue's unique index
+    (SQLSTATE 23505). A transaction-scoped advisory lock makes the check and
+    the creation one step; SQLite serialises writers itself.
+    """
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_LOCK})
+        METADATA.create_all(conn, checkfirst=True)
     _check_project(engine, keyring)
 
 
