@@ -118,3 +118,23 @@ def test_modalities_count_each_outcome_and_follow_an_output_taken_back() -> None
 )
 def test_a_modality_is_a_defined_term_or_other_never_free_text(value: object, code: str) -> None:
     assert modality_code(value) == code
+
+
+def test_a_reid_run_writes_a_valid_report_and_its_page(run_cli: Any, tmp_path: Path, key_file: Path) -> None:
+    """``reid`` keeps the same versioned report and writes the same report.html (docs/reports.md)."""
+    vault = f"sqlite:///{tmp_path / 'vault.db'}"
+    deidentified = tmp_path / "deid"
+    done = run_cli("deid", _inputs(tmp_path / "in"), "--out", deidentified, "--key", key_file,
+                   "--vault", vault, "--json")
+    assert done.returncode == 1, done.stderr  # notes.dcm is quarantined
+    done = run_cli("reid", deidentified, "--out", tmp_path / "restored", "--vault", vault, "--key", key_file,
+                   "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    document = json.loads(Path(summary["report"]).read_text("utf-8"))
+    assert document["summary"]["schema"] == "dicomcloak/reid-summary/1"
+    assert problems(document, report_schema()) == []
+    page = Path(summary["html_report"])
+    assert page.parent == Path(summary["report"]).parent and page.stat().st_mode & 0o777 == 0o600
+    html = page.read_text("utf-8")
+    assert "<svg" in html and f">{summary['written']}<" in html

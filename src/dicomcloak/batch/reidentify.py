@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from dicomcloak.batch.debris import remove_debris, tidy_trees
+from dicomcloak.batch.htmlreport import html_report_path, write_html_report
 from dicomcloak.batch.pool import Pool, WorkerFunctions
 from dicomcloak.batch.report import ReportBuilder, RunSummary, encode_report
 from dicomcloak.batch.restoring import (
@@ -113,7 +114,9 @@ def run_reid(inputs: Iterable[WalkEntry], keys: ReidKeys, settings: ReidSettings
     sync_file_system(settings.out_dir)
     facts = _facts(settings, folder, modes, jobs, builder.skip_reasons[NOT_SELECTED])
     summary = builder.summary(time.perf_counter() - started, facts)
-    finish_run(folder, encode_report(builder.report(summary)))
+    document = builder.report(summary)
+    finish_run(folder, encode_report(document))
+    write_html_report(folder, builder, document)  # the same page as deid's (docs/reports.md)
     tidy_trees(settings.out_dir, settings.run_dir, settings.quarantine_dir)
     return summary
 
@@ -201,6 +204,7 @@ def _facts(
         "run_dir": str(settings.run_dir),
         "quarantine": str(settings.quarantine_dir),
         "report": str(folder.report),
+        "html_report": str(html_report_path(folder)),
         "audit": recorded_head(settings.audit_url),
         **settings.facts,
     }
