@@ -191,6 +191,7 @@ def test_a_cluster_run_equals_a_local_run_byte_for_byte(
     summaries = _summary(tmp_path / "dask"), _summary(tmp_path / "local")
     assert {k: summaries[0][k] for k in _COUNTS} == {k: summaries[1][k] for k in _COUNTS}
     assert summaries[0]["duplicates"] == 1
+    assert summaries[0]["dask_scheduler"].startswith("tcp://") and "dask_scheduler" not in summaries[1]
     assert summaries[0]["reasons"] == {"duplicate-instance": 1, "not-dicom": 1}
     assert _every_output_sealed(vaults[0], tmp_path / "dask", key) == len(cluster_tree)
     # Nothing but outputs in the output tree; the run's shared directory (claims, markers) is gone.

@@ -464,6 +464,8 @@ def _run_facts(
         "report": str(folder.report),
         "html_report": str(html_report_path(folder)),
     }
+    if settings.scheduler is not None:  # the workers were the cluster's, not `jobs` local processes
+        places["dask_scheduler"] = settings.scheduler
     if not worker.deidentify:
         return {"jobs": jobs, **facts, **places, "events": str(folder.events)}
     sealing = seal_facts(worker.seal, settings.run_dir)
