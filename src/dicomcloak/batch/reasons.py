@@ -55,8 +55,19 @@ _TABLE: tuple[tuple[str, str, str, str], ...] = (
      "nothing, unless a file was meant: copy it in as a regular file"),
     ("temporary-file", _S, "a temporary file left by an interrupted dicomcloak run",
      "nothing: it is not an input (later runs remove their own debris)"),
-    ("unsafe-path", _Q, "a zip member's path would leave the archive (zip slip); it was never processed",
-     "check where the archive comes from; an honest archive has no such member"),
+    ("unsafe-path", _Q, "a zip or tar member's path would leave the archive (zip slip); it was never "
+     "processed", "check where the archive comes from; an honest archive has no such member"),
+    ("archive-link", _S, "a symbolic or hard link inside a tar archive: never followed",
+     "nothing, unless the linked file was meant: archive the file itself (tar without -h keeps links)"),
+    ("sparse-member", _S, "a GNU sparse member of a tar archive: its data are not contiguous, not read",
+     "re-create the archive without --sparse"),
+    ("archive-too-large", _Q, "a compressed tar would inflate beyond max_archive_bytes or 90% of the free "
+     "space of the run directory (a decompression bomb, or a very large export)",
+     "unpack it yourself onto a large enough disk and give the directory, or raise max_archive_bytes in "
+     "the site policy's [sanitize.limits] (docs/inputs.md)"),
+    ("media-directory", _S, "a DICOMDIR (a CD's media directory, PS3.10 section 8): never de-identified or "
+     "copied, it names patients; its instances were processed and a new DICOMDIR written for them",
+     "nothing: the output's DICOMDIR is the new one (docs/inputs.md)"),
     ("unreadable", _Q, "the entry could not be opened or listed (permissions, or it changed during the run)",
      "check its permissions and run again"),
     # Duplicates and UID conflicts (batch.claims).

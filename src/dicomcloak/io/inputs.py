@@ -58,6 +58,7 @@ from dicomcloak.io.tarfiles import TAR_ERRORS, list_members, named_tar
 from dicomcloak.raw.limits import ReadLimits
 
 __all__ = [
+    "MEDIA_DIRECTORY",
     "SKIP_REASONS",
     "UNSAFE_PATH",
     "InputItem",

@@ -23,7 +23,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from dicomcloak.errors import InputError, MalformedError, UsageError
-from dicomcloak.io.inputs import InputItem, Refused, Skipped, iter_inputs
+from dicomcloak.io.inputs import MEDIA_DIRECTORY, InputItem, Refused, Skipped, iter_inputs
 from dicomcloak.io.reader import ReadLimits, read_dataset
 
 __all__ = ["Read", "Tree", "list_tree", "read_item"]
@@ -66,7 +66,11 @@ def list_tree(root: Path, role: str) -> Tree:
     items: list[InputItem] = []
     skipped = 0
     for entry in iter_inputs([root]):
-        if isinstance(entry, Skipped):
+        if isinstance(entry, Skipped) and entry.reason == MEDIA_DIRECTORY:
+            # deid never processes a DICOMDIR (docs/inputs.md), but one in a tree holds names and IDs in
+            # its directory records: verify reads it like any other file.
+            items.append(_media_item(root, entry.media.dicomdir if entry.media else root))
+        elif isinstance(entry, Skipped):
             skipped += 1
         else:
             items.append(entry.item if isinstance(entry, Refused) else entry)
@@ -77,6 +81,12 @@ def list_tree(root: Path, role: str) -> Tree:
             if role == "output" else "check the path",
         )
     return Tree(items, skipped)
+
+
+def _media_item(root: Path, dicomdir: Path) -> InputItem:
+    """A DICOMDIR of the tree at ``root`` (or ``root`` itself) as an item to read."""
+    relpath = dicomdir.name if dicomdir == root else dicomdir.relative_to(root).as_posix()
+    return InputItem(root, root.name or "root", relpath, None, dicomdir)
 
 
 def read_item(item: InputItem, limits: ReadLimits) -> Read:
