@@ -177,8 +177,45 @@ BASELINE = "pydicom read + write, no change"
 PAIR = "pydicom read + write, two copies at once"
 
 
-def specs(files: Path, work: Path, key: Path) -> list[Spec]:
-    """Every timed command, in the order of the table."""
+GDCMANON = "gdcmanon -e (GDCM 3, one process, PS3.15 E.1.1 with its CMS seal)"
+
+
+def gdcm_certificate(work: Path) -> Path | None:
+    """A self-signed certificate for ``gdcmanon -e -c`` (it seals the originals to it); None without gdcmanon.
+
+    gdcmanon's de-identification always encrypts the replaced attributes into
+    an Encrypted Attributes Sequence (PS3.15 E.1.1), so it needs a recipient
+    certificate, as ``dicomcloak deid --recipient`` would; made here once per
+    run with ``cryptography`` (nothing downloaded).
+    """
+    if shutil.which("gdcmanon") is None:
+        return None
+    path = work / "gdcmanon-cert.pem"
+    if path.exists():
+        return path
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dicomcloak bench")])
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(start)
+        .not_valid_after(start + datetime.timedelta(days=3650)).sign(key, hashes.SHA256())
+    )
+    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+def specs(
+    files: Path, work: Path, key: Path, pixels: str | None = None, cert: Path | None = None
+) -> list[Spec]:
+    """Every timed command, in the order of the table; ``pixels``: deid's --pixels, when given."""
     todo = [
         Spec("plain copy (`cp -r`)", ["cp", "-r", str(files), str(work / "out-cp")], work / "out-cp"),
         Spec(BASELINE,
@@ -187,11 +224,16 @@ def specs(files: Path, work: Path, key: Path) -> list[Spec]:
         Spec(PAIR, [sys.executable, __file__, "_baseline_pair", str(files), str(work / "out-pair")],
              work / "out-pair", copies=2),
     ]
+    if cert is not None:
+        out = work / "out-gdcmanon"
+        cmd = ["gdcmanon", "-e", "-c", str(cert), "-r", "-i", str(files), "-o", str(out)]
+        todo.append(Spec(GDCMANON, cmd, out))
+    pixel_args = () if pixels is None else ("--pixels", pixels)
     for profile, extra in PROFILES.items():
         for jobs in (1, 2):
             out = work / f"out-{profile}-j{jobs}"
             cmd = [*dicomcloak_cmd(), "deid", str(files), "--out", str(out), "--key", str(key),
-                   "--jobs", str(jobs), *extra]
+                   "--jobs", str(jobs), *extra, *pixel_args]
             keep = profile == "default" and jobs == 2
             todo.append(Spec(f"dicomcloak deid, {profile}, --jobs {jobs}", cmd, out, True, keep))
     return todo
@@ -256,7 +298,7 @@ def run_all(args: argparse.Namespace, corpus: Path, work: Path) -> tuple[list[Ro
         shutil.rmtree(scratch, ignore_errors=True)
         settle(args.settle)
         scratch.mkdir(parents=True)
-        todo = specs(files, scratch, key)
+        todo = specs(files, scratch, key, args.pixels, gdcm_certificate(work))
         for spec in todo:
             row = measure(spec.name, spec.cmd, n * spec.copies, mbytes * spec.copies)
             if last and spec.score and spec.out is not None:
@@ -311,7 +353,7 @@ def table(rows: list[Row]) -> str:
     lines = [head]
     for r in rows:
         ratio = ""
-        if r.name.endswith("--jobs 1"):
+        if r.name.endswith("--jobs 1") or r.name == GDCMANON:
             ratio = f"{r.files_per_s / base.files_per_s:.2f}x pydicom baseline"
         elif r.name.endswith("--jobs 2") or r.name == PAIR:
             if r.name == PAIR:
@@ -350,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=5, help="rounds of timings; the median is reported")
     ap.add_argument("--settle", type=float, default=65.0,
                     help="seconds to wait after deleting a round's outputs (see settle())")
+    ap.add_argument("--pixels", help="deid's --pixels for every dicomcloak row (default: deid's own default)")
     ap.add_argument("--md", type=Path, help="append the results to this Markdown file (docs/benchmarks.md)")
     args = ap.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="dicomcloak-bench-"))
@@ -361,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     date = subprocess.run(["date", "-u"], capture_output=True, text=True, check=False).stdout.strip()
     source = f"`{answer.get('generator', '?')}`, seed {answer.get('seed', '?')}"
     header = (f"### {date}\n\n{len(answer['files'])} files, {answer['total_bytes'] / 1e6:.0f} MB "
-              f"({source}); {machine()}; warm cache.\n")
+              f"({source}); {machine()}; warm cache; deid --pixels {args.pixels or '(default)'}; "
+              f"load average at the end {os.getloadavg()[0]:.2f}.\n")
     report = f"{header}\n{table(rows)}\n"
     print(report)
     if args.md:
