@@ -66,7 +66,7 @@ class Row:
         return self.mbytes / self.wall
 
 
-def measure(name: str, cmd: list[str], files: int, mbytes: float) -> Row:
+def measure(name: str, cmd: list[str], files: int, mbytes: float, env: dict[str, str] | None = None) -> Row:
     """Run ``cmd`` as a whole process tree and return its wall time and peak RSS.
 
     Dirty pages left by the previous command are flushed first (not timed):
@@ -74,7 +74,9 @@ def measure(name: str, cmd: list[str], files: int, mbytes: float) -> Row:
     back the previous command's files.
     """
     os.sync()
-    done = subprocess.run([sys.executable, "-c", _WRAPPER, *cmd], capture_output=True, text=True, check=True)
+    environ = None if env is None else {**os.environ, **env}
+    done = subprocess.run([sys.executable, "-c", _WRAPPER, *cmd], capture_output=True, text=True, check=True,
+                          env=environ)
     wall, rss_kib, code, cpu = done.stdout.split()
     row = Row(name, float(wall), int(rss_kib) / 1024, int(code), files, mbytes, cpu=float(cpu))
     print(f"  {name}: {row.wall:.2f} s, {row.files_per_s:.0f} files/s, CPU {row.cpu:.2f} s, exit {row.code}",
@@ -171,10 +173,41 @@ class Spec:
     score: bool = False
     keep: bool = False
     copies: int = 1  # the corpus is processed this many times (the baseline pair: twice)
+    env: dict[str, str] | None = None  # added to the environment (the no-sync rows' LD_PRELOAD)
 
 
 BASELINE = "pydicom read + write, no change"
 PAIR = "pydicom read + write, two copies at once"
+
+
+NO_SYNC = "no fsync: LD_PRELOAD, benchmark only, UNSAFE"
+
+# fsync, fdatasync, syncfs and sync that return at once, as libeatmydata does: what durability costs,
+# measured without changing dicomcloak (which has no switch to turn its syncs off, by design).
+_NO_SYNC_C = """
+int fsync(int fd) { (void)fd; return 0; }
+int fdatasync(int fd) { (void)fd; return 0; }
+int syncfs(int fd) { (void)fd; return 0; }
+void sync(void) {}
+"""
+
+
+def no_sync_library(work: Path) -> Path | None:
+    """Build the no-sync preload library with the system C compiler; None without one.
+
+    UNSAFE outside a benchmark: a crash or power loss after such a run can
+    leave outputs under their final names that were never written to disk,
+    the very thing architecture.md decision 6 forbids. Only ``--no-sync``
+    rows use it, and their names say so.
+    """
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        return None
+    source, library = work / "nosync.c", work / "libnosync.so"
+    if not library.exists():
+        source.write_text(_NO_SYNC_C)
+        subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-o", str(library), str(source)], check=True)
+    return library
 
 
 GDCMANON = "gdcmanon -e (GDCM 3, one process, PS3.15 E.1.1 with its CMS seal)"
@@ -213,9 +246,14 @@ def gdcm_certificate(work: Path) -> Path | None:
 
 
 def specs(
-    files: Path, work: Path, key: Path, pixels: str | None = None, cert: Path | None = None
+    files: Path, work: Path, key: Path, pixels: str | None = None, cert: Path | None = None,
+    no_sync: Path | None = None,
 ) -> list[Spec]:
-    """Every timed command, in the order of the table; ``pixels``: deid's --pixels, when given."""
+    """Every timed command, in the order of the table; ``pixels``: deid's --pixels, when given.
+
+    ``no_sync``: the preload library of :func:`no_sync_library`; the default profile's
+    rows are then timed again with it (not scored: the same outputs, never synced).
+    """
     todo = [
         Spec("plain copy (`cp -r`)", ["cp", "-r", str(files), str(work / "out-cp")], work / "out-cp"),
         Spec(BASELINE,
@@ -236,6 +274,12 @@ def specs(
                    "--jobs", str(jobs), *extra, *pixel_args]
             keep = profile == "default" and jobs == 2
             todo.append(Spec(f"dicomcloak deid, {profile}, --jobs {jobs}", cmd, out, True, keep))
+            if no_sync is not None and profile == "default":
+                out = work / f"out-nosync-j{jobs}"
+                cmd = [*dicomcloak_cmd(), "deid", str(files), "--out", str(out), "--key", str(key),
+                       "--jobs", str(jobs), *extra, *pixel_args]
+                todo.append(Spec(f"dicomcloak deid, {NO_SYNC}, --jobs {jobs}", cmd, out,
+                                 env={"LD_PRELOAD": str(no_sync)}))
     return todo
 
 
@@ -298,9 +342,10 @@ def run_all(args: argparse.Namespace, corpus: Path, work: Path) -> tuple[list[Ro
         shutil.rmtree(scratch, ignore_errors=True)
         settle(args.settle)
         scratch.mkdir(parents=True)
-        todo = specs(files, scratch, key, args.pixels, gdcm_certificate(work))
+        no_sync = no_sync_library(work) if args.no_sync else None
+        todo = specs(files, scratch, key, args.pixels, gdcm_certificate(work), no_sync)
         for spec in todo:
-            row = measure(spec.name, spec.cmd, n * spec.copies, mbytes * spec.copies)
+            row = measure(spec.name, spec.cmd, n * spec.copies, mbytes * spec.copies, spec.env)
             if last and spec.score and spec.out is not None:
                 row.quality = summarize(evaluate(corpus, spec.out, args.validate_sample))
             runs.setdefault(spec.name, []).append(row)
@@ -393,6 +438,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--settle", type=float, default=65.0,
                     help="seconds to wait after deleting a round's outputs (see settle())")
     ap.add_argument("--pixels", help="deid's --pixels for every dicomcloak row (default: deid's own default)")
+    ap.add_argument("--no-sync", action="store_true",
+                    help="also time the default profile with fsync/syncfs turned off by LD_PRELOAD (UNSAFE, "
+                    "benchmark only): what durability costs")
     ap.add_argument("--md", type=Path, help="append the results to this Markdown file (docs/benchmarks.md)")
     args = ap.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="dicomcloak-bench-"))
