@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from io import BytesIO
 from typing import Any
 
@@ -11,7 +12,9 @@ from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 __all__ = ["new_dataset", "new_file_dataset", "new_file_meta"]
 
 
-def _fresh(charset: str | list[str], parent: str | list[str], elements: dict[Any, Any]) -> dict[str, Any]:
+def _fresh(
+    charset: str | list[str], parent: str | list[str], elements: MutableMapping[Any, Any]
+) -> dict[str, Any]:
     """The attributes ``Dataset.__init__`` sets (pydicom 3.0, pinned), with these values."""
     return {
         "_parent_encoding": parent,
@@ -56,7 +59,7 @@ def new_dataset(
     return ds
 
 
-def new_file_meta(elements: dict[Any, Any]) -> FileMetaDataset:
+def new_file_meta(elements: MutableMapping[Any, Any]) -> FileMetaDataset:
     """``FileMetaDataset(elements)`` for group 0002 ``elements`` (the caller's guarantee), set directly.
 
     What :func:`new_dataset` saves, for the File Meta Information every input
@@ -69,7 +72,11 @@ def new_file_meta(elements: dict[Any, Any]) -> FileMetaDataset:
 
 
 def new_file_dataset(
-    elements: dict[Any, Any], preamble: bytes | None, meta: FileMetaDataset, implicit: bool, little: bool
+    elements: MutableMapping[Any, Any],
+    preamble: bytes | None,
+    meta: FileMetaDataset,
+    implicit: bool,
+    little: bool,
 ) -> FileDataset:
     """``FileDataset(BytesIO(...), elements, preamble, meta, implicit, little)``, buffer None, set directly.
 
