@@ -223,6 +223,26 @@ class Policy:
             self.plain_keeps[tag] = found
         return found  # type: ignore[return-value]
 
+    @cached_property
+    def plain_removes(self) -> dict[int, str | None]:
+        """Memo of :meth:`plain_remove_source` (filled as tags are met); the engine reads it directly."""
+        return {}
+
+    def plain_remove_source(self, tag: int) -> str | None:
+        """The rule source of a public element removed (X) whatever its VR and value, else None.
+
+        The engine's other fast path: such an element is neither decoded nor
+        given an :class:`~dicomcloak.engine.actions.ElementContext`; its change is
+        recorded as :meth:`rule` would give it. None for private tags, and for
+        every tag when site overrides by VR exist (as :meth:`plain_keep_vr`).
+        """
+        found = self.plain_removes.get(tag, _UNSET)
+        if found is _UNSET:
+            rule = None if (tag >> 16) % 2 or self.overrides.vrs else self._rule(tag, None, None)
+            found = rule.source if rule is not None and rule.action is Action.X else None
+            self.plain_removes[tag] = found
+        return found  # type: ignore[return-value]
+
     def _plain_vr(self, tag: int) -> str | None:
         if (tag >> 16) % 2 or self.overrides.vrs or self._rule(tag, None, None).action is not Action.K:
             return None
