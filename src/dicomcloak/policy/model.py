@@ -169,12 +169,17 @@ class Policy:
 
     def _option_action(self, columns: Mapping[Option, Action]) -> tuple[Option, Action] | None:
         """The option in force that decides a row: K, then C, then the first in table order."""
-        chosen = [(opt, columns[opt]) for opt in Option if opt in self.options and opt in columns]
+        chosen = [(opt, columns[opt]) for opt in self._options_in_order if opt in columns]
         for wanted in (Action.K, Action.C):
             for opt, action in chosen:
                 if action is wanted:
                     return opt, action
         return chosen[0] if chosen else None
+
+    @cached_property
+    def _options_in_order(self) -> tuple[Option, ...]:
+        """The options in force, in table order (each table row asks; iterating the Enum is slow)."""
+        return tuple(opt for opt in Option if opt in self.options)
 
     @cached_property
     def deviations(self) -> tuple[Deviation, ...]:
