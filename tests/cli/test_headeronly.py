@@ -47,6 +47,15 @@ def test_deid_pixels_off_imports_no_pixel_library(
     assert ds.PixelData == pydicom.dcmread(source).PixelData
 
 
+def test_sanitize_imports_no_pixel_library(tmp_path: Path, instance_factory: Callable[..., Path]) -> None:
+    source = instance_factory(tmp_path / "in" / "a.dcm", 0)
+    code, loaded, _ = _run("sanitize", source.parent, "--out", tmp_path / "out", "--jobs", "1", cwd=tmp_path)
+    assert code == 0
+    assert loaded == []
+    (output,) = (tmp_path / "out").rglob("*.dcm")
+    assert pydicom.dcmread(output).PixelData == pydicom.dcmread(source).PixelData
+
+
 def test_deid_help_imports_no_pixel_library(tmp_path: Path) -> None:
     code, loaded, out = _run("deid", "--help", cwd=tmp_path)
     assert code == 0 and "--pixels" in out
