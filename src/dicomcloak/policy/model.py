@@ -137,17 +137,16 @@ class Policy:
                 hint="choose retain-long-full-dates or retain-long-modified-dates, not both",
             )
 
-    @cached_property
-    def _table(self) -> Mapping[int, Rule]:
-        """Rules of the concrete rows of Table E.1-1 and, unless strict, of the beyond-table list."""
-        rules: dict[int, Rule] = {}
-        if not self.strict_table:
-            rules.update((row.tag, self.beyond_rule(row)) for row in beyond_rows())
-        for row in table_rows():
-            tag = _concrete_tag(row.tag)
-            if tag is not None:
-                rules[tag] = self.table_rule(row)
-        return rules
+    def _tabled_rule(self, tag: int) -> Rule | None:
+        """The rule of ``tag``'s concrete row in Table E.1-1 or, unless strict, in the beyond-table list.
+
+        Made when a tag is first met (:meth:`rule` memoizes it), not for all of
+        the table's ~650 rows at start-up: a run meets a hundred or so tags.
+        """
+        row = _rows_by_tag(self.strict_table).get(tag)
+        if row is None:
+            return None
+        return self.table_rule(row) if isinstance(row, TableRow) else self.beyond_rule(row)
 
     @cached_property
     def _repeating(self) -> Mapping[str, Rule]:
@@ -266,7 +265,7 @@ class Policy:
             return self._private_rule(tag, vr, creator)
         if vr is not None and vr in self.overrides.vrs:
             return Rule(self.overrides.vrs[vr], "site:vr")
-        found = self._table.get(tag)
+        found = self._tabled_rule(tag)
         if found is not None:
             return found
         return self._untabled_rule(tag)
@@ -304,6 +303,19 @@ class Policy:
             frozenset(options), self.overrides, self.safe_private,
             self.unknown_public, self.keep_reference_sequences, self.sanitize, self.strict_table,
         )
+
+
+@cache
+def _rows_by_tag(strict: bool) -> Mapping[int, TableRow | BeyondRow]:
+    """The concrete rows by tag: Table E.1-1's win over the beyond-table list's, which strict omits."""
+    rows: dict[int, TableRow | BeyondRow] = {}
+    if not strict:
+        rows.update((row.tag, row) for row in beyond_rows())
+    for row in table_rows():
+        tag = _concrete_tag(row.tag)
+        if tag is not None:
+            rows[tag] = row
+    return rows
 
 
 @cache
