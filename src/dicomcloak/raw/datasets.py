@@ -53,9 +53,21 @@ def new_dataset(
     same values directly (pydicom 3.0, pinned; a test compares the two).
     """
     ds = Dataset.__new__(Dataset)
-    ds.__dict__.update(_fresh(charset, charset if parent is None else parent, elements))
-    ds.__dict__.update(_read_little=little, _read_implicit=implicit)
-    ds.__dict__["is_undefined_length_sequence_item"] = undefined
+    ds.__dict__.update(  # one call, not _fresh(): this runs for every sequence item
+        _parent_encoding=charset if parent is None else parent,
+        _dict=elements,
+        is_decompressed=False,
+        _read_little=little,
+        _read_implicit=implicit,
+        _read_charset=charset,
+        _is_little_endian=None,
+        _is_implicit_VR=None,
+        is_undefined_length_sequence_item=undefined,
+        _private_blocks={},
+        _pixel_array=None,
+        _pixel_array_opts={"use_pdh": False},
+        _pixel_id={},
+    )
     return ds
 
 
