@@ -1,4 +1,4 @@
-"""Header-only runs start without pydicom's pixel libraries (docs/architecture.md, "Start-up")."""
+"""Start-up: header-only runs without pydicom's pixel libraries, a command without the others' modules."""
 
 from __future__ import annotations
 
@@ -24,8 +24,10 @@ main()
 """
 
 
-def _run(*args: str | Path, cwd: Path) -> tuple[int, list[str], str]:
-    code = _REPORT_AT_EXIT.format(libraries=PIXEL_LIBRARIES)
+def _run(
+    *args: str | Path, cwd: Path, modules: tuple[str, ...] = PIXEL_LIBRARIES
+) -> tuple[int, list[str], str]:
+    code = _REPORT_AT_EXIT.format(libraries=modules)
     done = subprocess.run(
         [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=120,
         check=False,
@@ -82,3 +84,17 @@ def test_pixel_runs_still_import_pydicom_with_numpy() -> None:
     code = "import sys, dicomcloak.batch.worker, pydicom.config; print(pydicom.config.have_numpy)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "True"
+
+
+_SIBLINGS = ("reid", "verify", "scan", "serve", "keys", "policy", "vault", "audit", "gateway")
+_OTHER_COMMANDS = tuple(f"dicomcloak.cli.{name}" for name in _SIBLINGS)
+
+
+def test_a_command_imports_no_other_command(tmp_path: Path) -> None:
+    """Only the command asked for is registered (cli.app._register): its siblings are not imported."""
+    code, loaded, out = _run("deid", "--help", cwd=tmp_path, modules=_OTHER_COMMANDS)
+    assert code == 0 and "--pixels" in out
+    assert loaded == []
+    code, loaded, out = _run("--help", cwd=tmp_path, modules=_OTHER_COMMANDS)
+    assert code == 0 and "gateway" in out
+    assert loaded == sorted(_OTHER_COMMANDS)  # the root's help lists them all
