@@ -13,7 +13,7 @@ import pydicom
 from dicomcloak.cli._headeronly import PIXEL_LIBRARIES
 
 # Runs the real console entry point (which ends the process with os._exit after the exit functions):
-# an exit function reports which pixel libraries the whole command imported.
+# an exit function reports which of the given modules the whole command imported.
 _REPORT_AT_EXIT = """
 import atexit, json, sys
 LIBRARIES = {libraries!r}
