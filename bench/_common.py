@@ -8,6 +8,7 @@ read side by side (bench/README.md, docs/benchmarks.md). Scripts import it as ``
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import platform
@@ -216,3 +217,23 @@ def machine() -> str:
             f"{platform.system()} {platform.release()}")
 
 
+def make_certificate(folder: Path) -> Path:
+    """A throw-away self-signed RSA certificate for ``gdcmanon -e`` (PEM), valid for one day.
+
+    gdcmanon encrypts the original attributes to it (PS3.15 E.1.1 step 4); the private key is never needed
+    (nothing is re-identified here) and is not written.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dicomcloak peer benchmark")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    path = folder / "gdcmanon-cert.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return path

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from _common import (
     dicomcloak_cmd,
     evaluate,
     machine,
+    make_certificate,
     measure,
     median,
     settle,
@@ -67,14 +69,85 @@ class Spec:
     score: bool = False
     keep: bool = False
     copies: int = 1  # the corpus is processed this many times (the baseline pair: twice)
+    env: dict[str, str] | None = None  # added to the environment (the no-sync rows' LD_PRELOAD)
 
 
 BASELINE = "pydicom read + write, no change"
 PAIR = "pydicom read + write, two copies at once"
 
 
-def specs(files: Path, work: Path, key: Path) -> list[Spec]:
-    """Every timed command, in the order of the table."""
+NO_SYNC = "no fsync: LD_PRELOAD, benchmark only, UNSAFE"
+
+# fsync, fdatasync, syncfs and sync that return at once, as libeatmydata does: what durability costs,
+# measured without changing dicomcloak (which has no switch to turn its syncs off, by design).
+_NO_SYNC_C = """
+int fsync(int fd) { (void)fd; return 0; }
+int fdatasync(int fd) { (void)fd; return 0; }
+int syncfs(int fd) { (void)fd; return 0; }
+void sync(void) {}
+"""
+
+
+def no_sync_library(work: Path) -> Path | None:
+    """Build the no-sync preload library with the system C compiler; None without one.
+
+    UNSAFE outside a benchmark: a crash or power loss after such a run can
+    leave outputs under their final names that were never written to disk,
+    the very thing architecture.md decision 6 forbids. Only ``--no-sync``
+    rows use it, and their names say so.
+    """
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        return None
+    source, library = work / "nosync.c", work / "libnosync.so"
+    if not library.exists():
+        source.write_text(_NO_SYNC_C)
+        subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-o", str(library), str(source)], check=True)
+    return library
+
+
+GDCMANON = "gdcmanon -e (GDCM 3, one process, PS3.15 E.1.1 with its CMS seal)"
+
+
+def gdcm_certificate(work: Path) -> Path | None:
+    """A self-signed certificate for ``gdcmanon -e -c`` (it seals the originals to it); None without gdcmanon.
+
+    gdcmanon's de-identification always encrypts the replaced attributes into
+    an Encrypted Attributes Sequence (PS3.15 E.1.1), so it needs a recipient
+    certificate, as ``dicomcloak deid --recipient`` would (``_common.make_certificate``).
+    """
+    if shutil.which("gdcmanon") is None:
+        return None
+    path = work / "gdcmanon-cert.pem"
+    return path if path.exists() else make_certificate(work)
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dicomcloak bench")])
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(start)
+        .not_valid_after(start + datetime.timedelta(days=3650)).sign(key, hashes.SHA256())
+    )
+    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+def specs(
+    files: Path, work: Path, key: Path, pixels: str | None = None, cert: Path | None = None,
+    no_sync: Path | None = None,
+) -> list[Spec]:
+    """Every timed command, in the order of the table; ``pixels``: deid's --pixels, when given.
+
+    ``no_sync``: the preload library of :func:`no_sync_library`; the default profile's
+    rows are then timed again with it (not scored: the same outputs, never synced).
+    """
     todo = [
         Spec("plain copy (`cp -r`)", ["cp", "-r", str(files), str(work / "out-cp")], work / "out-cp"),
         Spec(BASELINE,
@@ -83,13 +156,24 @@ def specs(files: Path, work: Path, key: Path) -> list[Spec]:
         Spec(PAIR, [sys.executable, __file__, "_baseline_pair", str(files), str(work / "out-pair")],
              work / "out-pair", copies=2),
     ]
+    if cert is not None:
+        out = work / "out-gdcmanon"
+        cmd = ["gdcmanon", "-e", "-c", str(cert), "-r", "-i", str(files), "-o", str(out)]
+        todo.append(Spec(GDCMANON, cmd, out))
+    pixel_args = () if pixels is None else ("--pixels", pixels)
     for profile, extra in PROFILES.items():
         for jobs in (1, 2):
             out = work / f"out-{profile}-j{jobs}"
             cmd = [*dicomcloak_cmd(), "deid", str(files), "--out", str(out), "--key", str(key),
-                   "--jobs", str(jobs), *extra]
+                   "--jobs", str(jobs), *extra, *pixel_args]
             keep = profile == "default" and jobs == 2
             todo.append(Spec(f"dicomcloak deid, {profile}, --jobs {jobs}", cmd, out, True, keep))
+            if no_sync is not None and profile == "default":
+                out = work / f"out-nosync-j{jobs}"
+                cmd = [*dicomcloak_cmd(), "deid", str(files), "--out", str(out), "--key", str(key),
+                       "--jobs", str(jobs), *extra, *pixel_args]
+                todo.append(Spec(f"dicomcloak deid, {NO_SYNC}, --jobs {jobs}", cmd, out,
+                                 env={"LD_PRELOAD": str(no_sync)}))
     return todo
 
 
@@ -119,9 +203,10 @@ def run_all(args: argparse.Namespace, corpus: Path, work: Path) -> tuple[list[Ro
         shutil.rmtree(scratch, ignore_errors=True)
         settle(args.settle)
         scratch.mkdir(parents=True)
-        todo = specs(files, scratch, key)
+        no_sync = no_sync_library(work) if args.no_sync else None
+        todo = specs(files, scratch, key, args.pixels, gdcm_certificate(work), no_sync)
         for spec in todo:
-            row = measure(spec.name, spec.cmd, n * spec.copies, mbytes * spec.copies)
+            row = measure(spec.name, spec.cmd, n * spec.copies, mbytes * spec.copies, spec.env)
             if last and spec.score and spec.out is not None:
                 row.quality = summarize(evaluate(corpus, spec.out, args.validate_sample))
             runs.setdefault(spec.name, []).append(row)
@@ -152,7 +237,7 @@ def table(rows: list[Row]) -> str:
     lines = [head]
     for r in rows:
         ratio = ""
-        if r.name.endswith("--jobs 1"):
+        if r.name.endswith("--jobs 1") or r.name == GDCMANON:
             ratio = f"{r.files_per_s / base.files_per_s:.2f}x pydicom baseline"
         elif r.name.endswith("--jobs 2") or r.name == PAIR:
             if r.name == PAIR:
@@ -191,6 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=5, help="rounds of timings; the median is reported")
     ap.add_argument("--settle", type=float, default=65.0,
                     help="seconds to wait after deleting a round's outputs (see settle())")
+    ap.add_argument("--pixels", help="deid's --pixels for every dicomcloak row (default: deid's own default)")
+    ap.add_argument("--no-sync", action="store_true",
+                    help="also time the default profile with fsync/syncfs turned off by LD_PRELOAD (UNSAFE, "
+                    "benchmark only): what durability costs")
     ap.add_argument("--md", type=Path, help="append the results to this Markdown file (docs/benchmarks.md)")
     args = ap.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="dicomcloak-bench-"))
@@ -202,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     date = subprocess.run(["date", "-u"], capture_output=True, text=True, check=False).stdout.strip()
     source = f"`{answer.get('generator', '?')}`, seed {answer.get('seed', '?')}"
     header = (f"### {date}\n\n{len(answer['files'])} files, {answer['total_bytes'] / 1e6:.0f} MB "
-              f"({source}); {machine()}; warm cache.\n")
+              f"({source}); {machine()}; warm cache; deid --pixels {args.pixels or '(default)'}; "
+              f"load average at the end {os.getloadavg()[0]:.2f}.\n")
     report = f"{header}\n{table(rows)}\n"
     print(report)
     if args.md:

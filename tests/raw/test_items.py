@@ -1,7 +1,8 @@
-"""Sequences opened by dicomcloak.raw.read_items equal pydicom's, on every bundled file."""
+"""Sequences opened by dicomcloak.raw.read_items equal pydicom's, on every bundled file; fast constructors."""
 
 from __future__ import annotations
 
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -9,8 +10,10 @@ import pydicom
 import pytest
 from pydicom import Dataset, dcmread
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.tag import BaseTag
 
-from dicomcloak.raw import new_dataset, read_items
+from dicomcloak.raw import new_dataset, new_file_dataset, new_file_meta, read_items
 
 TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 
@@ -94,3 +97,19 @@ def test_new_dataset_matches_pydicom_construction() -> None:
     assert {k: v for k, v in vars(ours).items() if k != "_dict"} == {
         k: v for k, v in vars(expected).items() if k != "_dict"
     }
+
+
+def test_new_file_meta_matches_pydicom_construction() -> None:
+    elements = {BaseTag(0x00020010): RawDataElement(BaseTag(0x00020010), "UI", 2, b"1\x00", 0, False, True)}
+    ours, expected = new_file_meta(dict(elements)), FileMetaDataset(dict(elements))
+    assert vars(ours) == vars(expected)
+    assert isinstance(ours, FileMetaDataset)
+
+
+def test_new_file_dataset_matches_pydicom_construction() -> None:
+    meta = FileMetaDataset()
+    expected = FileDataset(BytesIO(b"\x00"), {}, b"\x00" * 128, meta, False, True)
+    expected.buffer = None
+    ours = new_file_dataset({}, b"\x00" * 128, meta, False, True)
+    assert vars(ours) == vars(expected)
+    assert ours.file_meta is meta and ours.original_encoding == (False, True)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+from importlib import import_module
 from typing import Any
 
 import typer
 from typer import _click  # typer 0.28 (pinned) vendors Click
 from typer.core import TyperGroup
 
-from dicomcloak.cli import audit, deid, gateway, job, keys, policy, reid, sanitize, scan, serve, vault, verify
 from dicomcloak.cli._common import usage_errors
 from dicomcloak.cli._process import exit_now, limit_library_threads
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main"]  # noqa: F822 - app: made on first access (module __getattr__)
 
 
 class _Commands(TyperGroup):
@@ -35,7 +36,7 @@ class _Commands(TyperGroup):
             return super().invoke(ctx)
 
 
-app = typer.Typer(
+_app = typer.Typer(
     name="dicomcloak",
     cls=_Commands,
     help="De-identify DICOM per PS3.15 Annex E with keyed pseudonyms.",
@@ -45,18 +46,53 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
 )
-app.command("deid")(deid.deid)
-app.command("reid")(reid.reid)
-app.command("verify")(verify.verify)
-app.command("sanitize")(sanitize.sanitize)
-app.command("scan")(scan.scan)
-app.command("serve")(serve.serve)
-app.add_typer(keys.app, name="keys")
-app.add_typer(policy.app, name="policy")
-app.add_typer(vault.app, name="vault")
-app.add_typer(audit.app, name="audit")
-app.add_typer(gateway.app, name="gateway")
-app.add_typer(job.app, name="job")
+#: Every command, in the order ``--help`` lists them: name -> (module, attribute, whether a sub-app).
+_COMMANDS: dict[str, tuple[str, str, bool]] = {
+    "deid": ("dicomcloak.cli.deid", "deid", False),
+    "reid": ("dicomcloak.cli.reid", "reid", False),
+    "verify": ("dicomcloak.cli.verify", "verify", False),
+    "sanitize": ("dicomcloak.cli.sanitize", "sanitize", False),
+    "scan": ("dicomcloak.cli.scan", "scan", False),
+    "serve": ("dicomcloak.cli.serve", "serve", False),
+    "keys": ("dicomcloak.cli.keys", "app", True),
+    "policy": ("dicomcloak.cli.policy", "app", True),
+    "vault": ("dicomcloak.cli.vault", "app", True),
+    "audit": ("dicomcloak.cli.audit", "app", True),
+    "gateway": ("dicomcloak.cli.gateway", "app", True),
+    "job": ("dicomcloak.cli.job", "app", True),
+}
+_registered: set[str] = set()
+
+
+def _register(argv: list[str] | None = None) -> typer.Typer:
+    """Register the command ``argv`` names (its module imported only now), or every command.
+
+    Typer imports a command's module and turns its signature into Click
+    options when the command is registered: for all eleven, 10% of a
+    one-file ``deid``'s start-up (docs/benchmarks.md, "Speed (issue 16)").
+    ``dicomcloak CMD ...`` needs CMD only; ``--help``, ``--version``, no
+    command or an unknown one (whose error suggests the close names) get
+    them all, in ``--help`` order.
+    """
+    wanted = next((arg for arg in argv or () if not arg.startswith("-")), None)
+    for name in [wanted] if wanted in _COMMANDS else list(_COMMANDS):
+        if name in _registered:
+            continue
+        _registered.add(name)
+        module, attribute, group = _COMMANDS[name]
+        target = getattr(import_module(module), attribute)
+        if group:
+            _app.add_typer(target, name=name)
+        else:
+            _app.command(name)(target)
+    return _app
+
+
+def __getattr__(name: str) -> typer.Typer:
+    """``app``: the Typer app with every command registered (for callers other than :func:`main`)."""
+    if name == "app":
+        return _register()
+    raise AttributeError(name)
 
 
 def _print_version(value: bool) -> None:
@@ -67,7 +103,7 @@ def _print_version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.callback()
+@_app.callback()
 def _root(
     version: bool = typer.Option(
         False, "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
@@ -80,7 +116,7 @@ def main() -> None:
     """Console-script entry point: run the command, then end the process at once (cli._process)."""
     limit_library_threads()
     try:
-        app()
+        _register(sys.argv[1:])()
     except SystemExit as stop:
         exit_now(stop.code)
         raise

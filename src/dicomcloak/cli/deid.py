@@ -28,6 +28,7 @@ from dicomcloak.cli._common import (
     warn,
     warn_deviations,
 )
+from dicomcloak.cli._headeronly import import_pydicom_header_only
 from dicomcloak.cli._inputs import FromListArg, InputsArg, gather_inputs
 from dicomcloak.cli._progress import DEFAULT_INTERVAL, ProgressIntervalArg, ProgressLines
 from dicomcloak.cli._sealing import SealerKeyArg, seal_settings
@@ -165,6 +166,8 @@ def deid(
     as_json: JsonFlag = False,
 ) -> None:
     """De-identify INPUT... into OUT per PS3.15 Annex E; reports and quarantine go to the run dir."""
+    if pixels is PixelMode.OFF:
+        import_pydicom_header_only()  # Pixel Data is copied as it is: no NumPy, Pillow, GDCM
     with collector_paused():  # start-up state lives until exit; the batch freezes it
         from dicomcloak.batch.claims import OnConflict
         from dicomcloak.batch.report import PIXEL_CARDS

@@ -23,6 +23,7 @@ from dicomcloak.cli._common import (
     handles_errors,
     load_policy,
 )
+from dicomcloak.cli._headeronly import import_pydicom_header_only
 from dicomcloak.cli._inputs import FromListArg, InputsArg, gather_inputs
 from dicomcloak.cli._progress import DEFAULT_INTERVAL, ProgressIntervalArg
 from dicomcloak.cli.deid import default_run_dir, history, render_summary, run_items
@@ -76,6 +77,7 @@ def sanitize(
     Outputs keep the inputs' relative paths and are NOT de-identified. Private
     elements are kept only as the policy (--option, --policy) allows.
     """
+    import_pydicom_header_only()  # no pixel stage here: Pixel Data is checked and copied, never decoded
     with collector_paused():  # start-up state lives until exit; the batch freezes it
         from dicomcloak.batch.run import RunSettings, default_jobs
         from dicomcloak.batch.rundir import run_tree

@@ -124,6 +124,7 @@ def _process(source: Dataset, path: TagPath, walk: Walk) -> Dataset:
     out_elements = out._dict  # noqa: SLF001
     elements = source._dict  # noqa: SLF001 - pydicom 3.0 storage; elements() re-checks each tag
     plain, plain_vr = walk.policy.plain_keeps, walk.policy.plain_keep_vr
+    removes, remove_source = walk.policy.plain_removes, walk.policy.plain_remove_source
     for tag in sorted(elements, key=int):  # int keys: BaseTag's Python-level __lt__ is slow
         elem = elements[tag]
         number = int(tag)  # plain int keys: BaseTag's __eq__ is Python-level and slow in dicts
@@ -133,6 +134,11 @@ def _process(source: Dataset, path: TagPath, walk: Walk) -> Dataset:
             out_elements[tag] = _matching(elem, source, walk)
             continue
         walk.current = (*path, tag)
+        removed = removes[number] if number in removes else remove_source(number)
+        if removed is not None and elem.VR != "UN":  # UN: _process_element decodes it to learn its VR
+            # Fast path: a public element the policy removes, whatever its VR and value.
+            walk.changes.append(Change((*path, number), "X", removed))
+            continue
         private = (tag >> 16) % 2 == 1
         if private and 0x0010 <= (tag & 0xFFFF) <= 0x00FF:
             creators[_block(tag)] = _creator_value(source, elem, walk)

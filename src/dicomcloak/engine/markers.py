@@ -19,6 +19,7 @@ from dicomcloak.engine.outcome import Change
 from dicomcloak.engine.values import text_of
 from dicomcloak.policy.deviations import Deviation
 from dicomcloak.policy.model import Policy
+from dicomcloak.raw import new_file_meta
 from dicomcloak.standard.table import Option, method_codes
 
 __all__ = ["IMPLEMENTATION_CLASS_UID", "IMPLEMENTATION_VERSION_NAME", "add_markers", "file_meta"]
@@ -138,8 +139,8 @@ def file_meta(source: Dataset, out: Dataset) -> FileMetaDataset:
     Built from raw elements: nothing of the input's File Meta is carried over
     but its transfer syntax, and raw elements cost a tuple each to build.
     """
-    meta = FileMetaDataset()
-    elements = meta._dict  # noqa: SLF001 - values made here are valid by construction
+    elements: dict[BaseTag, RawDataElement] = {}  # values made here are valid by construction
+    meta = new_file_meta(elements)  # FileMetaDataset(), without its __setattr__ calls
     for tag, vr, value in (
         (0x00020001, "OB", b"\x00\x01"),
         (0x00020002, "UI", text_of(out, 0x00080016)),

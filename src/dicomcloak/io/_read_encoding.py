@@ -25,6 +25,7 @@ from pydicom.uid import (
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
 
 from dicomcloak.errors import MalformedError, NotDicomError, ReadLimitError
+from dicomcloak.raw import new_file_meta
 from dicomcloak.raw.limits import ReadLimits
 
 _UNDEFINED = 0xFFFFFFFF
@@ -181,7 +182,9 @@ def _read_meta(data: bytes, fp: BytesIO, max_bytes: int) -> FileMetaDataset:
     _check_meta_extent(data, start, implicit, max_bytes)
     meta = _pydicom_read_dataset(fp, implicit, True, stop_when=_not_group_0002)
     _require_complete(meta, start, fp.tell())
-    return FileMetaDataset(meta)
+    if any(tag >> 16 != 0x0002 for tag in meta._dict):  # noqa: SLF001 - never after stop_when; as before:
+        return FileMetaDataset(meta)  # pydicom's ValueError (unparseable)
+    return new_file_meta(meta._dict)  # noqa: SLF001 - FileMetaDataset(meta), without its __setattr__ calls
 
 
 _META_HEADER = struct.Struct("<HH2sH").unpack_from

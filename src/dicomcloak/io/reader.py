@@ -66,7 +66,7 @@ from dicomcloak.io._read_encoding import (
     _truncated,
 )
 from dicomcloak.io.bounded import Window, read_capped
-from dicomcloak.raw import read_elements
+from dicomcloak.raw import new_file_dataset, read_elements
 from dicomcloak.raw.extent import check_extent
 from dicomcloak.raw.limits import ReadLimits
 
@@ -278,8 +278,9 @@ def _parse(data: bytes, limits: ReadLimits, share_pixel_data: bool) -> tuple[Fil
     fp = BytesIO(data)
     fp.seek(start)
     elements, end = _read_elements(data, fp, enc, limits, share_pixel_data)
-    ds = FileDataset(fp, elements, preamble, meta, enc.implicit, enc.little)
-    ds.buffer = None  # the dataset keeps no reference to `data` (a shared Pixel Data view does)
+    # FileDataset(fp, elements, preamble, meta, ...) with buffer None, without its ~20 __setattr__ calls:
+    # the dataset keeps no reference to `data` (a shared Pixel Data view does)
+    ds = new_file_dataset(elements, preamble, meta, enc.implicit, enc.little)
     ds.set_original_encoding(enc.implicit, enc.little, _charset(ds))
     _check_depth(ds, limits, 0, [0])
     _require_sop_instance_uid(ds)

@@ -170,11 +170,11 @@ def resolve_pixel_settings(path: Path | None, mode: PixelMode | None = None) -> 
     When the stage runs, its OCR back-end is checked now (docs/pixels.md,
     "Dependencies"): a run stops before its first file, not at its first image at risk.
     """
-    from dicomcloak.pixels.ocr import ensure_available
-
     settings = load_pixel_settings(path)
     settings = settings if mode is None else replace(settings, mode=mode)
     if settings.mode is not PixelMode.OFF:
+        from dicomcloak.pixels.ocr import ensure_available  # NumPy: only when the stage runs
+
         ensure_available(settings.backend)
     return settings
 

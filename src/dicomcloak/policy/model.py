@@ -137,17 +137,16 @@ class Policy:
                 hint="choose retain-long-full-dates or retain-long-modified-dates, not both",
             )
 
-    @cached_property
-    def _table(self) -> Mapping[int, Rule]:
-        """Rules of the concrete rows of Table E.1-1 and, unless strict, of the beyond-table list."""
-        rules: dict[int, Rule] = {}
-        if not self.strict_table:
-            rules.update((row.tag, self.beyond_rule(row)) for row in beyond_rows())
-        for row in table_rows():
-            tag = _concrete_tag(row.tag)
-            if tag is not None:
-                rules[tag] = self.table_rule(row)
-        return rules
+    def _tabled_rule(self, tag: int) -> Rule | None:
+        """The rule of ``tag``'s concrete row in Table E.1-1 or, unless strict, in the beyond-table list.
+
+        Made when a tag is first met (:meth:`rule` memoizes it), not for all of
+        the table's ~650 rows at start-up: a run meets a hundred or so tags.
+        """
+        row = _rows_by_tag(self.strict_table).get(tag)
+        if row is None:
+            return None
+        return self.table_rule(row) if isinstance(row, TableRow) else self.beyond_rule(row)
 
     @cached_property
     def _repeating(self) -> Mapping[str, Rule]:
@@ -169,12 +168,17 @@ class Policy:
 
     def _option_action(self, columns: Mapping[Option, Action]) -> tuple[Option, Action] | None:
         """The option in force that decides a row: K, then C, then the first in table order."""
-        chosen = [(opt, columns[opt]) for opt in Option if opt in self.options and opt in columns]
+        chosen = [(opt, columns[opt]) for opt in self._options_in_order if opt in columns]
         for wanted in (Action.K, Action.C):
             for opt, action in chosen:
                 if action is wanted:
                     return opt, action
         return chosen[0] if chosen else None
+
+    @cached_property
+    def _options_in_order(self) -> tuple[Option, ...]:
+        """The options in force, in table order (each table row asks; iterating the Enum is slow)."""
+        return tuple(opt for opt in Option if opt in self.options)
 
     @cached_property
     def deviations(self) -> tuple[Deviation, ...]:
@@ -223,6 +227,26 @@ class Policy:
             self.plain_keeps[tag] = found
         return found  # type: ignore[return-value]
 
+    @cached_property
+    def plain_removes(self) -> dict[int, str | None]:
+        """Memo of :meth:`plain_remove_source` (filled as tags are met); the engine reads it directly."""
+        return {}
+
+    def plain_remove_source(self, tag: int) -> str | None:
+        """The rule source of a public element removed (X) whatever its VR and value, else None.
+
+        The engine's other fast path: such an element is neither decoded nor
+        given an :class:`~dicomcloak.engine.actions.ElementContext`; its change is
+        recorded as :meth:`rule` would give it. None for private tags, and for
+        every tag when site overrides by VR exist (as :meth:`plain_keep_vr`).
+        """
+        found = self.plain_removes.get(tag, _UNSET)
+        if found is _UNSET:
+            rule = None if (tag >> 16) % 2 or self.overrides.vrs else self._rule(tag, None, None)
+            found = rule.source if rule is not None and rule.action is Action.X else None
+            self.plain_removes[tag] = found
+        return found  # type: ignore[return-value]
+
     def _plain_vr(self, tag: int) -> str | None:
         if (tag >> 16) % 2 or self.overrides.vrs or self._rule(tag, None, None).action is not Action.K:
             return None
@@ -241,7 +265,7 @@ class Policy:
             return self._private_rule(tag, vr, creator)
         if vr is not None and vr in self.overrides.vrs:
             return Rule(self.overrides.vrs[vr], "site:vr")
-        found = self._table.get(tag)
+        found = self._tabled_rule(tag)
         if found is not None:
             return found
         return self._untabled_rule(tag)
@@ -279,6 +303,19 @@ class Policy:
             frozenset(options), self.overrides, self.safe_private,
             self.unknown_public, self.keep_reference_sequences, self.sanitize, self.strict_table,
         )
+
+
+@cache
+def _rows_by_tag(strict: bool) -> Mapping[int, TableRow | BeyondRow]:
+    """The concrete rows by tag: Table E.1-1's win over the beyond-table list's, which strict omits."""
+    rows: dict[int, TableRow | BeyondRow] = {}
+    if not strict:
+        rows.update((row.tag, row) for row in beyond_rows())
+    for row in table_rows():
+        tag = _concrete_tag(row.tag)
+        if tag is not None:
+            rows[tag] = row
+    return rows
 
 
 @cache

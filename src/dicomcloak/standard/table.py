@@ -120,8 +120,12 @@ def _read_data(name: str) -> str:
     return resources.files("dicomcloak.standard").joinpath("data", name).read_text("utf-8")
 
 
+#: (option, column) in table order: iterating the Enum itself costs a generator step per member, per row.
+_OPTION_COLUMNS = tuple((opt, opt.column) for opt in Option)
+
+
 def _parse_row(raw: Mapping[str, str]) -> TableRow:
-    options = {opt: Action(raw[opt.column]) for opt in Option if raw[opt.column]}
+    options = {opt: Action(raw[column]) for opt, column in _OPTION_COLUMNS if raw[column]}
     in_iod = {"Y": True, "N": False}.get(raw["in_std_comp_iod"])
     return TableRow(
         tag=raw["tag"],
