@@ -26,13 +26,24 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import TYPE_CHECKING
 
-from dicomcloak.pixels.model import PixelResult
 from dicomcloak.pixels.report.files import write_report
-from dicomcloak.pixels.report.items import ReportItem, Section
-from dicomcloak.pixels.report.views import ItemView, item_view, summarise, summarise_counts
 
 if TYPE_CHECKING:
     from jinja2 import Environment
+
+    from dicomcloak.pixels.model import PixelResult
+    from dicomcloak.pixels.report.items import ReportItem, Section
+    from dicomcloak.pixels.report.views import ItemView
+
+
+def __getattr__(name: str) -> object:
+    """``ReportItem`` and ``Section``, imported on first use: they need NumPy, which a run whose report
+    has no image card (``deid --pixels off``) never imports (docs/architecture.md, "The header-only path")."""
+    if name in ("ReportItem", "Section"):
+        from dicomcloak.pixels.report import items
+
+        return getattr(items, name)
+    raise AttributeError(name)
 
 __all__ = [
     "BANNER", "TEMPLATE", "ReportItem", "Section", "context", "environment", "render", "render_cards",
@@ -92,6 +103,9 @@ def context(
     Thumbnails are made here; no value holds OCR text (see
     :mod:`dicomcloak.pixels.report.views`).
     """
+    from dicomcloak.pixels.report.items import Section
+    from dicomcloak.pixels.report.views import item_view, summarise
+
     extra = [part if isinstance(part, Section) else Section(*part) for part in sections]
     return {
         "title": title,
@@ -117,6 +131,8 @@ def render_cards(
     sends the cards of a capped number of images with text, and every
     instance is counted by status (``statuses``) and quarantine reason.
     """
+    from dicomcloak.pixels.report.views import summarise_counts
+
     values = {
         "title": title,
         "banner": BANNER,

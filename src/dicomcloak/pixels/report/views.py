@@ -10,10 +10,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dicomcloak.pixels.model import PixelResult, PixelStatus, Region
-from dicomcloak.pixels.report.items import ReportItem
-from dicomcloak.pixels.report.thumbs import Thumb, scale_rect, thumbnail
+
+if TYPE_CHECKING:  # thumbnails need NumPy and Pillow: imported when a card is made, not for the counts
+    from dicomcloak.pixels.report.items import ReportItem
+    from dicomcloak.pixels.report.thumbs import Thumb
 
 __all__ = [
     "BoxView", "ItemView", "Summary", "colour", "frame_list", "item_view", "summarise", "summarise_counts",
@@ -67,6 +70,8 @@ class Summary:
 
 def item_view(item: ReportItem) -> ItemView:
     """The template's view of ``item``: thumbnails made, boxes scaled and classified."""
+    from dicomcloak.pixels.report.thumbs import thumbnail
+
     before = thumbnail(item.before)
     after = None if item.after is None else thumbnail(item.after)
     result = item.result
@@ -85,6 +90,8 @@ def colour(region: Region) -> str:
 
 
 def _box(number: int, region: Region, thumb: Thumb) -> BoxView:
+    from dicomcloak.pixels.report.thumbs import scale_rect
+
     rect = region.box.rect
     return BoxView(
         number, colour(region), region.redacted, region.verdict.kind, region.verdict.rule,
