@@ -58,6 +58,9 @@ CLEANED_KINDS = frozenset({"person-name", "name-part", "id", "text", "date"})
 _UNION_IN_CLEANED = frozenset({"person-name", "id"})
 _CLEANABLE_VRS = frozenset({"LO", "LT", "PN", "SH", "ST", "UC", "UT"})
 _ENCRYPTED_CONTENT = 0x04000520  # PS3.15 E.1.2: CMS EnvelopedData, ciphertext
+#: A DICOMDIR record's type: an enumerated term (PS3.3 F.5, PATIENT, STUDY, SERIES, RT STRUCTURE ...), the
+#: structure of the media directory, which equals an original's free text (an ROI named PATIENT) by chance.
+_DIRECTORY_RECORD_TYPE = 0x00041430
 _UNPARSED: TagPath = ()
 
 
@@ -86,8 +89,9 @@ class Scope:
 
 
 def never_searched(leaf: Leaf) -> bool:
-    """Binary numbers, pixel data and ciphertext: no value of a person can be read there."""
-    return leaf.vr in BINARY_NUMBERS or leaf.tag in PIXEL_TAGS or leaf.tag == _ENCRYPTED_CONTENT
+    """Binary numbers, pixel data, ciphertext and a DICOMDIR's record types: no value of a person there."""
+    return (leaf.vr in BINARY_NUMBERS or leaf.tag in PIXEL_TAGS
+            or leaf.tag in (_ENCRYPTED_CONTENT, _DIRECTORY_RECORD_TYPE))
 
 
 def scope_of(leaf: Leaf, unchanged: bool, policy: Policy) -> str:
