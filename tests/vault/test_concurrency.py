@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
-from typing import Any
+import time
+from pathlib import Path
 
 from dicomcloak.keys import Keyring, ProjectKey
 from dicomcloak.vault import Vault, VaultRecord
@@ -40,30 +43,42 @@ def test_two_vault_objects_seal_the_same_new_studies(db_url: str) -> None:
         vault.close()
 
 
-def test_many_processes_opening_a_new_vault_at_once_all_succeed(db_url: str) -> None:
+#: One process opening the vault: imports first, says it is ready, waits for the start file, then opens.
+_OPENER = """
+import os, sys, time
+from dicomcloak.keys import Keyring, ProjectKey
+from dicomcloak.vault import Vault
+url, secret, ready, go = sys.argv[1], bytes.fromhex(sys.argv[2]), sys.argv[3], sys.argv[4]
+key = ProjectKey(secret)
+open(ready, "w").close()
+while not os.path.exists(go):
+    time.sleep(0.001)
+try:
+    with Vault.open(url, Keyring.from_project_key(key)):
+        print(key.key_id)
+except Exception as error:
+    print(type(error).__name__, getattr(error, "reference", ""))
+"""
+
+
+def test_many_processes_opening_a_new_vault_at_once_all_succeed(db_url: str, tmp_path: Path) -> None:
     """Dask workers and gateway routes open one new vault together: creating its tables must not race
     (PostgreSQL's CREATE TABLE fails with 23505 on a concurrent one; vault/store.py ``_prepare``)."""
-    import multiprocessing
-
     key = ProjectKey.generate()
-    context = multiprocessing.get_context("spawn")  # separate processes, separate connections
-    start = context.Barrier(6)
-    answers = context.Queue()
-    workers = [context.Process(target=_open_and_report, args=(db_url, key.secret, start, answers))
-               for _ in range(6)]
-    for worker in workers:
-        worker.start()
-    results = [answers.get(timeout=120) for _ in workers]
-    for worker in workers:
-        worker.join(timeout=60)
-    assert results == [key.key_id] * 6
-
-
-def _open_and_report(url: str, secret: bytes, start: Any, answers: Any) -> None:
-    key = ProjectKey(secret)
-    start.wait()  # every process imported and ready: they open the new vault together
+    go = tmp_path / "go"
+    openers = [
+        subprocess.Popen([sys.executable, "-c", _OPENER, db_url, key.secret.hex(),
+                          str(tmp_path / f"ready{n}"),
+                          str(go)], stdout=subprocess.PIPE, text=True)
+        for n in range(6)
+    ]
     try:
-        with Vault.open(url, Keyring.from_project_key(key)):
-            answers.put(key.key_id)
-    except Exception as error:  # the failure's type and reference, sent back to the test
-        answers.put(f"{type(error).__name__}: {getattr(error, 'reference', '')}")
+        deadline = time.monotonic() + 120
+        while len(list(tmp_path.glob("ready*"))) < len(openers) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        go.touch()  # every process imported and waiting: they open the new vault together
+        answers = [opener.communicate(timeout=120)[0].strip() for opener in openers]
+    finally:
+        for opener in openers:
+            opener.kill()
+    assert answers == [key.key_id] * len(openers)
