@@ -51,8 +51,10 @@ from dicomcloak.io.layout import mirror_relpath
 
 __all__ = ["FLUSH_SECONDS", "JobRun", "Seeds", "seed_claims"]
 
-#: How often outcomes found durable are committed to the journal (and the output's file system synced).
-FLUSH_SECONDS = 1.0
+#: How often outcomes found durable are committed to the journal (and the output's file system synced):
+#: less loses less work to a crash and costs a sync each time (docs/jobs.md,
+#: DICOMCLOAK_JOURNAL_FLUSH_SECONDS).
+FLUSH_SECONDS = float(os.environ.get("DICOMCLOAK_JOURNAL_FLUSH_SECONDS", "1.0"))
 
 #: An input of an earlier run that is no longer among the inputs: it claims its instance, unreadable.
 _GONE = InputItem(Path("."), "(gone)", "(an input of an earlier run of this job, no longer given)", None,
